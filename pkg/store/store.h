@@ -1,0 +1,166 @@
+/* store.h - the versioned (MVCC) key-value store every node applies Raft
+ * entries to, with etcd v3 semantics, over a memory or a rocksdb engine. */
+#ifndef MS_STORE_STORE_H
+#define MS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/op.h"
+#include "util/arena.h"
+
+struct ms_store;
+
+enum ms_store_backend {
+    MS_BACKEND_MEMORY = 1,
+    MS_BACKEND_ROCKSDB = 2,
+};
+
+/* Parses "memory" / "rocksdb"; returns 0 or MS_EINVAL. */
+int ms_store_parse_backend(const char *name, enum ms_store_backend *out);
+const char *ms_store_backend_name(enum ms_store_backend b);
+
+/* Limits; a violating op gets MS_ETOOLARGE / MS_ETOOMANYOPS in its result. */
+#define MS_STORE_DEFAULT_MAX_KEY (32u * 1024)
+#define MS_STORE_DEFAULT_MAX_VALUE (1536u * 1024)
+#define MS_STORE_DEFAULT_MAX_TXN_OPS 128 /* etcd's --max-txn-ops */
+
+struct ms_store_options {
+    enum ms_store_backend backend;
+    const char *path;       /* rocksdb directory (created); unused by memory */
+    size_t max_key_size;    /* 0: default */
+    size_t max_value_size;  /* 0: default */
+    size_t max_txn_ops;     /* 0: default */
+};
+
+/* Opens a store. rocksdb reopens existing data (state and applied index).
+ * Returns 0 and *out, or MS_EIO / MS_ENOMEM / MS_EINVAL with errmsg filled
+ * ("rocksdb: open /x: ..."). */
+int ms_store_open(const struct ms_store_options *opts, struct ms_store **out,
+                  char *errmsg, size_t errmsg_size);
+
+/* Closes and frees. NULL is fine. */
+void ms_store_close(struct ms_store *s);
+
+/* A key-value with its metadata, as etcd's mvccpb.KeyValue. In results its
+ * bytes point into the result set's arena. */
+struct ms_kv {
+    struct ms_bytes key;
+    struct ms_bytes value;
+    int64_t create_revision;
+    int64_t mod_revision;
+    int64_t version;
+    int64_t lease;
+};
+
+/* The result of one operation. err is 0 or the per-operation failure
+ * (MS_ECOMPACTED, MS_EFUTUREREV, MS_EDUPKEY, MS_EKEYEMPTY, MS_ETOOLARGE,
+ * MS_ETOOMANYOPS, MS_ELEASE, MS_ENOTFOUND, ...); revision is the store
+ * revision after the op (etcd's response header revision). */
+struct ms_result {
+    enum ms_op_type type;
+    int err;
+    int64_t revision;
+    union {
+        struct {
+            bool has_prev;
+            struct ms_kv prev_kv;
+        } put;
+        struct {
+            int64_t deleted;
+            struct ms_kv *prev_kvs; /* only when prev_kv was asked */
+            size_t n_prev_kvs;
+        } delete_range;
+        struct {
+            struct ms_kv *kvs;
+            size_t n_kvs;
+            bool more;
+            int64_t count;
+        } range;
+        struct {
+            bool succeeded;
+            struct ms_result *responses; /* one per op of the taken branch */
+            size_t n_responses;
+        } txn;
+        struct {
+            int64_t id;
+            int64_t ttl;
+        } lease_grant;
+    } u;
+};
+
+/* Results of one apply or read: everything points into arena. */
+struct ms_results {
+    struct ms_result *r;
+    size_t n;
+    bool skipped; /* the entry was at or below the applied index */
+    struct ms_arena arena;
+};
+
+/* Frees a result set and zeroes it. */
+void ms_results_free(struct ms_results *rs);
+
+/* Applies one decoded batch as the entry at Raft index `index`: one result
+ * per op in out (which the caller zeroes and later frees). When index <=
+ * the applied index nothing is applied and out->skipped is set, so a replay
+ * never applies an entry twice. Each op that changes something advances
+ * the revision by one. Per-op failures are results, not errors: the return
+ * value is 0, or MS_EIO / MS_ENOMEM when the engine failed (the store
+ * should then be considered unusable; errmsg says why). */
+int ms_store_apply(struct ms_store *s, const struct ms_batch *b,
+                   uint64_t index, struct ms_results *out, char *errmsg,
+                   size_t errmsg_size);
+
+/* Serves a read (MS_OP_RANGE) locally, at once, into out (one result).
+ * Returns 0 (the per-op error, e.g. MS_ECOMPACTED, is in out->r[0].err) or
+ * MS_EINVAL for an op that is not a range, MS_EIO / MS_ENOMEM. */
+int ms_store_read(struct ms_store *s, const struct ms_range *r,
+                  struct ms_results *out, char *errmsg, size_t errmsg_size);
+
+/* Current state (cheap). */
+int64_t ms_store_revision(const struct ms_store *s);
+int64_t ms_store_compact_revision(const struct ms_store *s);
+uint64_t ms_store_applied_index(const struct ms_store *s);
+uint64_t ms_store_key_count(const struct ms_store *s);   /* live keys */
+uint64_t ms_store_bytes(const struct ms_store *s);        /* approx. data bytes */
+enum ms_store_backend ms_store_backend(const struct ms_store *s);
+
+/* Sets the applied index without a batch (for entries that carry no
+ * operations, e.g. barriers and configuration changes). Same skip rule. */
+int ms_store_set_applied(struct ms_store *s, uint64_t index, char *errmsg,
+                         size_t errmsg_size);
+
+/* --- snapshots (format in snapshot.h) ----------------------------------- */
+
+/* Sink and source for streaming snapshots. write returns 0 or an MS_E code;
+ * read fills up to n bytes, sets *got (0 at end of stream) and returns 0 or
+ * an MS_E code. */
+typedef int (*ms_write_fn)(void *ctx, const void *p, size_t n);
+typedef int (*ms_read_fn)(void *ctx, void *p, size_t n, size_t *got);
+
+/* Opaque sections other layers keep in a snapshot (the member table). The
+ * bytes are borrowed for save; on load they are malloc'd and owned by the
+ * caller (free(extra->members)). */
+struct ms_snapshot_extra {
+    uint8_t *members;
+    size_t members_len;
+    uint8_t codec; /* codec id the cluster proposes with (informational) */
+};
+
+/* Streams the whole state (every retained version, leases, revisions,
+ * applied index, extra) to write, ending with a checksum trailer. Returns 0,
+ * the writer's error, MS_EIO or MS_ENOMEM. */
+int ms_store_snapshot_save(struct ms_store *s, const struct ms_snapshot_extra *extra,
+                           ms_write_fn write, void *ctx, char *errmsg,
+                           size_t errmsg_size);
+
+/* Replaces the whole state with the snapshot read from read. The snapshot
+ * is verified as it is read; on MS_ECORRUPT / MS_ECHECKSUM / MS_ETRUNCATED
+ * / MS_EVERSION errmsg names the byte offset and what was wrong, and the
+ * store is left empty (never a mix of old and new state). */
+int ms_store_snapshot_load(struct ms_store *s, ms_read_fn read, void *ctx,
+                           struct ms_snapshot_extra *extra, char *errmsg,
+                           size_t errmsg_size);
+
+#endif /* MS_STORE_STORE_H */
