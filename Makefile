@@ -15,11 +15,11 @@ CC       := gcc
 endif
 
 ifeq ($(SANITIZE),1)
-B        := build/san
+B        ?= build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT      := -O1 -g
 else
-B        := build
+B        ?= build
 SANFLAGS :=
 OPT      := -O2 -g
 endif
@@ -134,7 +134,8 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_PKG) $(patsubst proto/%.proto,build/fuzz
 fuzz-run: fuzz
 	@for f in $(FUZZ_BIN); do \
 	    echo "fuzz: $$f"; mkdir -p build/fuzz/corpus/$$(basename $$f); \
-	    $$f -max_total_time=$${FUZZ_SECONDS:-20} -print_final_stats=0 build/fuzz/corpus/$$(basename $$f) fuzz/corpus/$$(basename $$f) 2>build/fuzz/$$(basename $$f).log \
+	    seeds=fuzz/corpus/$$(basename $$f); [ -d $$seeds ] || seeds=; \
+	    $$f -max_total_time=$${FUZZ_SECONDS:-20} -print_final_stats=0 build/fuzz/corpus/$$(basename $$f) $$seeds 2>build/fuzz/$$(basename $$f).log \
 	      || { tail -40 build/fuzz/$$(basename $$f).log; exit 1; }; \
 	done
 
