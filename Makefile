@@ -79,7 +79,7 @@ $(LIB): $(PKG_OBJ)
 
 # a binary links every .c in its cmd/<binary>/ directory
 .SECONDEXPANSION:
-$(BINS): $(B)/%: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard cmd/$$*/*.c)) $(LIB)
+$(BINS): $(B)/%: $$(addsuffix .o,$$(addprefix $(B)/obj/,$$(basename $$(wildcard cmd/$$*/*.c)))) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(TESTS): $(B)/test/%: $(B)/obj/test/%.o $(LIB)
