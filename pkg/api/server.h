@@ -1,0 +1,49 @@
+/* server.h - metastore-server as a library: store, state machine, Raft node,
+ * batch proposer and HTTP API on one libuv loop. */
+#ifndef MS_API_SERVER_H
+#define MS_API_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch/proposer.h"
+#include "codec/codec.h"
+#include "store/store.h"
+
+struct ms_server;
+
+#define MS_SERVER_MAX_MEMBERS 9
+
+/* Everything the flags set (see metastore-server(1)). Strings are borrowed
+ * for the life of the server. */
+struct ms_server_config {
+    const char *name;                  /* member name */
+    const char *data_dir;              /* raft log, snapshots, rocksdb */
+    const char *listen_client_url;     /* http://IP:port */
+    const char *advertise_client_url;  /* NULL: the listen URL */
+    const char *listen_peer_url;       /* http://IP:port (raft transport) */
+    const char *initial_advertise_peer_url; /* NULL: the listen URL */
+    const char *initial_cluster;       /* name=http://IP:port,... */
+    bool join_existing;                /* --initial-cluster-state existing */
+    unsigned heartbeat_ms;
+    unsigned election_ms;
+    unsigned snapshot_count;           /* entries between snapshots */
+    size_t max_request_bytes;
+    unsigned max_connections;
+    enum ms_store_backend backend;
+    enum ms_codec_id codec;
+    struct ms_batch_config batch;
+    unsigned request_timeout_ms;       /* proposals and linearizable reads */
+};
+
+/* Fills c with the defaults: a single-node cluster "default" in
+ * ./metastore.data serving clients on 127.0.0.1:2379, peers on :2380. */
+void ms_server_config_default(struct ms_server_config *c);
+
+/* Runs the server until SIGINT/SIGTERM (handled on the loop), then shuts
+ * down cleanly. Returns the process exit status: 0 after a clean stop,
+ * 1 on a startup or runtime failure (logged). */
+int ms_server_run(const struct ms_server_config *c);
+
+#endif /* MS_API_SERVER_H */

@@ -1,0 +1,70 @@
+/* fsm.h - the replicated state machine: decodes Raft entry payloads and
+ * applies them to the store, routing results to local proposals. */
+#ifndef MS_FSM_FSM_H
+#define MS_FSM_FSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+
+/* Receives the result of each applied op that this node proposed
+ * (op->node_id == node_id). r is borrowed for the call. */
+typedef void (*ms_fsm_deliver_fn)(void *data, uint64_t request_id,
+                                  const struct ms_result *r);
+
+/* Observes every applied op with its result (watchers, leases, metrics).
+ * Borrowed for the call. May be NULL. */
+typedef void (*ms_fsm_observe_fn)(void *data, const struct ms_op *op,
+                                  const struct ms_result *r);
+
+struct ms_fsm_stats {
+    uint64_t entries_applied;
+    uint64_t ops_applied;
+    uint64_t entries_skipped;  /* at or below the store's applied index */
+    uint64_t entries_rejected; /* payload failed to decode */
+    uint64_t snapshots_taken;
+    uint64_t snapshots_restored;
+};
+
+struct ms_fsm {
+    struct ms_store *store; /* borrowed; outlives the fsm */
+    uint64_t node_id;
+    ms_fsm_deliver_fn deliver;
+    void *deliver_data;
+    ms_fsm_observe_fn observe;
+    void *observe_data;
+    uint8_t codec; /* recorded in snapshots */
+    struct ms_fsm_stats stats;
+    int fatal; /* the store failed: MS_EIO / MS_ENOMEM, 0 while healthy */
+    char errmsg[256];
+};
+
+/* Initialises fsm over store (borrowed). */
+void ms_fsm_init(struct ms_fsm *fsm, struct ms_store *store, uint64_t node_id,
+                 uint8_t codec);
+
+/* Applies the command entry at index: decodes buf (borrowed), applies the
+ * batch, delivers local results. Never fails for bad content: an entry
+ * that does not decode is logged and counted, and its index recorded as
+ * applied, so every node skips it alike. Returns 0, or MS_EIO / MS_ENOMEM
+ * when the store failed (fsm->fatal is set; the node must stop). */
+int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                 size_t len);
+
+/* Records index as applied for an entry with no operations (barrier,
+ * configuration change). */
+int ms_fsm_apply_empty(struct ms_fsm *fsm, uint64_t index);
+
+/* Serialises the whole state into out (appends). Returns 0 or an MS_E
+ * code with fsm->errmsg. */
+int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out);
+
+/* Replaces the state with the snapshot in buf[0..len) (borrowed). When the
+ * store already holds this snapshot's applied index or later (a rocksdb
+ * store that survived a restart) the load is skipped: the log replay that
+ * follows skips what the store has. Returns 0 or an MS_E code with errmsg. */
+int ms_fsm_restore(struct ms_fsm *fsm, const uint8_t *buf, size_t len);
+
+#endif /* MS_FSM_FSM_H */
