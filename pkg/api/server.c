@@ -1,6 +1,14 @@
-/* server.c - metastore-server wiring (in progress). */
-#include "api/server.h"
+/* server.c - metastore-server: start store, state machine, Raft node, batch
+ * proposer and HTTP API on one loop; stop them in order on SIGINT/SIGTERM. */
+#include "api/server_priv.h"
+#include "util/error.h"
 #include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 void ms_server_config_default(struct ms_server_config *c)
 {
@@ -9,7 +17,6 @@ void ms_server_config_default(struct ms_server_config *c)
         .data_dir = "metastore.data",
         .listen_client_url = "http://127.0.0.1:2379",
         .listen_peer_url = "http://127.0.0.1:2380",
-        .initial_cluster = NULL,
         .heartbeat_ms = 100,
         .election_ms = 1000,
         .snapshot_count = 10000,
@@ -22,9 +29,443 @@ void ms_server_config_default(struct ms_server_config *c)
     ms_batch_config_default(&c->batch);
 }
 
+/* FNV-1a, 64 bit: member and cluster ids derived stably from names. */
+static uint64_t hash64(const char *s, uint64_t h)
+{
+    if (h == 0)
+        h = 14695981039346656037ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+uint64_t ms_server_member_id(const char *name)
+{
+    uint64_t id = hash64(name, 0) & 0x7fffffffffffffffull;
+    return id ? id : 1;
+}
+
+struct ms_gw_header ms_server_header(const struct ms_server *s, int64_t rev)
+{
+    struct ms_raft_status st;
+
+    ms_raft_get_status((struct ms_raft *)&s->raft, &st);
+    return (struct ms_gw_header){.cluster_id = s->cluster_id,
+                                 .member_id = s->member_id,
+                                 .revision = rev,
+                                 .raft_term = st.term};
+}
+
+/* --- glue: raft <-> fsm ------------------------------------------------ */
+
+static int fsm_apply(void *data, uint64_t index, const uint8_t *buf,
+                     size_t len, void **result)
+{
+    struct ms_server *s = data;
+    (void)result; /* results reach proposals through ms_batch_deliver */
+    return ms_fsm_apply(&s->fsm, index, buf, len);
+}
+
+static int fsm_snapshot(void *data, struct ms_buf *out)
+{
+    struct ms_server *s = data;
+    return ms_fsm_snapshot(&s->fsm, out);
+}
+
+static int fsm_restore(void *data, const uint8_t *buf, size_t len)
+{
+    struct ms_server *s = data;
+    return ms_fsm_restore(&s->fsm, buf, len);
+}
+
+static void deliver(void *data, uint64_t request_id, const struct ms_result *r)
+{
+    struct ms_server *s = data;
+    ms_batch_deliver(&s->bp, request_id, r);
+}
+
+/* --- glue: proposer -> raft -------------------------------------------- */
+
+struct propose_ctx {
+    struct ms_raft_propose_req req;
+    struct ms_batch_entry *entry;
+};
+
+static void on_raft_applied(struct ms_raft_propose_req *req, int status,
+                            void *result)
+{
+    struct propose_ctx *pc = req->data;
+    struct ms_batch_entry *e = pc->entry;
+
+    (void)result;
+    free(pc);
+    ms_batch_entry_done(e, status);
+}
+
+static int sink_propose(void *data, struct ms_batch_entry *e,
+                        struct ms_buf *payload)
+{
+    struct ms_server *s = data;
+    struct propose_ctx *pc = malloc(sizeof(*pc));
+    int rc;
+
+    if (pc == NULL)
+        return MS_ENOMEM;
+    pc->req.data = pc;
+    pc->entry = e;
+    rc = ms_raft_propose(&s->raft, &pc->req, payload, on_raft_applied);
+    if (rc != 0)
+        free(pc);
+    return rc;
+}
+
+static void on_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    struct ms_server *s = req->data;
+    ms_readindex_done(&s->ri, status);
+}
+
+static int sink_barrier(void *data, struct ms_readindex *ri)
+{
+    struct ms_server *s = data;
+    (void)ri;
+    s->barrier.data = s;
+    return ms_raft_barrier(&s->raft, &s->barrier, on_barrier);
+}
+
+/* --- startup ------------------------------------------------------------ */
+
+/* "http://127.0.0.1:2379" -> "127.0.0.1:2379" (names resolved). */
+static int url_to_addr(const char *url, char *out, size_t size,
+                       const char *flag)
+{
+    char err[MS_ERRMSG_SIZE];
+    if (ms_raft_normalize_address(url, out, size, err) != 0) {
+        ms_error("%s: %s", flag, err);
+        return MS_EINVAL;
+    }
+    return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof(tmp))
+        return MS_EINVAL;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+                return MS_EIO;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return MS_EIO;
+    return 0;
+}
+
+/* Parses --initial-cluster into servers (names hashed to ids); checks that
+ * this member is in it. addrs holds the normalised addresses. */
+static int parse_cluster(struct ms_server *s, struct ms_raft_server *servers,
+                         char addrs[][64], size_t *n)
+{
+    char list[4096];
+    char *save = NULL;
+    bool self = false;
+
+    if (snprintf(list, sizeof(list), "%s", s->cfg.initial_cluster) >=
+        (int)sizeof(list)) {
+        ms_error("--initial-cluster: too long");
+        return MS_EINVAL;
+    }
+    *n = 0;
+    for (char *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL || eq == tok) {
+            ms_error("--initial-cluster: '%s': expected name=peerURL", tok);
+            return MS_EINVAL;
+        }
+        *eq = '\0';
+        if (*n >= MS_SERVER_MAX_MEMBERS) {
+            ms_error("--initial-cluster: more than %d members",
+                     MS_SERVER_MAX_MEMBERS);
+            return MS_EINVAL;
+        }
+        if (url_to_addr(eq + 1, addrs[*n], 64, "--initial-cluster") != 0)
+            return MS_EINVAL;
+        servers[*n].id = ms_server_member_id(tok);
+        servers[*n].address = addrs[*n];
+        if (strcmp(tok, s->cfg.name) == 0) {
+            self = true;
+            if (strcmp(addrs[*n], s->peer_addr) != 0)
+                ms_warn("--initial-cluster gives %s=%s but this member "
+                        "listens for peers on %s",
+                        tok, addrs[*n], s->peer_addr);
+        }
+        for (size_t i = 0; i < *n; i++) {
+            if (servers[i].id == servers[*n].id) {
+                ms_error("--initial-cluster: member '%s' given twice", tok);
+                return MS_EINVAL;
+            }
+        }
+        (*n)++;
+    }
+    if (!self) {
+        ms_error("--initial-cluster does not contain this member ('%s')",
+                 s->cfg.name);
+        return MS_EINVAL;
+    }
+    return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signum);
+
+static int start(struct ms_server *s)
+{
+    struct ms_store_options so = {0};
+    struct ms_raft_config rc;
+    struct ms_raft_fsm fsm = {.data = s,
+                              .apply = fsm_apply,
+                              .snapshot = fsm_snapshot,
+                              .restore = fsm_restore};
+    struct ms_raft_server servers[MS_SERVER_MAX_MEMBERS];
+    char addrs[MS_SERVER_MAX_MEMBERS][64];
+    char default_cluster[256];
+    struct ms_http_server_config hc;
+    struct ms_batch_sink bsink = {.data = s, .propose = sink_propose};
+    struct ms_read_sink rsink = {.data = s, .barrier = sink_barrier};
+    char err[MS_ERRMSG_SIZE];
+    size_t n_servers = 0;
+    int r;
+
+    if (url_to_addr(s->cfg.listen_client_url, s->client_addr,
+                    sizeof(s->client_addr), "--listen-client-urls") != 0 ||
+        url_to_addr(s->cfg.listen_peer_url, s->peer_addr,
+                    sizeof(s->peer_addr), "--listen-peer-urls") != 0)
+        return MS_EINVAL;
+    if (s->cfg.initial_cluster == NULL) {
+        snprintf(default_cluster, sizeof(default_cluster), "%s=%s",
+                 s->cfg.name,
+                 s->cfg.initial_advertise_peer_url
+                     ? s->cfg.initial_advertise_peer_url
+                     : s->cfg.listen_peer_url);
+        s->cfg.initial_cluster = default_cluster;
+    }
+    s->member_id = ms_server_member_id(s->cfg.name);
+    if (parse_cluster(s, servers, addrs, &n_servers) != 0)
+        return MS_EINVAL;
+    s->cluster_id = hash64(s->cfg.initial_cluster, 0) & 0x7fffffffffffffffull;
+
+    if (mkdir_p(s->cfg.data_dir) != 0) {
+        ms_error("--data-dir %s: cannot create: %s", s->cfg.data_dir,
+                 strerror(errno));
+        return MS_EIO;
+    }
+    snprintf(s->raft_dir, sizeof(s->raft_dir), "%s/raft", s->cfg.data_dir);
+    snprintf(s->db_dir, sizeof(s->db_dir), "%s/db", s->cfg.data_dir);
+
+    so.backend = s->cfg.backend;
+    so.path = s->db_dir;
+    r = ms_store_open(&so, &s->store, err, sizeof(err));
+    if (r != 0) {
+        ms_error("store: %s", err);
+        return r;
+    }
+    ms_info("store: %s backend, revision %lld, applied index %llu",
+            ms_store_backend_name(s->cfg.backend),
+            (long long)ms_store_revision(s->store),
+            (unsigned long long)ms_store_applied_index(s->store));
+    ms_fsm_init(&s->fsm, s->store, s->member_id, (uint8_t)s->cfg.codec);
+    s->fsm.deliver = deliver;
+    s->fsm.deliver_data = s;
+
+    r = ms_batch_init(&s->bp, &s->loop, &s->cfg.batch, s->cfg.codec,
+                      s->member_id, &bsink);
+    if (r != 0) {
+        ms_error("batch proposer: %s", ms_strerror(r));
+        return r;
+    }
+    s->bp_started = true;
+    ms_readindex_init(&s->ri, &rsink);
+
+    ms_raft_config_init(&rc);
+    rc.id = s->member_id;
+    rc.address = s->peer_addr;
+    rc.data_dir = s->raft_dir;
+    rc.heartbeat_ms = s->cfg.heartbeat_ms;
+    rc.election_ms = s->cfg.election_ms;
+    rc.snapshot_threshold = s->cfg.snapshot_count;
+    rc.servers = servers;
+    rc.n_servers = n_servers;
+    rc.join = s->cfg.join_existing;
+    s->raft.data = s;
+    r = ms_raft_start(&s->raft, &s->loop, &rc, &fsm);
+    if (r != 0) {
+        ms_error("raft: %s", s->raft.errmsg);
+        return r;
+    }
+    s->raft_started = true;
+
+    ms_http_server_config_init(&hc);
+    hc.max_body_bytes = s->cfg.max_request_bytes;
+    hc.max_connections = s->cfg.max_connections;
+    hc.on_error = ms_api_on_http_error;
+    r = ms_http_server_init(&s->http, &s->loop, &hc, ms_api_on_request);
+    if (r != 0) {
+        ms_error("http: %s", s->http.errmsg);
+        return r;
+    }
+    s->http.data = s;
+    s->http_started = true;
+    r = ms_http_server_listen(&s->http, s->client_addr);
+    if (r != 0) {
+        ms_error("http: listen %s: %s", s->client_addr, s->http.errmsg);
+        return r;
+    }
+    ms_info("member %s (id %llx) serving clients on http://%s, peers on %s, "
+            "data in %s, codec %s, batch mode %s",
+            s->cfg.name, (unsigned long long)s->member_id, s->client_addr,
+            s->peer_addr, s->cfg.data_dir, ms_codec_name(s->cfg.codec),
+            ms_batch_mode_name(s->cfg.batch.mode));
+    return 0;
+}
+
+/* --- shutdown ------------------------------------------------------------ */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_bp_closed(struct ms_batch_proposer *bp)
+{
+    (void)bp;
+}
+
+/* Everything stopped: close our own handles so uv_run returns. */
+static void finish(struct ms_server *s)
+{
+    if (!s->raft_closed || !s->http_closed)
+        return;
+    if (s->bp_started) {
+        s->bp_started = false;
+        ms_batch_close(&s->bp, on_bp_closed);
+    }
+    if (!uv_is_closing((uv_handle_t *)&s->sigint)) {
+        uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
+        uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
+        uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
+    }
+}
+
+static void on_raft_closed(struct ms_raft *node)
+{
+    struct ms_server *s = node->data;
+    s->raft_closed = true;
+    ms_info("raft: closed");
+    finish(s);
+}
+
+/* Stops raft: queued operations and reads fail, in-flight ones complete
+ * or fail inside ms_raft_close. */
+static void close_raft(struct ms_server *s)
+{
+    if (s->raft_closing)
+        return;
+    s->raft_closing = true;
+    if (s->bp_started)
+        ms_batch_shutdown(&s->bp, MS_ESHUTDOWN);
+    ms_readindex_shutdown(&s->ri, MS_ESHUTDOWN);
+    if (!s->raft_started || ms_raft_close(&s->raft, on_raft_closed) != 0) {
+        s->raft_closed = true;
+        finish(s);
+    }
+}
+
+static void on_http_closed(struct ms_http_server *h)
+{
+    struct ms_server *s = h->data;
+    s->http_closed = true;
+    close_raft(s);
+    finish(s);
+}
+
+static void on_shutdown_timer(uv_timer_t *t)
+{
+    struct ms_server *s = t->data;
+    ms_warn("shutdown: requests still in flight after %u ms; failing them",
+            s->cfg.request_timeout_ms);
+    close_raft(s);
+}
+
+static void stop(struct ms_server *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    uv_timer_start(&s->shutdown_timer, on_shutdown_timer,
+                   s->cfg.request_timeout_ms, 0);
+    if (s->http_started) {
+        /* stop accepting; let in-flight requests finish first */
+        ms_http_server_stop(&s->http, on_http_closed);
+    } else {
+        s->http_closed = true;
+        close_raft(s);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct ms_server *s = h->data;
+    ms_info("received %s: shutting down", signum == SIGINT ? "SIGINT"
+                                                            : "SIGTERM");
+    stop(s);
+}
+
 int ms_server_run(const struct ms_server_config *c)
 {
-    (void)c;
-    ms_error("metastore-server: not implemented yet");
-    return 1;
+    struct ms_server *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (s == NULL)
+        return 1;
+    s->cfg = *c;
+    s->started_ns = ms_now_ns();
+    for (int i = 0; i < MS_API_N; i++)
+        ms_histogram_init(&s->api[i].latency, ms_latency_bounds,
+                          ms_latency_n_bounds);
+    uv_loop_init(&s->loop);
+    uv_signal_init(&s->loop, &s->sigint);
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_timer_init(&s->loop, &s->shutdown_timer);
+    s->sigint.data = s->sigterm.data = s->shutdown_timer.data = s;
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+
+    rc = start(s);
+    if (rc != 0) {
+        s->exit_status = 1;
+        stop(s);
+    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    if (s->fsm.fatal) {
+        ms_error("state machine failed: %s", s->fsm.errmsg);
+        s->exit_status = 1;
+    }
+    rc = uv_loop_close(&s->loop);
+    if (rc != 0)
+        ms_warn("loop: %s", uv_strerror(rc));
+    ms_store_close(s->store);
+    rc = s->exit_status;
+    if (rc == 0)
+        ms_info("stopped");
+    free(s);
+    return rc;
 }

@@ -1,0 +1,294 @@
+/* main.c - metastore-server: parse flags, run the server. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/server.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define METASTORE_VERSION "0.1.0"
+
+static const char usage[] =
+    "usage: metastore-server [options]\n"
+    "\n"
+    "A Raft-replicated key-value store serving etcd's v3 JSON gateway API\n"
+    "and a REST API. With no options: a single-node cluster in\n"
+    "./metastore.data, clients on 127.0.0.1:2379, peers on 127.0.0.1:2380.\n"
+    "\n"
+    "member:\n"
+    "  --name NAME                       member name (default \"default\")\n"
+    "  --data-dir DIR                    data directory (./metastore.data)\n"
+    "  --listen-client-urls URL          client URL (http://127.0.0.1:2379)\n"
+    "  --advertise-client-urls URL       client URL told to others (listen URL)\n"
+    "  --listen-peer-urls URL            peer URL (http://127.0.0.1:2380)\n"
+    "  --initial-advertise-peer-urls URL peer URL told to others (listen URL)\n"
+    "  --initial-cluster LIST            name=peerURL,... (NAME=peer URL)\n"
+    "  --initial-cluster-state STATE     new (bootstrap) or existing (join)\n"
+    "raft:\n"
+    "  --heartbeat-interval MS           heartbeat interval (100)\n"
+    "  --election-timeout MS             election timeout (1000)\n"
+    "  --snapshot-count N                entries between snapshots (10000)\n"
+    "storage and encoding:\n"
+    "  --storage memory|rocksdb          state machine backend (memory)\n"
+    "  --codec protobuf|json             entry encoding (protobuf)\n"
+    "batching:\n"
+    "  --batch-mode off|fixed|adaptive   batch proposer mode (adaptive)\n"
+    "  --batch-max-ops N                 ops per entry (256)\n"
+    "  --batch-max-bytes N               bytes per entry (1048576)\n"
+    "  --batch-max-delay US              fixed mode: flush delay, us (1000)\n"
+    "  --batch-max-inflight N            adaptive: entries in flight (4)\n"
+    "limits:\n"
+    "  --max-request-bytes N             request body limit (1572864)\n"
+    "  --max-connections N               client connections (1024)\n"
+    "  --request-timeout MS              proposal/read timeout (5000)\n"
+    "other:\n"
+    "  --log-level debug|info|warn|error (info)\n"
+    "  --version                         print the version and exit\n"
+    "  -h, --help                        print this help and exit\n"
+    "\n"
+    "Exit status: 0 after SIGINT/SIGTERM, 1 on a runtime failure, 2 on a\n"
+    "usage error. See metastore-server(1).\n";
+
+enum {
+    OPT_NAME = 256,
+    OPT_DATA_DIR,
+    OPT_LISTEN_CLIENT,
+    OPT_ADVERTISE_CLIENT,
+    OPT_LISTEN_PEER,
+    OPT_ADVERTISE_PEER,
+    OPT_INITIAL_CLUSTER,
+    OPT_INITIAL_STATE,
+    OPT_HEARTBEAT,
+    OPT_ELECTION,
+    OPT_SNAPSHOT_COUNT,
+    OPT_STORAGE,
+    OPT_CODEC,
+    OPT_BATCH_MODE,
+    OPT_BATCH_MAX_OPS,
+    OPT_BATCH_MAX_BYTES,
+    OPT_BATCH_MAX_DELAY,
+    OPT_BATCH_MAX_INFLIGHT,
+    OPT_MAX_REQUEST_BYTES,
+    OPT_MAX_CONNECTIONS,
+    OPT_REQUEST_TIMEOUT,
+    OPT_LOG_LEVEL,
+    OPT_VERSION,
+};
+
+static const struct option options[] = {
+    {"name", required_argument, NULL, OPT_NAME},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"listen-client-urls", required_argument, NULL, OPT_LISTEN_CLIENT},
+    {"advertise-client-urls", required_argument, NULL, OPT_ADVERTISE_CLIENT},
+    {"listen-peer-urls", required_argument, NULL, OPT_LISTEN_PEER},
+    {"initial-advertise-peer-urls", required_argument, NULL,
+     OPT_ADVERTISE_PEER},
+    {"initial-cluster", required_argument, NULL, OPT_INITIAL_CLUSTER},
+    {"initial-cluster-state", required_argument, NULL, OPT_INITIAL_STATE},
+    {"heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT},
+    {"election-timeout", required_argument, NULL, OPT_ELECTION},
+    {"snapshot-count", required_argument, NULL, OPT_SNAPSHOT_COUNT},
+    {"storage", required_argument, NULL, OPT_STORAGE},
+    {"codec", required_argument, NULL, OPT_CODEC},
+    {"batch-mode", required_argument, NULL, OPT_BATCH_MODE},
+    {"batch-max-ops", required_argument, NULL, OPT_BATCH_MAX_OPS},
+    {"batch-max-bytes", required_argument, NULL, OPT_BATCH_MAX_BYTES},
+    {"batch-max-delay", required_argument, NULL, OPT_BATCH_MAX_DELAY},
+    {"batch-max-inflight", required_argument, NULL, OPT_BATCH_MAX_INFLIGHT},
+    {"max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST_BYTES},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "metastore-server: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nRun 'metastore-server --help' for usage.\n");
+    return 2;
+}
+
+/* Parses an unsigned decimal in [min, max]; returns 0 or -1. */
+static int parse_num(const char *s, unsigned long long min,
+                     unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct ms_server_config c;
+    enum ms_log_level level;
+    unsigned long long v;
+    char errmsg[256];
+    int opt;
+
+    ms_server_config_default(&c);
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_NAME:
+            c.name = optarg;
+            break;
+        case OPT_DATA_DIR:
+            c.data_dir = optarg;
+            break;
+        case OPT_LISTEN_CLIENT:
+            c.listen_client_url = optarg;
+            break;
+        case OPT_ADVERTISE_CLIENT:
+            c.advertise_client_url = optarg;
+            break;
+        case OPT_LISTEN_PEER:
+            c.listen_peer_url = optarg;
+            break;
+        case OPT_ADVERTISE_PEER:
+            c.initial_advertise_peer_url = optarg;
+            break;
+        case OPT_INITIAL_CLUSTER:
+            c.initial_cluster = optarg;
+            break;
+        case OPT_INITIAL_STATE:
+            if (strcmp(optarg, "new") == 0)
+                c.join_existing = false;
+            else if (strcmp(optarg, "existing") == 0)
+                c.join_existing = true;
+            else
+                return bad_usage("--initial-cluster-state: '%s': expected "
+                                 "new or existing",
+                                 optarg);
+            break;
+        case OPT_HEARTBEAT:
+            if (parse_num(optarg, 1, 60000, &v) != 0)
+                return bad_usage("--heartbeat-interval: '%s': expected "
+                                 "milliseconds 1..60000",
+                                 optarg);
+            c.heartbeat_ms = (unsigned)v;
+            break;
+        case OPT_ELECTION:
+            if (parse_num(optarg, 1, 600000, &v) != 0)
+                return bad_usage("--election-timeout: '%s': expected "
+                                 "milliseconds 1..600000",
+                                 optarg);
+            c.election_ms = (unsigned)v;
+            break;
+        case OPT_SNAPSHOT_COUNT:
+            if (parse_num(optarg, 1, 100000000, &v) != 0)
+                return bad_usage("--snapshot-count: '%s': expected a count "
+                                 "1..100000000",
+                                 optarg);
+            c.snapshot_count = (unsigned)v;
+            break;
+        case OPT_STORAGE:
+            if (ms_store_parse_backend(optarg, &c.backend) != 0)
+                return bad_usage("--storage: '%s': expected memory or "
+                                 "rocksdb",
+                                 optarg);
+            break;
+        case OPT_CODEC:
+            if (ms_codec_parse(optarg, &c.codec) != 0)
+                return bad_usage("--codec: '%s': expected protobuf or json",
+                                 optarg);
+            break;
+        case OPT_BATCH_MODE:
+            if (ms_batch_parse_mode(optarg, &c.batch.mode) != 0)
+                return bad_usage("--batch-mode: '%s': expected off, fixed "
+                                 "or adaptive",
+                                 optarg);
+            break;
+        case OPT_BATCH_MAX_OPS:
+            if (parse_num(optarg, 1, MS_CODEC_MAX_OPS, &v) != 0)
+                return bad_usage("--batch-max-ops: '%s': expected 1..1048576",
+                                 optarg);
+            c.batch.max_ops = (size_t)v;
+            break;
+        case OPT_BATCH_MAX_BYTES:
+            if (parse_num(optarg, 64, MS_CODEC_MAX_PAYLOAD / 2, &v) != 0)
+                return bad_usage("--batch-max-bytes: '%s': expected "
+                                 "64..33554432",
+                                 optarg);
+            c.batch.max_bytes = (size_t)v;
+            break;
+        case OPT_BATCH_MAX_DELAY:
+            if (parse_num(optarg, 0, 1000000, &v) != 0)
+                return bad_usage("--batch-max-delay: '%s': expected "
+                                 "microseconds 0..1000000",
+                                 optarg);
+            c.batch.max_delay_us = v;
+            break;
+        case OPT_BATCH_MAX_INFLIGHT:
+            if (parse_num(optarg, 1, 1024, &v) != 0)
+                return bad_usage("--batch-max-inflight: '%s': expected "
+                                 "1..1024",
+                                 optarg);
+            c.batch.max_inflight = (unsigned)v;
+            break;
+        case OPT_MAX_REQUEST_BYTES:
+            if (parse_num(optarg, 256, 64u << 20, &v) != 0)
+                return bad_usage("--max-request-bytes: '%s': expected "
+                                 "256..67108864",
+                                 optarg);
+            c.max_request_bytes = (size_t)v;
+            break;
+        case OPT_MAX_CONNECTIONS:
+            if (parse_num(optarg, 1, 1000000, &v) != 0)
+                return bad_usage("--max-connections: '%s': expected "
+                                 "1..1000000",
+                                 optarg);
+            c.max_connections = (unsigned)v;
+            break;
+        case OPT_REQUEST_TIMEOUT:
+            if (parse_num(optarg, 1, 3600000, &v) != 0)
+                return bad_usage("--request-timeout: '%s': expected "
+                                 "milliseconds 1..3600000",
+                                 optarg);
+            c.request_timeout_ms = (unsigned)v;
+            break;
+        case OPT_LOG_LEVEL:
+            if (ms_log_parse_level(optarg, &level) != 0)
+                return bad_usage("--log-level: '%s': expected debug, info, "
+                                 "warn or error",
+                                 optarg);
+            ms_log_set_level(level);
+            break;
+        case OPT_VERSION:
+            printf("metastore-server %s\n", METASTORE_VERSION);
+            return 0;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Run 'metastore-server --help' for usage.\n");
+            return 2;
+        }
+    }
+    if (optind < argc)
+        return bad_usage("unexpected argument '%s'", argv[optind]);
+    if (c.election_ms < 2 * c.heartbeat_ms) {
+        fprintf(stderr, "metastore-server: --election-timeout (%u) must be at "
+                        "least twice --heartbeat-interval (%u)\n",
+                c.election_ms, c.heartbeat_ms);
+        return 2;
+    }
+    if (ms_batch_config_check(&c.batch, errmsg, sizeof(errmsg)) != 0) {
+        fprintf(stderr, "metastore-server: %s\n", errmsg);
+        return 2;
+    }
+    return ms_server_run(&c);
+}

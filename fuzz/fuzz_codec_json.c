@@ -1,0 +1,13 @@
+/* fuzz_codec_json.c - libFuzzer target: arbitrary bytes as a JSON codec
+ * payload (the entry header is prepended). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fuzz_codec.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_codec(data, size, MS_CODEC_JSON);
+}

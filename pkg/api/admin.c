@@ -1,0 +1,397 @@
+/* admin.c - operations endpoints: /health, /metrics, /admin/snapshot,
+ * /admin/batch, /v3/maintenance/status, /v3/cluster/member/list. */
+#include "api/server_priv.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool path_is(const struct ms_http_request *req, const char *p)
+{
+    return req->path_len == strlen(p) &&
+           memcmp(req->path, p, req->path_len) == 0;
+}
+
+static void method_not_allowed(struct ms_call *c)
+{
+    ms_call_respond(c, 405, "text/plain; charset=utf-8",
+                    "Method Not Allowed\n", 19);
+}
+
+/* --- /health: a leader, and an apply loop that serves a barrier --------- */
+
+static void on_health_read(struct ms_read_waiter *w, int status)
+{
+    struct ms_call *c = w->data;
+    char body[160];
+    int n;
+
+    if (status == 0 && !c->srv->fsm.fatal) {
+        ms_call_respond(c, 200, "application/json", "{\"health\":\"true\"}\n",
+                        18);
+        return;
+    }
+    n = snprintf(body, sizeof(body),
+                 "{\"health\":\"false\",\"reason\":\"%s\"}\n",
+                 c->srv->fsm.fatal ? "state machine failed"
+                                   : ms_strerror(status));
+    ms_call_respond(c, 503, "application/json", body, (size_t)n);
+}
+
+static void health(struct ms_call *c)
+{
+    struct ms_raft_status st;
+
+    c->kind = MS_API_HEALTH;
+    ms_raft_get_status(&c->srv->raft, &st);
+    if (st.leader_id == 0 || c->srv->fsm.fatal) {
+        on_health_read(&(struct ms_read_waiter){.data = c},
+                       c->srv->fsm.fatal ? MS_EIO : MS_ENOLEADER);
+        return;
+    }
+    c->rw.data = c;
+    c->rw.cb = on_health_read;
+    ms_readindex_wait(&c->srv->ri, &c->rw);
+}
+
+/* --- /metrics ------------------------------------------------------------- */
+
+static const char *api_names[MS_API_N] = {
+    [MS_API_V3_PUT] = "v3_put",
+    [MS_API_V3_RANGE] = "v3_range",
+    [MS_API_V3_DELETE_RANGE] = "v3_deleterange",
+    [MS_API_V3_TXN] = "v3_txn",
+    [MS_API_V3_COMPACTION] = "v3_compaction",
+    [MS_API_V3_LEASE] = "v3_lease",
+    [MS_API_V3_MAINTENANCE] = "v3_maintenance",
+    [MS_API_V3_CLUSTER] = "v3_cluster",
+    [MS_API_REST_GET] = "rest_get",
+    [MS_API_REST_PUT] = "rest_put",
+    [MS_API_REST_DELETE] = "rest_delete",
+    [MS_API_REST_LIST] = "rest_list",
+    [MS_API_HEALTH] = "health",
+    [MS_API_METRICS] = "metrics",
+    [MS_API_ADMIN] = "admin",
+    [MS_API_OTHER] = "other",
+};
+
+static void metrics(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    struct ms_raft_status st;
+    struct ms_buf b = MS_BUF_INIT;
+    char labels[64];
+
+    c->kind = MS_API_METRICS;
+    ms_raft_get_status(&s->raft, &st);
+    ms_buf_puts(&b, "# HELP metastore_http_requests_total Requests answered, "
+                    "by API and status class.\n"
+                    "# TYPE metastore_http_requests_total counter\n");
+    for (int i = 0; i < MS_API_N; i++) {
+        for (int k = 1; k <= 5; k++) {
+            if (s->api[i].by_class[k] == 0)
+                continue;
+            ms_buf_printf(&b,
+                          "metastore_http_requests_total{api=\"%s\","
+                          "code=\"%dxx\"} %llu\n",
+                          api_names[i], k,
+                          (unsigned long long)s->api[i].by_class[k]);
+        }
+    }
+    for (int i = 0; i < MS_API_N; i++) {
+        if (s->api[i].latency.count == 0)
+            continue;
+        snprintf(labels, sizeof(labels), "api=\"%s\"", api_names[i]);
+        ms_metrics_histogram(&b, "metastore_http_request_duration_seconds",
+                             i == 0 ? "Request latency, by API." : NULL,
+                             labels, &s->api[i].latency);
+    }
+    ms_metrics_gauge(&b, "metastore_raft_term", "Current Raft term.",
+                     (double)st.term);
+    ms_metrics_gauge(&b, "metastore_raft_is_leader",
+                     "1 when this member is the leader.",
+                     st.state == MS_RAFT_LEADER ? 1 : 0);
+    ms_metrics_gauge(&b, "metastore_raft_commit_index", "Raft commit index.",
+                     (double)st.commit_index);
+    ms_metrics_gauge(&b, "metastore_raft_applied_index",
+                     "Raft applied index.", (double)st.last_applied);
+    ms_metrics_gauge(&b, "metastore_raft_last_index",
+                     "Last index in the local log.", (double)st.last_index);
+    ms_metrics_counter(&b, "metastore_fsm_entries_applied_total",
+                       "Entries applied to the store.",
+                       (double)s->fsm.stats.entries_applied);
+    ms_metrics_counter(&b, "metastore_fsm_ops_applied_total",
+                       "Operations applied to the store.",
+                       (double)s->fsm.stats.ops_applied);
+    ms_metrics_counter(&b, "metastore_fsm_entries_rejected_total",
+                       "Entries whose payload did not decode.",
+                       (double)s->fsm.stats.entries_rejected);
+    ms_metrics_counter(&b, "metastore_snapshots_taken_total",
+                       "Snapshots taken.",
+                       (double)s->fsm.stats.snapshots_taken);
+    ms_metrics_counter(&b, "metastore_read_barriers_total",
+                       "Raft barriers issued for linearizable reads.",
+                       (double)s->ri.barriers);
+    ms_metrics_counter(&b, "metastore_linearizable_reads_total",
+                       "Reads served after a barrier.", (double)s->ri.reads);
+    ms_batch_metrics(&s->bp, &b);
+    ms_metrics_gauge(&b, "metastore_store_revision", "Store revision.",
+                     (double)ms_store_revision(s->store));
+    ms_metrics_gauge(&b, "metastore_store_keys", "Live keys in the store.",
+                     (double)ms_store_key_count(s->store));
+    ms_metrics_gauge(&b, "metastore_store_bytes",
+                     "Approximate bytes of data in the store.",
+                     (double)ms_store_bytes(s->store));
+    ms_metrics_gauge(&b, "metastore_http_connections",
+                     "Open client connections.",
+                     (double)ms_http_server_connections(&s->http));
+    ms_call_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
+    ms_buf_free(&b);
+}
+
+/* --- /admin/snapshot -------------------------------------------------------- */
+
+static void snapshot(struct ms_call *c)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    int rc;
+
+    if (strcmp(c->req->method, "GET") != 0) {
+        method_not_allowed(c);
+        return;
+    }
+    rc = ms_fsm_snapshot(&c->srv->fsm, &b);
+    if (rc != 0) {
+        ms_buf_free(&b);
+        ms_call_fail(c, rc, c->srv->fsm.errmsg);
+        return;
+    }
+    ms_http_response_header(c->req, "Content-Disposition",
+                            "attachment; filename=\"metastore.snap\"");
+    ms_call_respond(c, 200, "application/octet-stream", b.data, b.len);
+    ms_buf_free(&b);
+}
+
+/* --- /admin/batch ------------------------------------------------------------ */
+
+static void batch_json(const struct ms_batch_config *cfg, struct ms_buf *b)
+{
+    ms_buf_printf(b,
+                  "{\"mode\":\"%s\",\"max_ops\":%zu,\"max_bytes\":%zu,"
+                  "\"max_delay_us\":%llu,\"max_inflight\":%u}\n",
+                  ms_batch_mode_name(cfg->mode), cfg->max_ops,
+                  cfg->max_bytes, (unsigned long long)cfg->max_delay_us,
+                  cfg->max_inflight);
+}
+
+/* Reads a non-negative integer field of o into *out if present. */
+static int json_uint(const cJSON *o, const char *name, unsigned long long max,
+                     unsigned long long *out, char *err, size_t errsz)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (v == NULL)
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
+        v->valuedouble > (double)max ||
+        v->valuedouble != (double)(unsigned long long)v->valuedouble)
+        return ms_seterr(err, errsz, MS_EINVAL,
+                         "%s: expected an integer 0..%llu", name, max);
+    *out = (unsigned long long)v->valuedouble;
+    return 0;
+}
+
+static void batch(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    struct ms_batch_config cfg = s->bp.cfg;
+    struct ms_buf b = MS_BUF_INIT;
+    struct ms_gw_error e;
+    char err[MS_ERRMSG_SIZE] = "";
+    unsigned long long v;
+    cJSON *o;
+    int rc = 0;
+
+    if (strcmp(c->req->method, "PUT") == 0 ||
+        strcmp(c->req->method, "POST") == 0) {
+        o = cJSON_ParseWithLength((const char *)c->req->body,
+                                  c->req->body_len);
+        if (o == NULL || !cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT,
+                            "body: expected a JSON object");
+            ms_call_error(c, &e);
+            return;
+        }
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mode");
+        if (m != NULL && (!cJSON_IsString(m) ||
+                          ms_batch_parse_mode(m->valuestring, &cfg.mode) != 0))
+            rc = ms_seterr(err, sizeof(err), MS_EINVAL,
+                           "mode: expected \"off\", \"fixed\" or "
+                           "\"adaptive\"");
+        if (rc == 0 && (v = cfg.max_ops,
+                        rc = json_uint(o, "max_ops", MS_CODEC_MAX_OPS, &v, err,
+                                       sizeof(err))) == 0)
+            cfg.max_ops = v;
+        if (rc == 0 && (v = cfg.max_bytes,
+                        rc = json_uint(o, "max_bytes", MS_CODEC_MAX_PAYLOAD,
+                                       &v, err, sizeof(err))) == 0)
+            cfg.max_bytes = v;
+        if (rc == 0 && (v = cfg.max_delay_us,
+                        rc = json_uint(o, "max_delay_us", 1000000, &v, err,
+                                       sizeof(err))) == 0)
+            cfg.max_delay_us = v;
+        if (rc == 0 && (v = cfg.max_inflight,
+                        rc = json_uint(o, "max_inflight", 1024, &v, err,
+                                       sizeof(err))) == 0)
+            cfg.max_inflight = (unsigned)v;
+        cJSON_Delete(o);
+        if (rc == 0)
+            rc = ms_batch_set_config(&s->bp, &cfg, err, sizeof(err));
+        if (rc != 0) {
+            ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT, "%s", err);
+            ms_call_error(c, &e);
+            return;
+        }
+        ms_info("batch: mode %s, max ops %zu, max bytes %zu, max delay %llu "
+                "us, max inflight %u",
+                ms_batch_mode_name(cfg.mode), cfg.max_ops, cfg.max_bytes,
+                (unsigned long long)cfg.max_delay_us, cfg.max_inflight);
+    } else if (strcmp(c->req->method, "GET") != 0) {
+        method_not_allowed(c);
+        return;
+    }
+    batch_json(&s->bp.cfg, &b);
+    ms_call_respond(c, 200, "application/json", b.data, b.len);
+    ms_buf_free(&b);
+}
+
+/* --- /v3/maintenance/status and /v3/cluster/member/list -------------------- */
+
+static void status(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    struct ms_raft_status st;
+    struct ms_gw_status gs = {0};
+    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
+    struct ms_buf b = MS_BUF_INIT;
+
+    c->kind = MS_API_V3_MAINTENANCE;
+    ms_raft_get_status(&s->raft, &st);
+    gs.version = "3.4.0-metastore";
+    gs.db_size = (int64_t)ms_store_bytes(s->store);
+    gs.db_size_in_use = gs.db_size;
+    gs.leader = st.leader_id;
+    gs.raft_index = st.commit_index;
+    gs.raft_term = st.term;
+    gs.raft_applied_index = st.last_applied;
+    ms_gw_write_status(&b, &hdr, &gs);
+    ms_call_respond(c, 200, "application/json", b.data, b.len);
+    ms_buf_free(&b);
+}
+
+static void member_list(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    struct ms_raft_member *rm = NULL;
+    size_t n = 0;
+    struct ms_gw_member *gm;
+    struct ms_gw_header hdr = ms_server_header(s, 0);
+    struct ms_buf b = MS_BUF_INIT;
+    const char *self_peer = s->cfg.initial_advertise_peer_url
+                                ? s->cfg.initial_advertise_peer_url
+                                : s->cfg.listen_peer_url;
+    const char *self_client = s->cfg.advertise_client_url
+                                  ? s->cfg.advertise_client_url
+                                  : s->cfg.listen_client_url;
+    char(*urls)[80];
+    const char **peer;
+
+    c->kind = MS_API_V3_CLUSTER;
+    if (ms_raft_members(&s->raft, &rm, &n) != 0) {
+        ms_call_fail(c, MS_ENOLEADER, NULL);
+        return;
+    }
+    gm = calloc(n ? n : 1, sizeof(*gm));
+    urls = calloc(n ? n : 1, sizeof(*urls));
+    peer = calloc(n ? n : 1, sizeof(*peer));
+    if (gm == NULL || urls == NULL || peer == NULL) {
+        free(gm);
+        free(urls);
+        free(peer);
+        free(rm);
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        gm[i].id = rm[i].id;
+        gm[i].is_learner = rm[i].role != MS_RAFT_VOTER;
+        if (rm[i].id == s->member_id) {
+            gm[i].name = s->cfg.name;
+            gm[i].peer_urls = &self_peer;
+            gm[i].n_peer_urls = 1;
+            gm[i].client_urls = &self_client;
+            gm[i].n_client_urls = 1;
+        } else {
+            /* names and client URLs of other members come with the
+             * replicated member table (cluster issue) */
+            snprintf(urls[i], sizeof(urls[i]), "http://%s", rm[i].address);
+            peer[i] = urls[i];
+            gm[i].peer_urls = &peer[i];
+            gm[i].n_peer_urls = 1;
+        }
+    }
+    ms_gw_write_member_list(&b, &hdr, gm, n);
+    free(gm);
+    free(urls);
+    free(peer);
+    free(rm);
+    ms_call_respond(c, 200, "application/json", b.data, b.len);
+    ms_buf_free(&b);
+}
+
+void ms_admin_handle(struct ms_call *c)
+{
+    struct ms_http_request *req = c->req;
+    const char *m = req->method;
+
+    c->kind = MS_API_ADMIN;
+    if (path_is(req, "/health")) {
+        if (strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0)
+            method_not_allowed(c);
+        else
+            health(c);
+    } else if (path_is(req, "/metrics")) {
+        if (strcmp(m, "GET") != 0)
+            method_not_allowed(c);
+        else
+            metrics(c);
+    } else if (path_is(req, "/admin/snapshot")) {
+        snapshot(c);
+    } else if (path_is(req, "/admin/batch")) {
+        batch(c);
+    } else if (path_is(req, "/v3/maintenance/status")) {
+        if (strcmp(m, "POST") != 0)
+            method_not_allowed(c);
+        else
+            status(c);
+    } else if (path_is(req, "/v3/cluster/member/list")) {
+        if (strcmp(m, "POST") != 0)
+            method_not_allowed(c);
+        else
+            member_list(c);
+    } else if (req->path_len > 12 &&
+               memcmp(req->path, "/v3/cluster/", 12) == 0) {
+        struct ms_gw_error e;
+        c->kind = MS_API_V3_CLUSTER;
+        ms_gw_error_set(&e, MS_GRPC_UNIMPLEMENTED,
+                        "member add/remove/promote is not implemented yet");
+        e.http_status = 501;
+        ms_call_error(c, &e);
+    } else {
+        ms_call_respond(c, 404, "text/plain; charset=utf-8",
+                        "404 page not found\n", 19);
+    }
+}

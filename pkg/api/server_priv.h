@@ -1,0 +1,112 @@
+/* server_priv.h - the server object shared by the files of pkg/api (not a
+ * public header: cmd/ sees only server.h). */
+#ifndef MS_API_SERVER_PRIV_H
+#define MS_API_SERVER_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/gateway.h"
+#include "api/server.h"
+#include "batch/proposer.h"
+#include "batch/readindex.h"
+#include "fsm/fsm.h"
+#include "http/server.h"
+#include "raft/node.h"
+#include "store/store.h"
+#include "util/arena.h"
+#include "util/metrics.h"
+
+/* The request kinds we count in /metrics. */
+enum ms_api_kind {
+    MS_API_V3_PUT,
+    MS_API_V3_RANGE,
+    MS_API_V3_DELETE_RANGE,
+    MS_API_V3_TXN,
+    MS_API_V3_COMPACTION,
+    MS_API_V3_LEASE,
+    MS_API_V3_MAINTENANCE,
+    MS_API_V3_CLUSTER,
+    MS_API_REST_GET,
+    MS_API_REST_PUT,
+    MS_API_REST_DELETE,
+    MS_API_REST_LIST,
+    MS_API_HEALTH,
+    MS_API_METRICS,
+    MS_API_ADMIN,
+    MS_API_OTHER,
+    MS_API_N
+};
+
+struct ms_api_stats {
+    uint64_t by_class[6]; /* responses by status class: [2]=2xx ... */
+    struct ms_histogram latency;
+};
+
+struct ms_server {
+    uv_loop_t loop;
+    struct ms_server_config cfg;
+    uint64_t member_id;
+    uint64_t cluster_id;
+    char client_addr[64]; /* IP:port we listen on for clients */
+    char peer_addr[64];   /* IP:port of the raft transport */
+    char raft_dir[4096];
+    char db_dir[4096];
+
+    struct ms_store *store;
+    struct ms_fsm fsm;
+    struct ms_raft raft;
+    struct ms_batch_proposer bp;
+    struct ms_readindex ri;
+    struct ms_http_server http;
+    struct ms_raft_barrier_req barrier;
+
+    uv_signal_t sigint, sigterm;
+    uv_timer_t shutdown_timer;
+    bool raft_started, bp_started, http_started;
+    bool stopping, raft_closing, raft_closed, http_closed;
+    int exit_status;
+
+    struct ms_api_stats api[MS_API_N];
+    uint64_t started_ns;
+};
+
+/* One client request in flight. Lives from on_request until its answer. */
+struct ms_call {
+    struct ms_server *srv;
+    struct ms_http_request *req;
+    enum ms_api_kind kind;
+    uint64_t start_ns;
+    struct ms_arena arena; /* the parsed operation's memory */
+    struct ms_op op;       /* the operation, for writes and reads */
+    struct ms_proposal prop;
+    struct ms_read_waiter rw;
+    /* turns a result (status 0) or an error into the answer */
+    void (*render)(struct ms_call *c, int status, const struct ms_result *r);
+    int rest; /* REST variant (see rest.c) */
+};
+
+/* router.c */
+void ms_api_on_request(struct ms_http_request *req, void *data);
+void ms_api_on_http_error(enum ms_http_error_kind kind, const char *message,
+                          struct ms_http_error_reply *reply, void *data);
+/* Answers c and frees it. body is borrowed. */
+void ms_call_respond(struct ms_call *c, int status, const char *ctype,
+                     const void *body, size_t len);
+/* Answers c with an error in the gateway shape and frees it. */
+void ms_call_error(struct ms_call *c, const struct ms_gw_error *e);
+/* Answers c with err's mapping (ms_gw_error_from_code) and frees it. */
+void ms_call_fail(struct ms_call *c, int ms_code, const char *detail);
+/* Runs c->op: writes through the proposer, ranges through the read path
+ * (serializable: at once; else after a barrier). c->render answers. */
+void ms_call_execute(struct ms_call *c);
+/* The response header for revision rev. */
+struct ms_gw_header ms_server_header(const struct ms_server *s, int64_t rev);
+
+/* v3.c, rest.c, admin.c: handlers; each answers c (now or later). */
+void ms_v3_handle(struct ms_call *c);
+void ms_rest_handle(struct ms_call *c);
+void ms_admin_handle(struct ms_call *c);
+
+#endif /* MS_API_SERVER_PRIV_H */

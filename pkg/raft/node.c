@@ -1,0 +1,982 @@
+/* node.c - start and close a Raft node, the fsm glue, proposals, state. */
+#include "raft/priv.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/log.h"
+
+/* How long ms_raft_close waits for in-flight requests at most before it
+ * closes libraft anyway (a leader without quorum steps down, failing them,
+ * within an election timeout, so this only bounds a hung disk). */
+#define CLOSE_DRAIN_MIN_MS 5000
+/* Poll interval while closing. */
+#define CLOSE_POLL_MS 5
+
+static void on_timer(uv_timer_t *timer);
+
+void ms_raft_config_init(struct ms_raft_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->pre_vote = true;
+}
+
+int ms_raft__code(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case RAFT_NOMEM:
+        return MS_ENOMEM;
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+        return MS_ENOTLEADER;
+    case RAFT_SHUTDOWN:
+        return MS_ESHUTDOWN;
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+        return MS_ENOTFOUND;
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+        return MS_EEXISTS;
+    case RAFT_BADROLE:
+    case RAFT_INVALID:
+    case RAFT_NAMETOOLONG:
+        return MS_EINVAL;
+    case RAFT_TOOBIG:
+        return MS_ETOOLARGE;
+    case RAFT_CORRUPT:
+    case RAFT_MALFORMED:
+        return MS_ECORRUPT;
+    case RAFT_CANCELED:
+        return MS_ECANCELED;
+    case RAFT_IOERR:
+    case RAFT_UNAUTHORIZED:
+        return MS_EIO;
+    case RAFT_NOSPACE:
+        return MS_ENOSPACE;
+    default:
+        return MS_ERAFT;
+    }
+}
+
+int ms_raft__fail(struct ms_raft_priv *p, int rv, const char *what)
+{
+    int code = ms_raft__code(rv);
+
+    if (p->node != NULL)
+        ms_seterr(p->node->errmsg, sizeof p->node->errmsg, code,
+                  "raft: %s: %s", what, raft_strerror(rv));
+    return code;
+}
+
+int ms_raft__usable(struct ms_raft *node)
+{
+    struct ms_raft_priv *p;
+
+    if (node == NULL || node->priv == NULL)
+        return MS_EINVAL;
+    p = node->priv;
+    if (p->closing)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ESHUTDOWN,
+                         "raft: node is shutting down");
+    if (!p->started)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: node is not started");
+    return 0;
+}
+
+/* --- entry framing ------------------------------------------------------ */
+
+int ms_raft_unframe(const uint8_t *buf, size_t len, size_t *payload_len)
+{
+    size_t pad, i;
+
+    *payload_len = 0;
+    if (buf == NULL || len == 0 || len % 8 != 0)
+        return MS_ECORRUPT;
+    pad = buf[len - 1];
+    if (pad < 1 || pad > MS_RAFT_PAD_MAX || pad > len)
+        return MS_ECORRUPT;
+    for (i = len - pad; i < len - 1; i++)
+        if (buf[i] != 0)
+            return MS_ECORRUPT;
+    *payload_len = len - pad;
+    return 0;
+}
+
+/* Writes the framing after b->len (growing the capacity if needed,
+ * leaving b->len unchanged) and returns the framed length in *framed. */
+static int frame(struct ms_buf *b, size_t *framed)
+{
+    size_t pad = MS_RAFT_PAD_MAX - b->len % MS_RAFT_PAD_MAX;
+
+    if (ms_buf_reserve(b, pad) != 0)
+        return MS_ENOMEM;
+    memset(b->data + b->len, 0, pad - 1);
+    b->data[b->len + pad - 1] = (uint8_t)pad;
+    *framed = b->len + pad;
+    return 0;
+}
+
+/* --- fsm glue ----------------------------------------------------------- */
+
+static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf,
+                     void **result)
+{
+    struct ms_raft_priv *p = rfsm->data;
+    /* libraft 0.15 applies entry last_applied + 1 and bumps last_applied
+     * only after this returns (replicationApply). */
+    uint64_t index = p->raft.last_applied + 1;
+    bool wanted;
+    void *res = NULL;
+    size_t len;
+    int rc;
+
+    *result = NULL;
+    if (p->fsm_error != 0)
+        return RAFT_IOERR; /* stay stuck rather than skip an entry */
+
+    /* Proposals are kept in index order and leave the list when their
+     * callback fires, so the entry has a local waiter iff it is first. */
+    wanted = p->raft.state == RAFT_LEADER && p->props_head != NULL &&
+             p->props_head->apply.index == index;
+
+    if (ms_raft_unframe(buf->base, buf->len, &len) != 0) {
+        /* not written by ms_raft_propose: hand it over whole, the fsm's
+         * decoder judges it */
+        ms_warn("raft: entry %llu of %zu bytes has no valid framing",
+                (unsigned long long)index, buf->len);
+        len = buf->len;
+    }
+    rc = p->fsm.apply(p->fsm.data, index, buf->base, len, &res);
+    if (rc != 0) {
+        p->fsm_error = rc;
+        ms_error("raft: applying entry %llu failed: %s; node %llu stops "
+                 "applying",
+                 (unsigned long long)index, ms_strerror(rc),
+                 (unsigned long long)p->raft.id);
+        if (res != NULL && p->fsm.release != NULL)
+            p->fsm.release(p->fsm.data, res);
+        return RAFT_IOERR;
+    }
+    if (wanted)
+        *result = res;
+    else if (res != NULL && p->fsm.release != NULL)
+        p->fsm.release(p->fsm.data, res);
+    return 0;
+}
+
+/* fsm version 2: libraft hands the buffers back to snapshot_finalize
+ * instead of freeing them itself, so they are ours from end to end. */
+static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
+                        unsigned *n_bufs)
+{
+    struct ms_raft_priv *p = rfsm->data;
+    struct ms_buf out = MS_BUF_INIT;
+    struct raft_buffer *b = NULL;
+    size_t len;
+    int rc;
+
+    rc = p->fsm.snapshot(p->fsm.data, &out);
+    if (rc == 0 && out.len == 0)
+        rc = MS_EINVAL;
+    if (rc == 0) {
+        b = malloc(sizeof *b);
+        if (b == NULL)
+            rc = MS_ENOMEM;
+    }
+    if (rc != 0) {
+        ms_buf_free(&out);
+        if (!p->snapshot_failing)
+            ms_warn("raft: snapshot at index %llu failed: %s; will retry",
+                    (unsigned long long)p->raft.last_applied,
+                    ms_strerror(rc));
+        p->snapshot_failing = true;
+        return RAFT_BUSY; /* libraft retries after the next apply */
+    }
+    b->base = ms_buf_steal(&out, &len);
+    b->len = len;
+    *bufs = b;
+    *n_bufs = 1;
+    p->snapshot_failing = false;
+    ms_info("raft: snapshot at index %llu: %zu bytes",
+            (unsigned long long)p->raft.last_applied, len);
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
+                                 struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    unsigned i;
+
+    (void)rfsm;
+    if (*bufs != NULL) {
+        for (i = 0; i < *n_bufs; i++)
+            free((*bufs)[i].base);
+        free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+/* libraft passes ownership of buf->base on success only (snapshotRestore;
+ * on failure its callers free it). */
+static int fsm_restore(struct raft_fsm *rfsm, struct raft_buffer *buf)
+{
+    struct ms_raft_priv *p = rfsm->data;
+    int rc;
+
+    rc = p->fsm.restore(p->fsm.data, buf->base, buf->len);
+    if (rc != 0) {
+        ms_error("raft: restoring a snapshot of %zu bytes failed: %s",
+                 buf->len, ms_strerror(rc));
+        return rc == MS_ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+    }
+    ms_info("raft: restored a snapshot of %zu bytes", buf->len);
+    raft_free(buf->base);
+    buf->base = NULL;
+    return 0;
+}
+
+/* --- state observation ---------------------------------------------------- */
+
+static void on_lead_barrier(struct raft_barrier *req, int status)
+{
+    struct ms_raft_priv *p = req->data;
+
+    p->lead_barrier_inflight = false;
+    if (status == 0 && p->raft.state == RAFT_LEADER &&
+        p->raft.current_term == p->lead_barrier_term)
+        p->leader_ready = true;
+}
+
+static bool leader_ready(struct ms_raft_priv *p)
+{
+    return p->leader_ready && p->raft.state == RAFT_LEADER &&
+           p->raft.current_term == p->lead_barrier_term;
+}
+
+/* Runs once per heartbeat: notices leadership changes, logs them, appends
+ * the first barrier of a new leader's term (libraft 0.15 does not append a
+ * no-op on election, so entries of earlier terms would otherwise wait for
+ * the next proposal to commit) and tells state_cb. */
+static void observe(struct ms_raft_priv *p)
+{
+    struct raft *r = &p->raft;
+    int state = raft_state(r);
+    raft_id leader = 0;
+    const char *laddr = NULL;
+    bool ready;
+    int rv;
+
+    raft_leader(r, &leader, &laddr);
+    if (state == RAFT_LEADER && !p->closing && !p->lead_barrier_inflight &&
+        p->lead_barrier_term != r->current_term && r->transfer == NULL) {
+        p->leader_ready = false;
+        p->lead_barrier.data = p;
+        rv = raft_barrier(r, &p->lead_barrier, on_lead_barrier);
+        if (rv == 0) {
+            p->lead_barrier_inflight = true;
+            p->lead_barrier_term = r->current_term;
+        } else {
+            ms_warn("raft: leader barrier: %s; will retry",
+                    raft_strerror(rv));
+        }
+    }
+    ready = leader_ready(p);
+    if (state == p->seen_state && r->current_term == p->seen_term &&
+        leader == p->seen_leader && ready == p->seen_ready)
+        return;
+
+    if (state == RAFT_LEADER && p->seen_state != RAFT_LEADER)
+        ms_info("raft: node %llu is leader (term %llu)",
+                (unsigned long long)r->id,
+                (unsigned long long)r->current_term);
+    else if (state != RAFT_LEADER && leader != p->seen_leader) {
+        if (leader != 0)
+            ms_info("raft: node %llu follows leader %llu at %s (term %llu)",
+                    (unsigned long long)r->id, (unsigned long long)leader,
+                    laddr != NULL ? laddr : "?",
+                    (unsigned long long)r->current_term);
+        else
+            ms_info("raft: node %llu has no leader (term %llu)",
+                    (unsigned long long)r->id,
+                    (unsigned long long)r->current_term);
+    }
+    if (ready && !p->seen_ready)
+        ms_debug("raft: leader %llu ready at index %llu",
+                 (unsigned long long)r->id,
+                 (unsigned long long)r->last_applied);
+    p->seen_state = state;
+    p->seen_term = r->current_term;
+    p->seen_leader = leader;
+    p->seen_ready = ready;
+    if (p->state_cb != NULL && p->node != NULL)
+        p->state_cb(p->node);
+}
+
+/* --- closing ------------------------------------------------------------- */
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    struct ms_raft_priv *p = handle->data;
+    struct ms_raft *node = p->node;
+    ms_raft_close_cb cb = p->close_cb;
+    struct ms_raft_xfer *x, *next;
+
+    for (x = p->xfers; x != NULL; x = next) {
+        next = x->next;
+        free(x);
+    }
+    free(p->data_dir);
+    free(p);
+    if (node != NULL) {
+        node->priv = NULL;
+        if (cb != NULL)
+            cb(node);
+    }
+}
+
+/* CRAFT_NOTES rule 3: raft_close, then in its callback raft_uv_close and
+ * raft_uv_tcp_close, then our own handle. Never libraft's handles. */
+static void on_raft_closed(struct raft *r)
+{
+    struct ms_raft_priv *p = r->data;
+
+    raft_uv_close(&p->io);
+    raft_uv_tcp_close(&p->transport);
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
+static void close_raft(struct ms_raft_priv *p)
+{
+    p->raft_closing = true;
+    uv_timer_stop(&p->timer);
+    raft_close(&p->raft, on_raft_closed);
+}
+
+/* CRAFT_NOTES rule 2: raft_close on a leader with disk appends in flight
+ * double-frees in 0.15. Wait for every request we issued and for the
+ * leader's own appends, and for a transfer in progress. */
+static void maybe_close(struct ms_raft_priv *p)
+{
+    struct raft *r = &p->raft;
+    uint64_t waited = uv_now(p->loop) - p->close_start_ms;
+    uint64_t limit = 4 * (uint64_t)p->election_ms;
+    bool busy;
+
+    if (limit < CLOSE_DRAIN_MIN_MS)
+        limit = CLOSE_DRAIN_MIN_MS;
+    busy = p->n_props > 0 || p->n_barriers > 0 || p->lead_barrier_inflight ||
+           r->transfer != NULL ||
+           (r->state == RAFT_LEADER && r->last_stored < raft_last_index(r));
+    if (busy && waited < limit)
+        return;
+    if (busy)
+        ms_warn("raft: closing with %zu proposals and %zu barriers still "
+                "in flight after %llu ms",
+                p->n_props, p->n_barriers, (unsigned long long)waited);
+    close_raft(p);
+}
+
+static void on_close_transfer(struct raft_transfer *t)
+{
+    struct ms_raft_xfer *x = t->data;
+    struct ms_raft_priv *p = x->p;
+    raft_id leader = 0;
+    const char *addr = NULL;
+
+    raft_leader(&p->raft, &leader, &addr);
+    if (leader != 0 && leader != p->raft.id)
+        ms_info("raft: handed leadership to %llu before closing",
+                (unsigned long long)leader);
+    else
+        ms_warn("raft: leadership transfer before closing did not complete");
+}
+
+static int count_other_voters(struct raft *r)
+{
+    unsigned i;
+    int n = 0;
+
+    for (i = 0; i < r->configuration.n; i++)
+        if (r->configuration.servers[i].id != r->id &&
+            r->configuration.servers[i].role == RAFT_VOTER)
+            n++;
+    return n;
+}
+
+int ms_raft_close(struct ms_raft *node, ms_raft_close_cb cb)
+{
+    struct ms_raft_priv *p;
+    struct ms_raft_xfer *x;
+    int rv;
+
+    if (node == NULL || node->priv == NULL)
+        return MS_EINVAL;
+    p = node->priv;
+    if (p->closing)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: node is already closing");
+    p->closing = true;
+    p->close_cb = cb;
+    p->close_start_ms = uv_now(p->loop);
+
+    if (raft_state(&p->raft) == RAFT_LEADER && p->raft.transfer == NULL &&
+        count_other_voters(&p->raft) > 0) {
+        x = calloc(1, sizeof *x);
+        if (x != NULL) {
+            x->p = p;
+            x->transfer.data = x;
+            rv = raft_transfer(&p->raft, &x->transfer, 0, on_close_transfer);
+            if (rv == 0) {
+                x->next = p->xfers;
+                p->xfers = x;
+            } else {
+                ms_warn("raft: leadership transfer before closing: %s",
+                        raft_strerror(rv));
+                free(x);
+            }
+        }
+    }
+    uv_timer_start(&p->timer, on_timer, 0, CLOSE_POLL_MS);
+    return 0;
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    struct ms_raft_priv *p = timer->data;
+
+    if (p->raft_closing)
+        return;
+    if (p->started)
+        observe(p);
+    if (p->closing)
+        maybe_close(p);
+}
+
+/* --- start ----------------------------------------------------------------- */
+
+/* mkdir -p with mode 0700 for missing components. */
+static int make_dir(const char *path, char *errmsg, size_t size)
+{
+    char buf[4096];
+    struct stat st;
+    size_t i, n = strlen(path);
+
+    if (n >= sizeof buf)
+        return ms_seterr(errmsg, size, MS_EINVAL,
+                         "raft: data dir path too long");
+    if (stat(path, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return ms_seterr(errmsg, size, MS_EIO,
+                             "raft: data dir %s: not a directory", path);
+        return 0;
+    }
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return ms_seterr(errmsg, size, MS_EIO,
+                             "raft: data dir %s: mkdir %s: %s", path, buf,
+                             strerror(errno));
+        if (i < n)
+            buf[i] = '/';
+    }
+    return 0;
+}
+
+/* Builds the bootstrap configuration: every listed server a voter, this
+ * node among them. */
+static int initial_conf(struct ms_raft *node,
+                        const struct ms_raft_config *config,
+                        const char *self, struct raft_configuration *conf)
+{
+    char addr[MS_RAFT_ADDR_SIZE];
+    bool found = false;
+    size_t i;
+    int rc, rv;
+
+    raft_configuration_init(conf);
+    if (config->n_servers == 0 || config->servers == NULL) {
+        rv = raft_configuration_add(conf, config->id, self, RAFT_VOTER);
+        if (rv != 0)
+            goto err_raft;
+        return 0;
+    }
+    for (i = 0; i < config->n_servers; i++) {
+        const struct ms_raft_server *s = &config->servers[i];
+
+        if (s->id == 0 || s->address == NULL) {
+            rc = ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                           "raft: initial server %zu: id and address "
+                           "required", i);
+            goto err;
+        }
+        rc = ms_raft_normalize_address(s->address, addr, sizeof addr,
+                                       node->errmsg);
+        if (rc != 0) {
+            ms_prefixerr(node->errmsg, sizeof node->errmsg,
+                         "raft: initial server %llu",
+                         (unsigned long long)s->id);
+            goto err;
+        }
+        if (s->id == config->id) {
+            found = true;
+            if (strcmp(addr, self) != 0) {
+                rc = ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                               "raft: initial server %llu: address %s is "
+                               "not this node's address %s",
+                               (unsigned long long)s->id, addr, self);
+                goto err;
+            }
+        }
+        rv = raft_configuration_add(conf, s->id, addr, RAFT_VOTER);
+        if (rv != 0)
+            goto err_raft;
+    }
+    if (!found) {
+        rc = ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                       "raft: node id %llu is not in the initial cluster",
+                       (unsigned long long)config->id);
+        goto err;
+    }
+    return 0;
+
+err_raft:
+    rc = ms_seterr(node->errmsg, sizeof node->errmsg,
+                   rv == RAFT_NOMEM ? MS_ENOMEM : MS_EINVAL,
+                   "raft: initial cluster: %s", raft_strerror(rv));
+err:
+    raft_configuration_close(conf);
+    return rc;
+}
+
+/* Releases what a failed start took, through the loop where needed. */
+static void abort_start(struct ms_raft *node, struct ms_raft_priv *p)
+{
+    node->priv = NULL;
+    p->node = NULL;
+    p->closing = true;
+    if (p->have_raft) {
+        close_raft(p);
+        return;
+    }
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
+static const char *raft_detail(struct ms_raft_priv *p, int rv)
+{
+    const char *m = raft_errmsg(&p->raft);
+
+    if (m != NULL && m[0] != '\0')
+        return m;
+    if (p->io.errmsg[0] != '\0')
+        return p->io.errmsg;
+    return raft_strerror(rv);
+}
+
+int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
+                  const struct ms_raft_config *config,
+                  const struct ms_raft_fsm *fsm)
+{
+    struct raft_configuration conf;
+    struct ms_raft_priv *p;
+    char addr[MS_RAFT_ADDR_SIZE];
+    unsigned hb, el, retry;
+    size_t seg;
+    int rc, rv;
+
+    if (node == NULL)
+        return MS_EINVAL;
+    node->errmsg[0] = '\0';
+    node->priv = NULL;
+    if (loop == NULL || config == NULL || fsm == NULL)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: loop, config and fsm are required");
+    /* CRAFT_NOTES rule 4: a NULL callback crashes libraft later. */
+    if (fsm->apply == NULL || fsm->snapshot == NULL || fsm->restore == NULL)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: the fsm needs apply, snapshot and restore");
+    if (config->id == 0)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: node id must be greater than 0");
+    if (config->address == NULL || config->data_dir == NULL ||
+        config->data_dir[0] == '\0')
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: address and data dir are required");
+    hb = config->heartbeat_ms ? config->heartbeat_ms
+                              : MS_RAFT_DEFAULT_HEARTBEAT_MS;
+    el = config->election_ms ? config->election_ms
+                             : MS_RAFT_DEFAULT_ELECTION_MS;
+    if (el <= hb)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: election timeout %u ms must exceed the "
+                         "heartbeat interval %u ms", el, hb);
+    seg = config->segment_size ? config->segment_size
+                               : MS_RAFT_DEFAULT_SEGMENT_SIZE;
+    /* CRAFT_NOTES rule 7: libraft wants dotted IPv4. */
+    rc = ms_raft_normalize_address(config->address, addr, sizeof addr,
+                                   node->errmsg);
+    if (rc != 0) {
+        ms_prefixerr(node->errmsg, sizeof node->errmsg, "raft");
+        return rc;
+    }
+    rc = make_dir(config->data_dir, node->errmsg, sizeof node->errmsg);
+    if (rc != 0)
+        return rc;
+    raft_configuration_init(&conf);
+    if (!config->join) {
+        rc = initial_conf(node, config, addr, &conf);
+        if (rc != 0)
+            return rc;
+    }
+
+    /* CRAFT_NOTES rule 1: a peer's death must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+
+    p = calloc(1, sizeof *p);
+    if (p == NULL)
+        goto err_nomem;
+    p->data_dir = strdup(config->data_dir);
+    if (p->data_dir == NULL) {
+        free(p);
+        goto err_nomem;
+    }
+    p->node = node;
+    p->loop = loop;
+    p->fsm = *fsm;
+    p->state_cb = config->state_cb;
+    p->heartbeat_ms = hb;
+    p->election_ms = el;
+    p->seen_state = RAFT_UNAVAILABLE;
+    snprintf(p->address, sizeof p->address, "%s", addr);
+    rv = uv_timer_init(loop, &p->timer);
+    if (rv != 0) {
+        free(p->data_dir);
+        free(p);
+        raft_configuration_close(&conf);
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EIO,
+                         "raft: timer: %s", uv_strerror(rv));
+    }
+    p->timer.data = p;
+    node->priv = p;
+
+    rv = raft_uv_tcp_init(&p->transport, loop);
+    if (rv != 0) {
+        rc = ms_seterr(node->errmsg, sizeof node->errmsg, ms_raft__code(rv),
+                       "raft: transport: %s", p->transport.errmsg);
+        goto err;
+    }
+    rv = raft_uv_init(&p->io, loop, p->data_dir, &p->transport);
+    if (rv != 0) {
+        rc = ms_seterr(node->errmsg, sizeof node->errmsg,
+                       rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
+                       "raft: data dir %s: %s", p->data_dir,
+                       p->io.errmsg[0] ? p->io.errmsg : raft_strerror(rv));
+        raft_uv_tcp_close(&p->transport);
+        goto err;
+    }
+    /* CRAFT_NOTES rule 6: large segments, fewer io_destroy stalls. */
+    raft_uv_set_segment_size(&p->io, seg);
+    retry = el / 2 < 1000 ? el / 2 : 1000;
+    raft_uv_set_connect_retry_delay(&p->io, retry);
+
+    p->rfsm.version = 2;
+    p->rfsm.data = p;
+    p->rfsm.apply = fsm_apply;
+    p->rfsm.snapshot = fsm_snapshot;
+    p->rfsm.restore = fsm_restore;
+    p->rfsm.snapshot_finalize = fsm_snapshot_finalize;
+    p->rfsm.snapshot_async = NULL;
+    p->raft.data = p;
+    rv = raft_init(&p->raft, &p->io, &p->rfsm, config->id, addr);
+    if (rv != 0) {
+        /* an unwritable directory fails here (RAFT_IOERR) */
+        rc = ms_seterr(node->errmsg, sizeof node->errmsg,
+                       rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
+                       "raft: data dir %s: %s", p->data_dir,
+                       raft_detail(p, rv));
+        raft_uv_close(&p->io);
+        raft_uv_tcp_close(&p->transport);
+        goto err;
+    }
+    p->raft.data = p;
+    p->have_raft = true;
+    raft_set_heartbeat_timeout(&p->raft, hb);
+    raft_set_election_timeout(&p->raft, el);
+    /* CRAFT_NOTES rule 5 */
+    raft_set_install_snapshot_timeout(
+        &p->raft, config->install_snapshot_ms
+                      ? config->install_snapshot_ms
+                      : MS_RAFT_DEFAULT_INSTALL_SNAPSHOT_MS);
+    raft_set_snapshot_threshold(&p->raft,
+                                config->snapshot_threshold
+                                    ? config->snapshot_threshold
+                                    : MS_RAFT_DEFAULT_SNAPSHOT_THRESHOLD);
+    raft_set_snapshot_trailing(&p->raft,
+                               config->snapshot_trailing
+                                   ? config->snapshot_trailing
+                                   : MS_RAFT_DEFAULT_SNAPSHOT_TRAILING);
+    raft_set_pre_vote(&p->raft, config->pre_vote);
+
+    /* CRAFT_NOTES rule 8: bootstrap once; a joining node never. */
+    if (!config->join) {
+        rv = raft_bootstrap(&p->raft, &conf);
+        if (rv == 0) {
+            ms_info("raft: bootstrapped a new cluster of %u voter(s) in %s",
+                    conf.n, p->data_dir);
+        } else if (rv == RAFT_CANTBOOTSTRAP) {
+            ms_debug("raft: %s is already bootstrapped", p->data_dir);
+        } else {
+            rc = ms_seterr(node->errmsg, sizeof node->errmsg,
+                           rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
+                           "raft: bootstrap %s: %s", p->data_dir,
+                           raft_detail(p, rv));
+            goto err;
+        }
+    }
+    raft_configuration_close(&conf);
+
+    rv = raft_start(&p->raft);
+    if (rv != 0) {
+        rc = ms_seterr(node->errmsg, sizeof node->errmsg, ms_raft__code(rv),
+                       "raft: start node %llu at %s (data dir %s): %s",
+                       (unsigned long long)config->id, addr, p->data_dir,
+                       raft_detail(p, rv));
+        goto err_started;
+    }
+    p->started = true;
+    uv_timer_start(&p->timer, on_timer, hb, hb);
+    ms_info("raft: node %llu listening at %s, data dir %s",
+            (unsigned long long)config->id, addr, p->data_dir);
+    return 0;
+
+err:
+    raft_configuration_close(&conf);
+err_started:
+    abort_start(node, p);
+    return rc;
+err_nomem:
+    raft_configuration_close(&conf);
+    return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOMEM,
+                     "raft: out of memory");
+}
+
+/* --- proposals and barriers ------------------------------------------------ */
+
+static void props_unlink(struct ms_raft_priv *p, struct ms_raft_prop *x)
+{
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else
+        p->props_head = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
+    else
+        p->props_tail = x->prev;
+    p->n_props--;
+}
+
+static void on_applied(struct raft_apply *a, int status, void *result)
+{
+    struct ms_raft_prop *x = a->data;
+    struct ms_raft_priv *p = x->p;
+    struct ms_raft_propose_req *req = x->req;
+    int code = ms_raft__code(status);
+
+    props_unlink(p, x);
+    free(x);
+    req->cb(req, code, code == 0 ? result : NULL);
+}
+
+int ms_raft_propose(struct ms_raft *node, struct ms_raft_propose_req *req,
+                    struct ms_buf *payload, ms_raft_propose_cb cb)
+{
+    struct ms_raft_priv *p;
+    struct ms_raft_prop *x;
+    struct raft_buffer rb;
+    int rc, rv;
+
+    rc = ms_raft__usable(node);
+    if (rc != 0)
+        return rc;
+    p = node->priv;
+    if (req == NULL || payload == NULL || payload->len == 0 || cb == NULL)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: propose: empty entry or no callback");
+    if (p->raft.state != RAFT_LEADER || p->raft.transfer != NULL)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOTLEADER,
+                         "raft: propose: not the leader");
+    x = calloc(1, sizeof *x);
+    if (x == NULL || frame(payload, &rb.len) != 0) {
+        free(x);
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOMEM,
+                         "raft: propose: out of memory");
+    }
+    rb.base = payload->data;
+    x->req = req;
+    x->p = p;
+    x->apply.data = x;
+    req->cb = cb;
+    req->node = node;
+    req->index = 0;
+
+    /* linked first: the list must be complete should libraft ever apply
+     * synchronously */
+    x->prev = p->props_tail;
+    if (p->props_tail != NULL)
+        p->props_tail->next = x;
+    else
+        p->props_head = x;
+    p->props_tail = x;
+    p->n_props++;
+    rv = raft_apply(&p->raft, &x->apply, &rb, 1, on_applied);
+    if (rv != 0) {
+        props_unlink(p, x);
+        free(x);
+        return ms_raft__fail(p, rv, "propose");
+    }
+    req->index = x->apply.index;
+    /* the bytes belong to libraft now (it frees them with raft_free, which
+     * is free() as we never install a custom raft heap) */
+    payload->data = NULL;
+    payload->len = 0;
+    payload->cap = 0;
+    return 0;
+}
+
+struct barrier {
+    struct raft_barrier barrier;
+    struct ms_raft_barrier_req *req;
+    struct ms_raft_priv *p;
+};
+
+static void on_barrier(struct raft_barrier *b, int status)
+{
+    struct barrier *x = b->data;
+    struct ms_raft_barrier_req *req = x->req;
+
+    x->p->n_barriers--;
+    free(x);
+    req->cb(req, ms_raft__code(status));
+}
+
+int ms_raft_barrier(struct ms_raft *node, struct ms_raft_barrier_req *req,
+                    ms_raft_barrier_cb cb)
+{
+    struct ms_raft_priv *p;
+    struct barrier *x;
+    int rc, rv;
+
+    rc = ms_raft__usable(node);
+    if (rc != 0)
+        return rc;
+    p = node->priv;
+    if (req == NULL || cb == NULL)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: barrier: no callback");
+    x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOMEM,
+                         "raft: barrier: out of memory");
+    x->req = req;
+    x->p = p;
+    x->barrier.data = x;
+    req->cb = cb;
+    req->node = node;
+    req->index = 0;
+    p->n_barriers++;
+    rv = raft_barrier(&p->raft, &x->barrier, on_barrier);
+    if (rv != 0) {
+        p->n_barriers--;
+        free(x);
+        return ms_raft__fail(p, rv, "barrier");
+    }
+    req->index = x->barrier.index;
+    return 0;
+}
+
+/* --- state ---------------------------------------------------------------- */
+
+static struct raft *live_raft(struct ms_raft *node)
+{
+    struct ms_raft_priv *p;
+
+    if (node == NULL || node->priv == NULL)
+        return NULL;
+    p = node->priv;
+    if (!p->started || p->raft_closing)
+        return NULL;
+    return &p->raft;
+}
+
+void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
+{
+    struct raft *r = live_raft(node);
+    struct ms_raft_priv *p;
+    raft_id leader = 0;
+    const char *addr = NULL;
+
+    memset(out, 0, sizeof *out);
+    out->state = MS_RAFT_UNAVAILABLE;
+    if (r == NULL)
+        return;
+    p = node->priv;
+    out->id = r->id;
+    switch (raft_state(r)) {
+    case RAFT_FOLLOWER:
+        out->state = MS_RAFT_FOLLOWER;
+        break;
+    case RAFT_CANDIDATE:
+        out->state = MS_RAFT_CANDIDATE;
+        break;
+    case RAFT_LEADER:
+        out->state = MS_RAFT_LEADER;
+        break;
+    default:
+        out->state = MS_RAFT_UNAVAILABLE;
+        break;
+    }
+    out->term = r->current_term;
+    raft_leader(r, &leader, &addr);
+    out->leader_id = leader;
+    if (addr != NULL)
+        snprintf(out->leader_address, sizeof out->leader_address, "%s",
+                 addr);
+    out->commit_index = r->commit_index;
+    out->last_applied = raft_last_applied(r);
+    out->last_index = raft_last_index(r);
+    out->snapshot_index = r->log.snapshot.last_index;
+    out->leader_ready = leader_ready(p);
+    out->fsm_error = p->fsm_error;
+    out->inflight = p->n_props + p->n_barriers;
+}
+
+bool ms_raft_is_leader(struct ms_raft *node)
+{
+    struct raft *r = live_raft(node);
+
+    return r != NULL && raft_state(r) == RAFT_LEADER && r->transfer == NULL;
+}
+
+uint64_t ms_raft_leader(struct ms_raft *node, char *addr, size_t size)
+{
+    struct raft *r = live_raft(node);
+    raft_id leader = 0;
+    const char *a = NULL;
+
+    if (r != NULL)
+        raft_leader(r, &leader, &a);
+    if (addr != NULL && size > 0)
+        snprintf(addr, size, "%s", a != NULL ? a : "");
+    return leader;
+}

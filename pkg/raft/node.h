@@ -1,0 +1,325 @@
+/* node.h - one Raft member: our glue around libraft (C-Raft 0.15). */
+#ifndef MS_RAFT_NODE_H
+#define MS_RAFT_NODE_H
+
+/*
+ * Every call into libraft lives in pkg/raft/, so the rules of
+ * /work/shared/CRAFT_NOTES.md are applied in one place: SIGPIPE ignored,
+ * leaders drained (or transferred away) before raft_close, the close order
+ * raft_close -> raft_uv_close + raft_uv_tcp_close, all three fsm callbacks
+ * set, install-snapshot timeout 3 s, large segments and snapshot threshold,
+ * dotted IPv4 addresses, bootstrap once.
+ *
+ * Threading: everything runs on the loop thread given to ms_raft_start();
+ * no function here may be called from another thread.
+ *
+ * Shape (libuv style): struct ms_raft is a caller-allocated long-lived
+ * handle; proposals, barriers and membership changes are caller-allocated
+ * requests with a `void *data` that pkg/raft never touches. If a function
+ * that takes a callback returns an error, the callback is never called.
+ * Requests must stay valid until their callback has fired.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "util/buf.h"
+#include "util/error.h"
+
+/* Room for an "a.b.c.d:port" address (and for longer ones from peers). */
+#define MS_RAFT_ADDR_SIZE 64
+
+/* Defaults used for zero fields of struct ms_raft_config. */
+#define MS_RAFT_DEFAULT_HEARTBEAT_MS 100
+#define MS_RAFT_DEFAULT_ELECTION_MS 1000
+#define MS_RAFT_DEFAULT_INSTALL_SNAPSHOT_MS 3000
+#define MS_RAFT_DEFAULT_SNAPSHOT_THRESHOLD 10000
+#define MS_RAFT_DEFAULT_SNAPSHOT_TRAILING 2048
+#define MS_RAFT_DEFAULT_SEGMENT_SIZE (32u * 1024 * 1024)
+
+/* Raft state of this node. */
+enum ms_raft_state {
+    MS_RAFT_UNAVAILABLE = 0, /* not started, failed, or closing */
+    MS_RAFT_FOLLOWER = 1,
+    MS_RAFT_CANDIDATE = 2,
+    MS_RAFT_LEADER = 3,
+};
+
+/* Role of a server in the cluster configuration. */
+enum ms_raft_role {
+    MS_RAFT_STANDBY = 0, /* replicates the log, does not vote */
+    MS_RAFT_VOTER = 1,   /* replicates the log and votes */
+    MS_RAFT_SPARE = 2,   /* neither (a freshly added server) */
+};
+
+/* The replicated state machine, implemented by the caller (pkg/fsm).
+ * All callbacks run on the loop thread, from inside libraft. */
+struct ms_raft_fsm {
+    void *data; /* passed as first argument to every callback */
+
+    /* Applies the committed command entry at log index (every node, in log
+     * order; after a restart entries following the last snapshot are
+     * applied again, so a durable store skips indexes it already holds).
+     * buf[0..len) is borrowed for the call. *result starts NULL; what the
+     * callback stores there is handed to the local proposal of this entry
+     * (its ms_raft_propose_cb), or, when no local proposal waits for it,
+     * passed to release() (if set) right away.
+     * Must return 0 for anything that is a property of the entry (bad
+     * payload, failed compare, ...): those are results, not errors. A
+     * non-zero return means the state machine itself broke (I/O, memory):
+     * the entry stays unapplied, the node stops applying, the code is kept
+     * in ms_raft_status.fsm_error, and the process should stop. Required. */
+    int (*apply)(void *data, uint64_t index, const uint8_t *buf, size_t len,
+                 void **result);
+
+    /* Frees a non-NULL apply() result that no local proposal receives.
+     * Optional (NULL: such results are dropped). */
+    void (*release)(void *data, void *result);
+
+    /* Serialises the whole state by appending to out (empty on entry; at
+     * least one byte must be produced). On return 0 the bytes pass to
+     * pkg/raft, which writes them to disk without copying and frees them.
+     * On an error nothing is taken and out is freed by pkg/raft; the
+     * snapshot is retried later. Required. */
+    int (*snapshot)(void *data, struct ms_buf *out);
+
+    /* Replaces the whole state with a snapshot produced by snapshot() on
+     * some node. buf[0..len) is borrowed for the call (pkg/raft frees it).
+     * Returns 0 or an MS_E* code (libraft then rejects the snapshot).
+     * Required. */
+    int (*restore)(void *data, const uint8_t *buf, size_t len);
+};
+
+/* A server of the initial cluster. */
+struct ms_raft_server {
+    uint64_t id;         /* > 0, unique */
+    const char *address; /* "IP:port", "host:port" or "http://host:port" */
+};
+
+struct ms_raft;
+
+/* Called after this node's state, term, known leader or leader_ready
+ * changed (observed at most once per heartbeat interval). */
+typedef void (*ms_raft_state_cb)(struct ms_raft *node);
+
+/* Settings of a node. Start from ms_raft_config_init(); zero numbers mean
+ * the defaults above. Strings are borrowed for ms_raft_start() only. */
+struct ms_raft_config {
+    uint64_t id;          /* this node's id, > 0 */
+    const char *address;  /* this node's peer address (normalised) */
+    const char *data_dir; /* created (0700) if missing */
+    unsigned heartbeat_ms;
+    unsigned election_ms; /* must be > heartbeat_ms */
+    unsigned install_snapshot_ms;
+    unsigned snapshot_threshold; /* entries between snapshots (kept in RAM) */
+    unsigned snapshot_trailing;  /* entries kept in the log after one */
+    size_t segment_size;         /* bytes per open log segment */
+    bool pre_vote;               /* default true */
+    /* Initial cluster, used to bootstrap a fresh data directory. All are
+     * voters and the list must contain this node. NULL/0: a cluster of
+     * this node alone. Ignored when join is set or the directory already
+     * holds a log. */
+    const struct ms_raft_server *servers;
+    size_t n_servers;
+    /* Joining an existing cluster: never bootstrap; start empty and wait
+     * for the leader to add this node (ms_raft_add). */
+    bool join;
+    ms_raft_state_cb state_cb; /* optional */
+};
+
+/* The node handle. Caller-allocated; fields other than data and errmsg are
+ * private. Valid from ms_raft_start() until the close callback fired. */
+struct ms_raft {
+    void *data;                  /* user data, never touched here */
+    char errmsg[MS_ERRMSG_SIZE]; /* why the last call failed */
+    struct ms_raft_priv *priv;   /* private */
+};
+
+/* Fills c with the defaults (pre_vote on, numbers zero = defaults). */
+void ms_raft_config_init(struct ms_raft_config *c);
+
+/* Entry framing. libraft 0.15 silently requires every entry's length to
+ * be a multiple of 8 (on disk and on the wire; the check is an assert that
+ * Debian compiles out, and a violation corrupts segments and replicated
+ * payloads). So ms_raft_propose appends 1..8 pad bytes to each payload:
+ * zeros, then a last byte holding the pad count; fsm->apply sees the
+ * payload without them. Readers of the raw log (walinspect) unframe an
+ * entry with ms_raft_unframe. */
+#define MS_RAFT_PAD_MAX 8
+
+/* Sets *payload_len to the length of the payload inside a command entry
+ * buf[0..len) as stored in the log. Returns 0, or MS_ECORRUPT when the
+ * length is not a multiple of 8 or the pad bytes are malformed. */
+int ms_raft_unframe(const uint8_t *buf, size_t len, size_t *payload_len);
+
+/* Turns a peer address into the dotted "a.b.c.d:port" that libraft needs:
+ * strips "http://" / "https://" and a trailing "/", resolves a host name
+ * ("localhost") to its first IPv4 address. Writes the NUL-terminated
+ * result to out (size bytes). Returns 0, or MS_EINVAL (malformed, IPv6,
+ * unresolvable, too long) with a message naming the address in errmsg
+ * (MS_ERRMSG_SIZE bytes; may be NULL). May block in name resolution. */
+int ms_raft_normalize_address(const char *in, char *out, size_t size,
+                              char *errmsg);
+
+/* Opens the data directory, bootstraps it once (unless config->join; an
+ * already bootstrapped directory is carried on with), starts listening on
+ * config->address and starts Raft on loop. fsm is copied; fsm->data must
+ * outlive the node. Ignores SIGPIPE process-wide.
+ * Returns 0, or MS_EINVAL (bad config), MS_EIO (data directory: errmsg
+ * names it), MS_ENOMEM, MS_ERAFT (libraft's message in errmsg). On error
+ * nothing needs closing: resources already taken are released by pkg/raft
+ * itself, partly through the loop, so run the loop once more (uv_run)
+ * before uv_loop_close(). The node memory is free on return. */
+int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
+                  const struct ms_raft_config *config,
+                  const struct ms_raft_fsm *fsm);
+
+typedef void (*ms_raft_close_cb)(struct ms_raft *node);
+
+/* Shuts the node down: new proposals, barriers and changes fail with
+ * MS_ESHUTDOWN; a leader with other voters first hands leadership over
+ * (raft_transfer) and every in-flight proposal and barrier callback fires
+ * before libraft is closed; then cb (may be NULL) is called from the loop
+ * and the node memory may be freed. Returns 0, or MS_EINVAL if the node is
+ * not started or already closing (cb is then not called). */
+int ms_raft_close(struct ms_raft *node, ms_raft_close_cb cb);
+
+/* --- proposals and reads ----------------------------------------------- */
+
+struct ms_raft_propose_req;
+
+/* status: 0 (applied on this node; result is what fsm->apply stored and
+ * now belongs to the callback), MS_ENOTLEADER (leadership lost before the
+ * entry committed: it may still be applied later, the outcome is unknown),
+ * MS_ESHUTDOWN, MS_EIO, MS_ERAFT. result is NULL on error. */
+typedef void (*ms_raft_propose_cb)(struct ms_raft_propose_req *req,
+                                   int status, void *result);
+
+struct ms_raft_propose_req {
+    void *data;     /* user data */
+    uint64_t index; /* read-only: the entry's log index once accepted */
+    /* private */
+    ms_raft_propose_cb cb;
+    struct ms_raft *node;
+};
+
+/* Appends one command entry with the bytes of payload (a non-empty ms_buf)
+ * and calls cb once it is applied on this node, or failed. On success the
+ * payload's memory passes to pkg/raft and *payload is left empty; on error
+ * *payload keeps its bytes (its capacity may have grown by the framing,
+ * see MS_RAFT_PAD_MAX). Returns 0, MS_ENOTLEADER (not the leader, or
+ * handing leadership over), MS_ESHUTDOWN (closing), MS_EINVAL (empty),
+ * MS_ENOMEM, MS_ERAFT. */
+int ms_raft_propose(struct ms_raft *node, struct ms_raft_propose_req *req,
+                    struct ms_buf *payload, ms_raft_propose_cb cb);
+
+struct ms_raft_barrier_req;
+
+/* status: 0 (every entry before the barrier is applied here and this node
+ * was leader when it committed), MS_ENOTLEADER, MS_ESHUTDOWN, MS_ERAFT. */
+typedef void (*ms_raft_barrier_cb)(struct ms_raft_barrier_req *req,
+                                   int status);
+
+struct ms_raft_barrier_req {
+    void *data;
+    uint64_t index; /* read-only: the barrier entry's index */
+    /* private */
+    ms_raft_barrier_cb cb;
+    struct ms_raft *node;
+};
+
+/* Appends a barrier entry (for linearizable reads). Each barrier is one
+ * log entry; libraft does not merge them, so keep one outstanding and
+ * let reads that arrive meanwhile wait for the next. Returns 0,
+ * MS_ENOTLEADER, MS_ESHUTDOWN, MS_ENOMEM, MS_ERAFT. */
+int ms_raft_barrier(struct ms_raft *node, struct ms_raft_barrier_req *req,
+                    ms_raft_barrier_cb cb);
+
+/* --- state -------------------------------------------------------------- */
+
+struct ms_raft_status {
+    uint64_t id;
+    enum ms_raft_state state;
+    uint64_t term;
+    uint64_t leader_id; /* 0: no known leader */
+    char leader_address[MS_RAFT_ADDR_SIZE];
+    uint64_t commit_index;
+    uint64_t last_applied;
+    uint64_t last_index;     /* last entry in the local log */
+    uint64_t snapshot_index; /* last snapshot (0: none) */
+    /* Leader whose first entry of its term (an internal barrier) has been
+     * applied: everything committed before it is applied here too. */
+    bool leader_ready;
+    int fsm_error; /* non-zero once fsm->apply failed: the node is stuck */
+    size_t inflight; /* proposals + barriers waiting for their callback */
+};
+
+/* Fills out with the node's current state (an unstarted or closed node
+ * reads as MS_RAFT_UNAVAILABLE with zeros). */
+void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out);
+
+/* True when this node is the leader (and not handing leadership over). */
+bool ms_raft_is_leader(struct ms_raft *node);
+
+/* Returns the id of the known leader (0: none) and copies its address to
+ * addr (size bytes; "" when unknown). addr may be NULL. */
+uint64_t ms_raft_leader(struct ms_raft *node, char *addr, size_t size);
+
+/* --- membership ------------------------------------------------------- */
+
+struct ms_raft_member {
+    uint64_t id;
+    char address[MS_RAFT_ADDR_SIZE];
+    enum ms_raft_role role;
+};
+
+/* Copies the latest known configuration (possibly not yet committed) into
+ * a malloc'd array *out of *n members, which the caller frees with free().
+ * Returns 0, MS_EINVAL (not started) or MS_ENOMEM. */
+int ms_raft_members(struct ms_raft *node, struct ms_raft_member **out,
+                    size_t *n);
+
+struct ms_raft_change_req;
+
+/* status: 0 (committed; for a transfer: the target is now leader),
+ * MS_ENOTLEADER (leadership lost), MS_ETIMEOUT (transfer did not complete
+ * within an election timeout), MS_ESHUTDOWN, MS_ERAFT. */
+typedef void (*ms_raft_change_cb)(struct ms_raft_change_req *req,
+                                  int status);
+
+struct ms_raft_change_req {
+    void *data;
+    /* private */
+    ms_raft_change_cb cb;
+    struct ms_raft *node;
+};
+
+/* Adds server id at address (normalised here) as a spare. Leader only.
+ * Returns 0, MS_ENOTLEADER, MS_ESHUTDOWN, MS_EEXISTS (id or address in
+ * use), MS_EINVAL, MS_ERAFT (a change is already in progress, ...). */
+int ms_raft_add(struct ms_raft *node, struct ms_raft_change_req *req,
+                uint64_t id, const char *address, ms_raft_change_cb cb);
+
+/* Gives server id a new role. Promoting to voter first lets the server
+ * catch up with the log. Returns 0, MS_ENOTLEADER, MS_ESHUTDOWN,
+ * MS_ENOTFOUND, MS_EINVAL (has that role already), MS_ERAFT. */
+int ms_raft_assign(struct ms_raft *node, struct ms_raft_change_req *req,
+                   uint64_t id, enum ms_raft_role role,
+                   ms_raft_change_cb cb);
+
+/* Removes server id from the configuration (transfer leadership first to
+ * remove the leader itself). Returns 0, MS_ENOTLEADER, MS_ESHUTDOWN,
+ * MS_ENOTFOUND, MS_ERAFT. */
+int ms_raft_remove(struct ms_raft *node, struct ms_raft_change_req *req,
+                   uint64_t id, ms_raft_change_cb cb);
+
+/* Hands leadership to voter id (0: the most up-to-date voter). Proposals
+ * fail with MS_ENOTLEADER meanwhile. Returns 0, MS_ENOTLEADER,
+ * MS_ESHUTDOWN, MS_ENOTFOUND (no such voter / no other voter). */
+int ms_raft_transfer(struct ms_raft *node, struct ms_raft_change_req *req,
+                     uint64_t id, ms_raft_change_cb cb);
+
+#endif /* MS_RAFT_NODE_H */

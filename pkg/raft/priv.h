@@ -1,0 +1,85 @@
+/* priv.h - private state of a node, shared by node.c and members.c only. */
+#ifndef MS_RAFT_PRIV_H
+#define MS_RAFT_PRIV_H
+
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "raft/node.h"
+
+/* A proposal in flight: libraft's request plus our links. */
+struct ms_raft_prop {
+    struct raft_apply apply;
+    struct ms_raft_propose_req *req;
+    struct ms_raft_priv *p;
+    struct ms_raft_prop *prev, *next;
+};
+
+/* A leadership transfer. libraft 0.15 keeps sending its TimeoutNow message
+ * through the raft_io_send embedded in struct raft_transfer and may touch
+ * it after the transfer callback fired (fixed upstream after 0.15), so
+ * these are freed only once libraft is closed. */
+struct ms_raft_xfer {
+    struct raft_transfer transfer;
+    struct ms_raft_change_req *req; /* NULL: the one ms_raft_close issued */
+    struct ms_raft_priv *p;
+    struct ms_raft_xfer *next;
+};
+
+struct ms_raft_priv {
+    struct ms_raft *node; /* NULL once a failed start gave the node back */
+    uv_loop_t *loop;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm rfsm;
+    struct ms_raft_fsm fsm;
+    uv_timer_t timer; /* ours: state polling and close draining */
+    ms_raft_state_cb state_cb;
+    ms_raft_close_cb close_cb;
+    char address[MS_RAFT_ADDR_SIZE];
+    char *data_dir;
+    unsigned heartbeat_ms;
+    unsigned election_ms;
+
+    bool have_raft; /* raft_init succeeded: close through raft_close */
+    bool started;   /* raft_start succeeded */
+    bool closing;   /* ms_raft_close called (or failed start) */
+    bool raft_closing; /* raft_close called */
+
+    /* proposals in flight, in index order */
+    struct ms_raft_prop *props_head, *props_tail;
+    size_t n_props;
+    size_t n_barriers; /* user barriers in flight */
+    size_t n_changes;  /* membership changes in flight */
+
+    /* the barrier each new leader appends so earlier terms' entries commit */
+    struct raft_barrier lead_barrier;
+    bool lead_barrier_inflight;
+    uint64_t lead_barrier_term;
+    bool leader_ready;
+
+    struct ms_raft_xfer *xfers; /* see struct ms_raft_xfer */
+    bool close_xfer_pending;
+    uint64_t close_start_ms;
+
+    /* last observed, for logging and state_cb */
+    int seen_state;
+    uint64_t seen_term;
+    uint64_t seen_leader;
+    bool seen_ready;
+
+    int fsm_error;
+    bool snapshot_failing; /* log a failing snapshot once per streak */
+};
+
+/* Maps a libraft error code to ours. */
+int ms_raft__code(int rv);
+
+/* Fails a call with the node's errmsg set from libraft's last message. */
+int ms_raft__fail(struct ms_raft_priv *p, int rv, const char *what);
+
+/* Checks that the node can take a new request (started, not closing). */
+int ms_raft__usable(struct ms_raft *node);
+
+#endif /* MS_RAFT_PRIV_H */

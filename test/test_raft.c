@@ -1,0 +1,1163 @@
+/* test_raft.c - pkg/raft on real libraft: disk, loopback TCP, one loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "raft/node.h"
+#include "util/log.h"
+
+#define MAX_ENTRIES 512
+
+/* --- a toy state machine: the list of applied payloads ------------------ */
+
+struct toy {
+    size_t n;
+    uint64_t index[MAX_ENTRIES];
+    char *payload[MAX_ENTRIES];
+    size_t len[MAX_ENTRIES];
+    int snapshots;
+    int restores;
+    bool alloc_results; /* results are malloc'd (freed by release or cb) */
+    int released;
+};
+
+static void toy_clear(struct toy *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->n; i++)
+        free(t->payload[i]);
+    t->n = 0;
+}
+
+static int toy_apply(void *data, uint64_t index, const uint8_t *buf,
+                     size_t len, void **result)
+{
+    struct toy *t = data;
+
+    assert_true(t->n < MAX_ENTRIES);
+    if (t->n > 0)
+        assert_true(index > t->index[t->n - 1]);
+    t->index[t->n] = index;
+    t->payload[t->n] = malloc(len);
+    assert_non_null(t->payload[t->n]);
+    memcpy(t->payload[t->n], buf, len);
+    t->len[t->n] = len;
+    t->n++;
+    if (t->alloc_results) {
+        uint64_t *r = malloc(sizeof *r);
+        assert_non_null(r);
+        *r = t->n;
+        *result = r;
+    } else {
+        *result = (void *)(uintptr_t)t->n;
+    }
+    return 0;
+}
+
+static void toy_release(void *data, void *result)
+{
+    struct toy *t = data;
+
+    if (t->alloc_results)
+        free(result);
+    t->released++;
+}
+
+/* format: n, then per entry: index (8), len (4), bytes */
+static int toy_snapshot(void *data, struct ms_buf *out)
+{
+    struct toy *t = data;
+    uint64_t n = t->n;
+    uint32_t l;
+    size_t i;
+
+    if (ms_buf_append(out, &n, sizeof n) != 0)
+        return MS_ENOMEM;
+    for (i = 0; i < t->n; i++) {
+        l = (uint32_t)t->len[i];
+        if (ms_buf_append(out, &t->index[i], 8) != 0 ||
+            ms_buf_append(out, &l, 4) != 0 ||
+            ms_buf_append(out, t->payload[i], l) != 0)
+            return MS_ENOMEM;
+    }
+    t->snapshots++;
+    return 0;
+}
+
+static int toy_restore(void *data, const uint8_t *buf, size_t len)
+{
+    struct toy *t = data;
+    uint64_t n, i;
+    uint32_t l;
+    size_t off = 8;
+
+    if (len < 8)
+        return MS_ETRUNCATED;
+    toy_clear(t);
+    memcpy(&n, buf, 8);
+    for (i = 0; i < n; i++) {
+        if (off + 12 > len)
+            return MS_ETRUNCATED;
+        memcpy(&t->index[i], buf + off, 8);
+        memcpy(&l, buf + off + 8, 4);
+        off += 12;
+        if (off + l > len)
+            return MS_ETRUNCATED;
+        t->payload[i] = malloc(l ? l : 1);
+        memcpy(t->payload[i], buf + off, l);
+        t->len[i] = l;
+        off += l;
+        t->n = (size_t)i + 1;
+    }
+    t->restores++;
+    return 0;
+}
+
+static struct ms_raft_fsm toy_fsm(struct toy *t)
+{
+    struct ms_raft_fsm f = {t, toy_apply, toy_release, toy_snapshot,
+                            toy_restore};
+    return f;
+}
+
+static void assert_same_state(const struct toy *a, const struct toy *b)
+{
+    size_t i;
+
+    assert_int_equal(a->n, b->n);
+    for (i = 0; i < a->n; i++) {
+        assert_int_equal(a->index[i], b->index[i]);
+        assert_int_equal(a->len[i], b->len[i]);
+        assert_memory_equal(a->payload[i], b->payload[i], a->len[i]);
+    }
+}
+
+/* --- fixture: a loop, temp dirs, helpers ------------------------------- */
+
+struct fx {
+    uv_loop_t loop;
+    uv_timer_t wake; /* keeps uv_run(ONCE) from blocking in waits */
+    char root[64];
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(uv_timer_init(&f->loop, &f->wake), 0);
+    snprintf(f->root, sizeof f->root, "/tmp/ms-raft-XXXXXX");
+    assert_non_null(mkdtemp(f->root));
+    alarm(60); /* hard stop should a test hang */
+    *state = f;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    int i;
+
+    uv_close((uv_handle_t *)&f->wake, NULL);
+    for (i = 0; i < 100 && uv_loop_alive(&f->loop); i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    chmod(f->root, 0700);
+    nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    alarm(0);
+    free(f);
+    return 0;
+}
+
+static void on_wake(uv_timer_t *t)
+{
+    (void)t;
+}
+
+typedef bool (*pred_fn)(void *arg);
+
+/* Runs the loop until pred(arg) holds or ms pass; returns pred's value. */
+static bool run_until(struct fx *f, pred_fn pred, void *arg, unsigned ms)
+{
+    uint64_t deadline;
+    bool ok;
+
+    uv_update_time(&f->loop);
+    deadline = uv_now(&f->loop) + ms;
+    uv_timer_start(&f->wake, on_wake, 5, 5);
+    while (!(ok = pred(arg)) && uv_now(&f->loop) < deadline)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_timer_stop(&f->wake);
+    return ok;
+}
+
+static void dir_path(struct fx *f, char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%s/%s", f->root, name);
+}
+
+/* Finds n free loopback TCP ports. */
+static void free_ports(unsigned *ports, int n)
+{
+    int fds[8];
+    int i;
+
+    assert_true(n <= 8);
+    for (i = 0; i < n; i++) {
+        struct sockaddr_in a;
+        socklen_t alen = sizeof a;
+
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fds[i] >= 0);
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(bind(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        assert_int_equal(getsockname(fds[i], (struct sockaddr *)&a, &alen),
+                         0);
+        ports[i] = ntohs(a.sin_port);
+    }
+    for (i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* --- a node under test ----------------------------------------------------- */
+
+struct tnode {
+    struct ms_raft node;
+    struct toy toy;
+    struct ms_raft_fsm fsm;
+    char dir[160];
+    char addr[32];
+    uint64_t id;
+    bool up;
+    bool closed;
+};
+
+static void tnode_start_cfg(struct fx *f, struct tnode *t,
+                            struct ms_raft_config *c)
+{
+    int rc;
+
+    t->fsm = toy_fsm(&t->toy);
+    t->closed = false;
+    rc = ms_raft_start(&t->node, &f->loop, c, &t->fsm);
+    if (rc != 0)
+        fail_msg("start: %s (%s)", ms_errname(rc), t->node.errmsg);
+    t->up = true;
+}
+
+static void fast_config(struct ms_raft_config *c, struct tnode *t)
+{
+    ms_raft_config_init(c);
+    c->id = t->id;
+    c->address = t->addr;
+    c->data_dir = t->dir;
+    c->heartbeat_ms = 20;
+    c->election_ms = 200;
+    c->segment_size = 1024 * 1024;
+}
+
+static void on_closed(struct ms_raft *node)
+{
+    struct tnode *t = (struct tnode *)node;
+
+    t->closed = true;
+    t->up = false;
+}
+
+static bool is_closed(void *arg)
+{
+    return ((struct tnode *)arg)->closed;
+}
+
+static void tnode_close(struct fx *f, struct tnode *t)
+{
+    assert_int_equal(ms_raft_close(&t->node, on_closed), 0);
+    assert_true(run_until(f, is_closed, t, 5000));
+}
+
+/* --- proposals -------------------------------------------------------------- */
+
+struct prop {
+    struct ms_raft_propose_req req;
+    int status;
+    bool done;
+    uintptr_t result;
+    int *order; /* shared counter of completed callbacks */
+    int seq;    /* value of *order when this one completed */
+    bool free_result;
+};
+
+static void on_proposed(struct ms_raft_propose_req *req, int status,
+                        void *result)
+{
+    struct prop *p = req->data;
+
+    p->status = status;
+    p->done = true;
+    p->seq = (*p->order)++;
+    if (p->free_result && result != NULL) {
+        p->result = (uintptr_t)*(uint64_t *)result;
+        free(result);
+    } else {
+        p->result = (uintptr_t)result;
+    }
+}
+
+static int propose_str(struct ms_raft *node, struct prop *p, int *order,
+                       const char *s)
+{
+    struct ms_buf buf = MS_BUF_INIT;
+    int rc;
+
+    assert_int_equal(ms_buf_puts(&buf, s), 0);
+    memset(p, 0, sizeof *p);
+    p->req.data = p;
+    p->order = order;
+    rc = ms_raft_propose(node, &p->req, &buf, on_proposed);
+    if (rc == 0) {
+        assert_null(buf.data); /* taken */
+    } else {
+        assert_int_equal(buf.len, strlen(s)); /* stays ours on error */
+        assert_memory_equal(buf.data, s, buf.len);
+    }
+    ms_buf_free(&buf);
+    return rc;
+}
+
+struct all_done {
+    struct prop *props;
+    int n;
+};
+
+static bool props_done(void *arg)
+{
+    struct all_done *a = arg;
+    int i;
+
+    for (i = 0; i < a->n; i++)
+        if (!a->props[i].done)
+            return false;
+    return true;
+}
+
+struct toy_at {
+    struct toy *toy;
+    size_t n;
+};
+
+static bool toy_reached(void *arg)
+{
+    struct toy_at *a = arg;
+
+    return a->toy->n >= a->n;
+}
+
+static bool node_leads(void *arg)
+{
+    return ms_raft_is_leader(&((struct tnode *)arg)->node);
+}
+
+/* --- tests ------------------------------------------------------------------ */
+
+/* A fresh single node bootstraps, leads, applies proposals in order with
+ * the fsm's results, and after a restart on the same directory (no
+ * second bootstrap) replays the log to the same state. */
+static void test_single_node_apply_and_restart(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    struct prop props[50];
+    struct all_done all = {props, 50};
+    struct ms_raft_config c;
+    struct ms_raft_status st;
+    unsigned port;
+    int order = 0, i, rc;
+    char s[32];
+
+    free_ports(&port, 1);
+    a->id = b->id = 1;
+    dir_path(f, a->dir, sizeof a->dir, "n1");
+    snprintf(b->dir, sizeof b->dir, "%s", a->dir);
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    snprintf(b->addr, sizeof b->addr, "localhost:%u", port);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    assert_true(run_until(f, node_leads, a, 2000));
+
+    for (i = 0; i < 50; i++) {
+        snprintf(s, sizeof s, "entry-%d", i);
+        assert_int_equal(propose_str(&a->node, &props[i], &order, s), 0);
+        assert_true(props[i].req.index > 0);
+    }
+    assert_true(run_until(f, props_done, &all, 5000));
+    for (i = 0; i < 50; i++) {
+        assert_int_equal(props[i].status, 0);
+        assert_int_equal(props[i].seq, i); /* callbacks in log order */
+        assert_int_equal(props[i].result, i + 1);
+        assert_int_equal(a->toy.index[i], props[i].req.index);
+        snprintf(s, sizeof s, "entry-%d", i);
+        assert_int_equal(a->toy.len[i], strlen(s));
+        assert_memory_equal(a->toy.payload[i], s, strlen(s));
+    }
+    ms_raft_get_status(&a->node, &st);
+    assert_int_equal(st.state, MS_RAFT_LEADER);
+    assert_int_equal(st.leader_id, 1);
+    assert_string_equal(st.leader_address, a->addr);
+    assert_true(st.last_applied >= props[49].req.index);
+    assert_int_equal(st.inflight, 0);
+    tnode_close(f, a);
+    ms_raft_get_status(&a->node, &st);
+    assert_int_equal(st.state, MS_RAFT_UNAVAILABLE);
+
+    /* restart: "localhost" resolves to the same address */
+    fast_config(&c, b);
+    tnode_start_cfg(f, b, &c);
+    struct toy_at at = {&b->toy, 50};
+    assert_true(run_until(f, toy_reached, &at, 3000));
+    assert_same_state(&a->toy, &b->toy);
+    assert_int_equal(b->toy.restores, 0);
+    /* the log continues after the replayed entries */
+    assert_true(run_until(f, node_leads, b, 2000));
+    rc = propose_str(&b->node, &props[0], &order, "after-restart");
+    assert_int_equal(rc, 0);
+    assert_true(props[0].req.index > props[49].req.index);
+    all.n = 1;
+    assert_true(run_until(f, props_done, &all, 3000));
+    assert_int_equal(props[0].status, 0);
+    assert_int_equal(b->toy.n, 51);
+    tnode_close(f, b);
+    toy_clear(&a->toy);
+    toy_clear(&b->toy);
+    free(a);
+    free(b);
+}
+
+static bool has_snapshot_file(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+
+    if (d == NULL)
+        return false;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "snapshot-", 9) == 0)
+            found = true;
+    closedir(d);
+    return found;
+}
+
+/* With a tiny snapshot threshold, a restart restores the last snapshot
+ * and replays the entries after it, to the identical state. */
+static void test_snapshot_restore(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    struct prop props[100];
+    struct all_done all = {props, 100};
+    struct ms_raft_config c;
+    unsigned port;
+    int order = 0, i;
+    char s[32];
+
+    free_ports(&port, 1);
+    a->id = b->id = 7;
+    dir_path(f, a->dir, sizeof a->dir, "snap");
+    snprintf(b->dir, sizeof b->dir, "%s", a->dir);
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    snprintf(b->addr, sizeof b->addr, "%s", a->addr);
+    fast_config(&c, a);
+    c.snapshot_threshold = 16;
+    c.snapshot_trailing = 4;
+    tnode_start_cfg(f, a, &c);
+    for (i = 0; i < 100; i++) {
+        snprintf(s, sizeof s, "value %d", i * 7);
+        assert_int_equal(propose_str(&a->node, &props[i], &order, s), 0);
+        if (i % 10 == 9) { /* in waves, so several snapshots are taken */
+            struct all_done wave = {props, i + 1};
+            assert_true(run_until(f, props_done, &wave, 5000));
+        }
+    }
+    assert_true(run_until(f, props_done, &all, 5000));
+    for (i = 0; i < 100; i++)
+        assert_int_equal(props[i].status, 0);
+    assert_true(a->toy.snapshots >= 1);
+    tnode_close(f, a);
+    assert_true(has_snapshot_file(a->dir));
+
+    fast_config(&c, b);
+    c.snapshot_threshold = 16;
+    c.snapshot_trailing = 4;
+    tnode_start_cfg(f, b, &c);
+    struct toy_at at = {&b->toy, 100};
+    assert_true(run_until(f, toy_reached, &at, 3000));
+    assert_int_equal(b->toy.restores, 1);
+    assert_same_state(&a->toy, &b->toy);
+    tnode_close(f, b);
+    toy_clear(&a->toy);
+    toy_clear(&b->toy);
+    free(a);
+    free(b);
+}
+
+struct barrier_check {
+    struct ms_raft_barrier_req req;
+    struct toy *toy;
+    struct prop *props;
+    int n_props;
+    size_t applied_at_cb;
+    int props_done_at_cb;
+    int status;
+    bool done;
+};
+
+static void on_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    struct barrier_check *b = req->data;
+    int i;
+
+    b->status = status;
+    b->done = true;
+    b->applied_at_cb = b->toy->n;
+    for (i = 0; i < b->n_props; i++)
+        if (b->props[i].done)
+            b->props_done_at_cb++;
+}
+
+static bool barrier_done(void *arg)
+{
+    return ((struct barrier_check *)arg)->done;
+}
+
+/* A barrier issued after proposals completes only once all of them are
+ * applied (and their callbacks fired). */
+static void test_barrier_after_proposals(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct prop props[10];
+    struct barrier_check b;
+    struct ms_raft_config c;
+    unsigned port;
+    int order = 0, i;
+    char s[16];
+
+    free_ports(&port, 1);
+    a->id = 3;
+    dir_path(f, a->dir, sizeof a->dir, "barrier");
+    snprintf(a->addr, sizeof a->addr, "http://127.0.0.1:%u/", port);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    for (i = 0; i < 10; i++) {
+        snprintf(s, sizeof s, "b%d", i);
+        assert_int_equal(propose_str(&a->node, &props[i], &order, s), 0);
+    }
+    memset(&b, 0, sizeof b);
+    b.req.data = &b;
+    b.toy = &a->toy;
+    b.props = props;
+    b.n_props = 10;
+    assert_int_equal(a->toy.n, 0); /* nothing applied synchronously */
+    assert_int_equal(ms_raft_barrier(&a->node, &b.req, on_barrier), 0);
+    assert_true(b.req.index > props[9].req.index);
+    assert_true(run_until(f, barrier_done, &b, 5000));
+    assert_int_equal(b.status, 0);
+    assert_int_equal(b.applied_at_cb, 10);
+    assert_int_equal(b.props_done_at_cb, 10);
+    tnode_close(f, a);
+    /* a closed node refuses requests */
+    assert_int_equal(ms_raft_barrier(&a->node, &b.req, on_barrier),
+                     MS_EINVAL);
+    toy_clear(&a->toy);
+    free(a);
+}
+
+struct cluster {
+    struct tnode *n[3];
+    struct ms_raft_server servers[3];
+    unsigned threshold, trailing;
+};
+
+static void cluster_init(struct fx *f, struct cluster *cl)
+{
+    unsigned ports[3];
+    char s[16];
+    int i;
+
+    free_ports(ports, 3);
+    for (i = 0; i < 3; i++) {
+        cl->n[i] = calloc(1, sizeof *cl->n[i]);
+        assert_non_null(cl->n[i]);
+        cl->n[i]->id = (uint64_t)i + 1;
+        snprintf(s, sizeof s, "c%d", i + 1);
+        dir_path(f, cl->n[i]->dir, sizeof cl->n[i]->dir, s);
+        snprintf(cl->n[i]->addr, sizeof cl->n[i]->addr, "127.0.0.1:%u",
+                 ports[i]);
+        cl->n[i]->toy.alloc_results = true;
+        cl->servers[i].id = cl->n[i]->id;
+        cl->servers[i].address = cl->n[i]->addr;
+    }
+}
+
+static void cluster_start_node(struct fx *f, struct cluster *cl, int i)
+{
+    struct ms_raft_config c;
+
+    fast_config(&c, cl->n[i]);
+    c.servers = cl->servers;
+    c.n_servers = 3;
+    c.snapshot_threshold = cl->threshold;
+    c.snapshot_trailing = cl->trailing;
+    tnode_start_cfg(f, cl->n[i], &c);
+}
+
+static void cluster_free(struct fx *f, struct cluster *cl)
+{
+    int i;
+
+    for (i = 0; i < 3; i++)
+        if (cl->n[i]->up)
+            tnode_close(f, cl->n[i]);
+    for (i = 0; i < 3; i++) {
+        toy_clear(&cl->n[i]->toy);
+        free(cl->n[i]);
+    }
+}
+
+static int count_leaders(struct cluster *cl, int *which)
+{
+    int i, k = 0;
+
+    for (i = 0; i < 3; i++)
+        if (cl->n[i]->up && ms_raft_is_leader(&cl->n[i]->node)) {
+            k++;
+            *which = i;
+        }
+    return k;
+}
+
+static bool one_leader(void *arg)
+{
+    int w;
+
+    return count_leaders(arg, &w) == 1;
+}
+
+struct survivors {
+    struct cluster *cl;
+    int gone;
+};
+
+static bool new_leader(void *arg)
+{
+    struct survivors *s = arg;
+    int w = -1;
+
+    return s->cl->n[s->gone]->closed && count_leaders(s->cl, &w) == 1 &&
+           w != s->gone;
+}
+
+struct all_at {
+    struct cluster *cl;
+    size_t n;
+    int skip;
+};
+
+static bool all_reached(void *arg)
+{
+    struct all_at *a = arg;
+    int i;
+
+    for (i = 0; i < 3; i++)
+        if (i != a->skip && a->cl->n[i]->toy.n < a->n)
+            return false;
+    return true;
+}
+
+/* Three nodes on loopback in one loop elect one leader, replicate to all
+ * fsms (results reach the proposer, followers release theirs), refuse
+ * proposals on followers, and elect a new leader when the leader closes. */
+static void test_three_node_cluster(void **state)
+{
+    struct fx *f = *state;
+    struct cluster cl = {0};
+    struct prop props[30];
+    struct all_done all = {props, 20};
+    struct ms_raft_member *members;
+    size_t n_members;
+    int order = 0, i, leader = -1, follower, rc;
+    char s[32];
+    char laddr[MS_RAFT_ADDR_SIZE];
+
+    cluster_init(f, &cl);
+    for (i = 0; i < 3; i++)
+        cluster_start_node(f, &cl, i);
+    assert_true(run_until(f, one_leader, &cl, 5000));
+    count_leaders(&cl, &leader);
+    follower = (leader + 1) % 3;
+
+    rc = ms_raft_members(&cl.n[follower]->node, &members, &n_members);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n_members, 3);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(members[i].role, MS_RAFT_VOTER);
+        assert_string_equal(members[i].address,
+                            cl.n[members[i].id - 1]->addr);
+    }
+    free(members);
+
+    for (i = 0; i < 20; i++) {
+        snprintf(s, sizeof s, "replicated-%d", i);
+        assert_int_equal(
+            propose_str(&cl.n[leader]->node, &props[i], &order, s), 0);
+        props[i].free_result = true;
+    }
+    assert_true(run_until(f, props_done, &all, 5000));
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(props[i].status, 0);
+        assert_int_equal(props[i].result, i + 1);
+    }
+    struct all_at at = {&cl, 20, -1};
+    assert_true(run_until(f, all_reached, &at, 5000));
+    assert_same_state(&cl.n[0]->toy, &cl.n[1]->toy);
+    assert_same_state(&cl.n[0]->toy, &cl.n[2]->toy);
+    assert_true(cl.n[follower]->toy.released >= 20);
+    assert_int_equal(cl.n[leader]->toy.released, 0);
+
+    /* followers refuse proposals and know the leader */
+    rc = propose_str(&cl.n[follower]->node, &props[20], &order, "nope");
+    assert_int_equal(rc, MS_ENOTLEADER);
+    assert_int_equal(ms_raft_leader(&cl.n[follower]->node, laddr,
+                                    sizeof laddr),
+                     cl.n[leader]->id);
+    assert_string_equal(laddr, cl.n[leader]->addr);
+
+    /* closing the leader: a new one among the other two */
+    struct survivors sv = {&cl, leader};
+    assert_int_equal(ms_raft_close(&cl.n[leader]->node, on_closed), 0);
+    /* a closing node refuses new proposals */
+    rc = propose_str(&cl.n[leader]->node, &props[20], &order, "late");
+    assert_int_equal(rc, MS_ESHUTDOWN);
+    assert_true(run_until(f, new_leader, &sv, 10000));
+    int nl = -1;
+    count_leaders(&cl, &nl);
+    assert_true(nl != leader);
+
+    /* the two survivors still commit */
+    all.props = props + 20;
+    all.n = 5;
+    for (i = 0; i < 5; i++) {
+        snprintf(s, sizeof s, "after-%d", i);
+        assert_int_equal(
+            propose_str(&cl.n[nl]->node, &props[20 + i], &order, s), 0);
+        props[20 + i].free_result = true;
+    }
+    assert_true(run_until(f, props_done, &all, 5000));
+    for (i = 0; i < 5; i++)
+        assert_int_equal(props[20 + i].status, 0);
+    struct all_at at2 = {&cl, 25, leader};
+    assert_true(run_until(f, all_reached, &at2, 5000));
+    assert_int_equal(cl.n[leader]->toy.n, 20);
+
+    cluster_free(f, &cl);
+}
+
+/* CRAFT_NOTES rule 2: closing a leader with many proposals in flight
+ * first lets every proposal callback fire (applied, or failed by the
+ * handover), then closes; no crash, no leak, the others go on. */
+static void test_close_leader_with_inflight(void **state)
+{
+    struct fx *f = *state;
+    struct cluster cl = {0};
+    struct prop props[64];
+    int order = 0, i, leader = -1, fired_before_close = 0;
+    char s[32];
+
+    cluster_init(f, &cl);
+    for (i = 0; i < 3; i++)
+        cluster_start_node(f, &cl, i);
+    assert_true(run_until(f, one_leader, &cl, 5000));
+    count_leaders(&cl, &leader);
+    for (i = 0; i < 64; i++) {
+        snprintf(s, sizeof s, "inflight-%d", i);
+        assert_int_equal(
+            propose_str(&cl.n[leader]->node, &props[i], &order, s), 0);
+        props[i].free_result = true;
+    }
+    assert_int_equal(ms_raft_close(&cl.n[leader]->node, on_closed), 0);
+    assert_true(run_until(f, is_closed, cl.n[leader], 5000));
+    for (i = 0; i < 64; i++) {
+        assert_true(props[i].done);
+        assert_true(props[i].status == 0 ||
+                    props[i].status == MS_ENOTLEADER);
+        if (props[i].status == 0)
+            fired_before_close++;
+    }
+    if (getenv("MS_TEST_VERBOSE"))
+        print_message("%d of 64 committed before the handover\n",
+                      fired_before_close);
+    struct survivors sv = {&cl, leader};
+    assert_true(run_until(f, new_leader, &sv, 10000));
+    cluster_free(f, &cl);
+}
+
+/* Closing a single-node leader with proposals in flight waits for them
+ * to commit (all succeed) instead of failing them in raft_close. */
+static void test_close_single_leader_drains(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct ms_raft_config c;
+    struct prop props[64];
+    unsigned port;
+    int order = 0, i;
+
+    free_ports(&port, 1);
+    a->id = 5;
+    dir_path(f, a->dir, sizeof a->dir, "drain");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    for (i = 0; i < 64; i++)
+        assert_int_equal(propose_str(&a->node, &props[i], &order, "d"), 0);
+    assert_int_equal(ms_raft_close(&a->node, on_closed), 0);
+    assert_int_equal(ms_raft_close(&a->node, on_closed), MS_EINVAL);
+    assert_true(run_until(f, is_closed, a, 5000));
+    for (i = 0; i < 64; i++) {
+        assert_true(props[i].done);
+        assert_int_equal(props[i].status, 0);
+    }
+    assert_int_equal(a->toy.n, 64);
+    toy_clear(&a->toy);
+    free(a);
+}
+
+/* A follower that was down while the others compacted their log catches
+ * up by snapshot install (restore) plus replication, to the same state. */
+static void test_lagging_follower_installs_snapshot(void **state)
+{
+    struct fx *f = *state;
+    struct cluster cl = {0};
+    struct prop props[100];
+    struct all_done all;
+    int order = 0, i, leader = -1, lag;
+    char s[32];
+
+    cl.threshold = 16;
+    cl.trailing = 4;
+    cluster_init(f, &cl);
+    for (i = 0; i < 3; i++)
+        cluster_start_node(f, &cl, i);
+    assert_true(run_until(f, one_leader, &cl, 5000));
+    count_leaders(&cl, &leader);
+    lag = (leader + 1) % 3;
+    tnode_close(f, cl.n[lag]);
+    toy_clear(&cl.n[lag]->toy);
+    memset(&cl.n[lag]->toy, 0, sizeof cl.n[lag]->toy);
+    cl.n[lag]->toy.alloc_results = true;
+
+    for (i = 0; i < 100; i++) {
+        snprintf(s, sizeof s, "while-away-%d", i);
+        assert_int_equal(
+            propose_str(&cl.n[leader]->node, &props[i], &order, s), 0);
+        props[i].free_result = true;
+        if (i % 20 == 19) {
+            all.props = props;
+            all.n = i + 1;
+            assert_true(run_until(f, props_done, &all, 5000));
+        }
+    }
+    for (i = 0; i < 100; i++)
+        assert_int_equal(props[i].status, 0);
+    assert_true(cl.n[leader]->toy.snapshots >= 2);
+
+    cluster_start_node(f, &cl, lag);
+    struct toy_at at = {&cl.n[lag]->toy, cl.n[leader]->toy.n};
+    assert_true(run_until(f, toy_reached, &at, 8000));
+    assert_true(cl.n[lag]->toy.restores >= 1);
+    assert_same_state(&cl.n[leader]->toy, &cl.n[lag]->toy);
+    cluster_free(f, &cl);
+}
+
+struct change {
+    struct ms_raft_change_req req;
+    int status;
+    bool done;
+};
+
+static void on_change(struct ms_raft_change_req *req, int status)
+{
+    struct change *c = req->data;
+
+    c->status = status;
+    c->done = true;
+}
+
+static bool change_done(void *arg)
+{
+    return ((struct change *)arg)->done;
+}
+
+/* A joining node (never bootstrapped) is added as spare, promoted to
+ * voter, catches up, and takes over leadership by transfer. */
+static void test_membership_join_and_transfer(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    struct ms_raft_config c;
+    struct ms_raft_member *m;
+    struct change ch;
+    struct prop props[5];
+    struct all_done all = {props, 5};
+    size_t n;
+    unsigned ports[2];
+    int order = 0, i;
+
+    free_ports(ports, 2);
+    a->id = 1;
+    b->id = 2;
+    dir_path(f, a->dir, sizeof a->dir, "m1");
+    dir_path(f, b->dir, sizeof b->dir, "m2");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", ports[0]);
+    snprintf(b->addr, sizeof b->addr, "127.0.0.1:%u", ports[1]);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    for (i = 0; i < 5; i++)
+        assert_int_equal(propose_str(&a->node, &props[i], &order, "x"), 0);
+    assert_true(run_until(f, props_done, &all, 3000));
+
+    fast_config(&c, b);
+    c.join = true;
+    tnode_start_cfg(f, b, &c);
+    assert_false(ms_raft_is_leader(&b->node));
+
+    memset(&ch, 0, sizeof ch);
+    ch.req.data = &ch;
+    assert_int_equal(ms_raft_add(&a->node, &ch.req, 2, b->addr, on_change),
+                     0);
+    assert_true(run_until(f, change_done, &ch, 3000));
+    assert_int_equal(ch.status, 0);
+    memset(&ch, 0, sizeof ch);
+    ch.req.data = &ch;
+    assert_int_equal(
+        ms_raft_assign(&a->node, &ch.req, 2, MS_RAFT_VOTER, on_change), 0);
+    assert_true(run_until(f, change_done, &ch, 5000));
+    assert_int_equal(ch.status, 0);
+    assert_int_equal(ms_raft_members(&a->node, &m, &n), 0);
+    assert_int_equal(n, 2);
+    for (i = 0; i < 2; i++)
+        assert_int_equal(m[i].role, MS_RAFT_VOTER);
+    free(m);
+    struct toy_at at = {&b->toy, 5};
+    assert_true(run_until(f, toy_reached, &at, 3000));
+    assert_same_state(&a->toy, &b->toy);
+
+    /* assigning the same role again is refused synchronously */
+    memset(&ch, 0, sizeof ch);
+    ch.req.data = &ch;
+    assert_int_equal(
+        ms_raft_assign(&a->node, &ch.req, 2, MS_RAFT_VOTER, on_change),
+        MS_EINVAL);
+    /* a follower cannot change membership */
+    assert_int_equal(ms_raft_remove(&b->node, &ch.req, 1, on_change),
+                     MS_ENOTLEADER);
+
+    assert_int_equal(ms_raft_transfer(&a->node, &ch.req, 0, on_change), 0);
+    assert_true(run_until(f, change_done, &ch, 5000));
+    assert_int_equal(ch.status, 0);
+    assert_true(run_until(f, node_leads, b, 3000));
+    assert_false(ms_raft_is_leader(&a->node));
+
+    tnode_close(f, a);
+    tnode_close(f, b);
+    toy_clear(&a->toy);
+    toy_clear(&b->toy);
+    free(a);
+    free(b);
+}
+
+/* An unwritable (or impossible) data directory fails start with MS_EIO
+ * and a message naming the directory; nothing to close, no crash. */
+static void test_unwritable_data_dir(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct ms_raft_config c;
+    char file[100];
+    unsigned port;
+    int rc;
+    FILE *fp;
+
+    free_ports(&port, 1);
+    a->id = 1;
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    a->fsm = toy_fsm(&a->toy);
+
+    /* a directory the process may not write to (root may write anywhere
+     * except in /proc) */
+    if (geteuid() == 0) {
+        snprintf(a->dir, sizeof a->dir, "/proc/self");
+    } else {
+        dir_path(f, a->dir, sizeof a->dir, "ro");
+        assert_int_equal(mkdir(a->dir, 0500), 0);
+    }
+    fast_config(&c, a);
+    rc = ms_raft_start(&a->node, &f->loop, &c, &a->fsm);
+    assert_int_equal(rc, MS_EIO);
+    assert_non_null(strstr(a->node.errmsg, a->dir));
+    assert_null(a->node.priv);
+    /* what libraft had opened closes through the loop */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_false(uv_loop_alive(&f->loop));
+
+    /* a data dir below a regular file cannot even be created */
+    dir_path(f, file, sizeof file, "file");
+    fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    snprintf(a->dir, sizeof a->dir, "%s/data", file);
+    rc = ms_raft_start(&a->node, &f->loop, &c, &a->fsm);
+    assert_int_equal(rc, MS_EIO);
+    assert_non_null(strstr(a->node.errmsg, a->dir));
+    assert_int_equal(ms_raft_close(&a->node, on_closed), MS_EINVAL);
+    free(a);
+}
+
+/* Bad configurations fail start synchronously with MS_EINVAL. */
+static void test_bad_config(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct ms_raft_server servers[2] = {{2, "127.0.0.1:1"},
+                                        {3, "127.0.0.1:2"}};
+    struct ms_raft_config c;
+    struct ms_raft_fsm nofsm;
+    int rc;
+
+    a->id = 1;
+    dir_path(f, a->dir, sizeof a->dir, "bad");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:9");
+    a->fsm = toy_fsm(&a->toy);
+
+    fast_config(&c, a);
+    nofsm = a->fsm;
+    nofsm.restore = NULL;
+    rc = ms_raft_start(&a->node, &f->loop, &c, &nofsm);
+    assert_int_equal(rc, MS_EINVAL);
+    assert_non_null(strstr(a->node.errmsg, "restore"));
+
+    c.id = 0;
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
+                     MS_EINVAL);
+    fast_config(&c, a);
+    c.election_ms = 10;
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
+                     MS_EINVAL);
+    fast_config(&c, a);
+    c.servers = servers; /* this node is not in the list */
+    c.n_servers = 2;
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
+                     MS_EINVAL);
+    assert_non_null(strstr(a->node.errmsg, "initial cluster"));
+    fast_config(&c, a);
+    c.address = "[::1]:2380";
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
+                     MS_EINVAL);
+    assert_false(uv_loop_alive(&f->loop));
+    free(a);
+}
+
+/* Peer URLs become the dotted IPv4 "a.b.c.d:port" libraft needs. */
+static void test_normalize_address(void **state)
+{
+    char out[MS_RAFT_ADDR_SIZE], err[MS_ERRMSG_SIZE];
+
+    (void)state;
+    assert_int_equal(ms_raft_normalize_address("10.1.2.3:2380", out,
+                                               sizeof out, err), 0);
+    assert_string_equal(out, "10.1.2.3:2380");
+    assert_int_equal(ms_raft_normalize_address("http://127.0.0.1:2380/",
+                                               out, sizeof out, err), 0);
+    assert_string_equal(out, "127.0.0.1:2380");
+    assert_int_equal(ms_raft_normalize_address("HTTPS://localhost:7", out,
+                                               sizeof out, err), 0);
+    assert_string_equal(out, "127.0.0.1:7");
+    assert_int_equal(ms_raft_normalize_address("localhost", out, sizeof out,
+                                               err), MS_EINVAL);
+    assert_non_null(strstr(err, "localhost"));
+    assert_int_equal(ms_raft_normalize_address("1.2.3.4:70000", out,
+                                               sizeof out, err), MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("1.2.3.4:0", out, sizeof out,
+                                               NULL), MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("1.2.3.4:8x", out, sizeof out,
+                                               NULL), MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("http://1.2.3.4:80/path",
+                                               out, sizeof out, NULL),
+                     MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("[::1]:80", out, sizeof out,
+                                               NULL), MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("", out, sizeof out, NULL),
+                     MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("no.such.host.invalid:80",
+                                               out, sizeof out, err),
+                     MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("1.2.3.4:80", out, 8, NULL),
+                     MS_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_normalize_address),
+        cmocka_unit_test_setup_teardown(test_single_node_apply_and_restart,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_restore, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_after_proposals,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_three_node_cluster, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_single_leader_drains,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_leader_with_inflight,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_lagging_follower_installs_snapshot, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_membership_join_and_transfer,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unwritable_data_dir, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_config, fx_setup,
+                                        fx_teardown),
+    };
+
+    ms_log_set_level(getenv("MS_TEST_VERBOSE") ? MS_LOG_DEBUG
+                                                : MS_LOG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,294 @@
+/* test_util.c - the util building blocks: base64, growable buffers and the
+ * arena allocator. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util/arena.h"
+#include "util/base64.h"
+#include "util/buf.h"
+#include "util/error.h"
+
+/* --- base64 ------------------------------------------------------------- */
+
+static const struct {
+    const char *plain;
+    const char *b64;
+} rfc4648[] = {
+    {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+    {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+    {"foobar", "Zm9vYmFy"},
+};
+
+/* Encoding gives the RFC 4648 section 10 test vectors. */
+static void test_base64_encode_vectors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(rfc4648) / sizeof(rfc4648[0]); i++) {
+        struct ms_buf b = MS_BUF_INIT;
+        size_t n = strlen(rfc4648[i].plain);
+        assert_int_equal(
+            ms_base64_encode(&b, (const uint8_t *)rfc4648[i].plain, n), 0);
+        assert_int_equal(b.len, strlen(rfc4648[i].b64));
+        assert_int_equal(ms_base64_encoded_len(n), b.len);
+        if (b.len > 0)
+            assert_memory_equal(b.data, rfc4648[i].b64, b.len);
+        ms_buf_free(&b);
+    }
+}
+
+/* Decoding the RFC 4648 vectors gives the plain text back. */
+static void test_base64_decode_vectors(void **state)
+{
+    uint8_t out[16];
+    size_t n;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(rfc4648) / sizeof(rfc4648[0]); i++) {
+        const char *t = rfc4648[i].b64;
+        memset(out, 0xee, sizeof(out));
+        assert_int_equal(ms_base64_decode(out, &n, t, strlen(t)), 0);
+        assert_int_equal(n, strlen(rfc4648[i].plain));
+        assert_memory_equal(out, rfc4648[i].plain, n);
+    }
+}
+
+/* Every byte value and every length up to 300 survive a round trip, and
+ * the encoding is appended after existing content. */
+static void test_base64_round_trip(void **state)
+{
+    uint8_t src[300], dst[300];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(src); i++)
+        src[i] = (uint8_t)(i * 7 + 3);
+    for (size_t n = 0; n <= sizeof(src); n++) {
+        struct ms_buf b = MS_BUF_INIT;
+        size_t got;
+        assert_int_equal(ms_buf_puts(&b, "pre"), 0);
+        assert_int_equal(ms_base64_encode(&b, src, n), 0);
+        assert_int_equal(b.len, 3 + ms_base64_encoded_len(n));
+        assert_memory_equal(b.data, "pre", 3);
+        assert_int_equal(
+            ms_base64_decode(dst, &got, (const char *)b.data + 3, b.len - 3),
+            0);
+        assert_int_equal(got, n);
+        assert_memory_equal(dst, src, n);
+        ms_buf_free(&b);
+    }
+}
+
+/* Bad length, characters outside the alphabet, whitespace and misplaced
+ * padding are MS_EBASE64. */
+static void test_base64_rejects(void **state)
+{
+    static const char *const bad[] = {
+        "Zg=",      "Z",        "Zm9vY",    "Zg==Zg==", "Z===",
+        "====",     "Zg=a",     "=Zg=",     "Zm9v\n",   "Zm 9",
+        "Zm9-",     "Zm9_",     "Zm9v====", "Z\xc3\xa9=",
+    };
+    uint8_t out[16];
+    size_t n;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = ms_base64_decode(out, &n, bad[i], strlen(bad[i]));
+        if (rc != MS_EBASE64)
+            print_error("accepted '%s'\n", bad[i]);
+        assert_int_equal(rc, MS_EBASE64);
+    }
+    /* a NUL byte inside the text is a bad character too */
+    assert_int_equal(ms_base64_decode(out, &n, "Zm\0v", 4), MS_EBASE64);
+}
+
+/* Non-zero padding bits are accepted (as Go's StdEncoding does), so
+ * "Zh==" decodes like "Zg==". */
+static void test_base64_lenient_padding_bits(void **state)
+{
+    uint8_t out[4];
+    size_t n;
+    (void)state;
+
+    assert_int_equal(ms_base64_decode(out, &n, "Zh==", 4), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 'f');
+}
+
+/* --- buf ----------------------------------------------------------------- */
+
+/* Appending grows the buffer and keeps every byte in order. */
+static void test_buf_growth(void **state)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    (void)state;
+
+    assert_null(b.data);
+    for (int i = 0; i < 100000; i++)
+        assert_int_equal(ms_buf_putc(&b, (uint8_t)i), 0);
+    assert_int_equal(b.len, 100000);
+    assert_true(b.cap >= b.len);
+    for (int i = 0; i < 100000; i++)
+        assert_int_equal(b.data[i], (uint8_t)i);
+    ms_buf_free(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 0);
+}
+
+/* reserve guarantees room without changing content; an absurd request
+ * fails with MS_ENOMEM and leaves the buffer as it was. */
+static void test_buf_reserve(void **state)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    (void)state;
+
+    assert_int_equal(ms_buf_puts(&b, "abc"), 0);
+    assert_int_equal(ms_buf_reserve(&b, 5000), 0);
+    assert_true(b.cap >= 5003);
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "abc", 3);
+    uint8_t *before = b.data;
+    assert_int_equal(ms_buf_reserve(&b, 10), 0);
+    assert_ptr_equal(b.data, before); /* enough room: no realloc */
+    assert_int_equal(ms_buf_reserve(&b, SIZE_MAX), MS_ENOMEM);
+    assert_int_equal(ms_buf_append(&b, "x", SIZE_MAX - 1), MS_ENOMEM);
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "abc", 3);
+    ms_buf_free(&b);
+}
+
+/* printf, puts, append of zero bytes, reset and steal. */
+static void test_buf_helpers(void **state)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    uint8_t *p;
+    size_t n;
+    (void)state;
+
+    assert_int_equal(ms_buf_append(&b, NULL, 0), 0);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(ms_buf_printf(&b, "%d-%s", 42, "x"), 0);
+    assert_int_equal(ms_buf_puts(&b, "!"), 0);
+    assert_int_equal(b.len, 5);
+    assert_memory_equal(b.data, "42-x!", 5);
+    size_t cap = b.cap;
+    ms_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, cap);
+    assert_int_equal(ms_buf_printf(&b, "%0300d", 7), 0);
+    assert_int_equal(b.len, 300);
+    assert_int_equal(b.data[299], '7');
+    p = ms_buf_steal(&b, &n);
+    assert_non_null(p);
+    assert_int_equal(n, 300);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    free(p);
+    assert_null(ms_buf_steal(&b, &n));
+    assert_int_equal(n, 0);
+}
+
+/* --- arena --------------------------------------------------------------- */
+
+/* Every allocation is 16-byte aligned, distinct and writable, across
+ * chunks and for sizes bigger than a chunk. */
+static void test_arena_alignment(void **state)
+{
+    struct ms_arena a = {NULL, 0};
+    uint8_t *prev = NULL;
+    (void)state;
+
+    for (size_t i = 0; i < 2000; i++) {
+        size_t n = (i * 37) % 700 + (i % 100 == 0 ? 9000 : 0);
+        uint8_t *p = ms_arena_alloc(&a, n);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        memset(p, (int)i, n);
+        assert_true(p != prev || n == 0);
+        prev = p;
+    }
+    void *z = ms_arena_alloc(&a, 0);
+    assert_non_null(z);
+    assert_int_equal((uintptr_t)z % 16, 0);
+    ms_arena_free(&a);
+    assert_null(a.head);
+}
+
+/* Allocations never overlap: each keeps the pattern written into it. */
+static void test_arena_no_overlap(void **state)
+{
+    struct ms_arena a = {NULL, 256};
+    uint8_t *ptrs[500];
+    size_t lens[500];
+    (void)state;
+
+    for (size_t i = 0; i < 500; i++) {
+        lens[i] = (i * 13) % 300 + 1;
+        ptrs[i] = ms_arena_alloc(&a, lens[i]);
+        assert_non_null(ptrs[i]);
+        memset(ptrs[i], (int)(i & 0xff), lens[i]);
+    }
+    for (size_t i = 0; i < 500; i++) {
+        for (size_t k = 0; k < lens[i]; k++)
+            assert_int_equal(ptrs[i][k], (uint8_t)(i & 0xff));
+    }
+    ms_arena_free(&a);
+}
+
+/* zalloc zero-fills, dup copies, and the arena is reusable after free. */
+static void test_arena_zalloc_dup_reuse(void **state)
+{
+    struct ms_arena a = {NULL, 0};
+    (void)state;
+
+    for (int round = 0; round < 2; round++) {
+        uint8_t *p = ms_arena_alloc(&a, 64);
+        memset(p, 0xff, 64);
+        uint8_t *z = ms_arena_zalloc(&a, 100);
+        assert_non_null(z);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(z[i], 0);
+        char *d = ms_arena_dup(&a, "hello", 6);
+        assert_non_null(d);
+        assert_string_equal(d, "hello");
+        assert_non_null(ms_arena_dup(&a, NULL, 0));
+        ms_arena_free(&a);
+        assert_null(a.head);
+    }
+}
+
+/* An impossible size fails with NULL instead of wrapping around. */
+static void test_arena_overflow(void **state)
+{
+    struct ms_arena a = {NULL, 0};
+    (void)state;
+
+    assert_null(ms_arena_alloc(&a, SIZE_MAX - 3));
+    assert_null(ms_arena_alloc(&a, SIZE_MAX - 40));
+    ms_arena_free(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64_encode_vectors),
+        cmocka_unit_test(test_base64_decode_vectors),
+        cmocka_unit_test(test_base64_round_trip),
+        cmocka_unit_test(test_base64_rejects),
+        cmocka_unit_test(test_base64_lenient_padding_bits),
+        cmocka_unit_test(test_buf_growth),
+        cmocka_unit_test(test_buf_reserve),
+        cmocka_unit_test(test_buf_helpers),
+        cmocka_unit_test(test_arena_alignment),
+        cmocka_unit_test(test_arena_no_overlap),
+        cmocka_unit_test(test_arena_zalloc_dup_reuse),
+        cmocka_unit_test(test_arena_overflow),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
