@@ -1,6 +1,7 @@
 /* server.c - metastore-server: start store, state machine, Raft node, batch
  * proposer and HTTP API on one loop; stop them in order on SIGINT/SIGTERM. */
 #include "api/server_priv.h"
+#include "store/snapshot.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -227,6 +228,38 @@ static int parse_cluster(struct ms_server *s, struct ms_raft_server *servers,
 
 static void on_signal(uv_signal_t *h, int signum);
 
+/* A data directory made by `metastore-snapshot restore` holds restore.snap:
+ * the restored state with applied index 0. It is the base the Raft log
+ * (which starts at index 1) applies on, so it is loaded whenever the store
+ * has applied nothing yet: at the first start, and at every start of a
+ * memory store until Raft's own snapshot (which contains it) replaces it. */
+static int load_restore_file(struct ms_server *s)
+{
+    char path[4200];
+    char err[MS_ERRMSG_SIZE];
+    struct ms_snapshot_extra extra = {0};
+    FILE *f;
+    int r;
+
+    if (ms_store_applied_index(s->store) != 0)
+        return 0;
+    snprintf(path, sizeof(path), "%s/restore.snap", s->cfg.data_dir);
+    f = fopen(path, "rb");
+    if (f == NULL)
+        return errno == ENOENT ? 0 : MS_EIO;
+    r = ms_store_snapshot_load(s->store, ms_snapshot_fread, f, &extra,
+                               err, sizeof(err));
+    fclose(f);
+    free(extra.members);
+    if (r != 0) {
+        ms_error("%s: %s", path, err);
+        return r;
+    }
+    ms_info("loaded %s: revision %lld", path,
+            (long long)ms_store_revision(s->store));
+    return 0;
+}
+
 static int start(struct ms_server *s)
 {
     struct ms_store_options so = {0};
@@ -278,6 +311,9 @@ static int start(struct ms_server *s)
         ms_error("store: %s", err);
         return r;
     }
+    r = load_restore_file(s);
+    if (r != 0)
+        return r;
     ms_info("store: %s backend, revision %lld, applied index %llu",
             ms_store_backend_name(s->cfg.backend),
             (long long)ms_store_revision(s->store),

@@ -1,0 +1,305 @@
+#!/usr/bin/env bats
+# metastore-server.bats - the server as a user drives it: flags, REST and
+# etcd gateway CRUD, CAS, bad input, signals, durability across kill -9.
+
+load lib
+
+teardown() {
+    if [ -n "${PID:-}" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -KILL "$PID" 2>/dev/null || true
+    fi
+}
+
+@test "--help lists the flags and exits 0" {
+    run "$SERVER" --help
+    assert_success
+    assert_output --partial "--listen-client-urls"
+    assert_output --partial "--batch-mode"
+    assert_output --partial "--storage memory|rocksdb"
+}
+
+@test "bad flags exit 2 with a message naming the flag" {
+    run "$SERVER" --storage floppy
+    [ "$status" -eq 2 ]
+    assert_output --partial "--storage: 'floppy'"
+    run "$SERVER" --no-such-flag
+    [ "$status" -eq 2 ]
+    run "$SERVER" --heartbeat-interval 500 --election-timeout 600
+    [ "$status" -eq 2 ]
+    assert_output --partial "election-timeout"
+}
+
+@test "with no flags: single node on 127.0.0.1:2379 in ./metastore.data" {
+    port_free 2379 && port_free 2380 || skip "2379/2380 in use on this machine"
+    cd "$BATS_TEST_TMPDIR"
+    "$SERVER" >defaults.log 2>&1 &
+    PID=$!
+    wait_healthy http://127.0.0.1:2379
+    [ -d metastore.data/raft ]
+    run curl -s -X PUT --data-binary v1 http://127.0.0.1:2379/kv/k
+    assert_success
+    run curl -s http://127.0.0.1:2379/kv/k
+    assert_output "v1"
+    stop_server
+    # restarting resumes, never re-bootstraps
+    "$SERVER" >>defaults.log 2>&1 &
+    PID=$!
+    wait_healthy http://127.0.0.1:2379
+    run curl -s http://127.0.0.1:2379/kv/k
+    assert_output "v1"
+    stop_server
+    ! grep -q "bootstrapped" <(sed -n '/received SIGTERM/,$p' defaults.log)
+}
+
+@test "REST: a file round-trips byte for byte; headers carry revisions" {
+    start_server s
+    head -c 100000 /dev/urandom >"$BATS_TEST_TMPDIR/blob"
+    run curl -s -f -X PUT --data-binary @"$BATS_TEST_TMPDIR/blob" "$URL/kv/a"
+    assert_success
+    curl -s -f "$URL/kv/a" -o "$BATS_TEST_TMPDIR/back"
+    cmp "$BATS_TEST_TMPDIR/blob" "$BATS_TEST_TMPDIR/back"
+    run curl -s -D - -o /dev/null "$URL/kv/a"
+    assert_output --partial "X-Metastore-Version: 1"
+    assert_output --partial "X-Metastore-Mod-Revision: 2"
+    curl -s -f -X PUT --data-binary x "$URL/kv/a" >/dev/null
+    run curl -s -D - -o /dev/null "$URL/kv/a"
+    assert_output --partial "X-Metastore-Version: 2"
+    assert_output --partial "X-Metastore-Create-Revision: 2"
+    assert_output --partial "X-Metastore-Mod-Revision: 3"
+    run curl -s -o /dev/null -w '%{http_code}' -X DELETE "$URL/kv/a"
+    assert_output 200
+    run curl -s -o /dev/null -w '%{http_code}' "$URL/kv/a"
+    assert_output 404
+    run curl -s -o /dev/null -w '%{http_code}' -X DELETE "$URL/kv/a"
+    assert_output 404
+    stop_server
+}
+
+@test "REST: percent-decoded and binary keys" {
+    start_server s
+    curl -s -f -X PUT --data-binary one "$URL/kv/a%2Fb" >/dev/null
+    run curl -s "$URL/kv/a/b"
+    assert_output "one"
+    printf 'x\000y\377' >"$BATS_TEST_TMPDIR/bin"
+    curl -s -f -X PUT --data-binary @"$BATS_TEST_TMPDIR/bin" "$URL/kv/k%00%FF" >/dev/null
+    curl -s -f "$URL/kv/k%00%FF" -o "$BATS_TEST_TMPDIR/bin2"
+    cmp "$BATS_TEST_TMPDIR/bin" "$BATS_TEST_TMPDIR/bin2"
+    # the gateway sees the same key
+    run bash -c "curl -s $URL/v3/kv/range -d '{\"key\":\"$(printf 'k\000\377' | base64 -w0)\"}' | python3 -c 'import json,sys,base64; d=json.load(sys.stdin); print(base64.b64decode(d[\"kvs\"][0][\"value\"]) == open(\"$BATS_TEST_TMPDIR/bin\",\"rb\").read())'"
+    assert_output "True"
+    run curl -s -o /dev/null -w '%{http_code}' "$URL/kv/bad%zz"
+    assert_output 400
+    stop_server
+}
+
+@test "REST: compare-and-set with If-Match and If-None-Match" {
+    start_server s
+    run curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --data-binary v1 "$URL/kv/lock"
+    assert_output 200
+    run curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-None-Match: *' --data-binary v2 "$URL/kv/lock"
+    assert_output 412
+    rev=$(curl -s -D - -o /dev/null "$URL/kv/lock" | tr -d '\r' | awk -F': ' '/X-Metastore-Mod-Revision/ {print $2}')
+    run curl -s -o /dev/null -w '%{http_code}' -X PUT -H "If-Match: $((rev + 5))" --data-binary v3 "$URL/kv/lock"
+    assert_output 412
+    run curl -s -X PUT -H "If-Match: $rev" --data-binary v4 "$URL/kv/lock"
+    assert_success
+    run curl -s "$URL/kv/lock"
+    assert_output "v4"
+    run curl -s -X PUT -H "If-Match: $rev" --data-binary v5 "$URL/kv/lock"
+    assert_output --partial '"code":9'
+    run curl -s -o /dev/null -w '%{http_code}' -X PUT -H "If-Match: abc" --data-binary v5 "$URL/kv/lock"
+    assert_output 400
+    stop_server
+}
+
+@test "REST: prefix listing with limit, count and more" {
+    start_server s
+    for k in p/1 p/2 p/3 q/1; do curl -s -f -X PUT --data-binary "$k" "$URL/kv/$k" >/dev/null; done
+    run bash -c "curl -s '$URL/kv/?prefix=p/&limit=2' | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"count\"], d[\"more\"], [kv[\"key\"] for kv in d[\"kvs\"]])'"
+    assert_output "3 True ['p/1', 'p/2']"
+    run bash -c "curl -s '$URL/kv/?consistency=serializable' | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"count\"])'"
+    assert_output "4"
+    stop_server
+}
+
+@test "gateway: put, range, deleterange with etcd's JSON shapes" {
+    start_server s
+    run curl -s "$URL/v3/kv/put" -d "{\"key\":\"$(b64 foo)\",\"value\":\"$(b64 bar)\"}"
+    assert_output --partial '"revision":"2"'
+    refute_output --partial '"prev_kv"'
+    run curl -s "$URL/v3/kv/put" -d "{\"key\":\"$(b64 foo)\",\"value\":\"$(b64 baz)\",\"prev_kv\":true}"
+    assert_output --partial "\"prev_kv\":{\"key\":\"$(b64 foo)\",\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"$(b64 bar)\"}"
+    run curl -s "$URL/v3/kv/range" -d "{\"key\":\"$(b64 foo)\"}"
+    assert_output --partial "\"kvs\":[{\"key\":\"$(b64 foo)\",\"create_revision\":\"2\",\"mod_revision\":\"3\",\"version\":\"2\",\"value\":\"$(b64 baz)\"}],\"count\":\"1\""
+    run curl -s "$URL/v3/kv/range" -d "{\"key\":\"$(b64 nope)\"}"
+    refute_output --partial '"kvs"'
+    refute_output --partial '"count"'
+    run curl -s "$URL/v3/kv/deleterange" -d "{\"key\":\"$(b64 foo)\"}"
+    assert_output --partial '"deleted":"1"'
+    stop_server
+}
+
+@test "gateway: txn takes the success or failure branch" {
+    start_server s
+    curl -s "$URL/v3/kv/put" -d "{\"key\":\"$(b64 k)\",\"value\":\"$(b64 v1)\"}" >/dev/null
+    body="{\"compare\":[{\"key\":\"$(b64 k)\",\"result\":\"EQUAL\",\"target\":\"VALUE\",\"value\":\"$(b64 v1)\"}],\"success\":[{\"request_put\":{\"key\":\"$(b64 k)\",\"value\":\"$(b64 v2)\"}}],\"failure\":[{\"request_range\":{\"key\":\"$(b64 k)\"}}]}"
+    run curl -s "$URL/v3/kv/txn" -d "$body"
+    assert_output --partial '"succeeded":true'
+    assert_output --partial '"response_put"'
+    run curl -s "$URL/v3/kv/txn" -d "$body"
+    refute_output --partial '"succeeded"'
+    assert_output --partial '"response_range"'
+    assert_output --partial "\"value\":\"$(b64 v2)\""
+    run curl -s -w ' %{http_code}' "$URL/v3/kv/txn" -d "{\"success\":[{\"request_put\":{\"key\":\"$(b64 d)\"}},{\"request_put\":{\"key\":\"$(b64 d)\"}}]}"
+    assert_output --partial 'duplicate key given in txn request'
+    assert_output --partial ' 400'
+    stop_server
+}
+
+@test "gateway: compaction, history reads and the compacted error" {
+    start_server s
+    for v in a b c d; do curl -s "$URL/v3/kv/put" -d "{\"key\":\"$(b64 h)\",\"value\":\"$(b64 $v)\"}" >/dev/null; done
+    # revision 3 held value b
+    run curl -s "$URL/v3/kv/range" -d "{\"key\":\"$(b64 h)\",\"revision\":\"3\"}"
+    assert_output --partial "\"value\":\"$(b64 b)\""
+    run curl -s "$URL/v3/kv/compaction" -d '{"revision":"4"}'
+    assert_output --partial '"header"'
+    run curl -s -w ' %{http_code}' "$URL/v3/kv/range" -d "{\"key\":\"$(b64 h)\",\"revision\":\"3\"}"
+    assert_output '{"error":"etcdserver: mvcc: required revision has been compacted","message":"etcdserver: mvcc: required revision has been compacted","code":11} 400'
+    run curl -s -w ' %{http_code}' "$URL/v3/kv/range" -d "{\"key\":\"$(b64 h)\",\"revision\":\"99\"}"
+    assert_output --partial 'future revision'
+    assert_output --partial ' 400'
+    stop_server
+}
+
+@test "bad input gets etcd's error shape and status; the server keeps serving" {
+    start_server s
+    run curl -s -w ' %{http_code}' "$URL/v3/kv/put" -d '{"key":'
+    assert_output --partial '"code":3'
+    assert_output --partial ' 400'
+    run curl -s -w ' %{http_code}' "$URL/v3/kv/put" -d '{"value":"YQ=="}'
+    assert_output '{"error":"etcdserver: key is not provided","message":"etcdserver: key is not provided","code":3} 400'
+    run curl -s -w ' %{http_code}' "$URL/v3/kv/put" -d '{"key":"!!!"}'
+    assert_output --partial ' 400'
+    run curl -s -w ' %{http_code}' "$URL/v3/kv/put" -d '{"key":5}'
+    assert_output --partial ' 400'
+    head -c 1600000 /dev/zero >"$BATS_TEST_TMPDIR/big"
+    run curl -s -w ' %{http_code}' -X PUT --data-binary @"$BATS_TEST_TMPDIR/big" "$URL/kv/big"
+    assert_output --partial 'etcdserver: request is too large'
+    assert_output --partial ' 400'
+    run curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' a)" "$URL/kv/x"
+    assert_output 431
+    run curl -s -o /dev/null -w '%{http_code}' "$URL/v3/kv/put"
+    assert_output 405
+    run curl -s -o /dev/null -w '%{http_code}' "$URL/nowhere"
+    assert_output 404
+    run curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary x "$URL/kv/"
+    assert_output 400
+    # a garbage request line
+    run bash -c "printf 'GARBAGE\r\n\r\n' | timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$PORT; cat >&3; head -1 <&3'"
+    assert_output --partial "400"
+    # still serving
+    run curl -s -f -X PUT --data-binary ok "$URL/kv/alive"
+    assert_success
+    stop_server
+}
+
+@test "health, metrics and the batch settings endpoint" {
+    start_server s
+    run curl -s "$URL/health"
+    assert_output '{"health":"true"}'
+    curl -s -f -X PUT --data-binary v "$URL/kv/m" >/dev/null
+    run curl -s "$URL/metrics"
+    assert_output --partial 'metastore_http_requests_total{api="rest_put",code="2xx"} 1'
+    assert_output --partial 'metastore_batch_size_ops_bucket'
+    assert_output --partial 'metastore_raft_is_leader 1'
+    run curl -s "$URL/admin/batch"
+    assert_output --partial '"mode":"adaptive"'
+    run curl -s -X PUT "$URL/admin/batch" -d '{"mode":"fixed","max_ops":8}'
+    assert_output --partial '"mode":"fixed","max_ops":8'
+    run curl -s -w ' %{http_code}' -X PUT "$URL/admin/batch" -d '{"max_ops":0}'
+    assert_output --partial ' 400'
+    run curl -s -w ' %{http_code}' -X PUT "$URL/admin/batch" -d '{"mode":"sometimes"}'
+    assert_output --partial ' 400'
+    curl -s -f -X PUT --data-binary v2 "$URL/kv/m" >/dev/null
+    run curl -s "$URL/kv/m"
+    assert_output v2
+    stop_server
+}
+
+@test "maintenance status and member list" {
+    start_server s
+    run bash -c "curl -s -X POST $URL/v3/maintenance/status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"leader\"] == d[\"header\"][\"member_id\"], int(d[\"raftIndex\"]) > 0)'"
+    assert_output "True True"
+    run bash -c "curl -s -X POST $URL/v3/cluster/member/list | python3 -c 'import json,sys; d=json.load(sys.stdin); m=d[\"members\"]; print(len(m), m[0][\"name\"], \"revision\" in d[\"header\"])'"
+    assert_output "1 default False"
+    stop_server
+}
+
+@test "SIGTERM and SIGINT stop the server with exit 0" {
+    start_server s
+    curl -s -f -X PUT --data-binary v "$URL/kv/x" >/dev/null
+    rc=0
+    stop_server || rc=$?
+    [ "$rc" -eq 0 ]
+    grep -q "received SIGTERM" "$LOG"
+    start_server s
+    kill -INT "$PID"
+    rc=0
+    wait "$PID" || rc=$?
+    [ "$rc" -eq 0 ]
+}
+
+# durability: every write acknowledged before kill -9 is there after restart
+kill9_durability() {
+    local storage=$1 acked=$BATS_TEST_TMPDIR/acked i
+    start_server d --storage "$storage"
+    : >"$acked"
+    (
+        for i in $(seq 1 3000); do
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X PUT --data-binary "value-$i" "$URL/kv/key-$i")
+            if [ "$code" = 200 ]; then echo "$i" >>"$acked"; elif [ "$code" = 000 ]; then break; fi
+        done
+    ) &
+    writer=$!
+    sleep 1.5
+    kill -KILL "$PID"
+    wait "$writer" || true
+    n=$(wc -l <"$acked")
+    [ "$n" -gt 10 ]
+    start_server d --storage "$storage"
+    missing=0
+    while read -r i; do
+        v=$(curl -s "$URL/kv/key-$i")
+        [ "$v" = "value-$i" ] || missing=$((missing + 1))
+    done <"$acked"
+    echo "acked $n, missing $missing" >&3
+    [ "$missing" -eq 0 ]
+    stop_server
+}
+
+@test "kill -9 during writes loses no acknowledged write (memory)" {
+    kill9_durability memory
+}
+
+@test "kill -9 during writes loses no acknowledged write (rocksdb)" {
+    kill9_durability rocksdb
+}
+
+@test "restart after snapshots restores the same state (both storage modes)" {
+    for storage in memory rocksdb; do
+        PORT=
+        start_server snap-$storage --storage $storage --snapshot-count 64
+        for i in $(seq 1 300); do
+            curl -s -f -X PUT --data-binary "v$i" "$URL/kv/s$((i % 50))" >/dev/null
+        done
+        curl -s -f -X DELETE "$URL/kv/s7" >/dev/null
+        before=$(curl -s "$URL/kv/?prefix=s")
+        stop_server
+        ls "$DATA/raft" | grep -q '^snapshot-'
+        start_server snap-$storage --storage $storage --snapshot-count 64
+        after=$(curl -s "$URL/kv/?prefix=s")
+        [ "$before" = "$after" ]
+        stop_server
+    done
+}
