@@ -52,6 +52,9 @@ TESTS    := $(patsubst test/%.c,$(B)/test/%,$(TEST_SRC))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
+# generated protobuf-c sources are kept, not deleted as intermediates
+.SECONDARY:
+
 .PHONY: all deps test unit bats run install format fuzz fuzz-run clean
 .DEFAULT_GOAL := all
 

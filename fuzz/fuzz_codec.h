@@ -19,8 +19,8 @@ static void fuzz_reencode(const struct ms_batch *b, enum ms_codec_id codec)
     memset(&again, 0, sizeof(again));
     if (ms_codec_encode_batch(codec, b, &once) != 0)
         abort();
-    if (ms_codec_decode_batch(once.data, once.len, &again, err,
-                              sizeof(err)) != 0)
+    if (ms_codec_decode_batch(once.data, once.len, &again, err, sizeof(err)) !=
+        0)
         abort();
     if (!ms_batch_equal(b, &again))
         abort();

@@ -74,9 +74,9 @@ static struct ms_bytes gen_bytes(struct gen *g)
 
 static int64_t gen_i64(struct gen *g)
 {
-    static const int64_t special[] = {0, 1, -1, INT64_MIN, INT64_MAX,
-                                      INT64_MIN + 1, INT64_MAX - 1, 127,
-                                      128, -128, 1LL << 53, (1LL << 53) + 1};
+    static const int64_t special[] = {
+        0,   1,   -1,   INT64_MIN, INT64_MAX,      INT64_MIN + 1, INT64_MAX - 1,
+        127, 128, -128, 1LL << 53, (1LL << 53) + 1};
     if (rnd_below(g, 3) == 0)
         return special[rnd_below(g, sizeof(special) / sizeof(special[0]))];
     return (int64_t)rnd(g);
@@ -171,10 +171,10 @@ static void gen_op(struct gen *g, struct ms_op *op, int depth, bool in_txn)
     case MS_OP_TXN: {
         struct ms_txn *x = &op->u.txn;
         x->n_compare = rnd_below(g, 5);
-        x->compare = x->n_compare
-                         ? ms_arena_zalloc(g->arena,
-                                           x->n_compare * sizeof(*x->compare))
-                         : NULL;
+        x->compare =
+            x->n_compare
+                ? ms_arena_zalloc(g->arena, x->n_compare * sizeof(*x->compare))
+                : NULL;
         for (size_t i = 0; i < x->n_compare; i++)
             gen_compare(g, &x->compare[i]);
         gen_ops(g, &x->success, &x->n_success, depth + 1);
@@ -238,8 +238,7 @@ static void decode_ok(const uint8_t *p, size_t n, struct ms_batch *out)
 
 /* Decoding p must fail with code, leave the batch empty and say why;
  * when where is not NULL the message must contain it. */
-static void expect_fail(const uint8_t *p, size_t n, int code,
-                        const char *where)
+static void expect_fail(const uint8_t *p, size_t n, int code, const char *where)
 {
     struct ms_batch b;
     char err[MS_ERRMSG_SIZE] = "";
@@ -248,8 +247,8 @@ static void expect_fail(const uint8_t *p, size_t n, int code,
     memset(&b, 0, sizeof(b));
     rc = ms_codec_decode_batch(p, n, &b, err, sizeof(err));
     if (rc != code)
-        print_error("want %s, got %s (%s)\n", ms_errname(code),
-                    ms_errname(rc), err);
+        print_error("want %s, got %s (%s)\n", ms_errname(code), ms_errname(rc),
+                    err);
     assert_int_equal(rc, code);
     assert_null(b.ops);
     assert_int_equal(b.n_ops, 0);
@@ -288,8 +287,7 @@ static void json_ok(const char *text, size_t n_ops)
 }
 
 /* header + bytes */
-static void pb_fail(const uint8_t *bytes, size_t n, int code,
-                    const char *where)
+static void pb_fail(const uint8_t *bytes, size_t n, int code, const char *where)
 {
     struct ms_buf b = MS_BUF_INIT;
     uint8_t hdr[2] = {MS_CODEC_FORMAT_VERSION, MS_CODEC_PROTOBUF};
@@ -300,10 +298,10 @@ static void pb_fail(const uint8_t *bytes, size_t n, int code,
     ms_buf_free(&b);
 }
 
-#define PB_FAIL(code, where, ...)                                           \
-    do {                                                                    \
-        static const uint8_t bytes_[] = {__VA_ARGS__};                      \
-        pb_fail(bytes_, sizeof(bytes_), code, where);                       \
+#define PB_FAIL(code, where, ...)                                              \
+    do {                                                                       \
+        static const uint8_t bytes_[] = {__VA_ARGS__};                         \
+        pb_fail(bytes_, sizeof(bytes_), code, where);                          \
     } while (0)
 
 static struct ms_bytes str_bytes(const char *s)
@@ -396,8 +394,7 @@ static void test_round_trip_random(void **state)
             decode_ok(a.data, a.len, &out);
             assert_int_equal(out.n_ops, src.n_ops);
             assert_true(ms_batch_equal(&src, &out));
-            assert_int_equal(ms_codec_encode_batch(codecs[c], &out, &again),
-                             0);
+            assert_int_equal(ms_codec_encode_batch(codecs[c], &out, &again), 0);
             assert_int_equal(again.len, a.len);
             assert_memory_equal(again.data, a.data, a.len);
 
@@ -429,8 +426,7 @@ static void test_round_trip_every_kind(void **state)
         decode_ok(a.data, a.len, &out);
         assert_true(ms_batch_equal(&src, &out));
         assert_int_equal(out.ops[3].u.txn.compare[3].value.len, 3);
-        assert_memory_equal(out.ops[3].u.txn.compare[3].value.data, "v\0x",
-                            3);
+        assert_memory_equal(out.ops[3].u.txn.compare[3].value.data, "v\0x", 3);
         assert_int_equal(out.ops[0].u.put.lease, INT64_MIN);
         ms_batch_free(&out);
         ms_buf_free(&a);
@@ -471,11 +467,11 @@ static void test_exact_encoding(void **state)
         "{\"key\":\"a2V5\",\"value\":\"\",\"lease\":\"-1\",\"prev_kv\":true,"
         "\"ignore_value\":false,\"ignore_lease\":false}}]}";
     static const uint8_t pb[] = {
-        1, 1,                                     /* header */
+        1,    1,                                  /* header */
         0x0a, 24,                                 /* ops record */
-        0x08, 1, 0x10, 2,                         /* node_id, request_id */
+        0x08, 1,    0x10, 2,                      /* node_id, request_id */
         0x1a, 18,                                 /* put */
-        0x0a, 3, 'k', 'e', 'y',                   /* key */
+        0x0a, 3,    'k',  'e',  'y',              /* key */
         0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* lease -1 */
         0xff, 0xff, 0xff, 0x01, 0x20, 0x01,       /* prev_kv */
         0x10, 1,                                  /* count */
@@ -559,8 +555,7 @@ static void test_txn_max_depth(void **state)
         ops[MS_CODEC_MAX_TXN_DEPTH].u.txn.n_success = 1;
         ops[MS_CODEC_MAX_TXN_DEPTH + 1].type = MS_OP_PUT;
         ms_buf_reset(&buf);
-        assert_int_equal(ms_codec_encode_batch(codecs[c], &b, &buf),
-                         MS_EINVAL);
+        assert_int_equal(ms_codec_encode_batch(codecs[c], &b, &buf), MS_EINVAL);
         assert_int_equal(buf.len, 0);
         memset(&ops[MS_CODEC_MAX_TXN_DEPTH], 0, sizeof(ops[0]));
         ops[MS_CODEC_MAX_TXN_DEPTH].type = MS_OP_PUT;
@@ -797,7 +792,7 @@ static void test_writer_rejects(void **state)
     ms_buf_free(&b);
 }
 
-/* --- failure cases: protobuf ----------------------------------------------- */
+/* --- failure cases: protobuf ------------------------------------------- */
 
 /* Bad framing of the top-level records. */
 static void test_pb_framing(void **state)
@@ -809,8 +804,8 @@ static void test_pb_framing(void **state)
     PB_FAIL(MS_EMALFORMED, "count record says 1", 0x10, 0x01);
     PB_FAIL(MS_ETRAILING, "after the count", 0x10, 0x00, 0x00);
     PB_FAIL(MS_ETRAILING, NULL, 0x10, 0x00, 0x0a, 0x02, 0x4a, 0x00);
-    PB_FAIL(MS_EMALFORMED, "count record says 0", 0x0a, 0x02, 0x4a, 0x00,
-            0x10, 0x00);
+    PB_FAIL(MS_EMALFORMED, "count record says 0", 0x0a, 0x02, 0x4a, 0x00, 0x10,
+            0x00);
     PB_FAIL(MS_ETRUNCATED, "without its count", 0x0a, 0x02, 0x4a, 0x00);
     PB_FAIL(MS_EMALFORMED, "field 3", 0x18, 0x00);
     PB_FAIL(MS_EMALFORMED, "field 1 wire type 0", 0x08, 0x00);
@@ -819,10 +814,10 @@ static void test_pb_framing(void **state)
     PB_FAIL(MS_ETRUNCATED, "ops[0]", 0x0a, 0x05, 0x1a);
     PB_FAIL(MS_ETRUNCATED, NULL, 0x0a);
     PB_FAIL(MS_ETRUNCATED, NULL, 0x0a, 0x80);
-    PB_FAIL(MS_EMALFORMED, NULL, 0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-            0xff, 0xff, 0xff, 0xff, 0x01);
-    PB_FAIL(MS_EMALFORMED, "ops[1]", 0x0a, 0x02, 0x4a, 0x00, 0x0a, 0x00,
-            0x10, 0x02);
+    PB_FAIL(MS_EMALFORMED, NULL, 0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x01);
+    PB_FAIL(MS_EMALFORMED, "ops[1]", 0x0a, 0x02, 0x4a, 0x00, 0x0a, 0x00, 0x10,
+            0x02);
 }
 
 /* Bad Op messages inside well-framed records. */
@@ -831,8 +826,7 @@ static void test_pb_bad_ops(void **state)
     (void)state;
     /* an Op without an operation */
     PB_FAIL(MS_EMALFORMED, "no operation", 0x0a, 0x00, 0x10, 0x01);
-    PB_FAIL(MS_EMALFORMED, "no operation", 0x0a, 0x02, 0x08, 0x01, 0x10,
-            0x01);
+    PB_FAIL(MS_EMALFORMED, "no operation", 0x0a, 0x02, 0x08, 0x01, 0x10, 0x01);
     /* unknown fields in the Op, in the Put */
     PB_FAIL(MS_EMALFORMED, "unknown field 15", 0x0a, 0x04, 0x1a, 0x00, 0x78,
             0x01, 0x10, 0x01);
@@ -842,23 +836,23 @@ static void test_pb_bad_ops(void **state)
      * group wire types, a known field with the wrong wire type */
     PB_FAIL(MS_EMALFORMED, NULL, 0x0a, 0x02, 0x1a, 0x05, 0x10, 0x01);
     PB_FAIL(MS_EMALFORMED, NULL, 0x0a, 0x02, 0x08, 0x80, 0x10, 0x01);
-    PB_FAIL(MS_EMALFORMED, "wire type 3", 0x0a, 0x03, 0x1a, 0x00, 0x0b,
-            0x10, 0x01);
+    PB_FAIL(MS_EMALFORMED, "wire type 3", 0x0a, 0x03, 0x1a, 0x00, 0x0b, 0x10,
+            0x01);
     PB_FAIL(MS_EMALFORMED, NULL, 0x0a, 0x04, 0x0a, 0x00, 0x1a, 0x00, 0x10,
             0x01);
     PB_FAIL(MS_EMALFORMED, NULL, 0x0a, 0x03, 0x1d, 0x00, 0x00, 0x10, 0x01);
     /* enum values out of range */
-    PB_FAIL(MS_EMALFORMED, "ops[0].range: sort_order", 0x0a, 0x04, 0x2a,
-            0x02, 0x28, 0x07, 0x10, 0x01);
-    PB_FAIL(MS_EMALFORMED, "sort_target", 0x0a, 0x04, 0x2a, 0x02, 0x30,
+    PB_FAIL(MS_EMALFORMED, "ops[0].range: sort_order", 0x0a, 0x04, 0x2a, 0x02,
+            0x28, 0x07, 0x10, 0x01);
+    PB_FAIL(MS_EMALFORMED, "sort_target", 0x0a, 0x04, 0x2a, 0x02, 0x30, 0x05,
+            0x10, 0x01);
+    PB_FAIL(MS_EMALFORMED, "compare[0]: result", 0x0a, 0x08, 0x32, 0x06, 0x0a,
+            0x04, 0x08, 0x04, 0x20, 0x00, 0x10, 0x01);
+    PB_FAIL(MS_EMALFORMED, "target", 0x0a, 0x06, 0x32, 0x04, 0x0a, 0x02, 0x10,
             0x05, 0x10, 0x01);
-    PB_FAIL(MS_EMALFORMED, "compare[0]: result", 0x0a, 0x08, 0x32, 0x06,
-            0x0a, 0x04, 0x08, 0x04, 0x20, 0x00, 0x10, 0x01);
-    PB_FAIL(MS_EMALFORMED, "target", 0x0a, 0x06, 0x32, 0x04, 0x0a, 0x02,
-            0x10, 0x05, 0x10, 0x01);
     /* compare operand not the one the target names, or missing */
-    PB_FAIL(MS_EMALFORMED, "target 3", 0x0a, 0x08, 0x32, 0x06, 0x0a, 0x04,
-            0x10, 0x03, 0x20, 0x00, 0x10, 0x01);
+    PB_FAIL(MS_EMALFORMED, "target 3", 0x0a, 0x08, 0x32, 0x06, 0x0a, 0x04, 0x10,
+            0x03, 0x20, 0x00, 0x10, 0x01);
     PB_FAIL(MS_EMALFORMED, "ops[0].txn.compare[0]", 0x0a, 0x04, 0x32, 0x02,
             0x0a, 0x00, 0x10, 0x01);
     /* compact inside a txn */
@@ -868,43 +862,48 @@ static void test_pb_bad_ops(void **state)
 
 /* Builds header + one Op record holding txns nested depth deep around a
  * put, + count; lengths are computed inside out, bytes written outside in. */
+static size_t varint_len(size_t v)
+{
+    size_t n = 1;
+    while (v >= 128) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void append_varint(struct ms_buf *out, size_t v)
+{
+    while (v >= 128) {
+        assert_int_equal(ms_buf_putc(out, (uint8_t)(v | 128)), 0);
+        v >>= 7;
+    }
+    assert_int_equal(ms_buf_putc(out, (uint8_t)v), 0);
+}
+
 static void pb_nested(size_t depth, struct ms_buf *out)
 {
     size_t *op_len = calloc(depth + 1, sizeof(size_t));
     size_t *txn_len = calloc(depth + 1, sizeof(size_t));
-    uint8_t tmp[10];
 
     assert_non_null(op_len);
     assert_non_null(txn_len);
-#define VLEN(v) ((size_t)((v) < 128 ? 1 : (v) < 16384 ? 2 : (v) < 2097152 ? 3 : 4))
     op_len[0] = 2; /* 1a 00: put {} */
     for (size_t k = 1; k <= depth; k++) {
-        txn_len[k] = 1 + VLEN(op_len[k - 1]) + op_len[k - 1];
-        op_len[k] = 1 + VLEN(txn_len[k]) + txn_len[k];
+        txn_len[k] = 1 + varint_len(op_len[k - 1]) + op_len[k - 1];
+        op_len[k] = 1 + varint_len(txn_len[k]) + txn_len[k];
     }
-#define PUTV(v)                                                             \
-    do {                                                                    \
-        size_t v_ = (v), n_ = 0;                                            \
-        while (v_ >= 128) {                                                 \
-            tmp[n_++] = (uint8_t)(v_ | 128);                                \
-            v_ >>= 7;                                                       \
-        }                                                                   \
-        tmp[n_++] = (uint8_t)v_;                                            \
-        assert_int_equal(ms_buf_append(out, tmp, n_), 0);                   \
-    } while (0)
     assert_int_equal(ms_buf_putc(out, 1), 0);
     assert_int_equal(ms_buf_putc(out, MS_CODEC_PROTOBUF), 0);
     assert_int_equal(ms_buf_putc(out, 0x0a), 0);
-    PUTV(op_len[depth]);
+    append_varint(out, op_len[depth]);
     for (size_t k = depth; k >= 1; k--) {
         assert_int_equal(ms_buf_putc(out, 0x32), 0); /* Op.txn */
-        PUTV(txn_len[k]);
+        append_varint(out, txn_len[k]);
         assert_int_equal(ms_buf_putc(out, 0x12), 0); /* Txn.success */
-        PUTV(op_len[k - 1]);
+        append_varint(out, op_len[k - 1]);
     }
     assert_int_equal(ms_buf_append(out, "\x1a\x00\x10\x01", 4), 0);
-#undef PUTV
-#undef VLEN
     free(op_len);
     free(txn_len);
 }
@@ -976,8 +975,8 @@ static void test_json_syntax(void **state)
 static void test_json_schema(void **state)
 {
 #define OP(body) "{\"ops\":[{\"node_id\":\"1\",\"request_id\":\"2\"," body "}]}"
-#define PUT(k, v, l)                                                        \
-    OP("\"put\":{\"key\":" k ",\"value\":" v ",\"lease\":" l                \
+#define PUT(k, v, l)                                                           \
+    OP("\"put\":{\"key\":" k ",\"value\":" v ",\"lease\":" l                   \
        ",\"prev_kv\":false,\"ignore_value\":false,\"ignore_lease\":false}")
     (void)state;
     json_ok(PUT("\"a2V5\"", "\"\"", "\"-9223372036854775808\""), 1);
@@ -994,8 +993,8 @@ static void test_json_schema(void **state)
               "ops[0]: unknown field \"frobnicate\"");
     json_fail(OP("\"lease_revoke\":{\"id\":\"1\"},\"compact\":{}"),
               MS_EMALFORMED, "more than one operation");
-    json_fail("{\"ops\":[{\"node_id\":1,\"request_id\":\"2\"}]}",
-              MS_EMALFORMED, "ops[0].node_id: expected uint64");
+    json_fail("{\"ops\":[{\"node_id\":1,\"request_id\":\"2\"}]}", MS_EMALFORMED,
+              "ops[0].node_id: expected uint64");
     json_fail("{\"ops\":[{\"node_id\":\"-1\",\"request_id\":\"2\"}]}",
               MS_EMALFORMED, "ops[0].node_id");
     json_fail("{\"ops\":[{\"node_id\":\"18446744073709551616\"}]}",
@@ -1014,8 +1013,8 @@ static void test_json_schema(void **state)
               "ops[0].put.lease: expected int64");
     json_fail(PUT("\"\"", "\"\"", "\"9223372036854775808\""), MS_EMALFORMED,
               "ops[0].put.lease");
-    json_fail(PUT("\"\"", "\"\"", "\"-9223372036854775809\""),
-              MS_EMALFORMED, "ops[0].put.lease");
+    json_fail(PUT("\"\"", "\"\"", "\"-9223372036854775809\""), MS_EMALFORMED,
+              "ops[0].put.lease");
     json_fail(PUT("\"\"", "\"\"", "\"01\""), MS_EMALFORMED, "lease");
     json_fail(PUT("\"\"", "\"\"", "\"-0\""), MS_EMALFORMED, "lease");
     json_fail(PUT("\"\"", "\"\"", "\"+1\""), MS_EMALFORMED, "lease");
@@ -1049,8 +1048,8 @@ static void test_json_schema(void **state)
 /* Invalid base64 in a bytes field is MS_EBASE64 with the field's path. */
 static void test_json_bad_base64(void **state)
 {
-    static const char *const bad[] = {"QQ=", "Q===", "QQ==QQ==", "****",
-                                      "QUJD\n", "QU JD", "=QQQ", "QUJ"};
+    static const char *const bad[] = {"QQ=",    "Q===",  "QQ==QQ==", "****",
+                                      "QUJD\n", "QU JD", "=QQQ",     "QUJ"};
     char text[512];
     (void)state;
 
@@ -1073,35 +1072,36 @@ static void test_json_bad_base64(void **state)
 /* Txn structure errors: compares, operands, ops not allowed inside. */
 static void test_json_txn(void **state)
 {
-#define TXN(cmp, succ, fail)                                                \
-    "{\"ops\":[{\"node_id\":\"1\",\"request_id\":\"2\",\"txn\":{"           \
+#define TXN(cmp, succ, fail)                                                   \
+    "{\"ops\":[{\"node_id\":\"1\",\"request_id\":\"2\",\"txn\":{"              \
     "\"compare\":[" cmp "],\"success\":[" succ "],\"failure\":[" fail "]}}]}"
-#define CMP(target, operand)                                                \
-    "{\"result\":\"equal\",\"target\":\"" target "\",\"key\":\"\","         \
+#define CMP(target, operand)                                                   \
+    "{\"result\":\"equal\",\"target\":\"" target "\",\"key\":\"\","            \
     "\"range_end\":\"\"" operand "}"
 #define SUB(body) "{\"node_id\":\"0\",\"request_id\":\"0\"," body "}"
     (void)state;
-    json_ok(TXN(CMP("version", ",\"version\":\"3\"") ","
-                    CMP("value", ",\"value\":\"AA==\"") ","
-                    CMP("lease", ",\"lease\":\"-1\""),
-                SUB("\"txn\":{\"compare\":[],\"success\":[],\"failure\":[]}"),
-                ""),
-            1);
+    json_ok(
+        TXN(CMP("version", ",\"version\":\"3\"") "," CMP(
+                "value", ",\"value\":\"AA==\"") "," CMP("lease",
+                                                        ",\"lease\":\"-1\""),
+            SUB("\"txn\":{\"compare\":[],\"success\":[],\"failure\":[]}"), ""),
+        1);
     json_fail(TXN(CMP("mod", ",\"version\":\"3\""), "", ""), MS_EMALFORMED,
               "ops[0].txn.compare[0]: target mod needs field mod_revision");
     json_fail(TXN(CMP("mod", ""), "", ""), MS_EMALFORMED,
               "needs field mod_revision");
-    json_fail(TXN(CMP("mod", ",\"mod_revision\":\"1\",\"lease\":\"1\""), "",
-                  ""),
-              MS_EMALFORMED, "more than one operand");
-    json_fail(TXN(CMP("sideways", ",\"version\":\"1\""), "", ""),
-              MS_EMALFORMED, "ops[0].txn.compare[0].target");
+    json_fail(
+        TXN(CMP("mod", ",\"mod_revision\":\"1\",\"lease\":\"1\""), "", ""),
+        MS_EMALFORMED, "more than one operand");
+    json_fail(TXN(CMP("sideways", ",\"version\":\"1\""), "", ""), MS_EMALFORMED,
+              "ops[0].txn.compare[0].target");
     json_fail(TXN(CMP("value", ",\"value\":\"A\""), "", ""), MS_EBASE64,
               "ops[0].txn.compare[0].value");
     json_fail(TXN(CMP("version", ",\"version\":\"1\",\"x\":1"), "", ""),
               MS_EMALFORMED, "unknown field \"x\"");
-    json_fail(TXN("", SUB("\"compact\":{\"revision\":\"1\","
-                          "\"physical\":false}"),
+    json_fail(TXN("",
+                  SUB("\"compact\":{\"revision\":\"1\","
+                      "\"physical\":false}"),
                   ""),
               MS_EMALFORMED, "ops[0].txn.success[0]: compact is not allowed");
     json_fail(TXN("", "", SUB("\"put\":{}") "," SUB("\"put\":7")),
@@ -1124,8 +1124,8 @@ static void test_json_limits(void **state)
     struct ms_buf b = MS_BUF_INIT;
     (void)state;
 
-    for (int depth = MS_CODEC_MAX_TXN_DEPTH; depth <= MS_CODEC_MAX_TXN_DEPTH + 1;
-         depth++) {
+    for (int depth = MS_CODEC_MAX_TXN_DEPTH;
+         depth <= MS_CODEC_MAX_TXN_DEPTH + 1; depth++) {
         ms_buf_reset(&b);
         assert_int_equal(ms_buf_puts(&b, "{\"ops\":["), 0);
         for (int i = 0; i < depth; i++)

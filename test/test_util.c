@@ -21,8 +21,12 @@ static const struct {
     const char *plain;
     const char *b64;
 } rfc4648[] = {
-    {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-    {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+    {"", ""},
+    {"f", "Zg=="},
+    {"fo", "Zm8="},
+    {"foo", "Zm9v"},
+    {"foob", "Zm9vYg=="},
+    {"fooba", "Zm9vYmE="},
     {"foobar", "Zm9vYmFy"},
 };
 
@@ -89,9 +93,8 @@ static void test_base64_round_trip(void **state)
 static void test_base64_rejects(void **state)
 {
     static const char *const bad[] = {
-        "Zg=",      "Z",        "Zm9vY",    "Zg==Zg==", "Z===",
-        "====",     "Zg=a",     "=Zg=",     "Zm9v\n",   "Zm 9",
-        "Zm9-",     "Zm9_",     "Zm9v====", "Z\xc3\xa9=",
+        "Zg=",  "Z",      "Zm9vY", "Zg==Zg==", "Z===", "====",     "Zg=a",
+        "=Zg=", "Zm9v\n", "Zm 9",  "Zm9-",     "Zm9_", "Zm9v====", "Z\xc3\xa9=",
     };
     uint8_t out[16];
     size_t n;

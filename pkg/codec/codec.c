@@ -77,25 +77,25 @@ static int check_txn(const struct ms_txn *t, int depth)
     return 0;
 }
 
+/* 0 when both byte strings are usable, else MS_EINVAL */
+static int check_bytes(struct ms_bytes a, struct ms_bytes b)
+{
+    return bytes_ok(a) && bytes_ok(b) ? 0 : MS_EINVAL;
+}
+
 int ms_codec_check_op(const struct ms_op *op, int depth)
 {
     switch (op->type) {
     case MS_OP_PUT:
-        return bytes_ok(op->u.put.key) && bytes_ok(op->u.put.value)
-                   ? 0
-                   : MS_EINVAL;
+        return check_bytes(op->u.put.key, op->u.put.value);
     case MS_OP_DELETE_RANGE:
-        return bytes_ok(op->u.delete_range.key) &&
-                       bytes_ok(op->u.delete_range.range_end)
-                   ? 0
-                   : MS_EINVAL;
+        return check_bytes(op->u.delete_range.key,
+                           op->u.delete_range.range_end);
     case MS_OP_RANGE:
         if ((unsigned)op->u.range.sort_order > MS_SORT_DESCEND ||
             (unsigned)op->u.range.sort_target > MS_SORT_VALUE)
             return MS_EINVAL;
-        return bytes_ok(op->u.range.key) && bytes_ok(op->u.range.range_end)
-                   ? 0
-                   : MS_EINVAL;
+        return check_bytes(op->u.range.key, op->u.range.range_end);
     case MS_OP_TXN:
         return check_txn(&op->u.txn, depth + 1);
     case MS_OP_COMPACT:
@@ -122,8 +122,7 @@ int ms_batch_writer_init(struct ms_batch_writer *w, enum ms_codec_id codec,
     rc = ms_buf_append(buf, hdr, sizeof(hdr));
     if (rc != 0)
         return rc;
-    rc = codec == MS_CODEC_JSON ? ms_codec_json_begin(w)
-                                : ms_codec_pb_begin(w);
+    rc = codec == MS_CODEC_JSON ? ms_codec_json_begin(w) : ms_codec_pb_begin(w);
     if (rc != 0)
         buf->len = w->start;
     return rc;
@@ -190,9 +189,8 @@ int ms_codec_peek(const uint8_t *data, size_t len, enum ms_codec_id *codec)
     return 0;
 }
 
-int ms_codec_decode_batch(const uint8_t *data, size_t len,
-                          struct ms_batch *out, char *errmsg,
-                          size_t errmsg_size)
+int ms_codec_decode_batch(const uint8_t *data, size_t len, struct ms_batch *out,
+                          char *errmsg, size_t errmsg_size)
 {
     char local[MS_ERRMSG_SIZE];
     enum ms_codec_id codec;
@@ -229,8 +227,8 @@ int ms_codec_decode_batch(const uint8_t *data, size_t len,
     return rc;
 }
 
-int ms_codec_path_err(const struct ms_codec_path *p, char *errmsg,
-                      size_t size, int code, const char *fmt, ...)
+int ms_codec_path_err(const struct ms_codec_path *p, char *errmsg, size_t size,
+                      int code, const char *fmt, ...)
 {
     size_t off = 0;
     int n = p->n < MS_CODEC_PATH_MAX ? p->n : MS_CODEC_PATH_MAX;

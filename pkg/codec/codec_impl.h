@@ -25,9 +25,8 @@ int ms_codec_json_finish(struct ms_batch_writer *w);
  * MS_E* code as ms_codec_decode_batch documents. */
 int ms_codec_pb_decode(const uint8_t *data, size_t len, struct ms_batch *out,
                        char *errmsg, size_t errmsg_size);
-int ms_codec_json_decode(const uint8_t *data, size_t len,
-                         struct ms_batch *out, char *errmsg,
-                         size_t errmsg_size);
+int ms_codec_json_decode(const uint8_t *data, size_t len, struct ms_batch *out,
+                         char *errmsg, size_t errmsg_size);
 
 /* Returns 0 when op can be encoded by both codecs (known type and enum
  * values, only put/delete_range/range/txn inside a txn, txns nested at most
@@ -49,8 +48,8 @@ struct ms_codec_path {
     } f[MS_CODEC_PATH_MAX];
 };
 
-static inline void ms_codec_path_push(struct ms_codec_path *p,
-                                      const char *name, long index)
+static inline void ms_codec_path_push(struct ms_codec_path *p, const char *name,
+                                      long index)
 {
     if (p->n < MS_CODEC_PATH_MAX) {
         p->f[p->n].name = name;
@@ -65,8 +64,8 @@ static inline void ms_codec_path_pop(struct ms_codec_path *p)
 }
 
 /* Replaces the top frame (the array element being read, say). */
-static inline void ms_codec_path_set(struct ms_codec_path *p,
-                                     const char *name, long index)
+static inline void ms_codec_path_set(struct ms_codec_path *p, const char *name,
+                                     long index)
 {
     if (p->n > 0 && p->n <= MS_CODEC_PATH_MAX) {
         p->f[p->n - 1].name = name;
@@ -76,8 +75,8 @@ static inline void ms_codec_path_set(struct ms_codec_path *p,
 
 /* Formats "<path>: <fmt...>" into errmsg (size bytes, NUL-terminated) and
  * returns code. An empty path gives just the message. */
-int ms_codec_path_err(const struct ms_codec_path *p, char *errmsg,
-                      size_t size, int code, const char *fmt, ...)
+int ms_codec_path_err(const struct ms_codec_path *p, char *errmsg, size_t size,
+                      int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 #endif /* MS_CODEC_CODEC_IMPL_H */

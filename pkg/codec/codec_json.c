@@ -64,10 +64,13 @@ struct field {
     unsigned char n_values;
 };
 
-#define F(s, name, kind) {#name, sizeof(#name) - 1, kind, offsetof(s, name), NULL, 0}
+/* clang-format off */
+#define F(s, name, kind)                                                    \
+    {#name, sizeof(#name) - 1, kind, offsetof(s, name), NULL, 0}
 #define E(s, name, values)                                                  \
     {#name, sizeof(#name) - 1, K_ENUM, offsetof(s, name), values,           \
      sizeof(values) / sizeof(values[0])}
+/* clang-format on */
 #define N(a) (sizeof(a) / sizeof(a[0]))
 
 /* enum fields are read and written through int pointers */
@@ -80,8 +83,8 @@ static const char *const sort_targets[] = {"key", "version", "create", "mod",
                                            "value"};
 static const char *const cmp_results[] = {"equal", "greater", "less",
                                           "not_equal"};
-static const char *const cmp_targets[] = {"version", "create", "mod",
-                                          "value", "lease"};
+static const char *const cmp_targets[] = {"version", "create", "mod", "value",
+                                          "lease"};
 /* the operand field of a compare, by target */
 static const char *const cmp_operands[] = {"version", "create_revision",
                                            "mod_revision", "value", "lease"};
@@ -174,9 +177,9 @@ static size_t field_bound(const struct field *f, const void *base)
     switch (f->kind) {
     case K_BYTES:
         return n + 2 +
-               ms_base64_encoded_len(((const struct ms_bytes *)
-                                          ((const char *)base + f->off))
-                                         ->len);
+               ms_base64_encoded_len(
+                   ((const struct ms_bytes *)((const char *)base + f->off))
+                       ->len);
     case K_INT64:
     case K_UINT64:
         return n + 2 + INT_MAX_CHARS;
@@ -273,7 +276,7 @@ static void emit_bytes(struct ms_buf *b, struct ms_bytes v)
 }
 
 static void emit_value(struct ms_buf *b, const struct field *f,
-                      const void *base)
+                       const void *base)
 {
     const void *p = (const char *)base + f->off;
 
@@ -309,7 +312,7 @@ static void emit_value(struct ms_buf *b, const struct field *f,
 
 /* Writes the fields' members without the braces, comma-separated. */
 static void emit_fields(struct ms_buf *b, const struct field *fs, size_t n,
-                       const void *base)
+                        const void *base)
 {
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
@@ -525,8 +528,7 @@ static enum scan_result scan_literal(const char *s, size_t n, size_t *pos)
  * of the first bad byte (SCAN_INVALID). */
 static enum scan_result scan_json(const char *s, size_t n, size_t *where)
 {
-    enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, COLON, AFTER } st =
-        VALUE;
+    enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, COLON, AFTER } st = VALUE;
     unsigned char stack[SCAN_MAX_DEPTH]; /* '{' or '[' */
     size_t depth = 0, i = 0;
     enum scan_result r;
@@ -619,8 +621,8 @@ struct dec {
     size_t errsize;
 };
 
-#define DEC_ERR(d, code, ...)                                               \
-    ms_codec_path_err(&(d)->path, (d)->errmsg, (d)->errsize, (code),       \
+#define DEC_ERR(d, code, ...)                                                  \
+    ms_codec_path_err(&(d)->path, (d)->errmsg, (d)->errsize, (code),           \
                       __VA_ARGS__)
 
 static int count_items(struct dec *d, size_t n)
@@ -699,8 +701,7 @@ static int get_int64(struct dec *d, const cJSON *j, int64_t *out)
     if (!cJSON_IsString(j) || j->valuestring == NULL ||
         !parse_decimal(j->valuestring, true, &mag, &neg) ||
         mag > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX))
-        return DEC_ERR(d, MS_EMALFORMED,
-                       "expected int64 as a decimal string");
+        return DEC_ERR(d, MS_EMALFORMED, "expected int64 as a decimal string");
     *out = neg ? (int64_t)(0 - mag) : (int64_t)mag;
     return 0;
 }
@@ -758,8 +759,7 @@ static int missing_field(struct dec *d, const struct field *fs, size_t n,
 {
     for (size_t i = 0; i < n; i++) {
         if ((seen & (1u << i)) == 0)
-            return DEC_ERR(d, MS_EMALFORMED, "missing field %s",
-                           fs[i].name);
+            return DEC_ERR(d, MS_EMALFORMED, "missing field %s", fs[i].name);
     }
     return 0;
 }
@@ -795,8 +795,7 @@ static int get_object(struct dec *d, const cJSON *j, const struct field *fs,
     for (const cJSON *m = j->child; m != NULL; m = m->next) {
         int rc = get_member(d, fs, n, m, base, &seen);
         if (rc < 0)
-            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"",
-                           m->string);
+            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"", m->string);
         if (rc > 0)
             return rc;
     }
@@ -821,12 +820,11 @@ static int get_compare(struct dec *d, const cJSON *j, struct ms_compare *c)
         for (size_t k = 0; k < N(cmp_operands); k++)
             known = known || strcmp(m->string, cmp_operands[k]) == 0;
         if (!known)
-            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"",
-                           m->string);
+            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"", m->string);
         if (operand != NULL)
             return DEC_ERR(d, MS_EMALFORMED,
-                           "more than one operand (%s and %s)",
-                           operand->string, m->string);
+                           "more than one operand (%s and %s)", operand->string,
+                           m->string);
         operand = m;
     }
     if ((rc = missing_field(d, compare_fields, N(compare_fields), seen)) != 0)
@@ -883,8 +881,7 @@ static const struct field txn_fields[] = {
     {"failure", 7, 0, 0, NULL, 0},
 };
 
-static int get_txn(struct dec *d, const cJSON *j, struct ms_txn *t,
-                   int depth)
+static int get_txn(struct dec *d, const cJSON *j, struct ms_txn *t, int depth)
 {
     const cJSON *parts[3] = {NULL, NULL, NULL};
     size_t i = 0;
@@ -898,11 +895,9 @@ static int get_txn(struct dec *d, const cJSON *j, struct ms_txn *t,
     for (const cJSON *m = j->child; m != NULL; m = m->next) {
         int k = find_field(txn_fields, N(txn_fields), m->string);
         if (k < 0)
-            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"",
-                           m->string);
+            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"", m->string);
         if (parts[k] != NULL)
-            return DEC_ERR(d, MS_EMALFORMED, "%s: duplicate field",
-                           m->string);
+            return DEC_ERR(d, MS_EMALFORMED, "%s: duplicate field", m->string);
         parts[k] = m;
     }
     for (int k = 0; k < 3; k++) {
@@ -929,8 +924,7 @@ static int get_txn(struct dec *d, const cJSON *j, struct ms_txn *t,
     }
     rc = get_ops(d, "success", parts[1], &t->success, &t->n_success, depth);
     if (rc == 0)
-        rc = get_ops(d, "failure", parts[2], &t->failure, &t->n_failure,
-                     depth);
+        rc = get_ops(d, "failure", parts[2], &t->failure, &t->n_failure, depth);
     return rc;
 }
 
@@ -956,12 +950,11 @@ static int get_op(struct dec *d, const cJSON *j, struct ms_op *op, int depth,
                 t = (enum ms_op_type)k;
         }
         if (t == 0)
-            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"",
-                           m->string);
+            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"", m->string);
         if (body != NULL)
             return DEC_ERR(d, MS_EMALFORMED,
-                           "more than one operation (%s and %s)",
-                           body->string, m->string);
+                           "more than one operation (%s and %s)", body->string,
+                           m->string);
         body = m;
         type = t;
     }
@@ -997,8 +990,7 @@ static int get_batch(struct dec *d, const cJSON *root, struct ms_batch *out)
         return DEC_ERR(d, MS_EMALFORMED, "expected a JSON object");
     for (const cJSON *m = root->child; m != NULL; m = m->next) {
         if (strcmp(m->string, "ops") != 0)
-            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"",
-                           m->string);
+            return DEC_ERR(d, MS_EMALFORMED, "unknown field \"%s\"", m->string);
         if (ops != NULL)
             return DEC_ERR(d, MS_EMALFORMED, "ops: duplicate field");
         ops = m;
@@ -1008,9 +1000,8 @@ static int get_batch(struct dec *d, const cJSON *root, struct ms_batch *out)
     return get_ops(d, "ops", ops, &out->ops, &out->n_ops, 0);
 }
 
-int ms_codec_json_decode(const uint8_t *data, size_t len,
-                         struct ms_batch *out, char *errmsg,
-                         size_t errmsg_size)
+int ms_codec_json_decode(const uint8_t *data, size_t len, struct ms_batch *out,
+                         char *errmsg, size_t errmsg_size)
 {
     const char *text = (const char *)data;
     const char *end = NULL;
@@ -1029,14 +1020,12 @@ int ms_codec_json_decode(const uint8_t *data, size_t len,
     if (root == NULL) {
         switch (scan_json(text, len, &pos)) {
         case SCAN_PREFIX:
-            return DEC_ERR(&d, MS_ETRUNCATED,
-                           "JSON ends early (%zu bytes)", len);
+            return DEC_ERR(&d, MS_ETRUNCATED, "JSON ends early (%zu bytes)",
+                           len);
         case SCAN_INVALID:
-            return DEC_ERR(&d, MS_EMALFORMED, "invalid JSON at byte %zu",
-                           pos);
+            return DEC_ERR(&d, MS_EMALFORMED, "invalid JSON at byte %zu", pos);
         case SCAN_DEEP:
-            return DEC_ERR(&d, MS_ETOOLARGE,
-                           "JSON nested more than %d deep",
+            return DEC_ERR(&d, MS_ETOOLARGE, "JSON nested more than %d deep",
                            CJSON_NESTING_LIMIT);
         case SCAN_VALID:
             break;

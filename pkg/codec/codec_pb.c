@@ -208,13 +208,11 @@ static int build_txn(struct scratch *s, const struct ms_txn *t,
                 c[i].mod_revision = src->number;
                 break;
             case MS_CMP_VALUE:
-                c[i].target_union_case =
-                    METASTORE__COMPARE__TARGET_UNION_VALUE;
+                c[i].target_union_case = METASTORE__COMPARE__TARGET_UNION_VALUE;
                 c[i].value = pb_bytes(src->value);
                 break;
             case MS_CMP_LEASE:
-                c[i].target_union_case =
-                    METASTORE__COMPARE__TARGET_UNION_LEASE;
+                c[i].target_union_case = METASTORE__COMPARE__TARGET_UNION_LEASE;
                 c[i].lease = src->number;
                 break;
             }
@@ -225,8 +223,7 @@ static int build_txn(struct scratch *s, const struct ms_txn *t,
     }
     if (build_ops(s, t->success, t->n_success, &m->n_success, &m->success) !=
             0 ||
-        build_ops(s, t->failure, t->n_failure, &m->n_failure, &m->failure) !=
-            0)
+        build_ops(s, t->failure, t->n_failure, &m->n_failure, &m->failure) != 0)
         return MS_ENOMEM;
     return 0;
 }
@@ -371,8 +368,8 @@ struct dec {
     size_t errsize;
 };
 
-#define DEC_ERR(d, code, ...)                                               \
-    ms_codec_path_err(&(d)->path, (d)->errmsg, (d)->errsize, (code),       \
+#define DEC_ERR(d, code, ...)                                                  \
+    ms_codec_path_err(&(d)->path, (d)->errmsg, (d)->errsize, (code),           \
                       __VA_ARGS__)
 
 static int count_item(struct dec *d)
@@ -429,8 +426,8 @@ static int scan_msg(struct dec *d, const uint8_t *p, size_t n, int depth,
             rc = 0;
             if (is_op && field == FIELD_OP_TXN)
                 rc = scan_txn(d, p + pos, (size_t)v, depth + 1);
-            else if (!is_op && (field == FIELD_TXN_SUCCESS ||
-                                field == FIELD_TXN_FAILURE))
+            else if (!is_op &&
+                     (field == FIELD_TXN_SUCCESS || field == FIELD_TXN_FAILURE))
                 rc = scan_msg(d, p + pos, (size_t)v, depth, true);
             else if (!is_op && field == FIELD_TXN_COMPARE)
                 rc = count_item(d);
@@ -524,10 +521,9 @@ static int conv_compare(struct dec *d, const Metastore__Compare *m,
         return DEC_ERR(d, MS_EMALFORMED, "target: bad value %d",
                        (int)m->target);
     if (m->target_union_case != want[m->target])
-        return DEC_ERR(d, MS_EMALFORMED,
-                       "target %d needs target_union field %d, has %d",
-                       (int)m->target, (int)want[m->target],
-                       (int)m->target_union_case);
+        return DEC_ERR(
+            d, MS_EMALFORMED, "target %d needs target_union field %d, has %d",
+            (int)m->target, (int)want[m->target], (int)m->target_union_case);
     c->result = (enum ms_compare_result)m->result;
     c->target = (enum ms_compare_target)m->target;
     if ((rc = copy_bytes(d, &m->key, &c->key)) != 0 ||
@@ -563,8 +559,8 @@ static int conv_txn(struct dec *d, const Metastore__Txn *m, struct ms_txn *t,
     if ((rc = no_unknown(d, &m->base)) != 0)
         return rc;
     if (m->n_compare > 0) {
-        t->compare = ms_arena_zalloc(d->arena,
-                                     m->n_compare * sizeof(*t->compare));
+        t->compare =
+            ms_arena_zalloc(d->arena, m->n_compare * sizeof(*t->compare));
         if (t->compare == NULL)
             return DEC_ERR(d, MS_ENOMEM, "out of memory");
         t->n_compare = m->n_compare;
@@ -608,8 +604,8 @@ static int conv_body(struct dec *d, const Metastore__Op *m, struct ms_op *o,
         o->type = MS_OP_DELETE_RANGE;
         if ((rc = no_unknown(d, &p->base)) != 0 ||
             (rc = copy_bytes(d, &p->key, &o->u.delete_range.key)) != 0 ||
-            (rc = copy_bytes(d, &p->range_end,
-                             &o->u.delete_range.range_end)) != 0)
+            (rc = copy_bytes(d, &p->range_end, &o->u.delete_range.range_end)) !=
+                0)
             return rc;
         o->u.delete_range.prev_kv = p->prev_kv;
         return 0;
@@ -739,13 +735,11 @@ static int frame_batch(struct dec *d, const uint8_t *data, size_t len,
             ms_codec_path_pop(&d->path);
             rc = get_varint(data + pos, len - pos, &v, &used);
             if (rc != 0)
-                return DEC_ERR(d, rc, "bad count record at offset %zu",
-                               pos);
+                return DEC_ERR(d, rc, "bad count record at offset %zu", pos);
             pos += used;
             if (pos != len)
                 return DEC_ERR(d, MS_ETRAILING,
-                               "%zu bytes after the count record",
-                               len - pos);
+                               "%zu bytes after the count record", len - pos);
             if (v != n)
                 return DEC_ERR(d, MS_EMALFORMED,
                                "count record says %llu ops, batch has %zu",
@@ -756,15 +750,14 @@ static int frame_batch(struct dec *d, const uint8_t *data, size_t len,
         if (tag != TAG_OPS)
             return DEC_ERR(d, MS_EMALFORMED,
                            "unexpected field %llu wire type %u at offset %zu",
-                           (unsigned long long)(tag >> 3),
-                           (unsigned)(tag & 7), pos - used);
+                           (unsigned long long)(tag >> 3), (unsigned)(tag & 7),
+                           pos - used);
         rc = get_varint(data + pos, len - pos, &v, &used);
         if (rc != 0)
             return DEC_ERR(d, rc, "bad record length at offset %zu", pos);
         pos += used;
         if (v > len - pos)
-            return DEC_ERR(d, MS_ETRUNCATED,
-                           "record of %llu bytes, %zu left",
+            return DEC_ERR(d, MS_ETRUNCATED, "record of %llu bytes, %zu left",
                            (unsigned long long)v, len - pos);
         rc = scan_msg(d, data + pos, (size_t)v, 0, true);
         if (rc != 0)

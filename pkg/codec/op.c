@@ -21,7 +21,8 @@ static bool compare_equal(const struct ms_compare *a,
                           const struct ms_compare *b)
 {
     if (a->result != b->result || a->target != b->target ||
-        !bytes_equal(a->key, b->key) || !bytes_equal(a->range_end, b->range_end))
+        !bytes_equal(a->key, b->key) ||
+        !bytes_equal(a->range_end, b->range_end))
         return false;
     if (a->target == MS_CMP_VALUE)
         return bytes_equal(a->value, b->value);
@@ -58,8 +59,8 @@ static bool range_equal(const struct ms_range *a, const struct ms_range *b)
            bytes_equal(a->range_end, b->range_end) && a->limit == b->limit &&
            a->revision == b->revision && a->sort_order == b->sort_order &&
            a->sort_target == b->sort_target &&
-           a->serializable == b->serializable &&
-           a->keys_only == b->keys_only && a->count_only == b->count_only &&
+           a->serializable == b->serializable && a->keys_only == b->keys_only &&
+           a->count_only == b->count_only &&
            a->min_mod_revision == b->min_mod_revision &&
            a->max_mod_revision == b->max_mod_revision &&
            a->min_create_revision == b->min_create_revision &&

@@ -4,6 +4,10 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +27,83 @@ static int store_failed(struct ms_fsm *fsm, int rc, const char *what)
     return rc;
 }
 
+static bool plain(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
+int ms_fsm_encode_member(const struct ms_member *m, bool remove,
+                         struct ms_buf *out)
+{
+    int rc;
+
+    if (!plain(m->name) || !plain(m->peer_url) || !plain(m->client_url))
+        return MS_EINVAL;
+    rc = ms_buf_putc(out, MS_CODEC_FORMAT_VERSION);
+    rc |= ms_buf_putc(out, MS_ENTRY_MEMBERS);
+    if (remove)
+        rc |= ms_buf_printf(out, "{\"op\":\"remove\",\"id\":\"%" PRIu64 "\"}",
+                            m->id);
+    else
+        rc |= ms_buf_printf(out,
+                            "{\"op\":\"upsert\",\"id\":\"%" PRIu64
+                            "\",\"name\":\"%s\",\"peer_url\":\"%s\","
+                            "\"client_url\":\"%s\",\"learner\":%s}",
+                            m->id, m->name, m->peer_url, m->client_url,
+                            m->learner ? "true" : "false");
+    return rc ? MS_ENOMEM : 0;
+}
+
+static int str_field(const cJSON *o, const char *name, char *dst, size_t size)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (v == NULL)
+        return 0;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= size ||
+        !plain(v->valuestring))
+        return -1;
+    memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
+    return 0;
+}
+
+/* Applies a member-table entry; a malformed one is logged and skipped
+ * alike on every node. */
+static int apply_member(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                        size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)buf + 2, len - 2);
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "learner");
+    struct ms_member m = {0};
+    char *end = NULL;
+
+    if (cJSON_IsString(id))
+        m.id = strtoull(id->valuestring, &end, 10);
+    if (!cJSON_IsString(op) || end == NULL || *end != '\0' || m.id == 0 ||
+        str_field(o, "name", m.name, sizeof(m.name)) != 0 ||
+        str_field(o, "peer_url", m.peer_url, sizeof(m.peer_url)) != 0 ||
+        str_field(o, "client_url", m.client_url, sizeof(m.client_url)) != 0) {
+        fsm->stats.entries_rejected++;
+        ms_error("fsm: entry %llu: malformed member entry",
+                 (unsigned long long)index);
+    } else if (strcmp(op->valuestring, "remove") == 0) {
+        ms_members_remove(&fsm->members, m.id);
+        ms_info("members: removed %" PRIx64, m.id);
+    } else {
+        m.learner = cJSON_IsTrue(l);
+        if (ms_members_upsert(&fsm->members, &m) != 0)
+            ms_error("members: table full, %" PRIx64 " not added", m.id);
+    }
+    cJSON_Delete(o);
+    if (fsm->members_changed != NULL)
+        fsm->members_changed(fsm->members_data);
+    return ms_fsm_apply_empty(fsm, index);
+}
+
 int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
                  size_t len)
 {
@@ -33,6 +114,12 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
 
     if (fsm->fatal)
         return fsm->fatal;
+    if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
+        buf[1] == MS_ENTRY_MEMBERS) {
+        /* applied even when replayed below the store's applied index: the
+         * table lives in memory, and upserts and removals are idempotent */
+        return apply_member(fsm, index, buf, len);
+    }
     rc = ms_codec_decode_batch(buf, len, &batch, why, sizeof(why));
     if (rc != 0) {
         /* A payload every node decodes the same way: skip it everywhere. */
@@ -85,9 +172,17 @@ static int buf_write(void *ctx, const void *p, size_t n)
 
 int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out)
 {
+    struct ms_buf members = MS_BUF_INIT;
     struct ms_snapshot_extra extra = {.codec = fsm->codec};
-    int rc = ms_store_snapshot_save(fsm->store, &extra, buf_write, out,
-                                    fsm->errmsg, sizeof(fsm->errmsg));
+    int rc = ms_members_encode(&fsm->members, &members);
+
+    if (rc != 0)
+        return rc;
+    extra.members = members.data;
+    extra.members_len = members.len;
+    rc = ms_store_snapshot_save(fsm->store, &extra, buf_write, out,
+                                fsm->errmsg, sizeof(fsm->errmsg));
+    ms_buf_free(&members);
     if (rc == 0)
         fsm->stats.snapshots_taken++;
     return rc;
@@ -118,11 +213,19 @@ int ms_fsm_restore(struct ms_fsm *fsm, const uint8_t *buf, size_t len)
 
     rc = ms_store_snapshot_load(fsm->store, mem_read, &r, &extra,
                                 fsm->errmsg, sizeof(fsm->errmsg));
+    if (rc == 0 &&
+        ms_members_decode(&fsm->members, extra.members, extra.members_len) !=
+            0) {
+        rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
+                       "snapshot: malformed member table");
+    }
     free(extra.members);
     if (rc != 0) {
         ms_error("fsm: restore: %s", fsm->errmsg);
         return rc;
     }
+    if (fsm->members_changed != NULL)
+        fsm->members_changed(fsm->members_data);
     fsm->stats.snapshots_restored++;
     ms_info("fsm: restored snapshot: revision %lld, applied index %llu",
             (long long)ms_store_revision(fsm->store),

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fsm/members.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -18,6 +19,17 @@ typedef void (*ms_fsm_deliver_fn)(void *data, uint64_t request_id,
  * Borrowed for the call. May be NULL. */
 typedef void (*ms_fsm_observe_fn)(void *data, const struct ms_op *op,
                                   const struct ms_result *r);
+
+/* Entries come in two kinds, told apart by the payload's second byte: an
+ * operation batch (a codec id, codec/codec.h) or a member-table change
+ * (MS_ENTRY_MEMBERS, then JSON: {"op":"upsert","id":"N","name":..,
+ * "peer_url":..,"client_url":..,"learner":B} or {"op":"remove","id":"N"}).
+ * Member changes are rare and proposed one per entry, never batched with
+ * client operations; they do not advance the store revision. */
+#define MS_ENTRY_MEMBERS 0x10
+
+/* Called after a member entry was applied (the table is in fsm->members). */
+typedef void (*ms_fsm_members_fn)(void *data);
 
 struct ms_fsm_stats {
     uint64_t entries_applied;
@@ -35,6 +47,9 @@ struct ms_fsm {
     void *deliver_data;
     ms_fsm_observe_fn observe;
     void *observe_data;
+    ms_fsm_members_fn members_changed;
+    void *members_data;
+    struct ms_members members; /* replicated member table */
     uint8_t codec; /* recorded in snapshots */
     struct ms_fsm_stats stats;
     int fatal; /* the store failed: MS_EIO / MS_ENOMEM, 0 while healthy */
@@ -56,6 +71,12 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
 /* Records index as applied for an entry with no operations (barrier,
  * configuration change). */
 int ms_fsm_apply_empty(struct ms_fsm *fsm, uint64_t index);
+
+/* Appends a member-table entry payload to out: upsert of m, or removal of
+ * m->id when remove is set. Returns 0 or MS_ENOMEM / MS_EINVAL (a name or
+ * URL with characters other than printable ASCII without quotes). */
+int ms_fsm_encode_member(const struct ms_member *m, bool remove,
+                         struct ms_buf *out);
 
 /* Serialises the whole state into out (appends). Returns 0 or an MS_E
  * code with fsm->errmsg. */

@@ -3,6 +3,8 @@
 #include "util/base64.h"
 #include "util/error.h"
 
+#include <string.h>
+
 static const char alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -40,19 +42,22 @@ int ms_base64_encode(struct ms_buf *out, const uint8_t *src, size_t n)
     return 0;
 }
 
-static int value_of(unsigned char c)
+/* 256-entry decode table built on first use: -1 for non-alphabet bytes.
+ * (A table lookup is several times faster than a chain of range tests.) */
+static signed char dtab[256];
+static int dtab_ready;
+
+static void build_dtab(void)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
+    memset(dtab, -1, sizeof(dtab));
+    for (int i = 0; i < 64; i++)
+        dtab[(unsigned char)alphabet[i]] = (signed char)i;
+    dtab_ready = 1;
+}
+
+static inline int value_of(unsigned char c)
+{
+    return dtab[c];
 }
 
 int ms_base64_decode(uint8_t *out, size_t *outlen, const char *text,
@@ -60,6 +65,8 @@ int ms_base64_decode(uint8_t *out, size_t *outlen, const char *text,
 {
     size_t i, o = 0;
 
+    if (!dtab_ready)
+        build_dtab();
     if (n % 4 != 0)
         return MS_EBASE64;
     for (i = 0; i < n; i += 4) {
