@@ -16,7 +16,7 @@ port_free() {
 free_port() {
     local p i
     for i in $(seq 1 50); do
-        p=$(( (RANDOM % 20000) + 20000 ))
+        p=$(( (RANDOM % 12000) + 20000 ))
         if port_free "$p" && port_free $((p + 1)); then
             echo "$p"
             return 0
@@ -27,7 +27,7 @@ free_port() {
 
 # start_server NAME [FLAGS...]: starts a server with data in
 # $BATS_TEST_TMPDIR/NAME on fresh ports; sets PORT, URL, PID, DATA and LOG.
-# Waits (at most 10 s) until /health answers 200.
+# Waits (at most 20 s) until /health answers 200.
 start_server() {
     local name=$1
     shift
@@ -42,10 +42,10 @@ start_server() {
     wait_healthy "$URL" || { cat "$LOG" >&2; return 1; }
 }
 
-# wait_healthy URL: polls URL/health for up to 10 s.
+# wait_healthy URL: polls URL/health for up to 20 s.
 wait_healthy() {
     local i
-    for i in $(seq 1 100); do
+    for i in $(seq 1 200); do
         if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1/health")" = 200 ]; then
             return 0
         fi

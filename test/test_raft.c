@@ -32,6 +32,8 @@ struct toy {
     int restores;
     bool alloc_results; /* results are malloc'd (freed by release or cb) */
     int released;
+    size_t fail_at; /* apply number (1-based) that fails with MS_EIO */
+    size_t calls;
 };
 
 static void toy_clear(struct toy *t)
@@ -48,6 +50,8 @@ static int toy_apply(void *data, uint64_t index, const uint8_t *buf,
 {
     struct toy *t = data;
 
+    if (++t->calls == t->fail_at)
+        return MS_EIO;
     assert_true(t->n < MAX_ENTRIES);
     if (t->n > 0)
         assert_true(index > t->index[t->n - 1]);
@@ -451,6 +455,89 @@ static void test_single_node_apply_and_restart(void **state)
     assert_true(run_until(f, props_done, &all, 3000));
     assert_int_equal(props[0].status, 0);
     assert_int_equal(b->toy.n, 51);
+    tnode_close(f, b);
+    toy_clear(&a->toy);
+    toy_clear(&b->toy);
+    free(a);
+    free(b);
+}
+
+struct watch {
+    struct tnode *t;
+    int calls;
+    int fsm_error;
+};
+
+static struct watch *the_watch;
+
+static void on_state(struct ms_raft *node)
+{
+    struct ms_raft_status st;
+
+    ms_raft_get_status(node, &st);
+    assert_ptr_equal(node, &the_watch->t->node);
+    the_watch->calls++;
+    the_watch->fsm_error = st.fsm_error;
+}
+
+static bool watch_saw_error(void *arg)
+{
+    return ((struct watch *)arg)->fsm_error != 0;
+}
+
+/* When fsm->apply fails the node stops applying (no entry skipped), says
+ * so in its status and state callback, closes promptly failing what waits,
+ * and a restart replays the unapplied entries. */
+static void test_fsm_failure_stalls_node(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    struct ms_raft_config c;
+    struct ms_raft_status st;
+    struct prop props[5];
+    struct all_done two = {props, 2};
+    struct watch w = {a, 0, 0};
+    uint64_t t0;
+    unsigned port;
+    int order = 0, i;
+
+    free_ports(&port, 1);
+    a->id = b->id = 9;
+    dir_path(f, a->dir, sizeof a->dir, "fail");
+    snprintf(b->dir, sizeof b->dir, "%s", a->dir);
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    snprintf(b->addr, sizeof b->addr, "%s", a->addr);
+    a->toy.fail_at = 3;
+    the_watch = &w;
+    fast_config(&c, a);
+    c.state_cb = on_state;
+    tnode_start_cfg(f, a, &c);
+    for (i = 0; i < 5; i++)
+        assert_int_equal(propose_str(&a->node, &props[i], &order, "f"), 0);
+    assert_true(run_until(f, props_done, &two, 3000));
+    assert_true(run_until(f, watch_saw_error, &w, 3000));
+    assert_int_equal(w.fsm_error, MS_EIO);
+    ms_raft_get_status(&a->node, &st);
+    assert_int_equal(st.fsm_error, MS_EIO);
+    assert_int_equal(a->toy.n, 2);
+    assert_int_equal(st.last_applied, props[1].req.index);
+    for (i = 2; i < 5; i++)
+        assert_false(props[i].done);
+
+    uv_update_time(&f->loop);
+    t0 = uv_now(&f->loop);
+    tnode_close(f, a);
+    assert_true(uv_now(&f->loop) - t0 < 2000);
+    for (i = 2; i < 5; i++) {
+        assert_true(props[i].done);
+        assert_int_equal(props[i].status, MS_ESHUTDOWN);
+    }
+
+    fast_config(&c, b);
+    tnode_start_cfg(f, b, &c);
+    struct toy_at at = {&b->toy, 5};
+    assert_true(run_until(f, toy_reached, &at, 3000));
+    assert_int_equal(b->toy.index[4], props[4].req.index);
     tnode_close(f, b);
     toy_clear(&a->toy);
     toy_clear(&b->toy);
@@ -1049,6 +1136,38 @@ static void test_unwritable_data_dir(void **state)
     free(a);
 }
 
+/* A data directory in use by a running node is refused (libraft itself
+ * would let both write it); it is free again once that node closed. */
+static void test_data_dir_locked(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    struct ms_raft_config c;
+    unsigned ports[2];
+    int rc;
+
+    free_ports(ports, 2);
+    a->id = b->id = 1;
+    dir_path(f, a->dir, sizeof a->dir, "shared");
+    snprintf(b->dir, sizeof b->dir, "%s", a->dir);
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", ports[0]);
+    snprintf(b->addr, sizeof b->addr, "127.0.0.1:%u", ports[1]);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    fast_config(&c, b);
+    b->fsm = toy_fsm(&b->toy);
+    rc = ms_raft_start(&b->node, &f->loop, &c, &b->fsm);
+    assert_int_equal(rc, MS_EIO);
+    assert_non_null(strstr(b->node.errmsg, "in use"));
+    assert_non_null(strstr(b->node.errmsg, b->dir));
+    tnode_close(f, a);
+    tnode_start_cfg(f, b, &c);
+    assert_true(run_until(f, node_leads, b, 2000));
+    tnode_close(f, b);
+    free(a);
+    free(b);
+}
+
 /* Bad configurations fail start synchronously with MS_EINVAL. */
 static void test_bad_config(void **state)
 {
@@ -1141,6 +1260,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_barrier_after_proposals,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fsm_failure_stalls_node,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_three_node_cluster, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_single_leader_drains,
@@ -1152,6 +1273,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_membership_join_and_transfer,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_data_dir, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_data_dir_locked, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, fx_setup,
                                         fx_teardown),

@@ -18,7 +18,7 @@ static bool path_is(const struct ms_http_request *req, const char *p)
 static void method_not_allowed(struct ms_call *c)
 {
     ms_call_respond(c, 405, "text/plain; charset=utf-8",
-                    "Method Not Allowed\n", 19);
+                    "Method Not Allowed", 18);
 }
 
 /* --- /health: a leader, and an apply loop that serves a barrier --------- */
@@ -29,6 +29,7 @@ static void on_health_read(struct ms_read_waiter *w, int status)
     char body[160];
     int n;
 
+    ms_call_read_done(c);
     if (status == 0 && !c->srv->fsm.fatal) {
         ms_call_respond(c, 200, "application/json", "{\"health\":\"true\"}\n",
                         18);
@@ -41,6 +42,13 @@ static void on_health_read(struct ms_read_waiter *w, int status)
     ms_call_respond(c, 503, "application/json", body, (size_t)n);
 }
 
+static void health_on_leader(struct ms_call *c)
+{
+    ms_call_wait_read(c, on_health_read);
+}
+
+/* Healthy: this member's apply loop works, and a barrier through the
+ * leader (forwarded there from a follower) applies. */
 static void health(struct ms_call *c)
 {
     struct ms_raft_status st;
@@ -52,9 +60,7 @@ static void health(struct ms_call *c)
                        c->srv->fsm.fatal ? MS_EIO : MS_ENOLEADER);
         return;
     }
-    c->rw.data = c;
-    c->rw.cb = on_health_read;
-    ms_readindex_wait(&c->srv->ri, &c->rw);
+    ms_cluster_route(c, health_on_leader);
 }
 
 /* --- /metrics ------------------------------------------------------------- */
@@ -287,6 +293,10 @@ static void status(struct ms_call *c)
     gs.raft_index = st.commit_index;
     gs.raft_term = st.term;
     gs.raft_applied_index = st.last_applied;
+    {
+        struct ms_member *me = ms_members_find(&s->fsm.members, s->member_id);
+        gs.is_learner = me != NULL && me->learner;
+    }
     ms_gw_write_status(&b, &hdr, &gs);
     ms_call_respond(c, 200, "application/json", b.data, b.len);
     ms_buf_free(&b);
@@ -295,60 +305,61 @@ static void status(struct ms_call *c)
 static void member_list(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
+    const struct ms_members *t = &s->fsm.members;
     struct ms_raft_member *rm = NULL;
-    size_t n = 0;
+    size_t n = 0, k = 0;
     struct ms_gw_member *gm;
     struct ms_gw_header hdr = ms_server_header(s, 0);
     struct ms_buf b = MS_BUF_INIT;
-    const char *self_peer = s->cfg.initial_advertise_peer_url
-                                ? s->cfg.initial_advertise_peer_url
-                                : s->cfg.listen_peer_url;
-    const char *self_client = s->cfg.advertise_client_url
-                                  ? s->cfg.advertise_client_url
-                                  : s->cfg.listen_client_url;
-    char(*urls)[80];
-    const char **peer;
+    char(*urls)[MS_MEMBER_URL_MAX];
+    const char **peer, **client;
 
     c->kind = MS_API_V3_CLUSTER;
     if (ms_raft_members(&s->raft, &rm, &n) != 0) {
         ms_call_fail(c, MS_ENOLEADER, NULL);
         return;
     }
-    gm = calloc(n ? n : 1, sizeof(*gm));
-    urls = calloc(n ? n : 1, sizeof(*urls));
-    peer = calloc(n ? n : 1, sizeof(*peer));
-    if (gm == NULL || urls == NULL || peer == NULL) {
-        free(gm);
-        free(urls);
-        free(peer);
-        free(rm);
+    /* the Raft configuration says who is in; the replicated member table
+     * adds names and client URLs once members have published them */
+    gm = calloc(n + 1, sizeof(*gm));
+    urls = calloc(n + 1, sizeof(*urls));
+    peer = calloc(n + 1, sizeof(*peer));
+    client = calloc(n + 1, sizeof(*client));
+    if (gm == NULL || urls == NULL || peer == NULL || client == NULL) {
         ms_call_fail(c, MS_ENOMEM, NULL);
-        return;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        gm[i].id = rm[i].id;
-        gm[i].is_learner = rm[i].role != MS_RAFT_VOTER;
-        if (rm[i].id == s->member_id) {
-            gm[i].name = s->cfg.name;
-            gm[i].peer_urls = &self_peer;
-            gm[i].n_peer_urls = 1;
-            gm[i].client_urls = &self_client;
-            gm[i].n_client_urls = 1;
+        const struct ms_member *m = NULL;
+        for (size_t j = 0; j < t->n; j++)
+            if (t->m[j].id == rm[i].id)
+                m = &t->m[j];
+        gm[k].id = rm[i].id;
+        gm[k].is_learner = rm[i].role != MS_RAFT_VOTER;
+        if (m != NULL) {
+            gm[k].name = m->name;
+            peer[k] = m->peer_url;
+            if (m->client_url[0]) {
+                client[k] = m->client_url;
+                gm[k].client_urls = &client[k];
+                gm[k].n_client_urls = 1;
+            }
         } else {
-            /* names and client URLs of other members come with the
-             * replicated member table (cluster issue) */
-            snprintf(urls[i], sizeof(urls[i]), "http://%s", rm[i].address);
-            peer[i] = urls[i];
-            gm[i].peer_urls = &peer[i];
-            gm[i].n_peer_urls = 1;
+            snprintf(urls[k], sizeof(urls[k]), "http://%s", rm[i].address);
+            peer[k] = urls[k];
         }
+        gm[k].peer_urls = &peer[k];
+        gm[k].n_peer_urls = 1;
+        k++;
     }
-    ms_gw_write_member_list(&b, &hdr, gm, n);
+    ms_gw_write_member_list(&b, &hdr, gm, k);
+    ms_call_respond(c, 200, "application/json", b.data, b.len);
+out:
     free(gm);
     free(urls);
     free(peer);
+    free(client);
     free(rm);
-    ms_call_respond(c, 200, "application/json", b.data, b.len);
     ms_buf_free(&b);
 }
 
@@ -382,16 +393,11 @@ void ms_admin_handle(struct ms_call *c)
             method_not_allowed(c);
         else
             member_list(c);
-    } else if (req->path_len > 12 &&
-               memcmp(req->path, "/v3/cluster/", 12) == 0) {
-        struct ms_gw_error e;
-        c->kind = MS_API_V3_CLUSTER;
-        ms_gw_error_set(&e, MS_GRPC_UNIMPLEMENTED,
-                        "member add/remove/promote is not implemented yet");
-        e.http_status = 501;
-        ms_call_error(c, &e);
+    } else if (req->path_len > 19 &&
+               memcmp(req->path, "/v3/cluster/member/", 19) == 0) {
+        ms_cluster_member_op(c);
     } else {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8",
-                        "404 page not found\n", 19);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
+                        9);
     }
 }

@@ -50,8 +50,8 @@ enum {
 };
 
 /* etcd's limits that the gateway layer checks. */
-#define MS_GW_DEFAULT_MAX_TXN_OPS 128      /* etcd --max-txn-ops */
-#define MS_GW_MAX_LEASE_TTL 9000000000LL   /* etcd lease.MaxLeaseTTL */
+#define MS_GW_DEFAULT_MAX_TXN_OPS 128    /* etcd --max-txn-ops */
+#define MS_GW_MAX_LEASE_TTL 9000000000LL /* etcd lease.MaxLeaseTTL */
 
 /* An error as the gateway reports it: HTTP status, gRPC code, and the text
  * that goes into both "error" and "message". */

@@ -97,15 +97,33 @@ static void quote_rune(char *q, size_t *k, long r)
     const char *esc = NULL;
 
     switch (r) {
-    case '\a': esc = "\\a"; break;
-    case '\b': esc = "\\b"; break;
-    case '\f': esc = "\\f"; break;
-    case '\n': esc = "\\n"; break;
-    case '\r': esc = "\\r"; break;
-    case '\t': esc = "\\t"; break;
-    case '\v': esc = "\\v"; break;
-    case '\\': esc = "\\\\"; break;
-    case '"': esc = "\\\""; break;
+    case '\a':
+        esc = "\\a";
+        break;
+    case '\b':
+        esc = "\\b";
+        break;
+    case '\f':
+        esc = "\\f";
+        break;
+    case '\n':
+        esc = "\\n";
+        break;
+    case '\r':
+        esc = "\\r";
+        break;
+    case '\t':
+        esc = "\\t";
+        break;
+    case '\v':
+        esc = "\\v";
+        break;
+    case '\\':
+        esc = "\\\\";
+        break;
+    case '"':
+        esc = "\\\"";
+        break;
     }
     if (esc != NULL) {
         memcpy(q + *k, esc, 2);
@@ -188,8 +206,8 @@ static int syn_err(struct ms_gw_error *err, unsigned char c, const char *ctx)
     char q[16];
 
     quote_char(c, q);
-    ms_gw_error_set(err, MS_GRPC_INVALID_ARGUMENT, "invalid character %s %s",
-                    q, ctx);
+    ms_gw_error_set(err, MS_GRPC_INVALID_ARGUMENT, "invalid character %s %s", q,
+                    ctx);
     return MS_EMALFORMED;
 }
 
@@ -227,6 +245,20 @@ static int eof_err(struct ms_gw_error *err, enum scan_mode mode,
     return MS_EMALFORMED;
 }
 
+/* Bytes that stand for themselves inside a JSON string. */
+/* clang-format off */
+static const unsigned char plain[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0),
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20: '"' */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50: '\\' */
+    R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1),
+    R16(1), R16(1),
+#undef R16
+};
+/* clang-format on */
+
 /* Scans a string whose opening quote is at *pp - 1; leaves *pp after the
  * closing quote. */
 static int scan_string(const unsigned char **pp, const unsigned char *end,
@@ -235,7 +267,7 @@ static int scan_string(const unsigned char **pp, const unsigned char *end,
     const unsigned char *p = *pp;
 
     for (;;) {
-        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
+        while (p < end && plain[*p])
             p++;
         if (p == end)
             return eof_err(err, mode, NULL);
@@ -315,11 +347,10 @@ static int scan_literal(const unsigned char **pp, const unsigned char *end,
     char ctx[48];
 
     for (const char *w = word + 1; *w != '\0'; w++, p++) {
+        if (p < end && *p == (unsigned char)*w)
+            continue;
         snprintf(ctx, sizeof(ctx), "in literal %s (expecting '%c')", word, *w);
-        if (p == end)
-            return eof_err(err, mode, ctx);
-        if (*p != (unsigned char)*w)
-            return syn_err(err, *p, ctx);
+        return p == end ? eof_err(err, mode, ctx) : syn_err(err, *p, ctx);
     }
     *pp = p;
     return 0;
@@ -453,9 +484,16 @@ static size_t skip_value(const char *p, const char *end)
         switch (*q) {
         case '"':
             q++;
-            while (*q != '"') {
-                if (*q == '\\')
-                    q++;
+            for (;;) {
+                q = memchr(q, '"', (size_t)(end - q));
+                if (q[-1] != '\\')
+                    break;
+                /* escaped unless the backslashes before it pair up */
+                const char *b = q - 1;
+                while (*b == '\\')
+                    b--;
+                if ((q - b) % 2 == 1)
+                    break;
                 q++;
             }
             q++;
@@ -497,12 +535,17 @@ static int is_null(struct raw v)
 static const char *kind_name(struct raw v)
 {
     switch (v.p[0]) {
-    case '{': return "object";
-    case '[': return "array";
-    case '"': return "string";
+    case '{':
+        return "object";
+    case '[':
+        return "array";
+    case '"':
+        return "string";
     case 't':
-    case 'f': return "bool";
-    default: return "number";
+    case 'f':
+        return "bool";
+    default:
+        return "number";
     }
 }
 
@@ -565,11 +608,21 @@ static size_t unescape(const char *s, size_t n, char *o)
         }
         s++;
         switch (*s++) {
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
         case 'u': {
             long r = hex4(s);
             s += 4;
@@ -586,7 +639,9 @@ static size_t unescape(const char *s, size_t n, char *o)
             o = put_utf8(o, r);
             break;
         }
-        default: *o++ = s[-1]; break; /* " \ / */
+        default:
+            *o++ = s[-1];
+            break; /* " \ / */
         }
     }
     return (size_t)(o - start);
@@ -638,11 +693,12 @@ static int collect(struct pctx *c, struct raw v, const struct fdesc *f,
             kn = unescape(k, kn, dec);
             k = dec;
         }
-        for (size_t i = 0; i < nf; i++) {
-            if (strlen(f[i].orig) == kn && memcmp(f[i].orig, k, kn) == 0)
+        for (size_t i = 0; i < nf && kn > 0; i++) {
+            if (f[i].orig[0] == k[0] && strlen(f[i].orig) == kn &&
+                memcmp(f[i].orig, k, kn) == 0)
                 orig[i] = val;
-            else if (f[i].camel != NULL && strlen(f[i].camel) == kn &&
-                     memcmp(f[i].camel, k, kn) == 0)
+            else if (f[i].camel != NULL && f[i].camel[0] == k[0] &&
+                     strlen(f[i].camel) == kn && memcmp(f[i].camel, k, kn) == 0)
                 camel[i] = val;
         }
     }
@@ -797,19 +853,33 @@ static int get_enum(struct pctx *c, struct raw v, const struct enum_desc *e,
 
 /* --- bytes --------------------------------------------------------------- */
 
+/* The value of each base64 character; X (0xff) for the others. */
+/* clang-format off */
+#define X 0xff
+static const unsigned char b64tab[256] = {
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X, 62,  X,  X,  X, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61,  X,  X,  X,  X,  X,  X,
+     X,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,  X,  X,  X,  X,  X,
+     X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+     X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+};
+#undef X
+/* clang-format on */
+
 static int b64val(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (is_digit(c))
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
+    return b64tab[c] == 0xff ? -1 : b64tab[c];
 }
 
 static size_t skip_nl(const unsigned char *s, size_t n, size_t si)
@@ -828,6 +898,18 @@ static int go_b64_decode(const unsigned char *s, size_t n, uint8_t *dst,
 {
     size_t si = 0, o = 0;
 
+    /* fast path: whole groups of four plain characters */
+    while (n - si >= 4) {
+        unsigned a = b64tab[s[si]], b = b64tab[s[si + 1]],
+                 c = b64tab[s[si + 2]], d = b64tab[s[si + 3]];
+        if (((a | b | c | d) & 0xc0) != 0)
+            break;
+        unsigned val = a << 18 | b << 12 | c << 6 | d;
+        dst[o++] = (uint8_t)(val >> 16);
+        dst[o++] = (uint8_t)(val >> 8);
+        dst[o++] = (uint8_t)val;
+        si += 4;
+    }
     for (;;) {
         unsigned d[4] = {0, 0, 0, 0};
         int dlen = 4, garbage = 0;
@@ -1089,7 +1171,9 @@ static const struct fdesc compare_fields[] = {
 static int parse_compare(struct pctx *c, struct raw v, struct ms_compare *m)
 {
     /* union member that each target reads; the others read as zero, as
-     * etcd's generated getters do when the oneof holds another member */
+     * etcd's generated getters do when the oneof holds another member;
+     * of several members (null ones included) the last one wins, where
+     * etcd picks one at random */
     static const int union_of[] = {
         [MS_CMP_VERSION] = 4, [MS_CMP_CREATE] = 5, [MS_CMP_MOD] = 6,
         [MS_CMP_VALUE] = 7,   [MS_CMP_LEASE] = 8,
@@ -1133,11 +1217,11 @@ static const struct fdesc request_op_fields[] = {
     {"request_txn", "requestTxn"},
 };
 
-static int parse_txn(struct pctx *c, struct raw v, int depth,
-                     struct ms_txn *t);
+static int parse_txn(struct pctx *c, struct raw v, int depth, struct ms_txn *t);
 
-/* A RequestOp. With no member set, op->type stays 0 (the check reports
- * it); with several, the last one wins. */
+/* A RequestOp. With no member set (or only null ones), op->type stays 0
+ * and the check reports it; with several, the last one wins (etcd picks
+ * one at random). */
 static int parse_request_op(struct pctx *c, struct raw v, int depth,
                             struct ms_op *op)
 {
@@ -1149,17 +1233,23 @@ static int parse_request_op(struct pctx *c, struct raw v, int depth,
     if ((rc = collect(c, v, request_op_fields, 4, f)) != 0)
         return rc;
     for (int i = 0; i < 4; i++) {
-        if (f[i].p == NULL)
+        if (is_null(f[i])) /* etcd: a null request is no request */
             continue;
         memset(op, 0, sizeof(*op));
         op->type = types[i];
         switch (op->type) {
-        case MS_OP_RANGE: rc = parse_range(c, f[i], &op->u.range); break;
-        case MS_OP_PUT: rc = parse_put(c, f[i], &op->u.put); break;
+        case MS_OP_RANGE:
+            rc = parse_range(c, f[i], &op->u.range);
+            break;
+        case MS_OP_PUT:
+            rc = parse_put(c, f[i], &op->u.put);
+            break;
         case MS_OP_DELETE_RANGE:
             rc = parse_delete(c, f[i], &op->u.delete_range);
             break;
-        default: rc = parse_txn(c, f[i], depth + 1, &op->u.txn); break;
+        default:
+            rc = parse_txn(c, f[i], depth + 1, &op->u.txn);
+            break;
         }
         if (rc != 0)
             return rc;
@@ -1239,7 +1329,7 @@ static const struct fdesc lease_revoke_fields[] = {
     {"ID", NULL},
 };
 
-/* --- checks etcd's API layer makes (v3rpc/key.go) -------------------------- */
+/* --- checks etcd's API layer makes (v3rpc/key.go) ----------------------- */
 
 static int check_key(struct pctx *c, struct ms_bytes key)
 {
@@ -1272,10 +1362,14 @@ static int check_txn(struct pctx *c, const struct ms_txn *t, size_t max_ops);
 static int check_op(struct pctx *c, const struct ms_op *op, size_t max_ops)
 {
     switch (op->type) {
-    case MS_OP_RANGE: return check_key(c, op->u.range.key);
-    case MS_OP_PUT: return check_put(c, &op->u.put);
-    case MS_OP_DELETE_RANGE: return check_key(c, op->u.delete_range.key);
-    case MS_OP_TXN: return check_txn(c, &op->u.txn, max_ops);
+    case MS_OP_RANGE:
+        return check_key(c, op->u.range.key);
+    case MS_OP_PUT:
+        return check_put(c, &op->u.put);
+    case MS_OP_DELETE_RANGE:
+        return check_key(c, op->u.delete_range.key);
+    case MS_OP_TXN:
+        return check_txn(c, &op->u.txn, max_ops);
     default:
         /* a RequestOp with no request set */
         ms_gw_error_set(c->err, MS_GRPC_INVALID_ARGUMENT,

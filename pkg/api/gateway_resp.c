@@ -13,11 +13,11 @@
  * omitted, 64-bit integers as strings, bytes as base64. Every writer
  * returns 0 or MS_ENOMEM. */
 
-#define TRY(x)                                                               \
-    do {                                                                     \
-        int rc_ = (x);                                                       \
-        if (rc_ != 0)                                                        \
-            return rc_;                                                      \
+#define TRY(x)                                                                 \
+    do {                                                                       \
+        int rc_ = (x);                                                         \
+        if (rc_ != 0)                                                          \
+            return rc_;                                                        \
     } while (0)
 
 static int put_lit(struct ms_buf *b, const char *s)
@@ -41,8 +41,8 @@ static int put_u64(struct ms_buf *b, uint64_t v, int neg)
 }
 
 /* Writes ,"name":"v" (sep: the ',' when not the first field). */
-static int field_u64(struct ms_buf *b, int *first, const char *name,
-                     uint64_t v, int neg)
+static int field_u64(struct ms_buf *b, int *first, const char *name, uint64_t v,
+                     int neg)
 {
     TRY(ms_buf_reserve(b, strlen(name) + 30));
     if (!*first)
@@ -172,8 +172,8 @@ int ms_gw_write_string(struct ms_buf *out, const char *s, size_t n)
                     r = r << 6 | (u[i + k] & 0x3f);
                 }
             }
-            if (len != 0 && (r < min || r > 0x10ffff ||
-                             (r >= 0xd800 && r <= 0xdfff)))
+            if (len != 0 &&
+                (r < min || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff)))
                 len = 0;
             if (len == 0) {
                 memcpy(esc, "\\ufffd", 6), elen = 6;
@@ -376,21 +376,36 @@ int ms_gw_write_member_list(struct ms_buf *out, const struct ms_gw_header *hdr,
 int ms_gw_http_status(int grpc_code)
 {
     switch (grpc_code) {
-    case MS_GRPC_OK: return 200;
-    case MS_GRPC_CANCELED: return 408;
-    case MS_GRPC_INVALID_ARGUMENT: return 400;
-    case MS_GRPC_DEADLINE_EXCEEDED: return 504;
-    case MS_GRPC_NOT_FOUND: return 404;
-    case MS_GRPC_ALREADY_EXISTS: return 409;
-    case MS_GRPC_PERMISSION_DENIED: return 403;
-    case MS_GRPC_UNAUTHENTICATED: return 401;
-    case MS_GRPC_RESOURCE_EXHAUSTED: return 429;
-    case MS_GRPC_FAILED_PRECONDITION: return 412;
-    case MS_GRPC_ABORTED: return 409;
-    case MS_GRPC_OUT_OF_RANGE: return 400;
-    case MS_GRPC_UNIMPLEMENTED: return 501;
-    case MS_GRPC_UNAVAILABLE: return 503;
-    default: return 500; /* Unknown, Internal, DataLoss */
+    case MS_GRPC_OK:
+        return 200;
+    case MS_GRPC_CANCELED:
+        return 408;
+    case MS_GRPC_INVALID_ARGUMENT:
+        return 400;
+    case MS_GRPC_DEADLINE_EXCEEDED:
+        return 504;
+    case MS_GRPC_NOT_FOUND:
+        return 404;
+    case MS_GRPC_ALREADY_EXISTS:
+        return 409;
+    case MS_GRPC_PERMISSION_DENIED:
+        return 403;
+    case MS_GRPC_UNAUTHENTICATED:
+        return 401;
+    case MS_GRPC_RESOURCE_EXHAUSTED:
+        return 429;
+    case MS_GRPC_FAILED_PRECONDITION:
+        return 412;
+    case MS_GRPC_ABORTED:
+        return 409;
+    case MS_GRPC_OUT_OF_RANGE:
+        return 400;
+    case MS_GRPC_UNIMPLEMENTED:
+        return 501;
+    case MS_GRPC_UNAVAILABLE:
+        return 503;
+    default:
+        return 500; /* Unknown, Internal, DataLoss */
     }
 }
 
@@ -480,8 +495,8 @@ int ms_gw_error_json(const struct ms_gw_error *err, struct ms_buf *out)
     TRY(put_lit(out, ",\"message\":"));
     TRY(ms_gw_write_string(out, err->message, n));
     TRY(put_lit(out, ",\"code\":"));
-    TRY(put_u64(out, (uint64_t)(err->grpc_code < 0 ? -err->grpc_code
-                                                    : err->grpc_code),
-                err->grpc_code < 0));
+    TRY(put_u64(
+        out, (uint64_t)(err->grpc_code < 0 ? -err->grpc_code : err->grpc_code),
+        err->grpc_code < 0));
     return ms_buf_putc(out, '}');
 }

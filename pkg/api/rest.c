@@ -347,7 +347,7 @@ void ms_rest_handle(struct ms_call *c)
         return;
     }
     ms_call_respond(c, 405, "text/plain; charset=utf-8",
-                    "Method Not Allowed\n", 19);
+                    "Method Not Allowed", 18);
     return;
 
 read:

@@ -18,8 +18,60 @@ static bool is(const struct ms_http_request *req, const char *p)
     return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
 }
 
+enum { WAIT_PROPOSAL = 1, WAIT_READ = 2 };
+
+static void live_unlink(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+
+    if (!c->waiting_on)
+        return;
+    if (c->live_prev != NULL)
+        c->live_prev->live_next = c->live_next;
+    else
+        s->live = c->live_next;
+    if (c->live_next != NULL)
+        c->live_next->live_prev = c->live_prev;
+    c->live_prev = c->live_next = NULL;
+    c->waiting_on = 0;
+}
+
+static void live_link(struct ms_call *c, int what)
+{
+    struct ms_server *s = c->srv;
+
+    c->waiting_on = what;
+    c->op_deadline_ns =
+        ms_now_ns() + (uint64_t)s->cfg.request_timeout_ms * 1000000;
+    c->live_prev = NULL;
+    c->live_next = s->live;
+    if (s->live != NULL)
+        s->live->live_prev = c;
+    s->live = c;
+}
+
+void ms_api_sweep(struct ms_server *s)
+{
+    uint64_t now = ms_now_ns();
+    struct ms_call *c = s->live, *next;
+
+    for (; c != NULL; c = next) {
+        next = c->live_next;
+        if (now < c->op_deadline_ns)
+            continue;
+        int what = c->waiting_on;
+        live_unlink(c);
+        s->timeouts++;
+        if (what == WAIT_PROPOSAL)
+            ms_batch_cancel(&s->bp, &c->prop, MS_ETIMEOUT);
+        else
+            ms_readindex_cancel(&s->ri, &c->rw, MS_ETIMEOUT);
+    }
+}
+
 static void call_free(struct ms_call *c)
 {
+    live_unlink(c);
     ms_arena_free(&c->arena);
     free(c);
 }
@@ -55,6 +107,11 @@ void ms_call_error(struct ms_call *c, const struct ms_gw_error *e)
 void ms_call_fail(struct ms_call *c, int ms_code, const char *detail)
 {
     struct ms_gw_error e;
+
+    /* a proposal or barrier on a leader that lost its leadership: the
+     * outcome is unknown, as etcd says it */
+    if (ms_code == MS_ENOTLEADER && detail == NULL)
+        detail = "etcdserver: leader changed";
 
     ms_gw_error_from_code(ms_code, detail, &e);
     ms_call_error(c, &e);
@@ -101,7 +158,21 @@ static void on_proposed(struct ms_proposal *p, int status,
                         const struct ms_result *r)
 {
     struct ms_call *c = p->data;
+    live_unlink(c);
     c->render(c, status, r);
+}
+
+void ms_call_read_done(struct ms_call *c)
+{
+    live_unlink(c);
+}
+
+void ms_call_wait_read(struct ms_call *c, ms_read_cb cb)
+{
+    c->rw.data = c;
+    c->rw.cb = cb;
+    live_link(c, WAIT_READ);
+    ms_readindex_wait(&c->srv->ri, &c->rw);
 }
 
 static void serve_read(struct ms_call *c)
@@ -124,32 +195,39 @@ static void on_read_ready(struct ms_read_waiter *w, int status)
 {
     struct ms_call *c = w->data;
 
+    live_unlink(c);
     if (status != 0)
         c->render(c, status, NULL);
     else
         serve_read(c);
 }
 
-void ms_call_execute(struct ms_call *c)
+static void execute_on_leader(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
     int rc;
 
     if (c->op.type == MS_OP_RANGE) {
-        if (c->op.u.range.serializable) {
-            serve_read(c);
-            return;
-        }
-        c->rw.data = c;
-        c->rw.cb = on_read_ready;
-        ms_readindex_wait(&s->ri, &c->rw);
+        ms_call_wait_read(c, on_read_ready);
         return;
     }
     c->prop.data = c;
     c->prop.cb = on_proposed;
+    live_link(c, WAIT_PROPOSAL);
     rc = ms_batch_submit(&s->bp, &c->op, &c->prop);
-    if (rc != 0)
+    if (rc != 0) {
+        live_unlink(c);
         c->render(c, rc, NULL);
+    }
+}
+
+void ms_call_execute(struct ms_call *c)
+{
+    if (c->op.type == MS_OP_RANGE && c->op.u.range.serializable) {
+        serve_read(c); /* local, at once, on any member */
+        return;
+    }
+    ms_cluster_route(c, execute_on_leader);
 }
 
 /* --- dispatch ------------------------------------------------------------- */
@@ -178,7 +256,7 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
     } else if (is(req, "/kv") || prefix(req, "/kv/")) {
         ms_rest_handle(c);
     } else {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8",
-                        "404 page not found\n", 19);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
+                        9);
     }
 }

@@ -42,9 +42,9 @@ static uint64_t hash64(const char *s, uint64_t h)
     return h;
 }
 
-uint64_t ms_server_member_id(const char *name)
+uint64_t ms_server_member_id(const char *peer_addr)
 {
-    uint64_t id = hash64(name, 0) & 0x7fffffffffffffffull;
+    uint64_t id = hash64(peer_addr, 0) & 0x7fffffffffffffffull;
     return id ? id : 1;
 }
 
@@ -201,10 +201,11 @@ static int parse_cluster(struct ms_server *s, struct ms_raft_server *servers,
         }
         if (url_to_addr(eq + 1, addrs[*n], 64, "--initial-cluster") != 0)
             return MS_EINVAL;
-        servers[*n].id = ms_server_member_id(tok);
+        servers[*n].id = ms_server_member_id(addrs[*n]);
         servers[*n].address = addrs[*n];
         if (strcmp(tok, s->cfg.name) == 0) {
             self = true;
+            s->member_id = servers[*n].id;
             if (strcmp(addrs[*n], s->peer_addr) != 0)
                 ms_warn("--initial-cluster gives %s=%s but this member "
                         "listens for peers on %s",
@@ -227,6 +228,17 @@ static int parse_cluster(struct ms_server *s, struct ms_raft_server *servers,
 }
 
 static void on_signal(uv_signal_t *h, int signum);
+
+static void on_raft_state(struct ms_raft *node)
+{
+    ms_cluster_on_state(node->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    ms_api_sweep(t->data);
+    ms_cluster_on_state(t->data);
+}
 
 /* A data directory made by `metastore-snapshot restore` holds restore.snap:
  * the restored state with applied index 0. It is the base the Raft log
@@ -291,9 +303,19 @@ static int start(struct ms_server *s)
                      : s->cfg.listen_peer_url);
         s->cfg.initial_cluster = default_cluster;
     }
-    s->member_id = ms_server_member_id(s->cfg.name);
     if (parse_cluster(s, servers, addrs, &n_servers) != 0)
         return MS_EINVAL;
+    if (s->cfg.join_existing) {
+        /* a joining member's id is the one `member add` derived from its
+         * peer URL */
+        char adv[64];
+        if (url_to_addr(s->cfg.initial_advertise_peer_url
+                            ? s->cfg.initial_advertise_peer_url
+                            : s->cfg.listen_peer_url,
+                        adv, sizeof(adv), "--initial-advertise-peer-urls") != 0)
+            return MS_EINVAL;
+        s->member_id = ms_server_member_id(adv);
+    }
     s->cluster_id = hash64(s->cfg.initial_cluster, 0) & 0x7fffffffffffffffull;
 
     if (mkdir_p(s->cfg.data_dir) != 0) {
@@ -341,6 +363,7 @@ static int start(struct ms_server *s)
     rc.servers = servers;
     rc.n_servers = n_servers;
     rc.join = s->cfg.join_existing;
+    rc.state_cb = on_raft_state;
     s->raft.data = s;
     r = ms_raft_start(&s->raft, &s->loop, &rc, &fsm);
     if (r != 0) {
@@ -365,6 +388,7 @@ static int start(struct ms_server *s)
         ms_error("http: listen %s: %s", s->client_addr, s->http.errmsg);
         return r;
     }
+    uv_timer_start(&s->tick, on_tick, 50, 50);
     ms_info("member %s (id %llx) serving clients on http://%s, peers on %s, "
             "data in %s, codec %s, batch mode %s",
             s->cfg.name, (unsigned long long)s->member_id, s->client_addr,
@@ -395,6 +419,8 @@ static void finish(struct ms_server *s)
         ms_batch_close(&s->bp, on_bp_closed);
     }
     if (!uv_is_closing((uv_handle_t *)&s->sigint)) {
+        ms_cluster_close(s);
+        uv_close((uv_handle_t *)&s->tick, on_handle_closed);
         uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
         uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
         uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
@@ -441,11 +467,15 @@ static void on_shutdown_timer(uv_timer_t *t)
     close_raft(s);
 }
 
-static void stop(struct ms_server *s)
+void ms_server_stop(struct ms_server *s, int exit_status)
 {
     if (s->stopping)
         return;
     s->stopping = true;
+    if (exit_status != 0)
+        s->exit_status = exit_status;
+    uv_timer_stop(&s->tick);
+    ms_cluster_kick(s); /* fails parked calls: shutting down */
     uv_timer_start(&s->shutdown_timer, on_shutdown_timer,
                    s->cfg.request_timeout_ms, 0);
     if (s->http_started) {
@@ -462,7 +492,7 @@ static void on_signal(uv_signal_t *h, int signum)
     struct ms_server *s = h->data;
     ms_info("received %s: shutting down", signum == SIGINT ? "SIGINT"
                                                             : "SIGTERM");
-    stop(s);
+    ms_server_stop(s, 0);
 }
 
 int ms_server_run(const struct ms_server_config *c)
@@ -481,15 +511,15 @@ int ms_server_run(const struct ms_server_config *c)
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     uv_timer_init(&s->loop, &s->shutdown_timer);
+    uv_timer_init(&s->loop, &s->tick);
     s->sigint.data = s->sigterm.data = s->shutdown_timer.data = s;
+    s->tick.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
 
     rc = start(s);
-    if (rc != 0) {
-        s->exit_status = 1;
-        stop(s);
-    }
+    if (rc != 0)
+        ms_server_stop(s, 1);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     if (s->fsm.fatal) {
         ms_error("state machine failed: %s", s->fsm.errmsg);

@@ -41,8 +41,9 @@ struct ms_server_config {
  * ./metastore.data serving clients on 127.0.0.1:2379, peers on :2380. */
 void ms_server_config_default(struct ms_server_config *c);
 
-/* Stable member id of a member name (FNV-1a, never 0). */
-uint64_t ms_server_member_id(const char *name);
+/* Stable member id of a member's peer address "IP:port" (FNV-1a, never 0):
+ * every member and `member add` derive the same id from the same URL. */
+uint64_t ms_server_member_id(const char *peer_addr);
 
 /* Runs the server until SIGINT/SIGTERM (handled on the loop), then shuts
  * down cleanly. Returns the process exit status: 0 after a clean stop,

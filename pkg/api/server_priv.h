@@ -70,6 +70,18 @@ struct ms_server {
 
     struct ms_api_stats api[MS_API_N];
     uint64_t started_ns;
+
+    /* cluster.c */
+    uv_timer_t tick;               /* publish retries, parked-call expiry */
+    struct ms_http_client *fwd;    /* keep-alive connection to the leader */
+    char fwd_addr[64];
+    char leader_url[128];          /* leader's client URL, as published */
+    char leader_addr[64];          /* ... as IP:port */
+    struct ms_call *waiting, *waiting_tail; /* parked until a leader */
+    bool publishing;
+    uint64_t forwarded;
+    struct ms_call *live; /* calls with a proposal or read in flight */
+    uint64_t timeouts;
 };
 
 /* One client request in flight. Lives from on_request until its answer. */
@@ -85,9 +97,26 @@ struct ms_call {
     /* turns a result (status 0) or an error into the answer */
     void (*render)(struct ms_call *c, int status, const struct ms_result *r);
     int rest; /* REST variant (see rest.c) */
+    /* cluster.c: where the call runs once a leader is known */
+    void (*run)(struct ms_call *c);
+    struct ms_call *wait_next;
+    uint64_t deadline_ns;
+    bool reforward; /* may be forwarded again (leadership moved away) */
+    /* router.c: a proposal or read in flight on this leader, bounded by
+     * --request-timeout */
+    int waiting_on; /* 0, WAIT_PROPOSAL or WAIT_READ */
+    uint64_t op_deadline_ns;
+    struct ms_call *live_prev, *live_next;
 };
 
 /* router.c */
+/* Waits for a read barrier (bounded by --request-timeout), then cb. The
+ * callback must call ms_call_read_done(c) first. */
+void ms_call_wait_read(struct ms_call *c, ms_read_cb cb);
+/* Marks c as no longer waiting (from a ms_call_wait_read callback). */
+void ms_call_read_done(struct ms_call *c);
+/* Fails proposals and reads in flight past --request-timeout (tick). */
+void ms_api_sweep(struct ms_server *s);
 void ms_api_on_request(struct ms_http_request *req, void *data);
 void ms_api_on_http_error(enum ms_http_error_kind kind, const char *message,
                           struct ms_http_error_reply *reply, void *data);
@@ -103,6 +132,24 @@ void ms_call_fail(struct ms_call *c, int ms_code, const char *detail);
 void ms_call_execute(struct ms_call *c);
 /* The response header for revision rev. */
 struct ms_gw_header ms_server_header(const struct ms_server *s, int64_t rev);
+
+/* cluster.c */
+/* Runs c with run() on the leader: here if this member leads, else
+ * forwarded to the leader's client URL, or parked until a leader is known
+ * (at most --request-timeout, then "etcdserver: no leader", 503). */
+void ms_cluster_route(struct ms_call *c, void (*run)(struct ms_call *c));
+/* Raft state changed (or the tick): publish this member, retry parked
+ * calls, stop if this member was removed. */
+void ms_cluster_on_state(struct ms_server *s);
+/* Retries parked calls, failing those past their deadline. */
+void ms_cluster_kick(struct ms_server *s);
+/* /v3/cluster/member/{add,remove,promote,publish}. */
+void ms_cluster_member_op(struct ms_call *c);
+/* Closes the connection to the leader (shutdown). */
+void ms_cluster_close(struct ms_server *s);
+
+/* server.c: starts a clean shutdown that ends with exit status. */
+void ms_server_stop(struct ms_server *s, int exit_status);
 
 /* v3.c, rest.c, admin.c: handlers; each answers c (now or later). */
 void ms_v3_handle(struct ms_call *c);

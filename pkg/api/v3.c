@@ -85,14 +85,14 @@ void ms_v3_handle(struct ms_call *c)
                 return;
             }
         }
-        ms_call_respond(c, 404, "text/plain; charset=utf-8",
-                        "404 page not found\n", 19);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
+                        9);
         return;
     }
     c->kind = kind_of(ep);
     if (strcmp(req->method, "POST") != 0) {
         ms_call_respond(c, 405, "text/plain; charset=utf-8",
-                        "Method Not Allowed\n", 19);
+                        "Method Not Allowed", 18);
         return;
     }
     if (ms_gw_parse(ep, (const char *)req->body, req->body_len, 0, &c->arena,

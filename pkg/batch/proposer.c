@@ -352,6 +352,32 @@ void ms_batch_deliver(struct ms_batch_proposer *bp, uint64_t request_id,
     p->cb(p, 0, r);
 }
 
+void ms_batch_cancel(struct ms_batch_proposer *bp, struct ms_proposal *p,
+                     int status)
+{
+    struct ms_batch_entry *e = p->entry;
+    struct ms_proposal **pp;
+
+    if (e == NULL)
+        return;
+    table_remove(bp, p);
+    /* unlink from the entry's list, which outlives p */
+    for (pp = &e->head; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            if (e->tail == p) {
+                e->tail = NULL;
+                for (struct ms_proposal *q = e->head; q != NULL; q = q->next)
+                    e->tail = q;
+            }
+            break;
+        }
+    }
+    p->entry = NULL;
+    bp->stats.ops_failed++;
+    p->cb(p, status, NULL);
+}
+
 void ms_batch_entry_done(struct ms_batch_entry *e, int status)
 {
     struct ms_batch_proposer *bp = e->bp;

@@ -139,6 +139,13 @@ int ms_batch_submit(struct ms_batch_proposer *bp, const struct ms_op *op,
 void ms_batch_deliver(struct ms_batch_proposer *bp, uint64_t request_id,
                       const struct ms_result *r);
 
+/* Stops waiting for p: its callback runs now with status (e.g.
+ * MS_ETIMEOUT) and never again. The op itself may still be applied (it
+ * may be in Raft already): the outcome is unknown to the caller. p must
+ * be pending (submitted, callback not yet run). */
+void ms_batch_cancel(struct ms_batch_proposer *bp, struct ms_proposal *p,
+                     int status);
+
 /* Called by the sink once per proposed entry. Status 0: the entry was
  * applied (its ops' results were delivered; any op not delivered fails
  * with MS_EIO). Otherwise every op of the entry still waiting fails with

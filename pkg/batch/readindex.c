@@ -71,6 +71,34 @@ void ms_readindex_done(struct ms_readindex *ri, int status)
         issue(ri);
 }
 
+static bool unlink_from(struct ms_read_waiter **head,
+                        struct ms_read_waiter **tail,
+                        struct ms_read_waiter *w)
+{
+    struct ms_read_waiter *prev = NULL;
+
+    for (struct ms_read_waiter *q = *head; q != NULL; prev = q, q = q->next) {
+        if (q != w)
+            continue;
+        if (prev != NULL)
+            prev->next = q->next;
+        else
+            *head = q->next;
+        if (tail != NULL && *tail == q)
+            *tail = prev;
+        return true;
+    }
+    return false;
+}
+
+void ms_readindex_cancel(struct ms_readindex *ri, struct ms_read_waiter *w,
+                         int status)
+{
+    if (unlink_from(&ri->waiting, &ri->waiting_tail, w) ||
+        unlink_from(&ri->round, NULL, w))
+        w->cb(w, status);
+}
+
 void ms_readindex_shutdown(struct ms_readindex *ri, int status)
 {
     struct ms_read_waiter *w = ri->waiting;

@@ -49,6 +49,11 @@ void ms_readindex_wait(struct ms_readindex *ri, struct ms_read_waiter *w);
  * waiting. */
 void ms_readindex_done(struct ms_readindex *ri, int status);
 
+/* Stops waiting for w (queued or in the outstanding round): its callback
+ * runs now with status and never again. */
+void ms_readindex_cancel(struct ms_readindex *ri, struct ms_read_waiter *w,
+                         int status);
+
 /* Fails every waiting read (not the outstanding round, which the sink
  * completes) with status and refuses new ones with the same status. */
 void ms_readindex_shutdown(struct ms_readindex *ri, int status);

@@ -12,7 +12,7 @@
 #define DEFAULT_MAX_RESPONSE (64u * 1024 * 1024)
 #define RBUF_SIZE (16 * 1024)
 
-#define container_of(p, type, member)                                        \
+#define container_of(p, type, member)                                          \
     ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 struct ms_http_client_conn {
@@ -23,7 +23,7 @@ struct ms_http_client_conn {
     struct ms_buf out; /* request bytes waiting for the connection */
     int connected, closing;
     uint64_t connect_deadline;
-    int err;                 /* MS_E code set by a failing parser callback */
+    int err;                  /* MS_E code set by a failing parser callback */
     struct ms_http_hdrs hdrs; /* response being parsed */
     struct ms_buf body;
     struct ms_http_response resp;
@@ -37,7 +37,7 @@ struct wreq {
 
 static void client_arm(struct ms_http_client *c);
 
-/* --- lifetime ---------------------------------------------------------------*/
+/* --- lifetime --- */
 
 static void client_maybe_done(struct ms_http_client *c)
 {
@@ -104,7 +104,7 @@ static void conn_fail(struct ms_http_client_conn *conn, int code,
         client_arm(c);
 }
 
-/* --- timer ----------------------------------------------------------------*/
+/* --- timer --- */
 
 static void on_timer(uv_timer_t *t)
 {
@@ -142,7 +142,7 @@ static void client_arm(struct ms_http_client *c)
     c->timer_due = due;
 }
 
-/* --- writing ----------------------------------------------------------------*/
+/* --- writing --- */
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -188,7 +188,7 @@ static void conn_flush(struct ms_http_client_conn *conn)
     ms_buf_reset(&conn->out);
 }
 
-/* --- reading ----------------------------------------------------------------*/
+/* --- reading --- */
 
 static int on_message_begin(http_parser *p)
 {
@@ -240,8 +240,7 @@ static int on_headers_complete(http_parser *p)
         conn->err = MS_ETOOLARGE;
         return -1;
     }
-    if ((st >= 100 && st < 200) || st == 204 || st == 304 ||
-        c->head->head_only)
+    if ((st >= 100 && st < 200) || st == 204 || st == 304 || c->head->head_only)
         return 1; /* no body */
     if (p->content_length != ULLONG_MAX && p->content_length > 0 &&
         ms_buf_reserve(&conn->body, (size_t)p->content_length + 1) != 0) {
@@ -377,7 +376,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_parse_error(conn);
 }
 
-/* --- connecting -------------------------------------------------------------*/
+/* --- connecting --- */
 
 static void on_connect(uv_connect_t *req, int status)
 {
@@ -419,15 +418,15 @@ static int conn_open(struct ms_http_client *c)
     if (rc != 0) {
         conn->closing = 1;
         uv_close((uv_handle_t *)&conn->tcp, on_conn_close);
-        return ms_seterr(c->errmsg, sizeof(c->errmsg), MS_EIO,
-                         "connect %s: %s", c->host, uv_strerror(rc));
+        return ms_seterr(c->errmsg, sizeof(c->errmsg), MS_EIO, "connect %s: %s",
+                         c->host, uv_strerror(rc));
     }
     conn->connect_deadline = uv_now(c->loop) + c->cfg.connect_timeout_ms;
     c->conn = conn;
     return 0;
 }
 
-/* --- public -----------------------------------------------------------------*/
+/* --- public --- */
 
 int ms_http_client_init(struct ms_http_client *client, uv_loop_t *loop,
                         const char *addr,
@@ -459,8 +458,8 @@ static int bad_token(const char *s)
 
 static int build_request(struct ms_http_client *c, struct ms_buf *b,
                          const char *method, const char *target,
-                         const struct ms_http_header *headers,
-                         size_t nheaders, const void *body, size_t len)
+                         const struct ms_http_header *headers, size_t nheaders,
+                         const void *body, size_t len)
 {
     int rc = 0, has_host = 0;
     size_t i;
@@ -482,8 +481,8 @@ static int build_request(struct ms_http_client *c, struct ms_buf *b,
         rc |= ms_buf_puts(b, c->host);
         rc |= ms_buf_append(b, "\r\n", 2);
     }
-    if (len > 0 || strcmp(method, "POST") == 0 ||
-        strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+    if (len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+        strcmp(method, "PATCH") == 0) {
         rc |= ms_buf_puts(b, "Content-Length: ");
         rc |= ms_http_put_u64(b, len);
         rc |= ms_buf_append(b, "\r\n", 2);
@@ -527,8 +526,7 @@ int ms_http_client_request(struct ms_http_client *client,
     req->next = NULL;
     req->head_only = strcmp(method, "HEAD") == 0;
     req->deadline = client->cfg.request_timeout_ms
-                        ? uv_now(client->loop) +
-                              client->cfg.request_timeout_ms
+                        ? uv_now(client->loop) + client->cfg.request_timeout_ms
                         : 0;
     if (client->tail != NULL)
         client->tail->next = req;
@@ -569,20 +567,19 @@ void ms_http_client_close(struct ms_http_client *client,
     uv_close((uv_handle_t *)&client->timer, on_timer_close);
 }
 
-const char *ms_http_response_header(const struct ms_http_response *resp,
-                                    const char *name)
+const char *ms_http_resp_header(const struct ms_http_response *resp,
+                                const char *name)
 {
     return ms_http_hdrs_get(resp->priv, name);
 }
 
-size_t ms_http_response_header_count(const struct ms_http_response *resp)
+size_t ms_http_resp_header_count(const struct ms_http_response *resp)
 {
     return ((const struct ms_http_hdrs *)resp->priv)->n;
 }
 
-void ms_http_response_header_at(const struct ms_http_response *resp,
-                                size_t i, const char **name,
-                                const char **value)
+void ms_http_resp_header_at(const struct ms_http_response *resp, size_t i,
+                            const char **name, const char **value)
 {
     ms_http_hdrs_at(resp->priv, i, name, value);
 }

@@ -83,7 +83,7 @@ struct ms_http_client {
     uv_timer_t timer;
     uint64_t timer_due;
     int timer_armed;
-    struct ms_http_client_conn *conn; /* current connection or NULL */
+    struct ms_http_client_conn *conn;       /* current connection or NULL */
     struct ms_http_client_req *head, *tail; /* sent on conn, in order */
     size_t npending;
     unsigned nconns; /* connection structs not yet freed */
@@ -124,13 +124,12 @@ void ms_http_client_close(struct ms_http_client *client,
 
 /* Value of response header name (case-insensitive), NUL-terminated, valid
  * during the callback; NULL if absent. */
-const char *ms_http_response_header(const struct ms_http_response *resp,
-                                    const char *name);
+const char *ms_http_resp_header(const struct ms_http_response *resp,
+                                const char *name);
 
 /* Number of response headers, and header i (borrowed, callback only). */
-size_t ms_http_response_header_count(const struct ms_http_response *resp);
-void ms_http_response_header_at(const struct ms_http_response *resp,
-                                size_t i, const char **name,
-                                const char **value);
+size_t ms_http_resp_header_count(const struct ms_http_response *resp);
+void ms_http_resp_header_at(const struct ms_http_response *resp, size_t i,
+                            const char **name, const char **value);
 
 #endif /* MS_HTTP_CLIENT_H */

@@ -11,13 +11,14 @@
 #include <strings.h>
 
 #define RBUF_SIZE (64 * 1024)
-#define MAX_SEGS 32          /* buffers per write */
-#define MAX_FREE_REQS 1024   /* recycled request structs kept per server */
-#define REJECT_MAX 64        /* connections being answered 503 at once */
-#define KEEP_BYTES (64 * 1024) /* larger request buffers are not recycled */
-#define ERR_NOMEM 100        /* internal error kind: just close */
+#define MAX_SEGS 32            /* buffers per write */
+#define MAX_FREE_REQS 512      /* recycled request structs kept per server */
+#define REJECT_MAX 64          /* connections being answered 503 at once */
+#define KEEP_BYTES (16 * 1024) /* larger request buffers are not recycled */
+#define WQ_LIMIT (1024 * 1024) /* stop parsing while this much is unsent */
+#define ERR_NOMEM 100          /* internal error kind: just close */
 
-#define container_of(p, type, member)                                        \
+#define container_of(p, type, member)                                          \
     ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 enum { S_INIT, S_LISTENING, S_STOPPING, S_CLOSING, S_CLOSED };
@@ -61,6 +62,7 @@ struct ms_http_conn {
     struct request *cur; /* being parsed */
     struct ms_buf in;    /* received, not yet parsed (paused at the bound) */
     size_t in_off;
+    size_t unsent; /* answer bytes queued in requests, not yet written */
     uint64_t msg_start, last_read, deadline, timer_due;
     int nhandles;
     int err_kind;              /* set by a parser callback that fails */
@@ -72,7 +74,7 @@ struct ms_http_conn {
     unsigned in_process : 1;
     unsigned reprocess : 1;
     unsigned timer_armed : 1;
-    unsigned resume : 1; /* parse buffered input at the next timer tick */
+    unsigned resume : 1;    /* parse buffered input at the next timer tick */
     unsigned counted : 1;   /* counted in nconns */
     unsigned rejecting : 1; /* counted in nrejecting */
     char remote[64];
@@ -95,9 +97,10 @@ static const char default_ctype[] = "text/plain; charset=utf-8";
 
 static void conn_close(struct ms_http_conn *c);
 static void conn_process(struct ms_http_conn *c, int parse_ok);
+static int has_room(const struct ms_http_conn *c);
 static void conn_error(struct ms_http_conn *c, int kind, const char *msg);
 
-/* --- requests -------------------------------------------------------------*/
+/* --- requests --- */
 
 static struct request *req_get(struct ms_http_server *s)
 {
@@ -193,7 +196,7 @@ static void req_link(struct ms_http_conn *c, struct request *r)
     c->nqueue++;
 }
 
-/* --- server bookkeeping ---------------------------------------------------*/
+/* --- server bookkeeping --- */
 
 static void server_maybe_done(struct ms_http_server *s)
 {
@@ -233,7 +236,7 @@ static void conn_maybe_free(struct ms_http_conn *c)
     server_maybe_done(s);
 }
 
-/* --- writing ----------------------------------------------------------------*/
+/* --- writing --- */
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -244,8 +247,12 @@ static void on_write(uv_write_t *req, int status)
     for (i = 0; i < w->nowned; i++)
         free(w->owned[i]);
     free(w);
-    if (status < 0 && !c->closing)
+    if (c->closing)
+        return;
+    if (status < 0)
         conn_close(c);
+    else if (!c->reading && has_room(c))
+        conn_process(c, 1); /* the client caught up: parse and read again */
 }
 
 /* Writes segs in order: as much as the kernel takes now, the rest through
@@ -288,8 +295,8 @@ static int conn_write(struct ms_http_conn *c, struct seg *segs, int n)
             if (off == segs[i].len)
                 continue;
             if (segs[i].owned) {
-                iov[k++] = uv_buf_init(segs[i].p + off,
-                                       (unsigned)(segs[i].len - off));
+                iov[k++] =
+                    uv_buf_init(segs[i].p + off, (unsigned)(segs[i].len - off));
                 w->owned[w->nowned++] = segs[i].p;
                 segs[i].owned = 0;
             } else {
@@ -342,6 +349,7 @@ static void conn_flush(struct ms_http_conn *c)
     while (!c->closing && !c->shut_started) {
         n = nr = 0;
         for (r = c->head; r != NULL && n + 2 <= MAX_SEGS; r = r->next) {
+            c->unsent -= r->out.len + r->ext_len;
             if (r->out.len > 0)
                 segs[n++] = (struct seg){(char *)r->out.data, r->out.len, 0};
             if (r->ext_len > 0) {
@@ -362,8 +370,8 @@ static void conn_flush(struct ms_http_conn *c)
                 return;
             }
         }
-        while ((r = c->head) != NULL && r->state == R_DONE &&
-               r->out.len == 0 && r->ext_len == 0)
+        while ((r = c->head) != NULL && r->state == R_DONE && r->out.len == 0 &&
+               r->ext_len == 0)
             req_release(r);
         if (c->head == NULL && c->read_done) {
             conn_finish(c);
@@ -375,7 +383,7 @@ static void conn_flush(struct ms_http_conn *c)
     }
 }
 
-/* --- answers ----------------------------------------------------------------*/
+/* --- answers --- */
 
 static int put_status_line(struct ms_buf *b, int status)
 {
@@ -444,6 +452,10 @@ static int respond(struct ms_http_request *req, int status, const char *ctype,
         req_release(r);
         return MS_ECANCELED;
     }
+    if (status < 100 || status > 999)
+        status = 500;
+    if (status < 200 || status == 204 || status == 304)
+        len = 0; /* these answers have no body */
     rc = build_head(r, status, ctype, len, BODY_LEN);
     if (rc == 0 && !r->head_only && len > 0) {
         if (owned) {
@@ -461,6 +473,7 @@ static int respond(struct ms_http_request *req, int status, const char *ctype,
         conn_close(c); /* releases r */
         return rc;
     }
+    c->unsent += r->out.len + r->ext_len;
     conn_process(c, 0);
     return 0;
 }
@@ -512,6 +525,7 @@ int ms_http_stream_begin(struct ms_http_request *req, int status,
         conn_close(c); /* r stays, closed, until stream_end */
         return MS_ENOMEM;
     }
+    c->unsent += r->out.len;
     conn_process(c, 0);
     return 0;
 }
@@ -521,6 +535,7 @@ int ms_http_stream_write(struct ms_http_request *req, const void *data,
 {
     struct request *r = container_of(req, struct request, pub);
     struct ms_http_conn *c = r->conn;
+    size_t before = r->out.len;
     int rc = 0;
 
     if (r->state != R_STREAMING)
@@ -540,6 +555,7 @@ int ms_http_stream_write(struct ms_http_request *req, const void *data,
         conn_close(c);
         return MS_ENOMEM;
     }
+    c->unsent += r->out.len - before;
     conn_process(c, 0);
     return 0;
 }
@@ -550,7 +566,7 @@ size_t ms_http_stream_pending(const struct ms_http_request *req)
 
     if (r->closed)
         return 0;
-    return r->out.len +
+    return r->conn->unsent +
            uv_stream_get_write_queue_size((const uv_stream_t *)&r->conn->tcp);
 }
 
@@ -571,6 +587,7 @@ int ms_http_stream_end(struct ms_http_request *req)
         conn_close(c);
         return MS_ENOMEM;
     }
+    c->unsent += r->chunked && !r->head_only ? 5 : 0;
     conn_process(c, 0);
     return 0;
 }
@@ -586,7 +603,7 @@ void ms_http_request_on_cancel(struct ms_http_request *req,
     container_of(req, struct request, pub)->on_cancel = cb;
 }
 
-/* --- reading a request ------------------------------------------------------*/
+/* --- reading a request --- */
 
 const char *ms_http_request_header(const struct ms_http_request *req,
                                    const char *name)
@@ -683,12 +700,22 @@ int ms_http_request_query(const struct ms_http_request *req, const char *name,
     return ms_http_query_get(req->query, req->query_len, name, out);
 }
 
-/* --- parsing ----------------------------------------------------------------*/
+/* --- parsing --- */
+
+/* More requests are parsed only while the connection has room: fewer than
+ * max_pipeline requests unanswered and less than WQ_LIMIT bytes waiting
+ * for a client that may not be reading. */
+static int has_room(const struct ms_http_conn *c)
+{
+    return c->nqueue < c->srv->cfg.max_pipeline &&
+           c->unsent + uv_stream_get_write_queue_size(
+                           (const uv_stream_t *)&c->tcp) <
+               WQ_LIMIT;
+}
 
 static int can_parse(const struct ms_http_conn *c)
 {
-    return !c->closing && !c->read_done &&
-           c->nqueue < c->srv->cfg.max_pipeline;
+    return !c->closing && !c->read_done && has_room(c);
 }
 
 static int header_limit(struct ms_http_conn *c, struct request *r)
@@ -763,8 +790,7 @@ static int on_headers_complete(http_parser *p)
     const char *expect;
     int has_body;
 
-    if (ms_http_hdrs_finish(&r->hdrs) != 0 ||
-        ms_buf_putc(&r->target, 0) != 0)
+    if (ms_http_hdrs_finish(&r->hdrs) != 0 || ms_buf_putc(&r->target, 0) != 0)
         return nomem(c);
     r->target.len--;
     r->headers_done = 1;
@@ -920,7 +946,7 @@ static size_t parse(struct ms_http_conn *c, const char *data, size_t len)
     return n;
 }
 
-/* --- connection state -------------------------------------------------------*/
+/* --- connection state --- */
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 {
@@ -935,8 +961,7 @@ static void on_timer(uv_timer_t *t);
 
 static void update_reading(struct ms_http_conn *c)
 {
-    int want = c->read_done || c->lingering ||
-               c->nqueue < c->srv->cfg.max_pipeline;
+    int want = c->read_done || c->lingering || has_room(c);
 
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -1017,9 +1042,8 @@ static void conn_process(struct ms_http_conn *c, int parse_ok)
         if (c->in_off == c->in.len)
             c->in.len = c->in_off = 0;
         conn_flush(c);
-    } while (!c->closing &&
-             (c->reprocess ||
-              (parse_ok && can_parse(c) && c->in_off < c->in.len)));
+    } while (!c->closing && (c->reprocess || (parse_ok && can_parse(c) &&
+                                              c->in_off < c->in.len)));
     c->in_process = 0;
     if (c->closing)
         return;
@@ -1216,8 +1240,8 @@ static void conn_error(struct ms_http_conn *c, int kind, const char *detail)
     if (rc != 0)
         goto err_reply;
     if (s->cfg.on_error != NULL)
-        s->cfg.on_error((enum ms_http_error_kind)kind, (char *)msg.data,
-                        &reply, s->data);
+        s->cfg.on_error((enum ms_http_error_kind)kind, (char *)msg.data, &reply,
+                        s->data);
     if (c->closing)
         goto err_reply;
     r->conn = c;
@@ -1232,6 +1256,7 @@ static void conn_error(struct ms_http_conn *c, int kind, const char *detail)
     ms_buf_free(&msg);
     r->state = R_DONE;
     req_link(c, r);
+    c->unsent += r->out.len;
     return;
 err_reply:
     ms_buf_free(&reply.body);
@@ -1269,6 +1294,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 60); /* notice dead peers of long streams */
     memset(&peer, 0, sizeof(peer));
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len);
     ms_http_format_addr(&peer, c->remote, sizeof(c->remote));
@@ -1290,7 +1316,7 @@ static void on_connection(uv_stream_t *server, int status)
     conn_process(c, 1);
 }
 
-/* --- server -----------------------------------------------------------------*/
+/* --- server --- */
 
 void ms_http_server_config_init(struct ms_http_server_config *cfg)
 {
@@ -1305,41 +1331,54 @@ void ms_http_server_config_init(struct ms_http_server_config *cfg)
     cfg->linger_ms = 2000;
 }
 
+/* Copies the non-zero fields of cfg over the defaults in out. */
+static void apply_config(struct ms_http_server_config *out,
+                         const struct ms_http_server_config *cfg)
+{
+    if (cfg->max_header_bytes != 0)
+        out->max_header_bytes = cfg->max_header_bytes;
+    if (cfg->max_body_bytes != 0)
+        out->max_body_bytes = cfg->max_body_bytes;
+    if (cfg->header_timeout_ms != 0)
+        out->header_timeout_ms = cfg->header_timeout_ms;
+    if (cfg->idle_timeout_ms != 0)
+        out->idle_timeout_ms = cfg->idle_timeout_ms;
+    if (cfg->max_connections != 0)
+        out->max_connections = cfg->max_connections;
+    if (cfg->max_pipeline != 0)
+        out->max_pipeline = cfg->max_pipeline;
+    if (cfg->backlog != 0)
+        out->backlog = cfg->backlog;
+    if (cfg->linger_ms != 0)
+        out->linger_ms = cfg->linger_ms;
+    out->on_error = cfg->on_error;
+}
+
 int ms_http_server_init(struct ms_http_server *server, uv_loop_t *loop,
                         const struct ms_http_server_config *cfg,
                         ms_http_request_cb on_request)
 {
-    struct ms_http_server_config d;
+    int rc;
 
-    if (loop == NULL || on_request == NULL)
-        return MS_EINVAL;
     memset(server, 0, sizeof(*server));
-    ms_http_server_config_init(&d);
-    server->cfg = d;
-    if (cfg != NULL) {
-        server->cfg = *cfg;
-#define DEF(f)                                                               \
-    if (server->cfg.f == 0)                                                  \
-    server->cfg.f = d.f
-        DEF(max_header_bytes);
-        DEF(max_body_bytes);
-        DEF(header_timeout_ms);
-        DEF(idle_timeout_ms);
-        DEF(max_connections);
-        DEF(max_pipeline);
-        DEF(backlog);
-        DEF(linger_ms);
-#undef DEF
-    }
+    if (loop == NULL || on_request == NULL)
+        return ms_seterr(server->errmsg, sizeof(server->errmsg), MS_EINVAL,
+                         "init: loop and on_request are required");
+    ms_http_server_config_init(&server->cfg);
+    if (cfg != NULL)
+        apply_config(&server->cfg, cfg);
     server->loop = loop;
     server->on_request = on_request;
     server->rbuf = malloc(RBUF_SIZE);
     if (server->rbuf == NULL)
-        return MS_ENOMEM;
-    if (uv_tcp_init(loop, &server->tcp) != 0) {
+        return ms_seterr(server->errmsg, sizeof(server->errmsg), MS_ENOMEM,
+                         "init: out of memory");
+    rc = uv_tcp_init(loop, &server->tcp);
+    if (rc != 0) {
         free(server->rbuf);
         server->rbuf = NULL;
-        return MS_EIO;
+        return ms_seterr(server->errmsg, sizeof(server->errmsg), MS_EIO,
+                         "init: %s", uv_strerror(rc));
     }
     server->tcp.data = server;
     server->state = S_INIT;

@@ -74,8 +74,7 @@ struct ms_http_error_reply {
  * description ("request header too large"); data is the server's data. */
 typedef void (*ms_http_error_cb)(enum ms_http_error_kind kind,
                                  const char *message,
-                                 struct ms_http_error_reply *reply,
-                                 void *data);
+                                 struct ms_http_error_reply *reply, void *data);
 
 /* Called for every complete request; data is the server's data. */
 typedef void (*ms_http_request_cb)(struct ms_http_request *req, void *data);
@@ -105,8 +104,8 @@ struct ms_http_server_config {
 /* The server handle; allocate it yourself, treat fields below data and
  * errmsg as private. */
 struct ms_http_server {
-    void *data;                    /* for the owner; passed to the hooks */
-    char errmsg[MS_ERRMSG_SIZE];   /* why the last call failed */
+    void *data;                  /* for the owner; passed to the hooks */
+    char errmsg[MS_ERRMSG_SIZE]; /* why the last call failed */
     /* private */
     uv_loop_t *loop;
     uv_tcp_t tcp;
@@ -128,7 +127,7 @@ void ms_http_server_config_init(struct ms_http_server_config *cfg);
 
 /* Initializes server on loop with cfg (copied; NULL = defaults). on_request
  * is required. Zeroes the struct: set server->data afterwards. Returns 0 or
- * MS_ENOMEM/MS_EINVAL/MS_EIO (nothing to close then). */
+ * MS_ENOMEM/MS_EINVAL/MS_EIO with errmsg set (nothing to close then). */
 int ms_http_server_init(struct ms_http_server *server, uv_loop_t *loop,
                         const struct ms_http_server_config *cfg,
                         ms_http_request_cb on_request);
@@ -194,10 +193,11 @@ int ms_http_request_query(const struct ms_http_request *req, const char *name,
 /* 1 once req's connection has closed (the answer will be discarded). */
 int ms_http_request_closed(const struct ms_http_request *req);
 
-/* Registers cb to be called (once, on the loop) if req's connection closes
- * before req is finished; replaces an earlier cb; NULL removes it. Not
- * called if the connection is already closed: check
- * ms_http_request_closed() after registering. */
+/* Registers cb to be called once if req's connection closes before req is
+ * finished; replaces an earlier cb; NULL removes it. cb runs from a loop
+ * callback or from inside an ms_http_* call that hit a write error or
+ * closed the server. Not called if the connection is already closed:
+ * check ms_http_request_closed() after registering. */
 void ms_http_request_on_cancel(struct ms_http_request *req,
                                ms_http_cancel_cb cb);
 
@@ -212,7 +212,8 @@ int ms_http_response_header(struct ms_http_request *req, const char *name,
 
 /* Finishes req with a complete answer: status line, Content-Type (omitted if
  * content_type is NULL), Content-Length, the added headers, body. body is
- * borrowed: it is copied before this returns. Returns 0; MS_ECANCELED if
+ * borrowed: it is copied before this returns. A status outside 100..999 is
+ * sent as 500; 1xx, 204 and 304 go without body. Returns 0; MS_ECANCELED if
  * the connection closed (answer discarded); MS_ENOMEM (the connection is
  * closed); MS_EINVAL if req was already answered by a stream (req is then
  * NOT finished). In every case but MS_EINVAL req is finished and invalid. */

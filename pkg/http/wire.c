@@ -11,7 +11,7 @@
 
 /* Buffers that grew beyond this are released on reset, so one huge message
  * does not pin memory in a long-lived connection. */
-#define HDRS_KEEP_BYTES (64 * 1024)
+#define HDRS_KEEP_BYTES (16 * 1024)
 #define HDRS_KEEP_ENTS 256
 
 void ms_http_hdrs_reset(struct ms_http_hdrs *h)

@@ -12,11 +12,13 @@
  * values are stored NUL-terminated in buf; entries hold offsets because buf
  * may move while it grows. A zeroed struct is an empty table; reset keeps
  * the allocations for the next message. */
+struct ms_http_hdr_ent {
+    uint32_t name_off, name_len, val_off, val_len;
+};
+
 struct ms_http_hdrs {
     struct ms_buf buf;
-    struct ms_http_hdr_ent {
-        uint32_t name_off, name_len, val_off, val_len;
-    } *ents;
+    struct ms_http_hdr_ent *ents;
     size_t n, cap;
     int last;     /* which piece came last: 0 none, 1 name, 2 value */
     size_t bytes; /* header bytes seen, with 4 bytes of framing per line */

@@ -139,10 +139,13 @@ static void on_changed(struct raft_change *c, int status)
 {
     struct change *x = c->data;
     struct ms_raft_change_req *req = x->req;
+    int code = ms_raft__code(status);
 
+    if (status == RAFT_LEADERSHIPLOST && x->p->raft_closing)
+        code = MS_ESHUTDOWN;
     x->p->n_changes--;
     free(x);
-    req->cb(req, ms_raft__code(status));
+    req->cb(req, code);
 }
 
 /* Shared front of add/assign/remove: checks and allocates the wrapper. */

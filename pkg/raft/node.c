@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -291,7 +294,8 @@ static void observe(struct ms_raft_priv *p)
     }
     ready = leader_ready(p);
     if (state == p->seen_state && r->current_term == p->seen_term &&
-        leader == p->seen_leader && ready == p->seen_ready)
+        leader == p->seen_leader && ready == p->seen_ready &&
+        p->fsm_error == p->seen_fsm_error)
         return;
 
     if (state == RAFT_LEADER && p->seen_state != RAFT_LEADER)
@@ -317,6 +321,7 @@ static void observe(struct ms_raft_priv *p)
     p->seen_term = r->current_term;
     p->seen_leader = leader;
     p->seen_ready = ready;
+    p->seen_fsm_error = p->fsm_error;
     if (p->state_cb != NULL && p->node != NULL)
         p->state_cb(p->node);
 }
@@ -334,6 +339,8 @@ static void on_timer_closed(uv_handle_t *handle)
         next = x->next;
         free(x);
     }
+    if (p->lock_fd >= 0)
+        close(p->lock_fd);
     free(p->data_dir);
     free(p);
     if (node != NULL) {
@@ -373,7 +380,10 @@ static void maybe_close(struct ms_raft_priv *p)
 
     if (limit < CLOSE_DRAIN_MIN_MS)
         limit = CLOSE_DRAIN_MIN_MS;
-    busy = p->n_props > 0 || p->n_barriers > 0 || p->lead_barrier_inflight ||
+    /* after an fsm failure nothing applies any more: only the disk
+     * appends are worth waiting for */
+    busy = (p->fsm_error == 0 && (p->n_props > 0 || p->n_barriers > 0 ||
+                                  p->lead_barrier_inflight)) ||
            r->transfer != NULL ||
            (r->state == RAFT_LEADER && r->last_stored < raft_last_index(r));
     if (busy && waited < limit)
@@ -397,25 +407,37 @@ static void on_close_transfer(struct raft_transfer *t)
         ms_info("raft: handed leadership to %llu before closing",
                 (unsigned long long)leader);
     else
-        ms_warn("raft: leadership transfer before closing did not complete");
+        ms_info("raft: no successor took over before closing");
 }
 
-static int count_other_voters(struct raft *r)
+/* The voter to hand leadership to on close: one heard from within the
+ * last election timeout, the most up to date first; 0 when every other
+ * voter seems down (a transfer would only time out). Leader only. */
+static raft_id pick_successor(struct raft *r)
 {
+    raft_index last = raft_last_index(r);
+    raft_id best = 0;
     unsigned i;
-    int n = 0;
 
-    for (i = 0; i < r->configuration.n; i++)
-        if (r->configuration.servers[i].id != r->id &&
-            r->configuration.servers[i].role == RAFT_VOTER)
-            n++;
-    return n;
+    for (i = 0; i < r->configuration.n; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        const struct raft_progress *pr = &r->leader_state.progress[i];
+
+        if (s->id == r->id || s->role != RAFT_VOTER || !pr->recent_recv)
+            continue;
+        if (pr->match_index == last)
+            return s->id;
+        if (best == 0)
+            best = s->id;
+    }
+    return best;
 }
 
 int ms_raft_close(struct ms_raft *node, ms_raft_close_cb cb)
 {
     struct ms_raft_priv *p;
     struct ms_raft_xfer *x;
+    raft_id to;
     int rv;
 
     if (node == NULL || node->priv == NULL)
@@ -429,12 +451,12 @@ int ms_raft_close(struct ms_raft *node, ms_raft_close_cb cb)
     p->close_start_ms = uv_now(p->loop);
 
     if (raft_state(&p->raft) == RAFT_LEADER && p->raft.transfer == NULL &&
-        count_other_voters(&p->raft) > 0) {
+        (to = pick_successor(&p->raft)) != 0) {
         x = calloc(1, sizeof *x);
         if (x != NULL) {
             x->p = p;
             x->transfer.data = x;
-            rv = raft_transfer(&p->raft, &x->transfer, 0, on_close_transfer);
+            rv = raft_transfer(&p->raft, &x->transfer, to, on_close_transfer);
             if (rv == 0) {
                 x->next = p->xfers;
                 p->xfers = x;
@@ -491,6 +513,34 @@ static int make_dir(const char *path, char *errmsg, size_t size)
         if (i < n)
             buf[i] = '/';
     }
+    return 0;
+}
+
+/* libraft 0.15 does not lock its directory, and two processes on one
+ * data dir corrupt each other's log: take an exclusive flock, held until
+ * the node is closed. */
+static int lock_dir(struct ms_raft_priv *p, char *errmsg, size_t size)
+{
+    char path[4200];
+    int fd;
+
+    snprintf(path, sizeof path, "%s/raft.lock", p->data_dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ms_seterr(errmsg, size, MS_EIO, "raft: data dir %s: %s: %s",
+                         p->data_dir, path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return ms_seterr(errmsg, size, MS_EIO,
+                             "raft: data dir %s is in use by another node",
+                             p->data_dir);
+        return ms_seterr(errmsg, size, MS_EIO, "raft: data dir %s: lock: %s",
+                         p->data_dir, strerror(e));
+    }
+    p->lock_fd = fd;
     return 0;
 }
 
@@ -651,6 +701,7 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
         free(p);
         goto err_nomem;
     }
+    p->lock_fd = -1;
     p->node = node;
     p->loop = loop;
     p->fsm = *fsm;
@@ -670,6 +721,9 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     p->timer.data = p;
     node->priv = p;
 
+    rc = lock_dir(p, node->errmsg, sizeof node->errmsg);
+    if (rc != 0)
+        goto err;
     rv = raft_uv_tcp_init(&p->transport, loop);
     if (rv != 0) {
         rc = ms_seterr(node->errmsg, sizeof node->errmsg, ms_raft__code(rv),
@@ -773,6 +827,15 @@ err_nomem:
 
 /* --- proposals and barriers ------------------------------------------------ */
 
+/* Status for a request callback: requests our own raft_close fails (it
+ * reports them as leadership lost) read as shutdown. */
+static int req_code(struct ms_raft_priv *p, int status)
+{
+    if (status == RAFT_LEADERSHIPLOST && p->raft_closing)
+        return MS_ESHUTDOWN;
+    return ms_raft__code(status);
+}
+
 static void props_unlink(struct ms_raft_priv *p, struct ms_raft_prop *x)
 {
     if (x->prev != NULL)
@@ -791,7 +854,7 @@ static void on_applied(struct raft_apply *a, int status, void *result)
     struct ms_raft_prop *x = a->data;
     struct ms_raft_priv *p = x->p;
     struct ms_raft_propose_req *req = x->req;
-    int code = ms_raft__code(status);
+    int code = req_code(p, status);
 
     props_unlink(p, x);
     free(x);
@@ -864,10 +927,11 @@ static void on_barrier(struct raft_barrier *b, int status)
 {
     struct barrier *x = b->data;
     struct ms_raft_barrier_req *req = x->req;
+    int code = req_code(x->p, status);
 
     x->p->n_barriers--;
     free(x);
-    req->cb(req, ms_raft__code(status));
+    req->cb(req, code);
 }
 
 int ms_raft_barrier(struct ms_raft *node, struct ms_raft_barrier_req *req,

@@ -167,9 +167,11 @@ int ms_raft_normalize_address(const char *in, char *out, size_t size,
 /* Opens the data directory, bootstraps it once (unless config->join; an
  * already bootstrapped directory is carried on with), starts listening on
  * config->address and starts Raft on loop. fsm is copied; fsm->data must
- * outlive the node. Ignores SIGPIPE process-wide.
- * Returns 0, or MS_EINVAL (bad config), MS_EIO (data directory: errmsg
- * names it), MS_ENOMEM, MS_ERAFT (libraft's message in errmsg). On error
+ * outlive the node. Ignores SIGPIPE process-wide. Holds an exclusive
+ * flock on <data_dir>/raft.lock until closed (libraft has none).
+ * Returns 0, or MS_EINVAL (bad config), MS_EIO (data directory unusable or
+ * in use by another node: errmsg names it), MS_ENOMEM, MS_ECORRUPT (log or
+ * snapshot unreadable), MS_ERAFT (libraft's message in errmsg). On error
  * nothing needs closing: resources already taken are released by pkg/raft
  * itself, partly through the loop, so run the loop once more (uv_run)
  * before uv_loop_close(). The node memory is free on return. */
@@ -181,10 +183,13 @@ typedef void (*ms_raft_close_cb)(struct ms_raft *node);
 
 /* Shuts the node down: new proposals, barriers and changes fail with
  * MS_ESHUTDOWN; a leader with other voters first hands leadership over
- * (raft_transfer) and every in-flight proposal and barrier callback fires
- * before libraft is closed; then cb (may be NULL) is called from the loop
- * and the node memory may be freed. Returns 0, or MS_EINVAL if the node is
- * not started or already closing (cb is then not called). */
+ * (raft_transfer, at most an election timeout) and every in-flight
+ * proposal and barrier callback fires before libraft is closed (after an
+ * fsm failure, or after waiting max(5 s, 4 election timeouts), libraft is
+ * closed anyway and fails the rest with MS_ESHUTDOWN); then cb (may be
+ * NULL) is called from the loop and the node memory may be freed.
+ * Returns 0, or MS_EINVAL if the node is not started or already closing
+ * (cb is then not called). */
 int ms_raft_close(struct ms_raft *node, ms_raft_close_cb cb);
 
 /* --- proposals and reads ----------------------------------------------- */
@@ -194,7 +199,8 @@ struct ms_raft_propose_req;
 /* status: 0 (applied on this node; result is what fsm->apply stored and
  * now belongs to the callback), MS_ENOTLEADER (leadership lost before the
  * entry committed: it may still be applied later, the outcome is unknown),
- * MS_ESHUTDOWN, MS_EIO, MS_ERAFT. result is NULL on error. */
+ * MS_ESHUTDOWN (the node closed first; outcome unknown too), MS_ERAFT.
+ * result is NULL on error. */
 typedef void (*ms_raft_propose_cb)(struct ms_raft_propose_req *req,
                                    int status, void *result);
 

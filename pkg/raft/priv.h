@@ -39,6 +39,7 @@ struct ms_raft_priv {
     ms_raft_close_cb close_cb;
     char address[MS_RAFT_ADDR_SIZE];
     char *data_dir;
+    int lock_fd; /* flock on <data_dir>/raft.lock, -1 when not held */
     unsigned heartbeat_ms;
     unsigned election_ms;
 
@@ -68,6 +69,7 @@ struct ms_raft_priv {
     uint64_t seen_term;
     uint64_t seen_leader;
     bool seen_ready;
+    int seen_fsm_error;
 
     int fsm_error;
     bool snapshot_failing; /* log a failing snapshot once per streak */

@@ -1,5 +1,6 @@
 /* engine_memory.c - the engine vtable (engine.h) on an in-memory B+tree of
  * sorted arrays. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,11 +46,13 @@ struct node {
     uint8_t leaf;
 };
 
+/* Both node kinds start with the header and the hint array, so a child's
+ * hints can be prefetched before its kind is known. */
 struct leaf {
     struct node h;
-    struct leaf *prev, *next;
     uint64_t hint[CAP];
     struct rec *rec[CAP];
+    struct leaf *prev, *next;
 };
 
 struct inode {
@@ -59,25 +62,39 @@ struct inode {
     struct node *child[CAP];
 };
 
+/* A descent: the inner nodes passed and the child index taken in each. */
+struct path {
+    struct inode *node[MAX_HEIGHT];
+    int idx[MAX_HEIGHT];
+    int depth;
+};
+
+/* Where the last get landed. The MVCC layer reads a key and then writes
+ * it (read-modify-write); a put of the same key right after the get, with
+ * no write in between, reuses this descent instead of repeating it. */
+struct last_get {
+    bool valid;
+    uint8_t *key; /* copy of the key */
+    size_t kn, cap;
+    struct path p;
+    struct leaf *leaf;
+    int pos;
+    bool eq;
+};
+
 struct mem_engine {
     struct ms_engine base;
     struct node *root;
     uint64_t applied;
     uint64_t bytes;
     uint64_t count;
+    struct last_get last;
 };
 
 struct mem_iter {
     struct mem_engine *e;
     struct leaf *leaf; /* NULL: not positioned / past either end */
     int idx;
-};
-
-/* A descent: the inner nodes passed and the child index taken in each. */
-struct path {
-    struct inode *node[MAX_HEIGHT];
-    int idx[MAX_HEIGHT];
-    int depth;
 };
 
 static uint64_t hint_of(const uint8_t *k, size_t kn)
@@ -155,6 +172,19 @@ static int inode_child(const struct inode *n, uint64_t h, const uint8_t *k,
     return lo - 1;
 }
 
+/* Starts loading the hint array of n (and the header before it): the
+ * binary search then finds its cache lines in flight instead of missing
+ * them one after the other. */
+static inline void prefetch_hints(const struct node *n)
+{
+    const char *h = (const char *)((const struct inode *)n)->hint;
+    _Static_assert(offsetof(struct leaf, hint) == offsetof(struct inode, hint),
+                   "hints at one offset in both node kinds");
+    __builtin_prefetch(n);
+    for (size_t off = 0; off < CAP * sizeof(uint64_t); off += 64)
+        __builtin_prefetch(h + off);
+}
+
 static struct leaf *descend(struct mem_engine *e, uint64_t h,
                             const uint8_t *k, size_t kn, struct path *p)
 {
@@ -171,6 +201,7 @@ static struct leaf *descend(struct mem_engine *e, uint64_t h,
             p->depth++;
         }
         n = in->child[i];
+        prefetch_hints(n);
     }
     return (struct leaf *)n;
 }
@@ -340,14 +371,25 @@ static int mem_put(struct ms_engine *base, const uint8_t *k, size_t kn,
     struct mem_engine *e = (struct mem_engine *)base;
     uint64_t h = hint_of(k, kn);
     struct path p;
-    struct leaf *l = descend(e, h, k, kn, &p);
+    struct leaf *l;
     bool eq;
-    int pos = leaf_lower(l, h, k, kn, &eq);
+    int pos;
     struct rec *r;
 
     if (kn > UINT32_MAX || vn > UINT32_MAX)
         return ms_seterr(base->errmsg, sizeof(base->errmsg), MS_ETOOLARGE,
                          "memory engine: put: record over 4 GiB");
+    if (e->last.valid && e->last.kn == kn &&
+        memcmp(e->last.key, k, kn) == 0) {
+        p = e->last.p;
+        l = e->last.leaf;
+        pos = e->last.pos;
+        eq = e->last.eq;
+    } else {
+        l = descend(e, h, k, kn, &p);
+        pos = leaf_lower(l, h, k, kn, &eq);
+    }
+    e->last.valid = false;
     if (eq) {
         struct rec *old = l->rec[pos];
         if (old->vn != vn) {
@@ -483,6 +525,7 @@ static int mem_del(struct ms_engine *base, const uint8_t *k, size_t kn)
     int pos = leaf_lower(l, h, k, kn, &eq);
     int n = l->h.n;
 
+    e->last.valid = false;
     if (!eq)
         return 0;
     e->bytes -= l->rec[pos]->kn + l->rec[pos]->vn;
@@ -520,11 +563,30 @@ static int mem_get(struct ms_engine *base, const uint8_t *k, size_t kn,
                    const uint8_t **v, size_t *vn, bool *found)
 {
     struct mem_engine *e = (struct mem_engine *)base;
+    struct last_get *lg = &e->last;
     uint64_t h = hint_of(k, kn);
-    struct leaf *l = descend(e, h, k, kn, NULL);
+    struct leaf *l = descend(e, h, k, kn, &lg->p);
     bool eq;
     int pos = leaf_lower(l, h, k, kn, &eq);
 
+    /* remember the descent for a put of the same key */
+    lg->valid = false;
+    if (kn > lg->cap) {
+        uint8_t *nk = realloc(lg->key, kn);
+        if (nk != NULL) {
+            lg->key = nk;
+            lg->cap = kn;
+        }
+    }
+    if (kn <= lg->cap) {
+        if (kn > 0)
+            memcpy(lg->key, k, kn);
+        lg->kn = kn;
+        lg->leaf = l;
+        lg->pos = pos;
+        lg->eq = eq;
+        lg->valid = true;
+    }
     *found = eq;
     if (eq) {
         const struct rec *r = l->rec[pos];
@@ -563,6 +625,7 @@ static int mem_clear(struct ms_engine *base)
         return nomem(e, "clear");
     free_tree(e->root);
     e->root = &l->h;
+    e->last.valid = false;
     e->applied = 0;
     e->bytes = 0;
     e->count = 0;
@@ -692,6 +755,7 @@ static void mem_close(struct ms_engine *base)
     if (e == NULL)
         return;
     free_tree(e->root);
+    free(e->last.key);
     free(e);
 }
 

@@ -59,7 +59,7 @@ static int w_flush(struct ms_snapshot_writer *w)
 
 static int w_emit(struct ms_snapshot_writer *w, const void *p, size_t n)
 {
-    if (w->err != 0)
+    if (w->err != 0 || n == 0)
         return w->err;
     w->crc = crc_update(w->crc, p, n);
     if (n > IO_BUF - w->len) {

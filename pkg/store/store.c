@@ -854,11 +854,15 @@ static int kv_sort_cmp(const void *pa, const void *pb, void *arg)
                       b->value.len);
         break;
     case MS_SORT_KEY:
-        break;
-    }
-    if (c == 0) /* ties in key order: deterministic on every node */
         c = cmp_bytes(a->key.data, a->key.len, b->key.data, b->key.len);
-    return sp->descend ? -c : c;
+        return sp->descend ? -c : c;
+    }
+    if (sp->descend)
+        c = -c;
+    /* ties in ascending key order, so every node answers alike */
+    if (c == 0)
+        c = cmp_bytes(a->key.data, a->key.len, b->key.data, b->key.len);
+    return c;
 }
 
 /* Serves a range (shape already checked) on the state visible at cur. */

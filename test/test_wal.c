@@ -1,0 +1,1140 @@
+/* test_wal.c - the offline reader of C-Raft's data directory: checksums,
+ * batches, segments, metadata, configurations, snapshot metadata, whole
+ * directories and the inspector's output and exit codes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec/codec.h"
+#include "raft/wal.h"
+#include "util/buf.h"
+
+/* --- real C-Raft 0.15 output (from a metastore-server data directory) --- */
+
+/* closed segment 0000000000000001-0000000000000001: the bootstrap
+ * configuration entry (server 7759039249187390974 at 127.0.0.1:36138) */
+static const uint8_t real_segment[80] = {
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2d, 0x99, 0xf9, 0x86,
+    0x8b, 0x53, 0xcf, 0x2c, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00,
+    0x28, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0xfe, 0xc5, 0x20, 0x86, 0x16, 0xa5, 0xad, 0x6b, 0x31, 0x32, 0x37,
+    0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31, 0x3a, 0x33, 0x36, 0x31, 0x33, 0x38,
+    0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+
+/* snapshot-1-50-1467976.meta (note the uninitialised padding bytes at the
+ * end of the configuration) */
+static const uint8_t real_snapshot_meta[72] = {
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c, 0xc8, 0x15, 0x81,
+    0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0xfe, 0xc5, 0x20, 0x86, 0x16, 0xa5, 0xad,
+    0x6b, 0x31, 0x32, 0x37, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31, 0x3a, 0x33,
+    0x36, 0x31, 0x33, 0x38, 0x00, 0x01, 0x52, 0xd1, 0x76, 0x55, 0x00, 0x00};
+
+/* --- building synthetic segments ------------------------------------------ */
+
+static void put64(struct ms_buf *b, uint64_t v)
+{
+    uint8_t x[8];
+
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    assert_int_equal(ms_buf_append(b, x, 8), 0);
+}
+
+static void set32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+struct ent {
+    uint64_t term;
+    unsigned type;
+    const uint8_t *data;
+    size_t len; /* a multiple of 8 */
+};
+
+/* Appends a batch of n entries as C-Raft writes it; returns its offset. */
+static size_t add_batch(struct ms_buf *seg, const struct ent *e, size_t n)
+{
+    size_t start = seg->len, hdr, data;
+
+    put64(seg, 0); /* checksums, set below */
+    hdr = seg->len;
+    put64(seg, n);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t h[8] = {(uint8_t)e[i].type, 0, 0, 0, 0, 0, 0, 0};
+
+        put64(seg, e[i].term);
+        set32(h + 4, (uint32_t)e[i].len);
+        assert_int_equal(ms_buf_append(seg, h, 8), 0);
+    }
+    data = seg->len;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ms_buf_append(seg, e[i].data, e[i].len), 0);
+    set32(seg->data + start, ms_wal_crc32(seg->data + hdr, data - hdr, 0));
+    set32(seg->data + start + 4,
+          ms_wal_crc32(seg->data + data, seg->len - data, 0));
+    return start;
+}
+
+static void start_segment(struct ms_buf *seg)
+{
+    ms_buf_reset(seg);
+    put64(seg, MS_WAL_DISK_FORMAT);
+}
+
+static void add_zeros(struct ms_buf *seg, size_t n)
+{
+    assert_int_equal(ms_buf_reserve(seg, n), 0);
+    memset(seg->data + seg->len, 0, n);
+    seg->len += n;
+}
+
+static const uint8_t eight[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+static const uint8_t sixteen[16] = {9, 9, 9, 9, 9, 9, 9, 9,
+                                    7, 7, 7, 7, 7, 7, 7, 7};
+
+/* Three batches: {t1 command 8}, {t1 barrier 8, t2 command 16}, {t2 cmd 8} */
+static void three_batches(struct ms_buf *seg, size_t off[3])
+{
+    struct ent a[1] = {{1, MS_WAL_COMMAND, eight, 8}};
+    struct ent b[2] = {{1, MS_WAL_BARRIER, eight, 8},
+                       {2, MS_WAL_COMMAND, sixteen, 16}};
+    struct ent c[1] = {{2, MS_WAL_COMMAND, eight, 8}};
+
+    start_segment(seg);
+    off[0] = add_batch(seg, a, 1);
+    off[1] = add_batch(seg, b, 2);
+    off[2] = add_batch(seg, c, 1);
+}
+
+struct seen {
+    size_t n;
+    struct ms_wal_entry e[16];
+};
+
+static int collect(void *arg, const struct ms_wal_entry *e)
+{
+    struct seen *s = arg;
+
+    if (s->n < 16)
+        s->e[s->n] = *e;
+    s->n++;
+    return 0;
+}
+
+/* --- checksums, batches, segments ------------------------------------------ */
+
+/* The CRC is the MSB-first 0x04c11db7 one with init 0 and no final xor
+ * (check value of "123456789" = ~CRC-32/CKSUM's), and it continues. */
+static void test_crc32(void **state)
+{
+    (void)state;
+    assert_int_equal(ms_wal_crc32("123456789", 9, 0), 0x89a1897fu);
+    assert_int_equal(ms_wal_crc32("56789", 5, ms_wal_crc32("1234", 4, 0)),
+                     0x89a1897fu);
+    assert_int_equal(ms_wal_crc32("", 0, 0), 0);
+}
+
+/* A segment written by C-Raft itself parses: one configuration entry at
+ * offset 40 that decodes to the bootstrap server. */
+static void test_real_segment(void **state)
+{
+    struct ms_wal_segment_result r;
+    struct ms_wal_config c = {0};
+    struct seen s = {0};
+
+    (void)state;
+    assert_int_equal(ms_wal_segment_scan(real_segment, sizeof real_segment,
+                                         false, collect, &s, &r),
+                     0);
+    assert_int_equal(r.problem, 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(r.n_batches, 1);
+    assert_int_equal(r.end, sizeof real_segment);
+    assert_int_equal(s.e[0].term, 1);
+    assert_int_equal(s.e[0].type, MS_WAL_CHANGE);
+    assert_int_equal(s.e[0].len, 40);
+    assert_int_equal(s.e[0].offset, 40);
+    assert_int_equal(ms_wal_config_decode(s.e[0].data, s.e[0].len, &c, NULL,
+                                          0),
+                     0);
+    assert_int_equal(c.n, 1);
+    assert_true(c.servers[0].id == 7759039249187390974ull);
+    assert_string_equal(c.servers[0].address, "127.0.0.1:36138");
+    assert_int_equal(c.servers[0].role, MS_WAL_VOTER);
+    ms_wal_config_free(&c);
+}
+
+/* Good batches (one with two entries) yield every entry in order with its
+ * term, type, bytes and offset; a closed segment ends at its length. */
+static void test_good_batches(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    struct seen s = {0};
+    size_t off[3];
+
+    (void)state;
+    three_batches(&seg, off);
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, collect,
+                                         &s, &r),
+                     0);
+    assert_int_equal(r.problem, 0);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(r.n_batches, 3);
+    assert_int_equal(r.end, seg.len);
+    assert_int_equal(s.e[0].type, MS_WAL_COMMAND);
+    assert_memory_equal(s.e[0].data, eight, 8);
+    assert_int_equal(s.e[0].offset, off[0] + 32);
+    assert_int_equal(s.e[1].type, MS_WAL_BARRIER);
+    assert_int_equal(s.e[2].term, 2);
+    assert_int_equal(s.e[2].len, 16);
+    assert_memory_equal(s.e[2].data, sixteen, 16);
+    assert_int_equal(s.e[2].offset, off[1] + 48 + 8);
+    assert_int_equal(s.e[3].offset, off[2] + 32);
+    ms_buf_free(&seg);
+}
+
+/* An open segment's data ends at the first all-zero preamble; a closed
+ * segment with one is corrupt. */
+static void test_zero_filled_tail(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    struct seen s = {0};
+    size_t off[3], end;
+
+    (void)state;
+    three_batches(&seg, off);
+    end = seg.len;
+    add_zeros(&seg, 4096);
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, true, collect,
+                                         &s, &r),
+                     0);
+    assert_int_equal(r.problem, 0);
+    assert_false(r.empty);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(r.end, end);
+
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, NULL,
+                                         NULL, &r),
+                     0);
+    assert_int_equal(r.problem, MS_ECORRUPT);
+    assert_int_equal(r.problem_offset, end);
+    ms_buf_free(&seg);
+}
+
+/* A bad data checksum in the last batch of an open segment (zeros after
+ * it) is a tail problem; the entries before it are delivered. */
+static void test_bad_checksum_tail(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    struct seen s = {0};
+    size_t off[3];
+
+    (void)state;
+    three_batches(&seg, off);
+    seg.data[seg.len - 1] ^= 0x40;
+    add_zeros(&seg, 512);
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, true, collect,
+                                         &s, &r),
+                     0);
+    assert_int_equal(r.problem, MS_ECHECKSUM);
+    assert_int_equal(r.problem_offset, off[2]);
+    assert_true(r.tail);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(r.end, off[2]);
+    assert_non_null(strstr(r.errmsg, "data checksum"));
+    ms_buf_free(&seg);
+}
+
+/* A bad header checksum with a valid batch after it is corruption in the
+ * middle, not a tail. */
+static void test_bad_checksum_middle(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    struct seen s = {0};
+    size_t off[3];
+
+    (void)state;
+    three_batches(&seg, off);
+    seg.data[off[1] + 16] ^= 0x01; /* term of the batch's first entry */
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, collect,
+                                         &s, &r),
+                     0);
+    assert_int_equal(r.problem, MS_ECHECKSUM);
+    assert_int_equal(r.problem_offset, off[1]);
+    assert_false(r.tail);
+    assert_int_equal(s.n, 1);
+    assert_non_null(strstr(r.errmsg, "header checksum"));
+    ms_buf_free(&seg);
+}
+
+/* A segment cut inside its last batch (header or data) is a truncated
+ * tail; every complete batch before it is read. */
+static void test_truncated_tail(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    struct seen s = {0};
+    size_t off[3];
+    size_t cuts[3];
+
+    (void)state;
+    three_batches(&seg, off);
+    cuts[0] = off[2] + 8;           /* inside the preamble */
+    cuts[1] = off[2] + 20;          /* inside the entry header */
+    cuts[2] = seg.len - 4;          /* inside the data */
+    for (int i = 0; i < 3; i++) {
+        memset(&s, 0, sizeof s);
+        assert_int_equal(ms_wal_segment_scan(seg.data, cuts[i], true,
+                                             collect, &s, &r),
+                         0);
+        assert_int_equal(r.problem, MS_ETRUNCATED);
+        assert_int_equal(r.problem_offset, off[2]);
+        assert_true(r.tail);
+        assert_int_equal(s.n, 3);
+    }
+    ms_buf_free(&seg);
+}
+
+/* The format version must be 1; an all-zero open segment is empty (never
+ * written); an empty closed segment is a problem. */
+static void test_format_version(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    size_t off[3];
+    uint8_t zeros[64] = {0};
+
+    (void)state;
+    three_batches(&seg, off);
+    seg.data[0] = 2;
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, NULL,
+                                         NULL, &r),
+                     0);
+    assert_int_equal(r.problem, MS_EVERSION);
+    assert_int_equal(r.problem_offset, 0);
+    assert_int_equal(r.n_entries, 0);
+    assert_false(r.tail); /* valid batches follow the bad header */
+
+    assert_int_equal(ms_wal_segment_scan(zeros, sizeof zeros, true, NULL,
+                                         NULL, &r),
+                     0);
+    assert_true(r.empty);
+    assert_int_equal(r.problem, 0);
+    assert_int_equal(ms_wal_segment_scan(zeros, 0, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.problem, MS_ECORRUPT);
+    ms_buf_free(&seg);
+}
+
+/* Batch headers are checked: unknown entry type, zero or huge counts. */
+static void test_malformed_batch(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_batch b;
+    struct ent bad[1] = {{1, 7, eight, 8}};
+    size_t at;
+
+    (void)state;
+    start_segment(&seg);
+    at = add_batch(&seg, bad, 1);
+    assert_int_equal(ms_wal_batch_parse(seg.data, seg.len, at, &b, NULL, 0),
+                     MS_EMALFORMED);
+
+    start_segment(&seg);
+    put64(&seg, 0x1234);          /* checksums */
+    put64(&seg, (uint64_t)1 << 40); /* count */
+    add_zeros(&seg, 64);
+    assert_int_equal(ms_wal_batch_parse(seg.data, seg.len, 8, &b, NULL, 0),
+                     MS_EMALFORMED);
+
+    start_segment(&seg);
+    put64(&seg, 0x1234);
+    put64(&seg, 0);
+    add_zeros(&seg, 64);
+    assert_int_equal(ms_wal_batch_parse(seg.data, seg.len, 8, &b, NULL, 0),
+                     MS_EMALFORMED);
+    ms_buf_free(&seg);
+}
+
+/* Non-zero bytes after the end of an open segment's data are reported;
+ * with no valid batch among them, as a tail. */
+static void test_nonzero_after_end(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    size_t off[3], end;
+
+    (void)state;
+    three_batches(&seg, off);
+    end = seg.len;
+    add_zeros(&seg, 256);
+    seg.data[end + 100] = 0x55;
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, true, NULL, NULL,
+                                         &r),
+                     0);
+    assert_int_equal(r.problem, MS_ECORRUPT);
+    assert_int_equal(r.problem_offset, end);
+    assert_true(r.tail);
+    assert_int_equal(r.n_entries, 4);
+    ms_buf_free(&seg);
+}
+
+/* A callback's non-zero return stops the scan and is returned. */
+static int stop_at_two(void *arg, const struct ms_wal_entry *e)
+{
+    size_t *n = arg;
+
+    (void)e;
+    return ++*n == 2 ? 99 : 0;
+}
+
+static void test_callback_stops(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    size_t off[3], n = 0;
+
+    (void)state;
+    three_batches(&seg, off);
+    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false,
+                                         stop_at_two, &n, &r),
+                     99);
+    assert_int_equal(n, 2);
+    ms_buf_free(&seg);
+}
+
+/* --- names, metadata, configurations, snapshot metadata ------------------- */
+
+/* Segment names: "FIRST-LAST" and "open-N" only. */
+static void test_segment_names(void **state)
+{
+    struct ms_wal_segment_name n;
+
+    (void)state;
+    assert_true(ms_wal_segment_name_parse("0000000000000002-0000000000000050",
+                                          &n));
+    assert_false(n.open);
+    assert_int_equal(n.first, 2);
+    assert_int_equal(n.last, 50);
+    assert_true(ms_wal_segment_name_parse("open-17", &n));
+    assert_true(n.open);
+    assert_int_equal(n.counter, 17);
+    assert_false(ms_wal_segment_name_parse("open-", &n));
+    assert_false(ms_wal_segment_name_parse("open-1x", &n));
+    assert_false(ms_wal_segment_name_parse("5-3", &n));
+    assert_false(ms_wal_segment_name_parse("1-", &n));
+    assert_false(ms_wal_segment_name_parse("metadata1", &n));
+    assert_false(ms_wal_segment_name_parse("snapshot-1-2-3", &n));
+}
+
+/* metadata files: format, version, term, vote; short = not written. */
+static void test_metadata(void **state)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    struct ms_wal_metadata m;
+
+    (void)state;
+    put64(&b, 1);
+    put64(&b, 7);
+    put64(&b, 3);
+    put64(&b, 2);
+    assert_int_equal(ms_wal_metadata_parse(b.data, b.len, &m, NULL, 0), 0);
+    assert_int_equal(m.version, 7);
+    assert_int_equal(m.term, 3);
+    assert_int_equal(m.vote, 2);
+    assert_int_equal(ms_wal_metadata_parse(b.data, 20, &m, NULL, 0), 0);
+    assert_int_equal(m.version, 0);
+    b.data[0] = 9;
+    assert_int_equal(ms_wal_metadata_parse(b.data, b.len, &m, NULL, 0),
+                     MS_EVERSION);
+    b.data[0] = 1;
+    memset(b.data + 8, 0, 8);
+    assert_int_equal(ms_wal_metadata_parse(b.data, b.len, &m, NULL, 0),
+                     MS_ECORRUPT);
+    put64(&b, 0);
+    assert_int_equal(ms_wal_metadata_parse(b.data, b.len, &m, NULL, 0),
+                     MS_ECORRUPT);
+    ms_buf_free(&b);
+}
+
+/* C-Raft's snapshot .meta (with garbage padding) parses; a flipped bit
+ * fails the checksum; a cut file is truncated. */
+static void test_snapshot_meta(void **state)
+{
+    struct ms_wal_snapshot_meta m;
+    uint8_t copy[sizeof real_snapshot_meta];
+    char err[MS_ERRMSG_SIZE];
+
+    (void)state;
+    assert_int_equal(ms_wal_snapshot_meta_parse(real_snapshot_meta,
+                                                sizeof real_snapshot_meta, &m,
+                                                err, sizeof err),
+                     0);
+    assert_int_equal(m.conf_index, 1);
+    assert_int_equal(m.conf.n, 1);
+    assert_string_equal(m.conf.servers[0].address, "127.0.0.1:36138");
+    ms_wal_config_free(&m.conf);
+
+    memcpy(copy, real_snapshot_meta, sizeof copy);
+    copy[50] ^= 0x10;
+    assert_int_equal(ms_wal_snapshot_meta_parse(copy, sizeof copy, &m, err,
+                                                sizeof err),
+                     MS_ECHECKSUM);
+    assert_int_equal(ms_wal_snapshot_meta_parse(real_snapshot_meta, 60, &m,
+                                                err, sizeof err),
+                     MS_ETRUNCATED);
+    assert_int_equal(ms_wal_snapshot_meta_parse(real_snapshot_meta, 20, &m,
+                                                err, sizeof err),
+                     MS_ETRUNCATED);
+    memcpy(copy, real_snapshot_meta, sizeof copy);
+    copy[0] = 0;
+    assert_int_equal(ms_wal_snapshot_meta_parse(copy, sizeof copy, &m, err,
+                                                sizeof err),
+                     MS_EVERSION);
+}
+
+/* Configurations: several servers and roles; bad input is rejected. */
+static void test_config_decode(void **state)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    struct ms_wal_config c;
+
+    (void)state;
+    assert_int_equal(ms_buf_putc(&b, 1), 0);
+    put64(&b, 2);
+    put64(&b, 5);
+    assert_int_equal(ms_buf_append(&b, "10.0.0.1:7\0", 11), 0);
+    assert_int_equal(ms_buf_putc(&b, MS_WAL_SPARE), 0);
+    put64(&b, 6);
+    assert_int_equal(ms_buf_append(&b, "\0", 1), 0);
+    assert_int_equal(ms_buf_putc(&b, MS_WAL_STANDBY), 0);
+    assert_int_equal(ms_wal_config_decode(b.data, b.len, &c, NULL, 0), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.servers[0].id, 5);
+    assert_string_equal(c.servers[0].address, "10.0.0.1:7");
+    assert_string_equal(ms_wal_role_name(c.servers[0].role), "spare");
+    assert_string_equal(c.servers[1].address, "");
+    assert_string_equal(ms_wal_role_name(c.servers[1].role), "standby");
+    ms_wal_config_free(&c);
+
+    /* cut inside the second address */
+    assert_int_equal(ms_wal_config_decode(b.data, 9 + 8 + 11 + 1 + 8, &c,
+                                          NULL, 0),
+                     MS_ETRUNCATED);
+    assert_int_equal(c.n, 0);
+    b.data[0] = 2;
+    assert_int_equal(ms_wal_config_decode(b.data, b.len, &c, NULL, 0),
+                     MS_EVERSION);
+    b.data[0] = 1;
+    b.data[1] = 0xff; /* server count */
+    assert_int_equal(ms_wal_config_decode(b.data, b.len, &c, NULL, 0),
+                     MS_EMALFORMED);
+    b.data[1] = 2;
+    add_zeros(&b, 8);
+    assert_int_equal(ms_wal_config_decode(b.data, b.len, &c, NULL, 0),
+                     MS_ETRAILING);
+    ms_buf_free(&b);
+}
+
+/* --- whole directories ------------------------------------------------------ */
+
+struct dirfix {
+    char root[64];
+    char raft[96];
+};
+
+static int dir_setup(void **state)
+{
+    struct dirfix *f = calloc(1, sizeof *f);
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->root, sizeof f->root, "/tmp/test_wal.XXXXXX");
+    if (mkdtemp(f->root) == NULL)
+        return -1;
+    snprintf(f->raft, sizeof f->raft, "%s/raft", f->root);
+    if (mkdir(f->raft, 0700) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+                  struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int dir_teardown(void **state)
+{
+    struct dirfix *f = *state;
+
+    nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void write_file(const char *dir, const char *name, const void *p,
+                       size_t n)
+{
+    char path[256];
+    FILE *fp;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(p, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void write_metadata(const char *dir, const char *name, uint64_t version,
+                           uint64_t term, uint64_t vote)
+{
+    struct ms_buf b = MS_BUF_INIT;
+
+    put64(&b, 1);
+    put64(&b, version);
+    put64(&b, term);
+    put64(&b, vote);
+    write_file(dir, name, b.data, b.len);
+    ms_buf_free(&b);
+}
+
+/* A command entry as ms_raft_propose frames it: 1..8 pad bytes, zeros and
+ * a last byte holding the count. */
+static void frame(struct ms_buf *b)
+{
+    size_t pad = 8 - b->len % 8;
+
+    for (size_t i = 1; i < pad; i++)
+        assert_int_equal(ms_buf_putc(b, 0), 0);
+    assert_int_equal(ms_buf_putc(b, (uint8_t)pad), 0);
+}
+
+/* Encodes ops into a framed command entry payload in out. */
+static void command(struct ms_buf *out, enum ms_codec_id codec,
+                    const struct ms_op *ops, size_t n)
+{
+    struct ms_batch b;
+
+    memset(&b, 0, sizeof b);
+    b.ops = (struct ms_op *)ops;
+    b.n_ops = n;
+    ms_buf_reset(out);
+    assert_int_equal(ms_codec_encode_batch(codec, &b, out), 0);
+    frame(out);
+}
+
+static struct ms_op put_op(const char *key, const char *value)
+{
+    struct ms_op op;
+
+    memset(&op, 0, sizeof op);
+    op.type = MS_OP_PUT;
+    op.u.put.key.data = (const uint8_t *)key;
+    op.u.put.key.len = strlen(key);
+    op.u.put.value.data = (const uint8_t *)value;
+    op.u.put.value.len = strlen(value);
+    return op;
+}
+
+/* A log of 6 entries: closed 1-1 (config), closed 2-3 (barrier, command
+ * put a=1 protobuf), open-1 (command put b/x + delete c in json, then a
+ * command put a2), open-2 preallocated zeros. Returns the end of open-1's
+ * data. */
+static size_t write_log(const struct dirfix *f, struct ms_buf *open1)
+{
+    struct ms_buf seg = MS_BUF_INIT, c1 = MS_BUF_INIT, c2 = MS_BUF_INIT,
+                  c3 = MS_BUF_INIT;
+    struct ms_op ops[2];
+    struct ent e[2];
+    uint8_t zeros[4096] = {0};
+    size_t end;
+
+    start_segment(&seg);
+    e[0] = (struct ent){1, MS_WAL_CHANGE, real_segment + 40, 40};
+    add_batch(&seg, e, 1);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
+               seg.len);
+
+    ops[0] = put_op("a", "1");
+    command(&c1, MS_CODEC_PROTOBUF, ops, 1);
+    start_segment(&seg);
+    e[0] = (struct ent){2, MS_WAL_BARRIER, zeros, 8};
+    e[1] = (struct ent){2, MS_WAL_COMMAND, c1.data, c1.len};
+    add_batch(&seg, e, 2);
+    write_file(f->raft, "0000000000000002-0000000000000003", seg.data,
+               seg.len);
+
+    ops[0] = put_op("b/x", "hello");
+    memset(&ops[1], 0, sizeof ops[1]);
+    ops[1].type = MS_OP_DELETE_RANGE;
+    ops[1].u.delete_range.key.data = (const uint8_t *)"c";
+    ops[1].u.delete_range.key.len = 1;
+    command(&c2, MS_CODEC_JSON, ops, 2);
+    ops[0] = put_op("a2", "22");
+    command(&c3, MS_CODEC_PROTOBUF, ops, 1);
+    start_segment(open1);
+    e[0] = (struct ent){3, MS_WAL_COMMAND, c2.data, c2.len};
+    add_batch(open1, e, 1);
+    e[0] = (struct ent){3, MS_WAL_COMMAND, c3.data, c3.len};
+    add_batch(open1, e, 1);
+    end = open1->len;
+    add_zeros(open1, 4096);
+    write_file(f->raft, "open-1", open1->data, open1->len);
+    write_file(f->raft, "open-2", zeros, sizeof zeros);
+    write_metadata(f->raft, "metadata1", 3, 3, 1);
+    write_metadata(f->raft, "metadata2", 2, 2, 1);
+    ms_buf_free(&seg);
+    ms_buf_free(&c1);
+    ms_buf_free(&c2);
+    ms_buf_free(&c3);
+    return end;
+}
+
+struct items {
+    size_t n;
+    uint64_t index[16];
+    unsigned type[16];
+};
+
+static int collect_items(void *arg, const struct ms_wal_item *it)
+{
+    struct items *s = arg;
+
+    if (s->n < 16) {
+        s->index[s->n] = it->index;
+        s->type[s->n] = it->entry.type;
+    }
+    s->n++;
+    return 0;
+}
+
+/* A directory (given as the data dir holding raft/) is read in log order
+ * across closed and open segments, indexes counted on from the names;
+ * the metadata with the higher version wins. */
+static void test_dir_scan(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT;
+    struct ms_wal_scan_result r;
+    struct ms_wal_dir d;
+    struct items s = {0};
+
+    write_log(f, &open1);
+    assert_int_equal(ms_wal_dir_open(&d, f->root, NULL, 0), 0);
+    assert_string_equal(d.path, f->raft);
+    assert_int_equal(d.meta_error, 0);
+    assert_int_equal(d.meta.term, 3);
+    assert_int_equal(d.meta.version, 3);
+    assert_int_equal(d.n_segments, 4);
+    assert_true(d.segments[2].id.open);
+    assert_int_equal(ms_wal_dir_scan(&d, collect_items, &s, &r), 0);
+    assert_int_equal(r.status, MS_WAL_OK);
+    assert_int_equal(s.n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(s.index[i], i + 1);
+    assert_int_equal(s.type[0], MS_WAL_CHANGE);
+    assert_int_equal(s.type[1], MS_WAL_BARRIER);
+    assert_int_equal(r.first_index, 1);
+    assert_int_equal(r.last_index, 5);
+    assert_int_equal(r.n_segments, 3); /* open-2 is empty */
+    ms_wal_dir_close(&d);
+    ms_buf_free(&open1);
+}
+
+/* A cut in the last batch of the last open segment is a torn tail; the
+ * same cut followed by a written open segment is corruption. */
+static void test_dir_torn_tail(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT;
+    struct ms_wal_scan_result r;
+    struct ms_wal_dir d;
+    size_t end;
+
+    end = write_log(f, &open1);
+    write_file(f->raft, "open-1", open1.data, end - 5);
+    assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
+    assert_int_equal(ms_wal_dir_scan(&d, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, MS_WAL_TORN);
+    assert_string_equal(r.file, "open-1");
+    assert_int_equal(r.last_index, 4);
+    ms_wal_dir_close(&d);
+
+    write_file(f->raft, "open-2", open1.data, open1.len);
+    assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
+    assert_int_equal(ms_wal_dir_scan(&d, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "open-1");
+    ms_wal_dir_close(&d);
+    ms_buf_free(&open1);
+}
+
+/* A flipped byte in a closed segment is corruption naming the segment and
+ * the batch's offset; so are a gap in the index sequence and a segment
+ * holding fewer entries than its name says; equal metadata versions are
+ * corrupt metadata. */
+static void test_dir_corruption(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT, seg = MS_BUF_INIT;
+    struct ms_wal_scan_result r;
+    struct ms_wal_dir d;
+    struct ent e[1] = {{1, MS_WAL_CHANGE, real_segment + 40, 40}};
+    char path[256];
+    uint8_t byte = 0xee;
+    int fd;
+
+    write_log(f, &open1);
+    snprintf(path, sizeof path, "%s/0000000000000002-0000000000000003",
+             f->raft);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &byte, 1, 60), 1);
+    close(fd);
+    assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
+    assert_int_equal(ms_wal_dir_scan(&d, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "0000000000000002-0000000000000003");
+    assert_int_equal(r.offset, 8);
+    assert_int_equal(r.last_index, 1);
+    ms_wal_dir_close(&d);
+
+    /* gap: 2-3 renamed 3-4 */
+    write_log(f, &open1);
+    {
+        char to[256];
+
+        snprintf(to, sizeof to, "%s/0000000000000003-0000000000000004",
+                 f->raft);
+        assert_int_equal(rename(path, to), 0);
+    }
+    assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
+    assert_int_equal(ms_wal_dir_scan(&d, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "0000000000000003-0000000000000004");
+    assert_non_null(strstr(r.errmsg, "gap"));
+    ms_wal_dir_close(&d);
+    nftw(f->raft, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    assert_int_equal(mkdir(f->raft, 0700), 0);
+
+    /* count: a one-entry segment named for two entries */
+    start_segment(&seg);
+    add_batch(&seg, e, 1);
+    write_file(f->raft, "0000000000000001-0000000000000002", seg.data,
+               seg.len);
+    write_metadata(f->raft, "metadata1", 1, 1, 0);
+    write_metadata(f->raft, "metadata2", 1, 1, 0);
+    assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
+    assert_int_equal(d.meta_error, MS_ECORRUPT);
+    assert_int_equal(ms_wal_dir_scan(&d, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "holds 1 entries"));
+    ms_wal_dir_close(&d);
+    ms_buf_free(&seg);
+    ms_buf_free(&open1);
+}
+
+/* A missing directory is an I/O error naming it. */
+static void test_dir_missing(void **state)
+{
+    struct ms_wal_dir d;
+    char err[MS_ERRMSG_SIZE];
+
+    (void)state;
+    assert_int_equal(ms_wal_dir_open(&d, "/nonexistent/walinspect", err,
+                                     sizeof err),
+                     MS_EIO);
+    assert_non_null(strstr(err, "/nonexistent/walinspect"));
+}
+
+/* --- the inspector ----------------------------------------------------------- */
+
+/* Runs ms_wal_inspect into memory; returns the exit status. */
+static int run(const struct ms_wal_options *o, char **out, char **err)
+{
+    size_t no, ne;
+    FILE *fo = open_memstream(out, &no), *fe = open_memstream(err, &ne);
+    int rc;
+
+    assert_non_null(fo);
+    assert_non_null(fe);
+    rc = ms_wal_inspect(o, fo, fe);
+    fclose(fo);
+    fclose(fe);
+    return rc;
+}
+
+/* The listing shows every entry with its decoded ops (codec from the
+ * entry), the header shows metadata; filters select entries and ops. */
+static void test_inspect_listing(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT;
+    struct ms_wal_options o;
+    char *out, *err;
+
+    write_log(f, &open1);
+    memset(&o, 0, sizeof o);
+    o.dir = f->root;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_string_equal(err, "");
+    assert_non_null(strstr(out, "# metadata term=3 vote=1 version=3\n"));
+    assert_non_null(strstr(out, "1 term=1 config size=40 servers: "
+                                "7759039249187390974 127.0.0.1:36138 voter\n"));
+    assert_non_null(strstr(out, "2 term=2 barrier size=8\n"));
+    assert_non_null(strstr(out, "3 term=2 command size=16 codec=protobuf "
+                                "ops=1: put key=a value=1 bytes\n"));
+    assert_non_null(strstr(out, " codec=json ops=2: put key=b/x value=5 "
+                                "bytes; delete_range key=c\n"));
+    free(out);
+    free(err);
+
+    o.key_prefix = "b/";
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(out, "ops=2: put key=b/x value=5 bytes\n"));
+    assert_null(strstr(out, "key=a"));
+    assert_null(strstr(out, "barrier"));
+    free(out);
+    free(err);
+
+    o.key_prefix = NULL;
+    o.type = MS_WAL_COMMAND;
+    o.from = 4;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_null(strstr(out, "\n3 term"));
+    assert_non_null(strstr(out, "\n4 term=3 command"));
+    assert_non_null(strstr(out, "\n5 term=3 command"));
+    free(out);
+    free(err);
+    ms_buf_free(&open1);
+}
+
+/* --json: a meta object, then one entry object per line with base64 keys. */
+static void test_inspect_json(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT;
+    struct ms_wal_options o;
+    char *out, *err, *line, *save = NULL;
+    int n = 0;
+
+    write_log(f, &open1);
+    memset(&o, 0, sizeof o);
+    o.dir = f->raft;
+    o.json = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    for (line = strtok_r(out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save), n++) {
+        if (n == 0)
+            assert_non_null(strstr(line, "{\"kind\":\"meta\""));
+        else
+            assert_non_null(strstr(line, "{\"kind\":\"entry\""));
+    }
+    assert_int_equal(n, 6);
+    free(out);
+    free(err);
+    o.from = o.to = 4;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(out, "\"index\":4,\"term\":3,\"type\":\"command\""));
+    assert_non_null(strstr(out, "\"codec\":\"json\",\"ops\":[{\"type\":\"put\","
+                                "\"key\":\"Yi94\",\"value\":\"aGVsbG8=\","
+                                "\"value_size\":5},{\"type\":\"delete_range\","
+                                "\"key\":\"Yw==\"}]}"));
+    free(out);
+    free(err);
+    ms_buf_free(&open1);
+}
+
+/* --stats counts entries per type and ops per kind of what was written. */
+static void test_inspect_stats(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT;
+    struct ms_wal_options o;
+    char *out, *err;
+
+    write_log(f, &open1);
+    memset(&o, 0, sizeof o);
+    o.dir = f->raft;
+    o.stats = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(out, "entries 5: command 3 (member-table 0), "
+                                "barrier 1, config 1\n"));
+    assert_non_null(strstr(out, "ops 4: put 3, delete_range 1, range 0,"));
+    assert_non_null(strstr(out, "ops per command entry: min 1 p50 1 p99 2 "
+                                "max 2"));
+    free(out);
+    free(err);
+    ms_buf_free(&open1);
+}
+
+/* --verify: 0 on a good log, 3 on a torn tail (0 without --verify, with a
+ * warning), 1 on corruption naming file and offset, and on an entry whose
+ * payload does not decode. */
+static void test_inspect_verify(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT, seg = MS_BUF_INIT;
+    struct ms_wal_options o;
+    struct ent e[1] = {{1, MS_WAL_COMMAND, sixteen, 16}};
+    char *out, *err;
+    size_t end;
+
+    end = write_log(f, &open1);
+    memset(&o, 0, sizeof o);
+    o.dir = f->raft;
+    o.verify = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_string_equal(out, "ok: 5 entries (1..5) in 3 segments\n");
+    free(out);
+    free(err);
+
+    write_file(f->raft, "open-1", open1.data, end - 3);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_TORN);
+    assert_non_null(strstr(out, "torn_tail: 4 entries"));
+    assert_non_null(strstr(err, "torn tail"));
+    assert_non_null(strstr(err, "open-1"));
+    free(out);
+    free(err);
+    o.verify = false;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(err, "warning: torn tail"));
+    free(out);
+    free(err);
+
+    open1.data[20] ^= 1;
+    write_file(f->raft, "open-1", open1.data, open1.len);
+    o.verify = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
+    assert_non_null(strstr(err, "/open-1: offset 8: "));
+    free(out);
+    free(err);
+
+    /* a command entry that is not ours: checksums fine, payload not */
+    nftw(f->raft, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    assert_int_equal(mkdir(f->raft, 0700), 0);
+    start_segment(&seg);
+    add_batch(&seg, e, 1);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
+               seg.len);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
+    assert_non_null(strstr(err, "0000000000000001-0000000000000001: offset "
+                                "40: entry 1: "));
+    free(out);
+    free(err);
+    ms_buf_free(&seg);
+    ms_buf_free(&open1);
+}
+
+/* A member-table entry (our 0x10 entry kind, JSON) is decoded and shown;
+ * one whose JSON is broken is a problem. */
+static void test_inspect_members(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf seg = MS_BUF_INIT, p = MS_BUF_INIT;
+    struct ms_wal_options o;
+    struct ent e[1];
+    char *out, *err;
+    const char *json = "{\"op\":\"upsert\",\"id\":\"42\",\"name\":\"n1\","
+                       "\"learner\":false}";
+
+    assert_int_equal(ms_buf_putc(&p, MS_CODEC_FORMAT_VERSION), 0);
+    assert_int_equal(ms_buf_putc(&p, 0x10), 0);
+    assert_int_equal(ms_buf_puts(&p, json), 0);
+    frame(&p);
+    start_segment(&seg);
+    e[0] = (struct ent){1, MS_WAL_COMMAND, p.data, p.len};
+    add_batch(&seg, e, 1);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
+               seg.len);
+    memset(&o, 0, sizeof o);
+    o.dir = f->raft;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(out, "1 term=1 command size=56 members: op=upsert "
+                                "id=42 name=n1 learner=false\n"));
+    free(out);
+    free(err);
+    o.json = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(out, "\"members\":{\"op\":\"upsert\",\"id\":\"42\","));
+    free(out);
+    free(err);
+
+    /* {"op": becomes {"o[": valid JSON without an op */
+    start_segment(&seg);
+    p.data[5] = '[';
+    add_batch(&seg, e, 1);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
+               seg.len);
+    o.json = false;
+    o.verify = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
+    assert_non_null(strstr(err, "member-table entry"));
+    free(out);
+    free(err);
+    ms_buf_free(&seg);
+    ms_buf_free(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32),
+        cmocka_unit_test(test_real_segment),
+        cmocka_unit_test(test_good_batches),
+        cmocka_unit_test(test_zero_filled_tail),
+        cmocka_unit_test(test_bad_checksum_tail),
+        cmocka_unit_test(test_bad_checksum_middle),
+        cmocka_unit_test(test_truncated_tail),
+        cmocka_unit_test(test_format_version),
+        cmocka_unit_test(test_malformed_batch),
+        cmocka_unit_test(test_nonzero_after_end),
+        cmocka_unit_test(test_callback_stops),
+        cmocka_unit_test(test_segment_names),
+        cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_snapshot_meta),
+        cmocka_unit_test(test_config_decode),
+        cmocka_unit_test_setup_teardown(test_dir_scan, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_dir_torn_tail, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_dir_corruption, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test(test_dir_missing),
+        cmocka_unit_test_setup_teardown(test_inspect_listing, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_json, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_stats, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_verify, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_members, dir_setup,
+                                        dir_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
