@@ -120,8 +120,8 @@ converge() {
     [ "$missing" -eq 0 ]
 }
 
-@test "a follower down past --snapshot-count catches up by snapshot" {
-    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --snapshot-count 100
+@test "a follower down past --snapshot-count catches up by snapshot (rocksdb)" {
+    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --snapshot-count 100 --storage rocksdb
     urls
     leader=$(leader_url "$U1")
     follower=n1; [ "$leader" = "$U1" ] && follower=n2
@@ -188,6 +188,33 @@ converge() {
     # serializable reads still work locally
     run curl -s -o /dev/null -w '%{http_code}' "$U1/kv/q?consistency=serializable"
     assert_output 404
+    # a quorum is back: writes succeed again
+    "$CLUSTER" restart "$DIR" n2
+    run curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT --data-binary x "$U1/kv/q"
+    assert_output 200
+    run curl -s "$U2/kv/q"
+    assert_output x
+}
+
+@test "kill -9 of every member, restart: the same state (rocksdb, json codec)" {
+    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --storage rocksdb --codec json --snapshot-count 200
+    urls
+    US=("$U1" "$U2" "$U3")
+    for i in $(seq 1 300); do
+        curl -s -f -X PUT --data-binary "v$i" "${US[$((i % 3))]}/kv/a$((i % 41))" >/dev/null
+    done
+    curl -s -f -X DELETE "$U2/kv/a5" >/dev/null
+    before=$(converge)
+    for n in n1 n2 n3; do "$CLUSTER" kill "$DIR" "$n"; done
+    sleep 0.3
+    for n in n1 n2 n3; do
+        "$CLUSTER" restart "$DIR" "$n" &
+    done
+    wait
+    after=$(converge)
+    [ "$before" = "$after" ]
+    run curl -s "$U3/kv/a7"
+    assert_output "v294"
 }
 
 @test "graceful stop of the leader hands leadership over" {

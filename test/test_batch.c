@@ -307,6 +307,50 @@ static void test_set_config(void **state)
     teardown_fake(&f);
 }
 
+static void on_done_poison(struct ms_proposal *p, int status,
+                           const struct ms_result *r)
+{
+    on_done(p, status, r);
+    /* the caller frees its proposal in the callback: simulate it */
+    struct fake *f = p->data;
+    memset(p, 0xA5, sizeof(*p));
+    p->data = f;
+}
+
+/* a proposal may be freed inside its callback: delivering, completing and
+ * cancelling never touch it afterwards. */
+static void test_callback_may_free_proposal(void **state)
+{
+    struct fake f;
+    (void)state;
+    setup_fake(&f, MS_BATCH_ADAPTIVE, 256, 1, 0);
+    for (int i = 0; i < 6; i++)
+        f.props[i].cb = on_done_poison;
+    submit(&f, 0);
+    iterate(&f);
+    for (int i = 1; i < 6; i++)
+        submit(&f, i);
+    ms_batch_cancel(&f.bp, &f.props[3], MS_ETIMEOUT);
+    assert_int_equal(f.status[3], MS_ETIMEOUT);
+    apply_entry(&f, 0);
+    assert_int_equal(f.n_entries, 2);
+    assert_int_equal(f.decoded[1].n_ops, 5); /* op 3 was already encoded */
+    /* deliver ops 1 and 2, then fail the entry: 4 and 5 fail, 3 is not
+     * called again */
+    struct ms_batch *b = &f.decoded[1];
+    for (size_t i = 0; i < 2; i++) {
+        struct ms_result r = {.type = MS_OP_PUT, .revision = 1};
+        ms_batch_deliver(&f.bp, b->ops[i].request_id, &r);
+    }
+    ms_batch_entry_done(f.entries[1], MS_ENOTLEADER);
+    assert_int_equal(f.status[1], 0);
+    assert_int_equal(f.status[2], 0);
+    assert_int_equal(f.status[4], MS_ENOTLEADER);
+    assert_int_equal(f.status[5], MS_ENOTLEADER);
+    assert_int_equal(f.n_done, 6);
+    teardown_fake(&f);
+}
+
 /* --- read index ---------------------------------------------------------- */
 
 struct rfake {
@@ -399,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_sink_error),
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_set_config),
+        cmocka_unit_test(test_callback_may_free_proposal),
         cmocka_unit_test(test_readindex_coalesces),
         cmocka_unit_test(test_readindex_failures),
     };

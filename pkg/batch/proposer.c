@@ -105,6 +105,23 @@ static struct ms_proposal *table_find(struct ms_batch_proposer *bp,
 
 /* --- entries ------------------------------------------------------------ */
 
+/* Takes p off its entry's list of waiting ops (the list holds exactly the
+ * proposals whose callback has not run, so it never points at memory a
+ * caller freed after its callback). */
+static void entry_unlink(struct ms_batch_entry *e, struct ms_proposal *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        e->head = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    else
+        e->tail = p->prev;
+    p->next = p->prev = NULL;
+    p->entry = NULL;
+}
+
 static struct ms_batch_entry *entry_new(struct ms_batch_proposer *bp)
 {
     struct ms_batch_entry *e = calloc(1, sizeof(*e));
@@ -130,18 +147,14 @@ static void entry_free(struct ms_batch_entry *e)
 static void entry_fail(struct ms_batch_entry *e, int status)
 {
     struct ms_batch_proposer *bp = e->bp;
-    struct ms_proposal *p = e->head;
 
     bp->stats.entries_failed++;
-    while (p != NULL) {
-        struct ms_proposal *next = p->next;
-        if (p->entry == e) {
-            table_remove(bp, p);
-            p->entry = NULL;
-            bp->stats.ops_failed++;
-            p->cb(p, status, NULL);
-        }
-        p = next;
+    while (e->head != NULL) {
+        struct ms_proposal *p = e->head;
+        table_remove(bp, p);
+        entry_unlink(e, p);
+        bp->stats.ops_failed++;
+        p->cb(p, status, NULL);
     }
     entry_free(e);
 }
@@ -295,6 +308,7 @@ int ms_batch_submit(struct ms_batch_proposer *bp, const struct ms_op *op,
     p->enqueued_ns = ms_now_ns();
     p->entry = e;
     p->next = NULL;
+    p->prev = e->tail;
     if (e->tail != NULL)
         e->tail->next = p;
     else
@@ -348,7 +362,7 @@ void ms_batch_deliver(struct ms_batch_proposer *bp, uint64_t request_id,
     if (p == NULL)
         return; /* failed earlier (e.g. leadership lost), answer gone */
     table_remove(bp, p);
-    p->entry = NULL;
+    entry_unlink(p->entry, p);
     p->cb(p, 0, r);
 }
 
@@ -356,24 +370,11 @@ void ms_batch_cancel(struct ms_batch_proposer *bp, struct ms_proposal *p,
                      int status)
 {
     struct ms_batch_entry *e = p->entry;
-    struct ms_proposal **pp;
 
     if (e == NULL)
         return;
     table_remove(bp, p);
-    /* unlink from the entry's list, which outlives p */
-    for (pp = &e->head; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            if (e->tail == p) {
-                e->tail = NULL;
-                for (struct ms_proposal *q = e->head; q != NULL; q = q->next)
-                    e->tail = q;
-            }
-            break;
-        }
-    }
-    p->entry = NULL;
+    entry_unlink(e, p);
     bp->stats.ops_failed++;
     p->cb(p, status, NULL);
 }
@@ -383,23 +384,12 @@ void ms_batch_entry_done(struct ms_batch_entry *e, int status)
     struct ms_batch_proposer *bp = e->bp;
 
     bp->inflight--;
-    if (status == 0) {
-        /* every op should have been delivered by the state machine */
-        struct ms_proposal *p = e->head;
-        bool missing = false;
-        while (p != NULL) {
-            if (p->entry == e)
-                missing = true;
-            p = p->next;
-        }
-        if (missing) {
-            entry_fail(e, MS_EIO);
-        } else {
-            entry_free(e);
-        }
-    } else {
-        entry_fail(e, status);
-    }
+    /* applied: every op was delivered by the state machine, so any op
+     * still waiting got no result (should not happen) */
+    if (status == 0 && e->head == NULL)
+        entry_free(e);
+    else
+        entry_fail(e, status == 0 ? MS_EIO : status);
     if (bp->cfg.mode == MS_BATCH_ADAPTIVE && !bp->closing) {
         /* self-clocking: a slot is free, so everything queued goes now */
         close_open(bp);

@@ -57,7 +57,8 @@ struct ms_proposal {
     /* private */
     uint64_t request_id;
     uint64_t enqueued_ns;
-    struct ms_proposal *next;  /* within its entry */
+    struct ms_proposal *next;  /* within its entry: the ops still waiting */
+    struct ms_proposal *prev;
     struct ms_proposal *hnext; /* in the pending table */
     struct ms_batch_entry *entry;
 };
