@@ -110,10 +110,10 @@ static inline int fx_teardown(void **state)
     return 0;
 }
 
-#define FX(state)                                                             \
-    struct fx *f = *(state);                                                  \
-    if (f == NULL)                                                            \
-        skip()
+#define FX(state)                                                              \
+    struct fx *f = *(state);                                                   \
+    if (f == NULL)                                                             \
+    skip()
 
 /* Applies ops as the entry at the next index; returns the results (valid
  * until the next fx_apply on f). */
@@ -205,20 +205,18 @@ static inline struct ms_op op_txn(struct ms_compare *cmp, size_t ncmp,
     return op;
 }
 
-static inline struct ms_compare cmp_num(const char *k,
-                                        enum ms_compare_target t,
+static inline struct ms_compare cmp_num(const char *k, enum ms_compare_target t,
                                         enum ms_compare_result r, int64_t n)
 {
     struct ms_compare c = {.result = r, .target = t, .key = B(k), .number = n};
     return c;
 }
 
-static inline struct ms_compare cmp_val(const char *k,
-                                        enum ms_compare_result r,
+static inline struct ms_compare cmp_val(const char *k, enum ms_compare_result r,
                                         const char *v)
 {
-    struct ms_compare c = {.result = r, .target = MS_CMP_VALUE, .key = B(k),
-                           .value = B(v)};
+    struct ms_compare c = {
+        .result = r, .target = MS_CMP_VALUE, .key = B(k), .value = B(v)};
     return c;
 }
 
@@ -257,11 +255,11 @@ static inline bool bytes_eq(struct ms_bytes b, const char *s)
     return b.len == strlen(s) && (b.len == 0 || memcmp(b.data, s, b.len) == 0);
 }
 
-#define assert_bytes(b, s)                                                    \
-    do {                                                                      \
-        if (!bytes_eq((b), (s)))                                              \
-            fail_msg("bytes '%.*s' != '%s'", (int)(b).len,                    \
-                     (const char *)(b).data, (s));                            \
+#define assert_bytes(b, s)                                                     \
+    do {                                                                       \
+        if (!bytes_eq((b), (s)))                                               \
+            fail_msg("bytes '%.*s' != '%s'", (int)(b).len,                     \
+                     (const char *)(b).data, (s));                             \
     } while (0)
 
 /* --- snapshots to memory ------------------------------------------------ */
@@ -325,19 +323,19 @@ static inline void dump_snapshot(const struct ms_buf *snap, struct ms_buf *out)
         if (end)
             break;
         if (rec.type == MS_SNAPSHOT_LEASE) {
-            ms_buf_printf(out, "lease %lld ttl %lld\n",
-                          (long long)rec.lease_id, (long long)rec.lease_ttl);
+            ms_buf_printf(out, "lease %lld ttl %lld\n", (long long)rec.lease_id,
+                          (long long)rec.lease_ttl);
             continue;
         }
-        ms_buf_printf(out, "%s %.*s mod %lld create %lld ver %lld lease %lld "
-                           "%s '%.*s'\n",
+        ms_buf_printf(out,
+                      "%s %.*s mod %lld create %lld ver %lld lease %lld "
+                      "%s '%.*s'\n",
                       rec.newest ? "cur" : "old", (int)rec.kv.key.len,
                       (const char *)rec.kv.key.data,
                       (long long)rec.kv.mod_revision,
                       (long long)rec.kv.create_revision,
                       (long long)rec.kv.version, (long long)rec.kv.lease,
-                      rec.tombstone ? "deleted" : "live",
-                      (int)rec.kv.value.len,
+                      rec.tombstone ? "deleted" : "live", (int)rec.kv.value.len,
                       rec.kv.value.len ? (const char *)rec.kv.value.data : "");
     }
     const uint8_t *m = ms_snapshot_reader_members(r, &mlen);

@@ -12,12 +12,12 @@ static void build_state(struct fx *f)
     ops[2].u.put.key = (struct ms_bytes){(const uint8_t *)"bin\0ary", 7};
     assert_int_equal(fx_apply(f, op_grant(11, 60))->err, 0);
     assert_int_equal(fx_apply(f, op_grant(12, 5))->err, 0);
-    fx_apply(f, op_put("a", "a1"));          /* 2 */
+    fx_apply(f, op_put("a", "a1"));           /* 2 */
     fx_apply(f, op_put_lease("a", "a2", 11)); /* 3 */
-    fx_apply_n(f, ops, 3);                   /* 4 5 6 */
-    fx_apply(f, op_del("c", BNONE));         /* 7 */
-    fx_apply(f, op_put("d", ""));            /* 8: empty value */
-    fx_apply(f, op_put("b", "b2"));          /* 9 */
+    fx_apply_n(f, ops, 3);                    /* 4 5 6 */
+    fx_apply(f, op_del("c", BNONE));          /* 7 */
+    fx_apply(f, op_put("d", ""));             /* 8: empty value */
+    fx_apply(f, op_put("b", "b2"));           /* 9 */
     r = fx_apply(f, op_compact(4));
     assert_int_equal(r->err, 0);
     fx_apply(f, op_put_lease("e", "e1", 12)); /* 10 */
@@ -137,9 +137,8 @@ static void test_reader_info(void **state)
     build_state(f);
     fx_save(f, &extra_in, &snap);
     struct mem_src src = {snap.data, snap.len, 0, 0};
-    assert_int_equal(ms_snapshot_verify(mem_read, &src, &info, err,
-                                        sizeof(err)),
-                     0);
+    assert_int_equal(
+        ms_snapshot_verify(mem_read, &src, &info, err, sizeof(err)), 0);
     assert_int_equal(info.header.format_version, MS_SNAPSHOT_FORMAT_VERSION);
     assert_int_equal(info.header.codec, 2);
     assert_int_equal(info.header.revision, 11);
@@ -194,8 +193,7 @@ static void expect_load_failure(struct fx *f, const uint8_t *p, size_t n,
     struct mem_src src = {p, n, 0, 0};
     struct ms_snapshot_extra x;
     char err[MS_ERRMSG_SIZE] = "";
-    int rc = ms_store_snapshot_load(f->s, mem_read, &src, &x, err,
-                                    sizeof(err));
+    int rc = ms_store_snapshot_load(f->s, mem_read, &src, &x, err, sizeof(err));
 
     if (!is_load_error(rc) || (want != 0 && rc != want))
         fail_msg("%s at %zu: rc %s (%s)", what, at, ms_errname(rc), err);
@@ -300,8 +298,11 @@ static void test_reader_checks(void **state)
     struct ms_snapshot_header h = {MS_SNAPSHOT_FORMAT_VERSION, 1, 5, 0, 3};
     struct ms_buf snap = MS_BUF_INIT;
     struct ms_snapshot_info info;
-    struct ms_kv kv = {.key = B("b"), .value = B("v"), .create_revision = 2,
-                       .mod_revision = 2, .version = 1};
+    struct ms_kv kv = {.key = B("b"),
+                       .value = B("v"),
+                       .create_revision = 2,
+                       .mod_revision = 2,
+                       .version = 1};
     char err[MS_ERRMSG_SIZE];
 
     (void)state;
@@ -313,9 +314,9 @@ static void test_reader_checks(void **state)
     assert_int_equal(ms_snapshot_writer_finish(&w, NULL, 0), 0);
     ms_snapshot_writer_free(&w);
     struct mem_src src = {snap.data, snap.len, 0, 0};
-    assert_int_equal(ms_snapshot_verify(mem_read, &src, &info, err,
-                                        sizeof(err)),
-                     MS_ECORRUPT);
+    assert_int_equal(
+        ms_snapshot_verify(mem_read, &src, &info, err, sizeof(err)),
+        MS_ECORRUPT);
     assert_non_null(strstr(err, "offset 42"));
     assert_non_null(strstr(err, "out of order"));
 
@@ -327,9 +328,9 @@ static void test_reader_checks(void **state)
     assert_int_equal(ms_snapshot_writer_finish(&w, NULL, 0), 0);
     ms_snapshot_writer_free(&w);
     src = (struct mem_src){snap.data, snap.len, 0, 0};
-    assert_int_equal(ms_snapshot_verify(mem_read, &src, &info, err,
-                                        sizeof(err)),
-                     MS_ECORRUPT);
+    assert_int_equal(
+        ms_snapshot_verify(mem_read, &src, &info, err, sizeof(err)),
+        MS_ECORRUPT);
     assert_non_null(strstr(err, "offset 32"));
 
     /* compact revision above revision */
@@ -339,17 +340,17 @@ static void test_reader_checks(void **state)
     assert_int_equal(ms_snapshot_writer_finish(&w, NULL, 0), 0);
     ms_snapshot_writer_free(&w);
     src = (struct mem_src){snap.data, snap.len, 0, 0};
-    assert_int_equal(ms_snapshot_verify(mem_read, &src, &info, err,
-                                        sizeof(err)),
-                     MS_ECORRUPT);
+    assert_int_equal(
+        ms_snapshot_verify(mem_read, &src, &info, err, sizeof(err)),
+        MS_ECORRUPT);
     assert_non_null(strstr(err, "offset 16"));
 
     /* not a snapshot at all */
     src = (struct mem_src){(const uint8_t *)"hello world, not a snapshot....!",
                            32, 0, 0};
-    assert_int_equal(ms_snapshot_verify(mem_read, &src, &info, err,
-                                        sizeof(err)),
-                     MS_ECORRUPT);
+    assert_int_equal(
+        ms_snapshot_verify(mem_read, &src, &info, err, sizeof(err)),
+        MS_ECORRUPT);
     assert_non_null(strstr(err, "magic"));
     ms_buf_free(&snap);
 }
@@ -361,8 +362,12 @@ static void test_load_unknown_lease(void **state)
     struct ms_snapshot_writer w;
     struct ms_snapshot_header h = {MS_SNAPSHOT_FORMAT_VERSION, 1, 5, 0, 3};
     struct ms_buf snap = MS_BUF_INIT;
-    struct ms_kv kv = {.key = B("k"), .value = B("v"), .create_revision = 2,
-                       .mod_revision = 2, .version = 1, .lease = 77};
+    struct ms_kv kv = {.key = B("k"),
+                       .value = B("v"),
+                       .create_revision = 2,
+                       .mod_revision = 2,
+                       .version = 1,
+                       .lease = 77};
 
     (void)state;
     assert_int_equal(ms_snapshot_writer_init(&w, buf_write, &snap, &h), 0);

@@ -270,8 +270,8 @@ static void test_range_end_forms(void **state)
 static void test_range_binary_keys(void **state)
 {
     FX(state);
-    static const uint8_t k[][3] = {{'a', 0x00, 0}, {'a', 0x00, 0x00},
-                                   {'a', 0x01, 0}, {'a', 0xFF, 0}};
+    static const uint8_t k[][3] = {
+        {'a', 0x00, 0}, {'a', 0x00, 0x00}, {'a', 0x01, 0}, {'a', 0xFF, 0}};
     static const size_t kl[] = {2, 3, 2, 2};
     struct ms_op ops[5];
     struct ms_result *r;
@@ -420,11 +420,11 @@ static void test_history_reads(void **state)
     FX(state);
     struct ms_result *r;
 
-    fx_apply(f, op_put("a", "v1")); /* 2 */
-    fx_apply(f, op_put("b", "b1")); /* 3 */
-    fx_apply(f, op_put("a", "v2")); /* 4 */
+    fx_apply(f, op_put("a", "v1"));  /* 2 */
+    fx_apply(f, op_put("b", "b1"));  /* 3 */
+    fx_apply(f, op_put("a", "v2"));  /* 4 */
     fx_apply(f, op_del("a", BNONE)); /* 5 */
-    fx_apply(f, op_put("a", "v3")); /* 6 */
+    fx_apply(f, op_put("a", "v3"));  /* 6 */
 
     r = fx_get(f, "a", BNONE, 1);
     assert_int_equal(r->u.range.count, 0);
@@ -461,11 +461,11 @@ static void test_compaction(void **state)
     FX(state);
     struct ms_result *r;
 
-    fx_apply(f, op_put("a", "v1")); /* 2 */
-    fx_apply(f, op_put("a", "v2")); /* 3 */
-    fx_apply(f, op_put("d", "d1")); /* 4 */
+    fx_apply(f, op_put("a", "v1"));  /* 2 */
+    fx_apply(f, op_put("a", "v2"));  /* 3 */
+    fx_apply(f, op_put("d", "d1"));  /* 4 */
     fx_apply(f, op_del("d", BNONE)); /* 5 */
-    fx_apply(f, op_put("a", "v3")); /* 6 */
+    fx_apply(f, op_put("a", "v3"));  /* 6 */
 
     r = fx_apply(f, op_compact(7));
     assert_int_equal(r->err, MS_EFUTUREREV);
@@ -512,7 +512,7 @@ static void test_many_keys(void **state)
     FX(state);
     enum { N = 2500 };
     struct ms_op *ops = calloc(N, sizeof(*ops));
-    char (*keys)[16] = calloc(N, 16);
+    char(*keys)[16] = calloc(N, 16);
     struct ms_result *r;
 
     assert_non_null(ops);
@@ -601,7 +601,9 @@ static void test_txn_compares(void **state)
     struct {
         enum ms_compare_target t;
         int64_t eq;
-    } nums[] = {{MS_CMP_VERSION, 2}, {MS_CMP_CREATE, 2}, {MS_CMP_MOD, 3},
+    } nums[] = {{MS_CMP_VERSION, 2},
+                {MS_CMP_CREATE, 2},
+                {MS_CMP_MOD, 3},
                 {MS_CMP_LEASE, 9}};
     for (size_t i = 0; i < 4; i++) {
         int64_t n = nums[i].eq;
@@ -699,8 +701,8 @@ static void test_txn_nested(void **state)
     struct ms_compare inner_c = cmp_num("a", MS_CMP_VERSION, MS_CMP_EQUAL, 0);
     struct ms_op inner_s[1] = {op_put("b", "yes")};
     struct ms_op inner_f[1] = {op_put("b", "no")};
-    struct ms_op outer_s[2] = {
-        op_put("a", "1"), op_txn(&inner_c, 1, inner_s, 1, inner_f, 1)};
+    struct ms_op outer_s[2] = {op_put("a", "1"),
+                               op_txn(&inner_c, 1, inner_s, 1, inner_f, 1)};
     struct ms_result *r;
 
     r = fx_apply(f, op_txn(&outer_c, 1, outer_s, 2, NULL, 0));
@@ -728,10 +730,10 @@ static void test_txn_dupkeys(void **state)
     struct ms_op put_del[2] = {op_put("k", "1"), op_del("a", B("z"))};
     struct ms_op del_all[2] = {op_del("j", B0), op_put("k", "1")};
     struct ms_op nested_put[1] = {op_put("k", "n")};
-    struct ms_op nested_then_put[2] = {
-        op_txn(NULL, 0, nested_put, 1, NULL, 0), op_put("k", "1")};
-    struct ms_op del_then_nested[2] = {
-        op_del("k", BNONE), op_txn(NULL, 0, nested_put, 1, NULL, 0)};
+    struct ms_op nested_then_put[2] = {op_txn(NULL, 0, nested_put, 1, NULL, 0),
+                                       op_put("k", "1")};
+    struct ms_op del_then_nested[2] = {op_del("k", BNONE),
+                                       op_txn(NULL, 0, nested_put, 1, NULL, 0)};
     struct ms_op both_branches[1] = {
         op_txn(NULL, 0, nested_put, 1, nested_put, 1)};
     struct ms_op two_dels[2] = {op_del("a", B("z")), op_del("k", BNONE)};
@@ -743,9 +745,12 @@ static void test_txn_dupkeys(void **state)
         size_t n;
         int err;
     } cases[] = {
-        {two_puts, 2, MS_EDUPKEY},        {put_del, 2, MS_EDUPKEY},
-        {del_all, 2, MS_EDUPKEY},         {nested_then_put, 2, MS_EDUPKEY},
-        {del_then_nested, 2, MS_EDUPKEY}, {both_branches, 1, 0},
+        {two_puts, 2, MS_EDUPKEY},
+        {put_del, 2, MS_EDUPKEY},
+        {del_all, 2, MS_EDUPKEY},
+        {nested_then_put, 2, MS_EDUPKEY},
+        {del_then_nested, 2, MS_EDUPKEY},
+        {both_branches, 1, 0},
         {two_dels, 2, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -879,6 +884,82 @@ static void test_lease_delete_detaches(void **state)
     assert_bytes(r->u.range.kvs[0].value, "plain");
 }
 
+struct lease_seen {
+    int64_t ids[8], ttls[8];
+    char keys[8][8];
+    int n;
+    int stop_after; /* 0: never */
+};
+
+static int on_lease(void *ctx, int64_t id, int64_t ttl)
+{
+    struct lease_seen *l = ctx;
+    assert_true(l->n < 8);
+    l->ids[l->n] = id;
+    l->ttls[l->n] = ttl;
+    return ++l->n == l->stop_after ? MS_ECANCELED : 0;
+}
+
+static int on_lease_key(void *ctx, const uint8_t *key, size_t len)
+{
+    struct lease_seen *l = ctx;
+    assert_true(l->n < 8 && len < 8);
+    memcpy(l->keys[l->n], key, len);
+    l->keys[l->n][len] = '\0';
+    l->n++;
+    return 0;
+}
+
+/* The lease table reads: TTL of a lease (MS_ELEASE when unknown), every
+ * lease in id order, the keys attached to a lease; a callback's non-zero
+ * return stops a walk and is returned. */
+static void test_lease_reads(void **state)
+{
+    FX(state);
+    struct lease_seen seen = {0};
+    char err[MS_ERRMSG_SIZE];
+    int64_t ttl = 0;
+
+    fx_apply(f, op_grant(30, 300));
+    fx_apply(f, op_grant(10, 100));
+    fx_apply(f, op_grant(20, 200));
+    fx_apply(f, op_put_lease("kb", "v", 20));
+    fx_apply(f, op_put_lease("ka", "v", 20));
+    fx_apply(f, op_put_lease("kc", "v", 10));
+    assert_int_equal(ms_store_lease_ttl(f->s, 20, &ttl, err, sizeof(err)), 0);
+    assert_int_equal(ttl, 200);
+    assert_int_equal(ms_store_lease_ttl(f->s, 21, &ttl, err, sizeof(err)),
+                     MS_ELEASE);
+    assert_int_equal(
+        ms_store_lease_list(f->s, on_lease, &seen, err, sizeof(err)), 0);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.ids[0], 10);
+    assert_int_equal(seen.ttls[0], 100);
+    assert_int_equal(seen.ids[2], 30);
+    memset(&seen, 0, sizeof(seen));
+    seen.stop_after = 2;
+    assert_int_equal(
+        ms_store_lease_list(f->s, on_lease, &seen, err, sizeof(err)),
+        MS_ECANCELED);
+    assert_int_equal(seen.n, 2);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(
+        ms_store_lease_keys(f->s, 20, on_lease_key, &seen, err, sizeof(err)),
+        0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.keys[0], "ka");
+    assert_string_equal(seen.keys[1], "kb");
+    fx_apply(f, op_revoke(20));
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(
+        ms_store_lease_keys(f->s, 20, on_lease_key, &seen, err, sizeof(err)),
+        0);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(
+        ms_store_lease_list(f->s, on_lease, &seen, err, sizeof(err)), 0);
+    assert_int_equal(seen.n, 2);
+}
+
 /* ------------------------------------------------------------------------
  * applied index and restart
  * ---------------------------------------------------------------------- */
@@ -900,8 +981,7 @@ static void test_apply_skip(void **state)
     assert_int_equal(ms_store_applied_index(f->s), 5);
     assert_int_equal(ms_store_revision(f->s), 2);
     for (uint64_t i = 3; i <= 5; i++) {
-        assert_int_equal(ms_store_apply(f->s, &b, i, &rs, err, sizeof(err)),
-                         0);
+        assert_int_equal(ms_store_apply(f->s, &b, i, &rs, err, sizeof(err)), 0);
         assert_true(rs.skipped);
         assert_int_equal(rs.n, 0);
         ms_results_free(&rs);
@@ -1011,8 +1091,8 @@ static size_t rand_key(uint8_t *k, unsigned *seed)
     size_t n = (size_t)(rand_r(seed) % 20) + 1;
     size_t shared = n > 9 ? 9 : n;
     for (size_t i = 0; i < n; i++)
-        k[i] = i < shared && rand_r(seed) % 4 != 0 ? 'p'
-                                                   : sym[rand_r(seed) % 5];
+        k[i] =
+            i < shared && rand_r(seed) % 4 != 0 ? 'p' : sym[rand_r(seed) % 5];
     if (k[0] == 0x00)
         k[0] = 0x01; /* keys starting with 0x00 belong to the engine */
     return n;
@@ -1063,10 +1143,10 @@ static void check_engine_walk(struct ms_engine *e, const struct model *m,
             assert_int_equal(bcmp_len(k, kn, m->e[lo].k, m->e[lo].kn), 0);
         }
         o->iter_seek_for_prev(it, probe, pn);
-        size_t want = lo < m->n && bcmp_len(m->e[lo].k, m->e[lo].kn, probe,
-                                            pn) == 0
-                          ? lo + 1
-                          : lo;
+        size_t want =
+            lo < m->n && bcmp_len(m->e[lo].k, m->e[lo].kn, probe, pn) == 0
+                ? lo + 1
+                : lo;
         if (want == 0) {
             assert_false(o->iter_valid(it));
         } else {
@@ -1179,9 +1259,11 @@ static enum ms_store_backend be_memory = MS_BACKEND_MEMORY;
 static enum ms_store_backend be_rocksdb = MS_BACKEND_ROCKSDB;
 
 /* Each case runs once per backend. */
-#define CASE(fn)                                                              \
-    {#fn "/memory", fn, fx_setup, fx_teardown, &be_memory},                   \
-        {#fn "/rocksdb", fn, fx_setup, fx_teardown, &be_rocksdb}
+#define CASE(fn)                                                               \
+    {#fn "/memory", fn, fx_setup, fx_teardown, &be_memory},                    \
+    {                                                                          \
+#fn "/rocksdb", fn, fx_setup, fx_teardown, &be_rocksdb                 \
+    }
 
 int main(void)
 {
@@ -1210,6 +1292,7 @@ int main(void)
         CASE(test_txn_state_checks),
         CASE(test_leases),
         CASE(test_lease_delete_detaches),
+        CASE(test_lease_reads),
         CASE(test_apply_skip),
         CASE(test_restart),
         CASE(test_engine_model),

@@ -64,7 +64,7 @@ static int usage_error(const char *fmt, const char *arg)
 static void print_text(const struct ms_load_config *cfg,
                        const struct ms_load_result *res)
 {
-    printf("workload   %s (%u request%s/op), api %s, %u clients x ", 
+    printf("workload   %s (%u request%s/op), api %s, %u clients x ",
            ms_load_workload_name(cfg->workload),
            ms_load_requests_per_op(cfg->workload),
            ms_load_requests_per_op(cfg->workload) > 1 ? "s" : "",
@@ -151,8 +151,7 @@ int bench_load_main(int argc, char **argv)
             break;
         case O_CLIENTS:
             if (ms_load_parse_u64(optarg, 1, MS_LOAD_MAX_CLIENTS, &v) != 0)
-                return usage_error("--clients: '%s': expected 1..4096",
-                                   optarg);
+                return usage_error("--clients: '%s': expected 1..4096", optarg);
             cfg.clients = (unsigned)v;
             break;
         case O_OPS:

@@ -54,8 +54,7 @@ static int usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
-static bool parse_u64(const char *s, uint64_t min, uint64_t max,
-                      uint64_t *out)
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     char *end;
     unsigned long long v;
@@ -222,8 +221,8 @@ int bench_store_main(int argc, char **argv)
     ops = calloc(o.keys, sizeof(*ops));
     batches = calloc(n_batches, sizeof(*batches));
     if (keys == NULL || value == NULL || ops == NULL || batches == NULL) {
-        fprintf(stderr, "metastore-bench store: out of memory for %" PRIu64
-                        " keys\n",
+        fprintf(stderr,
+                "metastore-bench store: out of memory for %" PRIu64 " keys\n",
                 o.keys);
         goto out;
     }
@@ -242,8 +241,7 @@ int bench_store_main(int argc, char **argv)
     }
     for (uint64_t b = 0; b < n_batches; b++) {
         batches[b].ops = ops + b * o.batch;
-        batches[b].n_ops =
-            b + 1 < n_batches ? o.batch : o.keys - b * o.batch;
+        batches[b].n_ops = b + 1 < n_batches ? o.batch : o.keys - b * o.batch;
     }
 
     so.backend = o.backend;
@@ -279,8 +277,8 @@ int bench_store_main(int argc, char **argv)
     t0 = clock_sec(CLOCK_MONOTONIC);
     for (uint64_t b = 0; b < n_batches; b++) {
         struct ms_results rs = {0};
-        rc = ms_store_apply(s, &batches[b], base + b + 1, &rs, err,
-                            sizeof(err));
+        rc =
+            ms_store_apply(s, &batches[b], base + b + 1, &rs, err, sizeof(err));
         if (rc == 0 && rs.n > 0 && rs.r[0].err != 0)
             snprintf(err, sizeof(err), "put: %s", ms_strerror(rs.r[0].err));
         if (rc == 0 && rs.n > 0 && rs.r[0].err != 0)
@@ -297,8 +295,9 @@ int bench_store_main(int argc, char **argv)
 
     if (ms_store_key_count(s) != o.keys ||
         ms_store_revision(s) != (int64_t)o.keys + 1) {
-        fprintf(stderr, "metastore-bench store: store holds %" PRIu64
-                        " keys at revision %" PRId64 ", want %" PRIu64 "\n",
+        fprintf(stderr,
+                "metastore-bench store: store holds %" PRIu64
+                " keys at revision %" PRId64 ", want %" PRIu64 "\n",
                 ms_store_key_count(s), ms_store_revision(s), o.keys);
         goto out;
     }
@@ -306,9 +305,9 @@ int bench_store_main(int argc, char **argv)
     double secs = t1 - t0, cpu = c1 - c0;
     double ops_per_sec = secs > 0 ? (double)o.keys / secs : 0;
     double ops_per_cpu_sec = cpu > 0 ? (double)o.keys / cpu : 0;
-    double overhead = ((double)rss_after - (double)rss_before) /
-                          (double)o.keys -
-                      KEY_SIZE - (double)o.value_size;
+    double overhead =
+        ((double)rss_after - (double)rss_before) / (double)o.keys - KEY_SIZE -
+        (double)o.value_size;
     if (o.json) {
         printf("{\"backend\":\"%s\",\"keys\":%" PRIu64 ",\"batch\":%" PRIu64
                ",\"value_size\":%" PRIu64 ",\"order\":\"%s\","
@@ -316,16 +315,15 @@ int bench_store_main(int argc, char **argv)
                "\"cpu_seconds\":%.6f,\"ops_per_cpu_sec\":%.0f,"
                "\"rss_before\":%" PRIu64 ",\"rss_after\":%" PRIu64 ","
                "\"overhead_bytes_per_key\":%.1f,\"revision\":%" PRId64 "}\n",
-               ms_store_backend_name(o.backend), o.keys, o.batch,
-               o.value_size, o.sequential ? "sequential" : "random", secs,
-               ops_per_sec, cpu, ops_per_cpu_sec, rss_before, rss_after, overhead,
+               ms_store_backend_name(o.backend), o.keys, o.batch, o.value_size,
+               o.sequential ? "sequential" : "random", secs, ops_per_sec, cpu,
+               ops_per_cpu_sec, rss_before, rss_after, overhead,
                ms_store_revision(s));
     } else {
         printf("backend            %s\n", ms_store_backend_name(o.backend));
         printf("keys               %" PRIu64 " (%s order, 16-byte keys, "
                "%" PRIu64 "-byte values)\n",
-               o.keys, o.sequential ? "sequential" : "random",
-               o.value_size);
+               o.keys, o.sequential ? "sequential" : "random", o.value_size);
         printf("batch              %" PRIu64 " puts per apply\n", o.batch);
         printf("time               %.3f s\n", secs);
         printf("throughput         %.0f puts/s\n", ops_per_sec);

@@ -243,11 +243,10 @@ static int batch_put(const char *url, const struct ms_tune_batch *b,
         rc = ms_load_http(url, "PUT", "/admin/batch", (const char *)body.data,
                           5000, &status, &resp, errmsg, errsz);
     if (rc == 0 && status != 200)
-        rc = ms_seterr(errmsg, errsz, MS_EIO,
-                       "PUT %s/admin/batch %s: HTTP %d: %.*s", url,
-                       (const char *)body.data, status,
-                       (int)(resp.len > 120 ? 120 : resp.len),
-                       (const char *)resp.data);
+        rc = ms_seterr(
+            errmsg, errsz, MS_EIO, "PUT %s/admin/batch %s: HTTP %d: %.*s", url,
+            (const char *)body.data, status,
+            (int)(resp.len > 120 ? 120 : resp.len), (const char *)resp.data);
     ms_buf_free(&body);
     ms_buf_free(&resp);
     return rc;
@@ -339,9 +338,8 @@ static int print_json(const struct opts *o, const struct ms_tune_batch *orig,
     return 0;
 }
 
-static void print_table(const struct opts *o,
-                        const struct ms_tune_setting *set, size_t n_set,
-                        const struct ms_tune_point *pts,
+static void print_table(const struct opts *o, const struct ms_tune_setting *set,
+                        size_t n_set, const struct ms_tune_point *pts,
                         const struct ms_tune_verdict *v,
                         const struct ms_tune_batch *final, bool applied)
 {
@@ -366,8 +364,8 @@ static void print_table(const struct opts *o,
            "(score: geometric mean of ops/s / best ops/s over client counts;"
            " misses: client counts out of the p99 bound)");
     for (size_t i = 0; i < n_set; i++)
-        printf("%-22s %7.3f %7u%s\n", set[i].label, v->score[i],
-               v->misses[i], i == v->best ? "  <- recommended" : "");
+        printf("%-22s %7.3f %7u%s\n", set[i].label, v->score[i], v->misses[i],
+               i == v->best ? "  <- recommended" : "");
     printf("\nrecommendation: %s", set[v->best].label);
     if (v->within_bound)
         printf(" (the highest score among settings whose p99 is within "
@@ -482,8 +480,8 @@ int main(int argc, char **argv)
                         "%.3f ms  p99 %.3f ms  %.2f ops/entry  %llu "
                         "errors\n",
                         done_pts, n_pts, set[i].label, o.clients[c],
-                        p->ops_per_sec, p->p50_ms, p->p99_ms,
-                        p->ops_per_entry, (unsigned long long)p->errors);
+                        p->ops_per_sec, p->p50_ms, p->p99_ms, p->ops_per_entry,
+                        (unsigned long long)p->errors);
         }
     }
     if (failed || canceled) {
@@ -507,8 +505,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o.json) {
-        if (print_json(&o, &orig, set, n_set, pts, &v, &final, o.apply) !=
-            0) {
+        if (print_json(&o, &orig, set, n_set, pts, &v, &final, o.apply) != 0) {
             fprintf(stderr, "metastore-tune: out of memory\n");
             goto out;
         }

@@ -20,8 +20,7 @@
 #define BACKOFF_MS 10
 #define VER_UNKNOWN UINT32_MAX
 
-static const char *const workload_names[] = {"put", "get", "putget",
-                                             "mixed"};
+static const char *const workload_names[] = {"put", "get", "putget", "mixed"};
 static const char *const api_names[] = {"v3", "rest"};
 
 void ms_load_config_default(struct ms_load_config *c)
@@ -75,8 +74,7 @@ unsigned ms_load_requests_per_op(enum ms_load_workload w)
 
 /* --- building blocks ------------------------------------------------- */
 
-int ms_load_parse_u64(const char *s, uint64_t min, uint64_t max,
-                      uint64_t *out)
+int ms_load_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     unsigned long long v;
     char *end;
@@ -129,8 +127,8 @@ int ms_load_split_list(const char *s, char *buf, size_t size,
     }
 }
 
-size_t ms_load_key(char *out, size_t size, const char *prefix,
-                   unsigned client, uint64_t idx)
+size_t ms_load_key(char *out, size_t size, const char *prefix, unsigned client,
+                   uint64_t idx)
 {
     int n = snprintf(out, size, "%sc%04u/k%08llu", prefix, client,
                      (unsigned long long)idx);
@@ -241,8 +239,8 @@ struct endpoint {
     char base[256];
 };
 
-static int endpoint_resolve(const char *url, struct endpoint *ep,
-                            char *errmsg, size_t errsz)
+static int endpoint_resolve(const char *url, struct endpoint *ep, char *errmsg,
+                            size_t errsz)
 {
     struct ms_http_url u;
     struct addrinfo hints, *res = NULL;
@@ -296,8 +294,7 @@ int ms_load_config_check(const struct ms_load_config *cfg, char *errmsg,
     if (cfg->value_size == 0 || cfg->value_size > MS_LOAD_MAX_VALUE)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
                          "value size: expected 1..%d", MS_LOAD_MAX_VALUE);
-    if (cfg->key_prefix == NULL ||
-        strlen(cfg->key_prefix) > MS_LOAD_MAX_PREFIX)
+    if (cfg->key_prefix == NULL || strlen(cfg->key_prefix) > MS_LOAD_MAX_PREFIX)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
                          "key prefix: at most %d bytes", MS_LOAD_MAX_PREFIX);
     return 0;
@@ -375,7 +372,8 @@ int ms_load_http(const char *url, const char *method, const char *path,
     return rc;
 }
 
-/* --- the run --------------------------------------------------------------- */
+/* --- the run ---------------------------------------------------------------
+ */
 
 enum phase { PHASE_PRELOAD, PHASE_MEASURE };
 
@@ -540,8 +538,7 @@ static void send_request(struct lclient *c)
     ms_load_key(key, sizeof(key), cfg->key_prefix, c->id, c->cur_idx);
     ms_buf_reset(&r->body);
     if (put)
-        ms_load_value(r->value, cfg->value_size, c->id, c->cur_idx,
-                      c->cur_ver);
+        ms_load_value(r->value, cfg->value_size, c->id, c->cur_idx, c->cur_ver);
     if (cfg->api == MS_LOAD_API_REST) {
         rc = escape_key(esc, sizeof(esc), key);
         snprintf(r->target, sizeof(r->target), "%s/kv/%s", c->ep->base, esc);
@@ -561,11 +558,11 @@ static void send_request(struct lclient *c)
         rc |= ms_buf_puts(&r->body, "\"}");
     }
     if (rc == 0)
-        rc = ms_http_client_request(
-            &c->http, &c->req, method, r->target,
-            cfg->api == MS_LOAD_API_V3 ? &json_hdr : NULL,
-            cfg->api == MS_LOAD_API_V3 ? 1 : 0, r->body.data, r->body.len,
-            on_response);
+        rc = ms_http_client_request(&c->http, &c->req, method, r->target,
+                                    cfg->api == MS_LOAD_API_V3 ? &json_hdr
+                                                               : NULL,
+                                    cfg->api == MS_LOAD_API_V3 ? 1 : 0,
+                                    r->body.data, r->body.len, on_response);
     if (rc != 0)
         op_failed(c, code_kind(rc),
                   c->http.errmsg[0] ? c->http.errmsg : ms_strerror(rc));
@@ -696,8 +693,8 @@ static void start_op(struct lclient *c)
         c->cur_ver = 0;
     } else {
         uint64_t x = splitmix64(&c->rng);
-        c->cur_put = cfg->workload == MS_LOAD_MIXED &&
-                     x % 100 < MS_LOAD_MIXED_PUT_PCT;
+        c->cur_put =
+            cfg->workload == MS_LOAD_MIXED && x % 100 < MS_LOAD_MIXED_PUT_PCT;
         c->cur_idx = (x >> 8) % r->preload_keys;
         c->cur_ver = c->ver[c->cur_idx];
         if (c->cur_put)
@@ -765,8 +762,8 @@ static int read_counters(struct run *r, uint64_t *entries, uint64_t *ops,
         char err[MS_ERRMSG_SIZE];
         double e = 0, o = 0;
         int status = 0;
-        int rc = ms_load_http(cfg->endpoints[i], "GET", "/metrics", NULL,
-                              5000, &status, &b, err, sizeof(err));
+        int rc = ms_load_http(cfg->endpoints[i], "GET", "/metrics", NULL, 5000,
+                              &status, &b, err, sizeof(err));
 
         if (rc == 0 && status == 200 &&
             ms_load_metric_value((const char *)b.data, b.len,
@@ -808,7 +805,7 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
     struct run r;
     struct ms_http_client_config hc = {0};
     uint64_t e0 = 0, o0 = 0, e1 = 0, o1 = 0;
-    bool ok0 = false, ok1 = false;
+    bool ok0 = false, ok1 = false, loop_inited = false;
     unsigned inited = 0;
     int rc;
 
@@ -836,8 +833,7 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
         for (unsigned i = 0; i < cfg->clients; i++) {
             r.cl[i].ver = malloc(r.preload_keys * sizeof(uint32_t));
             if (r.cl[i].ver == NULL) {
-                rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
-                               "out of memory");
+                rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM, "out of memory");
                 goto err;
             }
             for (uint64_t k = 0; k < r.preload_keys; k++)
@@ -851,6 +847,7 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
         rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM, "uv_loop_init");
         goto err;
     }
+    loop_inited = true;
     uv_timer_init(&r.loop, &r.tick);
     r.tick.data = &r;
     hc.request_timeout_ms =
@@ -866,7 +863,7 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
         rc = ms_http_client_init(&c->http, &r.loop, c->ep->addr, &hc);
         if (rc != 0) {
             ms_seterr(errmsg, errmsg_size, rc, "%s: bad address", c->ep->url);
-            goto close;
+            goto err;
         }
         uv_timer_init(&r.loop, &c->backoff);
         c->backoff.data = c;
@@ -876,19 +873,18 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
         if (r.preload_ok == 0) {
             rc = ms_seterr(errmsg, errmsg_size, MS_EIO,
                            "preload: no put succeeded: %s", res->first_error);
-            goto close;
+            goto err;
         }
         res->first_error[0] = '\0';
-        if ((rc = read_counters(&r, &e0, &o0, &ok0, errmsg, errmsg_size)) !=
-            0)
-            goto close;
+        if ((rc = read_counters(&r, &e0, &o0, &ok0, errmsg, errmsg_size)) != 0)
+            goto err;
     }
     run_phase(&r, PHASE_MEASURE, cfg->ops_per_client, cfg->duration_s);
     res->duration_s = (double)(r.end_ns - r.start_ns) / 1e9;
     if (r.oom) {
         rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
                        "out of memory for latency samples");
-        goto close;
+        goto err;
     }
     ms_load_latency_summary(r.lat, r.nlat, &res->latency);
     res->ops_per_sec =
@@ -898,27 +894,27 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
         res->have_metrics = true;
         res->entries = e1 - e0;
         res->proposed_ops = o1 - o0;
-        res->ops_per_entry = res->entries
-                                 ? (double)res->proposed_ops /
-                                       (double)res->entries
-                                 : 0;
+        res->ops_per_entry =
+            res->entries ? (double)res->proposed_ops / (double)res->entries : 0;
     }
     errmsg[0] = '\0';
     rc = 0;
-close:
-    for (unsigned i = 0; i < inited; i++) {
-        ms_http_client_close(&r.cl[i].http, NULL);
-        uv_close((uv_handle_t *)&r.cl[i].backoff, NULL);
-    }
-    uv_close((uv_handle_t *)&r.tick, NULL);
-    uv_run(&r.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&r.loop);
 err:
+    if (loop_inited) {
+        for (unsigned i = 0; i < inited; i++) {
+            ms_http_client_close(&r.cl[i].http, NULL);
+            uv_close((uv_handle_t *)&r.cl[i].backoff, NULL);
+        }
+        uv_close((uv_handle_t *)&r.tick, NULL);
+        uv_run(&r.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&r.loop);
+    }
     free_run(&r);
     return rc;
 }
 
-/* --- JSON ------------------------------------------------------------------ */
+/* --- JSON ------------------------------------------------------------------
+ */
 
 static double round3(double x)
 {
@@ -934,7 +930,8 @@ int ms_load_result_json(const struct ms_load_config *cfg,
 
     if (o == NULL)
         return MS_ENOMEM;
-    cJSON_AddStringToObject(o, "workload", ms_load_workload_name(cfg->workload));
+    cJSON_AddStringToObject(o, "workload",
+                            ms_load_workload_name(cfg->workload));
     cJSON_AddStringToObject(o, "api", ms_load_api_name(cfg->api));
     eps = cJSON_AddArrayToObject(o, "endpoints");
     for (size_t i = 0; eps && i < cfg->n_endpoints; i++)
@@ -971,8 +968,7 @@ int ms_load_result_json(const struct ms_load_config *cfg,
         cJSON_AddNullToObject(o, "proposed_ops");
     }
     if (res->have_metrics && res->entries > 0)
-        cJSON_AddNumberToObject(o, "ops_per_entry",
-                                round3(res->ops_per_entry));
+        cJSON_AddNumberToObject(o, "ops_per_entry", round3(res->ops_per_entry));
     else
         cJSON_AddNullToObject(o, "ops_per_entry");
     s = cJSON_PrintUnformatted(o);

@@ -61,8 +61,8 @@ struct ms_load_config {
     double duration_s;       /* used when ops_per_client == 0 */
     enum ms_load_workload workload;
     enum ms_load_api api;
-    size_t value_size;          /* 1..MS_LOAD_MAX_VALUE */
-    const char *key_prefix;     /* borrowed; at most MS_LOAD_MAX_PREFIX */
+    size_t value_size;           /* 1..MS_LOAD_MAX_VALUE */
+    const char *key_prefix;      /* borrowed; at most MS_LOAD_MAX_PREFIX */
     uint64_t request_timeout_ms; /* 0: 10000 */
     FILE *progress; /* one line per second while running; NULL: none */
     /* When set and it becomes non-zero, no new op starts and the run ends
@@ -91,15 +91,15 @@ struct ms_load_result {
     struct ms_load_error_kind error_kinds[MS_LOAD_MAX_ERROR_KINDS];
     size_t n_error_kinds;
     char first_error[MS_ERRMSG_SIZE]; /* first failure's message, or "" */
-    double duration_s;  /* first op started .. last op answered */
-    double ops_per_sec; /* ops / duration_s */
+    double duration_s;                /* first op started .. last op answered */
+    double ops_per_sec;               /* ops / duration_s */
     struct ms_load_latency latency;
     /* From GET /metrics of every endpoint, summed, before and after the
      * measured phase (a preload is not counted). */
-    bool have_metrics;       /* false when some endpoint gave none */
-    uint64_t entries;        /* metastore_batch_entries_proposed_total */
-    uint64_t proposed_ops;   /* metastore_batch_ops_proposed_total */
-    double ops_per_entry;    /* proposed_ops / entries; 0 with no entries */
+    bool have_metrics;     /* false when some endpoint gave none */
+    uint64_t entries;      /* metastore_batch_entries_proposed_total */
+    uint64_t proposed_ops; /* metastore_batch_ops_proposed_total */
+    double ops_per_entry;  /* proposed_ops / entries; 0 with no entries */
 };
 
 /* Parses "put|get|putget|mixed" and "v3|rest". Return 0 or MS_EINVAL. */
@@ -137,8 +137,7 @@ int ms_load_result_json(const struct ms_load_config *cfg,
 
 /* Parses a decimal integer in [min, max] (no sign, no trailing text).
  * Returns 0 or MS_EINVAL. */
-int ms_load_parse_u64(const char *s, uint64_t min, uint64_t max,
-                      uint64_t *out);
+int ms_load_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Parses a decimal number of seconds, 0 < x <= max. 0 or MS_EINVAL. */
 int ms_load_parse_seconds(const char *s, double max, double *out);
@@ -152,8 +151,8 @@ int ms_load_split_list(const char *s, char *buf, size_t size,
 /* Writes key number idx of client into out (NUL-terminated):
  * "<prefix>c<client:04>/k<idx:08>". Returns the length, or 0 when out
  * (size bytes) is too small. */
-size_t ms_load_key(char *out, size_t size, const char *prefix,
-                   unsigned client, uint64_t idx);
+size_t ms_load_key(char *out, size_t size, const char *prefix, unsigned client,
+                   uint64_t idx);
 
 /* Fills out[0..size) with the value version ver of key idx of client:
  * printable bytes from [A-Za-z0-9+/], a function of the arguments only, so

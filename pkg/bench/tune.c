@@ -26,8 +26,8 @@ static int add_setting(struct ms_tune_setting *out, size_t cap, size_t *n,
     return 0;
 }
 
-int ms_tune_settings(const char *modes, struct ms_tune_setting *out,
-                     size_t cap, size_t *n, char *errmsg, size_t errmsg_size)
+int ms_tune_settings(const char *modes, struct ms_tune_setting *out, size_t cap,
+                     size_t *n, char *errmsg, size_t errmsg_size)
 {
     bool seen[3] = {false, false, false};
     const char *p = modes;
@@ -68,8 +68,8 @@ int ms_tune_settings(const char *modes, struct ms_tune_setting *out,
                 snprintf(s.label, sizeof(s.label), "fixed %llu/%lluus",
                          (unsigned long long)s.max_ops,
                          (unsigned long long)s.max_delay_us);
-                if ((rc = add_setting(out, cap, n, &s, errmsg,
-                                      errmsg_size)) != 0)
+                if ((rc = add_setting(out, cap, n, &s, errmsg, errmsg_size)) !=
+                    0)
                     return rc;
             }
         } else {
@@ -80,8 +80,8 @@ int ms_tune_settings(const char *modes, struct ms_tune_setting *out,
                 s.max_inflight = inflights[i];
                 snprintf(s.label, sizeof(s.label), "adaptive inflight %llu",
                          (unsigned long long)s.max_inflight);
-                if ((rc = add_setting(out, cap, n, &s, errmsg,
-                                      errmsg_size)) != 0)
+                if ((rc = add_setting(out, cap, n, &s, errmsg, errmsg_size)) !=
+                    0)
                     return rc;
             }
         }
@@ -106,9 +106,8 @@ static int get_uint(const cJSON *o, const char *name, uint64_t *out,
     return 0;
 }
 
-int ms_tune_batch_parse(const char *text, size_t len,
-                        struct ms_tune_batch *out, char *errmsg,
-                        size_t errmsg_size)
+int ms_tune_batch_parse(const char *text, size_t len, struct ms_tune_batch *out,
+                        char *errmsg, size_t errmsg_size)
 {
     cJSON *o = cJSON_ParseWithLength(text, len);
     const cJSON *m;
@@ -128,8 +127,7 @@ int ms_tune_batch_parse(const char *text, size_t len,
     }
     snprintf(out->mode, sizeof(out->mode), "%s", m->valuestring);
     if ((rc = get_uint(o, "max_ops", &out->max_ops, errmsg, errmsg_size)) ||
-        (rc = get_uint(o, "max_bytes", &out->max_bytes, errmsg,
-                       errmsg_size)) ||
+        (rc = get_uint(o, "max_bytes", &out->max_bytes, errmsg, errmsg_size)) ||
         (rc = get_uint(o, "max_delay_us", &out->max_delay_us, errmsg,
                        errmsg_size)) ||
         (rc = get_uint(o, "max_inflight", &out->max_inflight, errmsg,
@@ -174,8 +172,7 @@ int ms_tune_recommend(const struct ms_tune_point *pts, size_t n_settings,
     bool any_eligible = false;
 
     memset(out, 0, sizeof(*out));
-    if (n_settings == 0 || n_clients == 0 ||
-        n_settings > MS_TUNE_MAX_SETTINGS)
+    if (n_settings == 0 || n_clients == 0 || n_settings > MS_TUNE_MAX_SETTINGS)
         return MS_EINVAL;
     for (size_t s = 0; s < n_settings; s++)
         out->eligible[s] = true;
@@ -194,8 +191,7 @@ int ms_tune_recommend(const struct ms_tune_point *pts, size_t n_settings,
         bound = fmax(ratio * best_p99, best_p99 + slack_ms);
         for (size_t s = 0; s < n_settings; s++) {
             const struct ms_tune_point *p = &pts[s * n_clients + c];
-            double rel = p->ok && best_ops > 0 ? p->ops_per_sec / best_ops
-                                               : 0;
+            double rel = p->ok && best_ops > 0 ? p->ops_per_sec / best_ops : 0;
             out->score[s] += log(rel > 0.01 ? rel : 0.01);
             if (!p->ok || p->errors > 0 || p->p99_ms > bound) {
                 out->misses[s]++;

@@ -40,14 +40,13 @@ struct ms_tune_setting {
  * (max_ops, max_delay_us) = (10, 100), (100, 5000), (256, 1000); adaptive ->
  * max_inflight 1, 2, 4, 8, 16. Returns 0 with *n set, or MS_EINVAL with
  * errmsg (unknown or repeated mode, empty list). */
-int ms_tune_settings(const char *modes, struct ms_tune_setting *out,
-                     size_t cap, size_t *n, char *errmsg, size_t errmsg_size);
+int ms_tune_settings(const char *modes, struct ms_tune_setting *out, size_t cap,
+                     size_t *n, char *errmsg, size_t errmsg_size);
 
 /* Parses the JSON object of GET /admin/batch (text[0..len)) into *out.
  * Returns 0 or MS_EMALFORMED with errmsg naming the field. */
-int ms_tune_batch_parse(const char *text, size_t len,
-                        struct ms_tune_batch *out, char *errmsg,
-                        size_t errmsg_size);
+int ms_tune_batch_parse(const char *text, size_t len, struct ms_tune_batch *out,
+                        char *errmsg, size_t errmsg_size);
 
 /* Appends the PUT /admin/batch body for all fields of b. Returns 0 or
  * MS_ENOMEM. */
@@ -68,11 +67,11 @@ struct ms_tune_point {
 
 /* The recommendation and why. */
 struct ms_tune_verdict {
-    size_t best;            /* index of the recommended setting */
-    bool within_bound;      /* false: no setting met the p99 bound at every
-                               client count; best is the one with fewest
-                               misses, then the highest score */
-    double score[MS_TUNE_MAX_SETTINGS];   /* geometric mean of ops/s / best */
+    size_t best;       /* index of the recommended setting */
+    bool within_bound; /* false: no setting met the p99 bound at every
+                          client count; best is the one with fewest
+                          misses, then the highest score */
+    double score[MS_TUNE_MAX_SETTINGS];    /* geometric mean of ops/s / best */
     unsigned misses[MS_TUNE_MAX_SETTINGS]; /* client counts out of bound */
     bool eligible[MS_TUNE_MAX_SETTINGS];
 };

@@ -207,7 +207,8 @@ static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     *bufs = b;
     *n_bufs = 1;
     p->snapshot_failing = false;
-    ms_info("raft: snapshot at index %llu: %zu bytes",
+    ms_info("raft: node %llu: snapshot at index %llu: %zu bytes",
+            (unsigned long long)p->raft.id,
             (unsigned long long)p->raft.last_applied, len);
     return 0;
 }
@@ -237,11 +238,13 @@ static int fsm_restore(struct raft_fsm *rfsm, struct raft_buffer *buf)
 
     rc = p->fsm.restore(p->fsm.data, buf->base, buf->len);
     if (rc != 0) {
-        ms_error("raft: restoring a snapshot of %zu bytes failed: %s",
-                 buf->len, ms_strerror(rc));
+        ms_error("raft: node %llu: restoring a snapshot of %zu bytes "
+                 "failed: %s",
+                 (unsigned long long)p->raft.id, buf->len, ms_strerror(rc));
         return rc == MS_ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
     }
-    ms_info("raft: restored a snapshot of %zu bytes", buf->len);
+    ms_info("raft: node %llu: restored a snapshot of %zu bytes",
+            (unsigned long long)p->raft.id, buf->len);
     raft_free(buf->base);
     buf->base = NULL;
     return 0;

@@ -109,8 +109,7 @@ static uint64_t hint_of(const uint8_t *k, size_t kn)
     return h;
 }
 
-static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b,
-                     size_t bn)
+static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
     int c = memcmp(a, b, an < bn ? an : bn);
     if (c != 0)
@@ -185,8 +184,8 @@ static inline void prefetch_hints(const struct node *n)
         __builtin_prefetch(h + off);
 }
 
-static struct leaf *descend(struct mem_engine *e, uint64_t h,
-                            const uint8_t *k, size_t kn, struct path *p)
+static struct leaf *descend(struct mem_engine *e, uint64_t h, const uint8_t *k,
+                            size_t kn, struct path *p)
 {
     struct node *n = e->root;
 
@@ -302,9 +301,12 @@ static int inode_insert(struct mem_engine *e, struct path *p, int d,
         i = p->idx[d] + 1;
         if (in->h.n < CAP) {
             int n = in->h.n;
-            memmove(&in->key[i + 1], &in->key[i], (size_t)(n - i) * sizeof(in->key[0]));
-            memmove(&in->hint[i + 1], &in->hint[i], (size_t)(n - i) * sizeof(in->hint[0]));
-            memmove(&in->child[i + 1], &in->child[i], (size_t)(n - i) * sizeof(in->child[0]));
+            memmove(&in->key[i + 1], &in->key[i],
+                    (size_t)(n - i) * sizeof(in->key[0]));
+            memmove(&in->hint[i + 1], &in->hint[i],
+                    (size_t)(n - i) * sizeof(in->hint[0]));
+            memmove(&in->child[i + 1], &in->child[i],
+                    (size_t)(n - i) * sizeof(in->child[0]));
             in->key[i] = sep;
             in->hint[i] = h;
             in->child[i] = child;
@@ -379,8 +381,7 @@ static int mem_put(struct ms_engine *base, const uint8_t *k, size_t kn,
     if (kn > UINT32_MAX || vn > UINT32_MAX)
         return ms_seterr(base->errmsg, sizeof(base->errmsg), MS_ETOOLARGE,
                          "memory engine: put: record over 4 GiB");
-    if (e->last.valid && e->last.kn == kn &&
-        memcmp(e->last.key, k, kn) == 0) {
+    if (e->last.valid && e->last.kn == kn && memcmp(e->last.key, k, kn) == 0) {
         p = e->last.p;
         l = e->last.leaf;
         pos = e->last.pos;
@@ -414,8 +415,10 @@ static int mem_put(struct ms_engine *base, const uint8_t *k, size_t kn,
     e->count++;
     if (l->h.n < CAP) {
         int n = l->h.n;
-        memmove(&l->rec[pos + 1], &l->rec[pos], (size_t)(n - pos) * sizeof(l->rec[0]));
-        memmove(&l->hint[pos + 1], &l->hint[pos], (size_t)(n - pos) * sizeof(l->hint[0]));
+        memmove(&l->rec[pos + 1], &l->rec[pos],
+                (size_t)(n - pos) * sizeof(l->rec[0]));
+        memmove(&l->hint[pos + 1], &l->hint[pos],
+                (size_t)(n - pos) * sizeof(l->hint[0]));
         l->rec[pos] = r;
         l->hint[pos] = h;
         l->h.n++;
@@ -476,15 +479,21 @@ static void inode_remove(struct mem_engine *e, struct path *p, int d, int i)
             /* child 1 becomes child 0; its separator goes */
             free(in->key[1 < n ? 1 : 0]);
             if (n > 1) {
-                memmove(&in->child[0], &in->child[1], (size_t)(n - 1) * sizeof(in->child[0]));
-                memmove(&in->key[1], &in->key[2], (size_t)(n - 2) * sizeof(in->key[0]));
-                memmove(&in->hint[1], &in->hint[2], (size_t)(n - 2) * sizeof(in->hint[0]));
+                memmove(&in->child[0], &in->child[1],
+                        (size_t)(n - 1) * sizeof(in->child[0]));
+                memmove(&in->key[1], &in->key[2],
+                        (size_t)(n - 2) * sizeof(in->key[0]));
+                memmove(&in->hint[1], &in->hint[2],
+                        (size_t)(n - 2) * sizeof(in->hint[0]));
             }
         } else {
             free(in->key[i]);
-            memmove(&in->child[i], &in->child[i + 1], (size_t)(n - i - 1) * sizeof(in->child[0]));
-            memmove(&in->key[i], &in->key[i + 1], (size_t)(n - i - 1) * sizeof(in->key[0]));
-            memmove(&in->hint[i], &in->hint[i + 1], (size_t)(n - i - 1) * sizeof(in->hint[0]));
+            memmove(&in->child[i], &in->child[i + 1],
+                    (size_t)(n - i - 1) * sizeof(in->child[0]));
+            memmove(&in->key[i], &in->key[i + 1],
+                    (size_t)(n - i - 1) * sizeof(in->key[0]));
+            memmove(&in->hint[i], &in->hint[i + 1],
+                    (size_t)(n - i - 1) * sizeof(in->hint[0]));
         }
         in->key[0] = NULL;
         in->h.n--;
@@ -531,8 +540,10 @@ static int mem_del(struct ms_engine *base, const uint8_t *k, size_t kn)
     e->bytes -= l->rec[pos]->kn + l->rec[pos]->vn;
     e->count--;
     free(l->rec[pos]);
-    memmove(&l->rec[pos], &l->rec[pos + 1], (size_t)(n - pos - 1) * sizeof(l->rec[0]));
-    memmove(&l->hint[pos], &l->hint[pos + 1], (size_t)(n - pos - 1) * sizeof(l->hint[0]));
+    memmove(&l->rec[pos], &l->rec[pos + 1],
+            (size_t)(n - pos - 1) * sizeof(l->rec[0]));
+    memmove(&l->hint[pos], &l->hint[pos + 1],
+            (size_t)(n - pos - 1) * sizeof(l->hint[0]));
     l->h.n--;
     if (p.depth == 0)
         return 0; /* the root leaf may be empty */
@@ -549,7 +560,8 @@ static int mem_del(struct ms_engine *base, const uint8_t *k, size_t kn)
         struct leaf *r = (struct leaf *)parent->child[i + 1];
         if (l->h.n + r->h.n <= CAP * 3 / 4) {
             memcpy(&l->rec[l->h.n], r->rec, (size_t)r->h.n * sizeof(r->rec[0]));
-            memcpy(&l->hint[l->h.n], r->hint, (size_t)r->h.n * sizeof(r->hint[0]));
+            memcpy(&l->hint[l->h.n], r->hint,
+                   (size_t)r->h.n * sizeof(r->hint[0]));
             l->h.n = (uint16_t)(l->h.n + r->h.n);
             leaf_unlink(r);
             free(r);

@@ -40,8 +40,7 @@ size_t ms_keys_mc_encode(uint8_t *dst, const uint8_t *k, size_t n)
     return (size_t)(d - dst);
 }
 
-size_t ms_keys_mc_decode(const uint8_t *src, size_t n, uint8_t *dst,
-                         size_t *kn)
+size_t ms_keys_mc_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t *kn)
 {
     size_t i = 0, o = 0;
 

@@ -318,8 +318,8 @@ int ms_snapshot_reader_open(ms_read_fn read, void *ctx,
         goto err;
     if (h[6] != MS_SNAPSHOT_FORMAT_VERSION) {
         rc = ms_seterr(errmsg, errmsg_size, MS_EVERSION,
-                       "snapshot: offset 6: format version %u, want %u",
-                       h[6], MS_SNAPSHOT_FORMAT_VERSION);
+                       "snapshot: offset 6: format version %u, want %u", h[6],
+                       MS_SNAPSHOT_FORMAT_VERSION);
         goto err;
     }
     if ((rc = take(r, h + 7, MS_SNAPSHOT_HEADER_SIZE - 7, "header", errmsg,
@@ -356,8 +356,7 @@ ms_snapshot_reader_header(const struct ms_snapshot_reader *r)
     return &r->hdr;
 }
 
-static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b,
-                     size_t bn)
+static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
     int c = an && bn ? memcmp(a, b, an < bn ? an : bn) : 0;
     if (c != 0)
@@ -366,15 +365,14 @@ static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b,
 }
 
 static int read_lease(struct ms_snapshot_reader *r, uint64_t start,
-                      struct ms_snapshot_record *rec, char *errmsg,
-                      size_t size)
+                      struct ms_snapshot_record *rec, char *errmsg, size_t size)
 {
     uint64_t id, ttl;
     int rc;
 
     if (r->seen_kv)
-        return corrupt(errmsg, size, start, "lease record after key records",
-                       0, 0);
+        return corrupt(errmsg, size, start, "lease record after key records", 0,
+                       0);
     if ((rc = take_varint(r, &id, "lease id", errmsg, size)) != 0 ||
         (rc = take_varint(r, &ttl, "lease ttl", errmsg, size)) != 0)
         return rc;
@@ -429,9 +427,8 @@ static int read_kv(struct ms_snapshot_reader *r, uint64_t start,
 
     /* field ranges */
     if ((int64_t)mod < 1 || (int64_t)mod > r->hdr.revision)
-        return corrupt(errmsg, size, start,
-                       "mod revision %lld outside 1..%lld", (long long)mod,
-                       r->hdr.revision);
+        return corrupt(errmsg, size, start, "mod revision %lld outside 1..%lld",
+                       (long long)mod, r->hdr.revision);
     if (flags == 0 && ((int64_t)create < 1 || create > mod))
         return corrupt(errmsg, size, start,
                        "create revision %lld outside 1..%lld",
@@ -481,8 +478,8 @@ static int read_kv(struct ms_snapshot_reader *r, uint64_t start,
     return 0;
 }
 
-static int read_end(struct ms_snapshot_reader *r, uint64_t start,
-                    char *errmsg, size_t size)
+static int read_end(struct ms_snapshot_reader *r, uint64_t start, char *errmsg,
+                    size_t size)
 {
     uint64_t mn, count;
     uint8_t tag, c[8];
@@ -559,8 +556,8 @@ int ms_snapshot_reader_next(struct ms_snapshot_reader *r,
             *end = true;
         return rc;
     default:
-        return corrupt(errmsg, errmsg_size, start, "unknown record tag 0x%02llx",
-                       tag, 0);
+        return corrupt(errmsg, errmsg_size, start,
+                       "unknown record tag 0x%02llx", tag, 0);
     }
     if (rc == 0)
         r->n_records++;
@@ -596,8 +593,9 @@ void ms_snapshot_reader_close(struct ms_snapshot_reader *r)
     free(r);
 }
 
-int ms_snapshot_verify(ms_read_fn read, void *ctx, struct ms_snapshot_info *info,
-                       char *errmsg, size_t errmsg_size)
+int ms_snapshot_verify(ms_read_fn read, void *ctx,
+                       struct ms_snapshot_info *info, char *errmsg,
+                       size_t errmsg_size)
 {
     struct ms_snapshot_reader *r = NULL;
     struct ms_snapshot_record rec;

@@ -30,8 +30,9 @@
  *                           tombstone), value
  *     every 'L' comes before every 'K'; leases by ascending id (compared
  *     as u64); versions by ascending key (memcmp, shorter first), the
- *     versions of one key newest first (mod revision non-increasing). The first version of a
- *     key is its current state (a tombstone: deleted, history retained).
+ *     versions of one key newest first (mod revision non-increasing).
+ *     The first version of a key is its current state (a tombstone:
+ *     deleted, history retained).
  *   'X' extra               varint length, member table bytes (once)
  *   'T' trailer             u64 record count ('L' + 'K'), then u32 CRC-32
  *                           (zlib) of every byte before this CRC field
@@ -158,8 +159,9 @@ struct ms_snapshot_info {
 
 /* Reads a whole snapshot and verifies it (as ms_snapshot_reader_next);
  * fills *info. Same errors as the reader. */
-int ms_snapshot_verify(ms_read_fn read, void *ctx, struct ms_snapshot_info *info,
-                       char *errmsg, size_t errmsg_size);
+int ms_snapshot_verify(ms_read_fn read, void *ctx,
+                       struct ms_snapshot_info *info, char *errmsg,
+                       size_t errmsg_size);
 
 /* ms_read_fn / ms_write_fn over a stdio stream (ctx is a FILE *); errors
  * are MS_EIO. */

@@ -20,11 +20,14 @@
  * per key, every version below the newest one <= C, and that one too when
  * it is a tombstone. */
 
-#define CHUNK 1024        /* writes per pass of a long scan (no iterator
-                             lives across a write) */
-#define MAX_TXN_DEPTH 256 /* nested txns (etcd bounds them by max ops) */
-#define LOAD_COMMIT 4096  /* snapshot records per engine commit on load */
-#define STOP (-1)         /* a scan callback's "enough" */
+/* Writes per pass of a long scan (no iterator lives across a write). */
+#define CHUNK 1024
+/* Nested txn depth (etcd bounds it only through the op budget). */
+#define MAX_TXN_DEPTH 256
+/* Snapshot records per engine commit on load. */
+#define LOAD_COMMIT 4096
+/* A scan callback's "enough". */
+#define STOP (-1)
 
 struct ms_store {
     struct ms_engine *eng;
@@ -70,8 +73,15 @@ static int eng_fail(struct ms_store *s, int rc)
     return rc;
 }
 
-static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b,
-                     size_t bn)
+/* Copies the store's error to the caller's buffer. */
+static int to_caller(struct ms_store *s, int rc, char *errmsg, size_t size)
+{
+    if (rc != 0)
+        ms_seterr(errmsg, size, rc, "%s", s->errmsg);
+    return rc;
+}
+
+static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
     int c = an && bn ? memcmp(a, b, an < bn ? an : bn) : 0;
     if (c != 0)
@@ -156,8 +166,8 @@ static int put_rec(struct ms_store *s, const uint8_t *ek, size_t ekn,
         memcpy(s->nv.data + s->nv.len, val, vn);
         s->nv.len += vn;
     }
-    return eng_fail(s, s->eng->ops->put(s->eng, ek, ekn, s->nv.data,
-                                        s->nv.len));
+    return eng_fail(s,
+                    s->eng->ops->put(s->eng, ek, ekn, s->nv.data, s->nv.len));
 }
 
 static int lease_exists(struct ms_store *s, int64_t id, bool *found)
@@ -167,8 +177,7 @@ static int lease_exists(struct ms_store *s, int64_t id, bool *found)
     size_t vn;
 
     key_lease(k, id);
-    return eng_fail(s, s->eng->ops->get(s->eng, k, sizeof(k), &v, &vn,
-                                        found));
+    return eng_fail(s, s->eng->ops->get(s->eng, k, sizeof(k), &v, &vn, found));
 }
 
 static int write_meta(struct ms_store *s)
@@ -267,8 +276,7 @@ struct span {
     bool empty;       /* range_end <= key */
 };
 
-static int span_init(struct span *sp, struct ms_bytes key,
-                     struct ms_bytes end)
+static int span_init(struct span *sp, struct ms_bytes key, struct ms_bytes end)
 {
     memset(sp, 0, sizeof(*sp));
     if (key_mc(&sp->lo, MS_KEYS_CUR, key.data, key.len) != 0)
@@ -355,8 +363,9 @@ static int scan(struct ms_store *s, const struct span *sp,
     if (sp->empty)
         return 0;
     if (sp->single) {
-        if ((rc = get_cur(s, sp->lo.data, sp->lo.len, &found,
-                          &item.rec)) != 0 || !found)
+        if ((rc = get_cur(s, sp->lo.data, sp->lo.len, &found, &item.rec)) !=
+                0 ||
+            !found)
             return rc;
         item.ck = sp->lo.data;
         item.ckn = sp->lo.len;
@@ -392,8 +401,7 @@ static int scan(struct ms_store *s, const struct span *sp,
 
         if (kn < 3 || k[0] != MS_KEYS_CUR)
             break;
-        if (!sp->unbounded &&
-            cmp_bytes(k, kn, sp->hi.data, sp->hi.len) >= 0)
+        if (!sp->unbounded && cmp_bytes(k, kn, sp->hi.data, sp->hi.len) >= 0)
             break;
         if (ms_keys_rec_decode(v, vn, &item.rec) != 0) {
             rc = fail(s, MS_ECORRUPT, "corrupt key record");
@@ -456,8 +464,7 @@ static int check_put_shape(const struct ms_store *s, const struct ms_put *p)
     return 0;
 }
 
-static int check_range_shape(const struct ms_store *s,
-                             const struct ms_range *r)
+static int check_range_shape(const struct ms_store *s, const struct ms_range *r)
 {
     int rc = check_key(s, r->key);
     if (rc != 0)
@@ -520,8 +527,8 @@ static int check_txn_shape(const struct ms_store *s, const struct ms_txn *t,
                 rc = check_range_shape(s, &ops[i].u.range);
                 break;
             case MS_OP_TXN:
-                rc = check_txn_shape(s, &ops[i].u.txn, max_ops - opc,
-                                     depth + 1);
+                rc =
+                    check_txn_shape(s, &ops[i].u.txn, max_ops - opc, depth + 1);
                 break;
             default:
                 rc = MS_EINVAL; /* only put/delete/range/txn in a txn */
@@ -553,7 +560,8 @@ static bool kset_has(const struct kset *ks, struct ms_bytes k)
 {
     if (ks->n == 0)
         return false;
-    for (size_t i = hash_bytes(k) & (ks->cap - 1);; i = (i + 1) & (ks->cap - 1)) {
+    for (size_t i = hash_bytes(k) & (ks->cap - 1);;
+         i = (i + 1) & (ks->cap - 1)) {
         const struct ms_bytes *e = &ks->slot[i];
         if (e->data == NULL)
             return false;
@@ -667,8 +675,7 @@ static bool ivset_covers(struct ivset *s, struct ms_bytes k)
             x->mpoint = x->point;
             x->minf = x->inf;
             if (i > 0 && iv_end_gt(s->v[i - 1].mhi, s->v[i - 1].mpoint,
-                                   s->v[i - 1].minf, x->hi, x->point,
-                                   x->inf)) {
+                                   s->v[i - 1].minf, x->hi, x->point, x->inf)) {
                 x->mhi = s->v[i - 1].mhi;
                 x->mpoint = s->v[i - 1].mpoint;
                 x->minf = s->v[i - 1].minf;
@@ -850,8 +857,7 @@ static int kv_sort_cmp(const void *pa, const void *pb, void *arg)
         c = cmp_i64(a->mod_revision, b->mod_revision);
         break;
     case MS_SORT_VALUE:
-        c = cmp_bytes(a->value.data, a->value.len, b->value.data,
-                      b->value.len);
+        c = cmp_bytes(a->value.data, a->value.len, b->value.data, b->value.len);
         break;
     case MS_SORT_KEY:
         c = cmp_bytes(a->key.data, a->key.len, b->key.data, b->key.len);
@@ -938,14 +944,14 @@ static int delete_cur(struct ms_store *s, struct wctx *w, const uint8_t *ck,
 
     if (key_hist(&s->kb2, ck, ckn, old->mod_revision) != 0)
         return fail(s, MS_ENOMEM, "delete");
-    if ((rc = eng_fail(s, s->eng->ops->put(s->eng, s->kb2.data, s->kb2.len,
-                                           raw, rawn))) != 0)
+    if ((rc = eng_fail(s, s->eng->ops->put(s->eng, s->kb2.data, s->kb2.len, raw,
+                                           rawn))) != 0)
         return rc;
     if (old->lease != 0) {
         if (key_attach(&s->kb2, old->lease, key, kn) != 0)
             return fail(s, MS_ENOMEM, "delete");
-        if ((rc = eng_fail(s, s->eng->ops->del(s->eng, s->kb2.data,
-                                               s->kb2.len))) != 0)
+        if ((rc = eng_fail(
+                 s, s->eng->ops->del(s->eng, s->kb2.data, s->kb2.len))) != 0)
             return rc;
     }
     if ((rc = put_rec(s, ck, ckn, &t, NULL, 0)) != 0)
@@ -995,9 +1001,8 @@ static int apply_put(struct ms_store *s, struct wctx *w, const struct ms_put *p,
     if (found) {
         if (key_hist(&s->kb2, s->kb.data, s->kb.len, old.mod_revision) != 0)
             return fail(s, MS_ENOMEM, "put");
-        if ((rc = eng_fail(s, s->eng->ops->put(s->eng, s->kb2.data,
-                                               s->kb2.len, s->old.data,
-                                               s->old.len))) != 0)
+        if ((rc = eng_fail(s, s->eng->ops->put(s->eng, s->kb2.data, s->kb2.len,
+                                               s->old.data, s->old.len))) != 0)
             return rc;
         s->hist++;
         if (old.tombstone)
@@ -1130,8 +1135,8 @@ static int apply_delete_range(struct ms_store *s, struct wctx *w,
                     goto out;
                 }
             }
-            if ((rc = delete_cur(s, w, it->ck, it->ckn, it->raw, it->rawn,
-                                 &old, it->key, it->kn)) != 0)
+            if ((rc = delete_cur(s, w, it->ck, it->ckn, it->raw, it->rawn, &old,
+                                 it->key, it->kn)) != 0)
                 goto out;
             deleted++;
         }
@@ -1294,8 +1299,8 @@ static int txn_path(struct ms_store *s, const struct ms_txn *t,
 /* Checks the ops on the taken path against the state before the txn
  * (etcd's checkRequests: pass 0 puts, pass 1 ranges). */
 static int txn_check(struct ms_store *s, const struct wctx *w,
-                     const struct ms_txn *t, const struct pathv *pv,
-                     size_t *pi, int pass, int *operr)
+                     const struct ms_txn *t, const struct pathv *pv, size_t *pi,
+                     int pass, int *operr)
 {
     bool ok = pv->v[(*pi)++];
     const struct ms_op *ops = ok ? t->success : t->failure;
@@ -1584,9 +1589,9 @@ static int apply_lease_grant(struct ms_store *s, const struct ms_lease_grant *g,
         return 0;
     }
     key_lease(k, g->id);
-    if ((rc = eng_fail(s, s->eng->ops->put(s->eng, k, sizeof(k), v,
-                                           ms_keys_put_varint(
-                                               v, (uint64_t)g->ttl)))) != 0)
+    if ((rc = eng_fail(s, s->eng->ops->put(
+                              s->eng, k, sizeof(k), v,
+                              ms_keys_put_varint(v, (uint64_t)g->ttl)))) != 0)
         return rc;
     res->u.lease_grant.id = g->id;
     res->u.lease_grant.ttl = g->ttl;
@@ -1675,7 +1680,117 @@ out:
     return rc;
 }
 
-/* --- apply ----------------------------------------------------------------- */
+int ms_store_lease_ttl(struct ms_store *s, int64_t id, int64_t *ttl,
+                       char *errmsg, size_t errmsg_size)
+{
+    uint8_t k[9];
+    const uint8_t *v;
+    size_t vn;
+    uint64_t t;
+    bool found;
+    int rc;
+
+    key_lease(k, id);
+    rc = s->eng->ops->get(s->eng, k, sizeof(k), &v, &vn, &found);
+    if (rc != 0)
+        return to_caller(s, eng_fail(s, rc), errmsg, errmsg_size);
+    if (!found)
+        return ms_seterr(errmsg, errmsg_size, MS_ELEASE,
+                         "store: lease %lld not found", (long long)id);
+    if (ms_keys_get_varint(v, vn, &t) != vn)
+        return ms_seterr(errmsg, errmsg_size, MS_ECORRUPT,
+                         "store: lease %lld: corrupt record", (long long)id);
+    *ttl = (int64_t)t;
+    return 0;
+}
+
+/* Walks the engine keys starting with prefix[0..pn), calling fn with each
+ * key and value; fn's non-zero return stops the walk. */
+static int walk_prefix(struct ms_store *s, const uint8_t *prefix, size_t pn,
+                       int (*fn)(void *ctx, const uint8_t *k, size_t kn,
+                                 const uint8_t *v, size_t vn),
+                       void *ctx)
+{
+    const struct ms_engine_ops *o = s->eng->ops;
+    struct ms_engine_iter *it;
+    int rc = o->iter_new(s->eng, &it);
+
+    if (rc != 0)
+        return eng_fail(s, rc);
+    for (o->iter_seek(it, prefix, pn); o->iter_valid(it); o->iter_next(it)) {
+        size_t kn, vn;
+        const uint8_t *k = o->iter_key(it, &kn);
+        const uint8_t *v = o->iter_value(it, &vn);
+        if (kn < pn || memcmp(k, prefix, pn) != 0)
+            break;
+        if ((rc = fn(ctx, k, kn, v, vn)) != 0)
+            break;
+    }
+    o->iter_free(it);
+    return rc;
+}
+
+struct lease_walk {
+    ms_lease_fn fn;
+    ms_lease_key_fn key_fn;
+    void *ctx;
+};
+
+static int lease_list_cb(void *ctx, const uint8_t *k, size_t kn,
+                         const uint8_t *v, size_t vn)
+{
+    struct lease_walk *w = ctx;
+    uint64_t ttl;
+
+    if (kn != 9 || ms_keys_get_varint(v, vn, &ttl) != vn)
+        return MS_ECORRUPT;
+    return w->fn(w->ctx, (int64_t)ms_keys_get_be64(k + 1), (int64_t)ttl);
+}
+
+static int lease_keys_cb(void *ctx, const uint8_t *k, size_t kn,
+                         const uint8_t *v, size_t vn)
+{
+    struct lease_walk *w = ctx;
+
+    (void)v;
+    (void)vn;
+    return w->key_fn(w->ctx, k + 9, kn - 9);
+}
+
+int ms_store_lease_list(struct ms_store *s, ms_lease_fn fn, void *ctx,
+                        char *errmsg, size_t errmsg_size)
+{
+    struct lease_walk w = {.fn = fn, .ctx = ctx};
+    uint8_t prefix = MS_KEYS_LEASE;
+    int rc;
+
+    s->errmsg[0] = '\0';
+    rc = walk_prefix(s, &prefix, 1, lease_list_cb, &w);
+    if (rc == MS_ECORRUPT && s->errmsg[0] == '\0')
+        fail(s, rc, "lease list: corrupt lease record");
+    if (rc != 0 && s->errmsg[0] == '\0')
+        fail(s, rc, "lease list");
+    return to_caller(s, rc, errmsg, errmsg_size);
+}
+
+int ms_store_lease_keys(struct ms_store *s, int64_t id, ms_lease_key_fn fn,
+                        void *ctx, char *errmsg, size_t errmsg_size)
+{
+    struct lease_walk w = {.key_fn = fn, .ctx = ctx};
+    uint8_t prefix[9];
+    int rc;
+
+    key_lease(prefix, id);
+    prefix[0] = MS_KEYS_ATTACH;
+    s->errmsg[0] = '\0';
+    rc = walk_prefix(s, prefix, sizeof(prefix), lease_keys_cb, &w);
+    if (rc != 0 && s->errmsg[0] == '\0')
+        fail(s, rc, "lease keys");
+    return to_caller(s, rc, errmsg, errmsg_size);
+}
+
+/* --- apply -----------------------------------------------------------------
+ */
 
 static int apply_op(struct ms_store *s, const struct ms_op *op,
                     struct ms_result *res, struct ms_arena *a)
@@ -1728,16 +1843,8 @@ static int apply_op(struct ms_store *s, const struct ms_op *op,
     return 0;
 }
 
-static int to_caller(struct ms_store *s, int rc, char *errmsg, size_t size)
-{
-    if (rc != 0)
-        ms_seterr(errmsg, size, rc, "%s", s->errmsg);
-    return rc;
-}
-
-int ms_store_apply(struct ms_store *s, const struct ms_batch *b,
-                   uint64_t index, struct ms_results *out, char *errmsg,
-                   size_t errmsg_size)
+int ms_store_apply(struct ms_store *s, const struct ms_batch *b, uint64_t index,
+                   struct ms_results *out, char *errmsg, size_t errmsg_size)
 {
     const struct ms_engine_ops *o = s->eng->ops;
     int rc;
@@ -1815,7 +1922,8 @@ void ms_results_free(struct ms_results *rs)
     memset(rs, 0, sizeof(*rs));
 }
 
-/* --- open / close / state -------------------------------------------------- */
+/* --- open / close / state --------------------------------------------------
+ */
 
 int ms_store_parse_backend(const char *name, enum ms_store_backend *out)
 {
@@ -1851,12 +1959,12 @@ int ms_store_open(const struct ms_store_options *opts, struct ms_store **out,
         return ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
                          "store: open: out of memory");
     s->backend = opts->backend;
-    s->max_key = opts->max_key_size ? opts->max_key_size
-                                    : MS_STORE_DEFAULT_MAX_KEY;
+    s->max_key =
+        opts->max_key_size ? opts->max_key_size : MS_STORE_DEFAULT_MAX_KEY;
     s->max_value = opts->max_value_size ? opts->max_value_size
                                         : MS_STORE_DEFAULT_MAX_VALUE;
-    s->max_txn_ops = opts->max_txn_ops ? opts->max_txn_ops
-                                       : MS_STORE_DEFAULT_MAX_TXN_OPS;
+    s->max_txn_ops =
+        opts->max_txn_ops ? opts->max_txn_ops : MS_STORE_DEFAULT_MAX_TXN_OPS;
     switch (opts->backend) {
     case MS_BACKEND_MEMORY:
         rc = ms_engine_memory_open(&s->eng, errmsg, errmsg_size);
@@ -1931,7 +2039,8 @@ enum ms_store_backend ms_store_backend(const struct ms_store *s)
     return s->backend;
 }
 
-/* --- snapshots ------------------------------------------------------------- */
+/* --- snapshots -------------------------------------------------------------
+ */
 
 /* Sets kv's value and metadata (not its key) from r. */
 static void kv_from_rec(struct ms_kv *kv, const struct ms_keys_rec *r)
@@ -2062,9 +2171,9 @@ int ms_store_snapshot_save(struct ms_store *s,
     if (rc == 0)
         rc = save_versions(s, &w);
     if (rc == 0)
-        rc = ms_snapshot_writer_finish(
-            &w, extra != NULL ? extra->members : NULL,
-            extra != NULL ? extra->members_len : 0);
+        rc =
+            ms_snapshot_writer_finish(&w, extra != NULL ? extra->members : NULL,
+                                      extra != NULL ? extra->members_len : 0);
     if (rc != 0 && s->errmsg[0] == '\0')
         ms_seterr(s->errmsg, sizeof(s->errmsg), rc,
                   "snapshot: write at offset %llu: %s",
@@ -2084,8 +2193,9 @@ static int load_record(struct ms_store *s, const struct ms_snapshot_record *r,
     if (r->type == MS_SNAPSHOT_LEASE) {
         uint8_t k[9], v[10];
         key_lease(k, r->lease_id);
-        return eng_fail(s, o->put(s->eng, k, sizeof(k), v,
-                                  ms_keys_put_varint(v, (uint64_t)r->lease_ttl)));
+        return eng_fail(s,
+                        o->put(s->eng, k, sizeof(k), v,
+                               ms_keys_put_varint(v, (uint64_t)r->lease_ttl)));
     }
     kr.tombstone = r->tombstone;
     kr.mod_revision = r->kv.mod_revision;

@@ -126,6 +126,21 @@ uint64_t ms_store_key_count(const struct ms_store *s);   /* live keys */
 uint64_t ms_store_bytes(const struct ms_store *s);        /* approx. data bytes */
 enum ms_store_backend ms_store_backend(const struct ms_store *s);
 
+/* Lease table reads (for lease expiry and /v3/lease/timetolive|leases).
+ * Call them outside ms_store_apply. ms_store_lease_ttl returns 0 and the
+ * granted TTL, MS_ELEASE for an unknown lease, or MS_EIO. The walks call
+ * fn for every lease (ascending id, compared as unsigned) or for every key
+ * attached to lease id (ascending); a non-zero return from fn stops the
+ * walk and is returned. The key bytes are borrowed for the call. */
+typedef int (*ms_lease_fn)(void *ctx, int64_t id, int64_t ttl);
+typedef int (*ms_lease_key_fn)(void *ctx, const uint8_t *key, size_t len);
+int ms_store_lease_ttl(struct ms_store *s, int64_t id, int64_t *ttl,
+                       char *errmsg, size_t errmsg_size);
+int ms_store_lease_list(struct ms_store *s, ms_lease_fn fn, void *ctx,
+                        char *errmsg, size_t errmsg_size);
+int ms_store_lease_keys(struct ms_store *s, int64_t id, ms_lease_key_fn fn,
+                        void *ctx, char *errmsg, size_t errmsg_size);
+
 /* Sets the applied index without a batch (for entries that carry no
  * operations, e.g. barriers and configuration changes). Same skip rule. */
 int ms_store_set_applied(struct ms_store *s, uint64_t index, char *errmsg,
@@ -158,7 +173,10 @@ int ms_store_snapshot_save(struct ms_store *s, const struct ms_snapshot_extra *e
 /* Replaces the whole state with the snapshot read from read. The snapshot
  * is verified as it is read; on MS_ECORRUPT / MS_ECHECKSUM / MS_ETRUNCATED
  * / MS_EVERSION errmsg names the byte offset and what was wrong, and the
- * store is left empty (never a mix of old and new state). */
+ * store is left empty (never a mix of old and new state): revision 1, no
+ * keys, no leases, applied index 0. The old state is cleared before the
+ * load starts; a process that dies during a load leaves part of the new
+ * state with applied index 0, to be loaded again. */
 int ms_store_snapshot_load(struct ms_store *s, ms_read_fn read, void *ctx,
                            struct ms_snapshot_extra *extra, char *errmsg,
                            size_t errmsg_size);
