@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <signal.h>
 #include <uv.h>
 
 #include "bench/load.h"
@@ -779,5 +780,6 @@ int main(void)
         cmocka_unit_test(test_recommend_bound),
         cmocka_unit_test(test_recommend_fallback),
     };
+    signal(SIGPIPE, SIG_IGN); /* as the tools do: see ms_load_run */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

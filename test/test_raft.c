@@ -45,8 +45,8 @@ static void toy_clear(struct toy *t)
     t->n = 0;
 }
 
-static int toy_apply(void *data, uint64_t index, const uint8_t *buf,
-                     size_t len, void **result)
+static int toy_apply(void *data, uint64_t index, const uint8_t *buf, size_t len,
+                     void **result)
 {
     struct toy *t = data;
 
@@ -253,15 +253,14 @@ static void free_ports(unsigned *ports, int n)
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         assert_int_equal(bind(fds[i], (struct sockaddr *)&a, sizeof a), 0);
-        assert_int_equal(getsockname(fds[i], (struct sockaddr *)&a, &alen),
-                         0);
+        assert_int_equal(getsockname(fds[i], (struct sockaddr *)&a, &alen), 0);
         ports[i] = ntohs(a.sin_port);
     }
     for (i = 0; i < n; i++)
         close(fds[i]);
 }
 
-/* --- a node under test ----------------------------------------------------- */
+/* --- a node under test --- */
 
 struct tnode {
     struct ms_raft node;
@@ -317,7 +316,7 @@ static void tnode_close(struct fx *f, struct tnode *t)
     assert_true(run_until(f, is_closed, t, 5000));
 }
 
-/* --- proposals -------------------------------------------------------------- */
+/* --- proposals --- */
 
 struct prop {
     struct ms_raft_propose_req req;
@@ -338,7 +337,7 @@ static void on_proposed(struct ms_raft_propose_req *req, int status,
     p->done = true;
     p->seq = (*p->order)++;
     if (p->free_result && result != NULL) {
-        p->result = (uintptr_t)*(uint64_t *)result;
+        p->result = (uintptr_t) * (uint64_t *)result;
         free(result);
     } else {
         p->result = (uintptr_t)result;
@@ -399,7 +398,7 @@ static bool node_leads(void *arg)
     return ms_raft_is_leader(&((struct tnode *)arg)->node);
 }
 
-/* --- tests ------------------------------------------------------------------ */
+/* --- tests --- */
 
 /* A fresh single node bootstraps, leads, applies proposals in order with
  * the fsm's results, and after a restart on the same directory (no
@@ -691,8 +690,7 @@ static void test_barrier_after_proposals(void **state)
     assert_int_equal(b.props_done_at_cb, 10);
     tnode_close(f, a);
     /* a closed node refuses requests */
-    assert_int_equal(ms_raft_barrier(&a->node, &b.req, on_barrier),
-                     MS_EINVAL);
+    assert_int_equal(ms_raft_barrier(&a->node, &b.req, on_barrier), MS_EINVAL);
     toy_clear(&a->toy);
     free(a);
 }
@@ -826,15 +824,14 @@ static void test_three_node_cluster(void **state)
     assert_int_equal(n_members, 3);
     for (i = 0; i < 3; i++) {
         assert_int_equal(members[i].role, MS_RAFT_VOTER);
-        assert_string_equal(members[i].address,
-                            cl.n[members[i].id - 1]->addr);
+        assert_string_equal(members[i].address, cl.n[members[i].id - 1]->addr);
     }
     free(members);
 
     for (i = 0; i < 20; i++) {
         snprintf(s, sizeof s, "replicated-%d", i);
-        assert_int_equal(
-            propose_str(&cl.n[leader]->node, &props[i], &order, s), 0);
+        assert_int_equal(propose_str(&cl.n[leader]->node, &props[i], &order, s),
+                         0);
         props[i].free_result = true;
     }
     assert_true(run_until(f, props_done, &all, 5000));
@@ -852,8 +849,7 @@ static void test_three_node_cluster(void **state)
     /* followers refuse proposals and know the leader */
     rc = propose_str(&cl.n[follower]->node, &props[20], &order, "nope");
     assert_int_equal(rc, MS_ENOTLEADER);
-    assert_int_equal(ms_raft_leader(&cl.n[follower]->node, laddr,
-                                    sizeof laddr),
+    assert_int_equal(ms_raft_leader(&cl.n[follower]->node, laddr, sizeof laddr),
                      cl.n[leader]->id);
     assert_string_equal(laddr, cl.n[leader]->addr);
 
@@ -905,16 +901,15 @@ static void test_close_leader_with_inflight(void **state)
     count_leaders(&cl, &leader);
     for (i = 0; i < 64; i++) {
         snprintf(s, sizeof s, "inflight-%d", i);
-        assert_int_equal(
-            propose_str(&cl.n[leader]->node, &props[i], &order, s), 0);
+        assert_int_equal(propose_str(&cl.n[leader]->node, &props[i], &order, s),
+                         0);
         props[i].free_result = true;
     }
     assert_int_equal(ms_raft_close(&cl.n[leader]->node, on_closed), 0);
     assert_true(run_until(f, is_closed, cl.n[leader], 5000));
     for (i = 0; i < 64; i++) {
         assert_true(props[i].done);
-        assert_true(props[i].status == 0 ||
-                    props[i].status == MS_ENOTLEADER);
+        assert_true(props[i].status == 0 || props[i].status == MS_ENOTLEADER);
         if (props[i].status == 0)
             fired_before_close++;
     }
@@ -1002,8 +997,8 @@ static void test_lagging_follower_installs_snapshot(void **state)
 
     for (i = 0; i < 100; i++) {
         snprintf(s, sizeof s, "while-away-%d", i);
-        assert_int_equal(
-            propose_str(&cl.n[leader]->node, &props[i], &order, s), 0);
+        assert_int_equal(propose_str(&cl.n[leader]->node, &props[i], &order, s),
+                         0);
         props[i].free_result = true;
         if (i % 20 == 19) {
             all.props = props;
@@ -1091,8 +1086,7 @@ static void test_membership_join_and_transfer(void **state)
 
     memset(&ch, 0, sizeof ch);
     ch.req.data = &ch;
-    assert_int_equal(ms_raft_add(&a->node, &ch.req, 2, b->addr, on_change),
-                     0);
+    assert_int_equal(ms_raft_add(&a->node, &ch.req, 2, b->addr, on_change), 0);
     assert_true(run_until(f, change_done, &ch, 3000));
     assert_int_equal(ch.status, 0);
     memset(&ch, 0, sizeof ch);
@@ -1218,8 +1212,7 @@ static void test_bad_config(void **state)
 {
     struct fx *f = *state;
     struct tnode *a = calloc(1, sizeof *a);
-    struct ms_raft_server servers[2] = {{2, "127.0.0.1:1"},
-                                        {3, "127.0.0.1:2"}};
+    struct ms_raft_server servers[2] = {{2, "127.0.0.1:1"}, {3, "127.0.0.1:2"}};
     struct ms_raft_config c;
     struct ms_raft_fsm nofsm;
     int rc;
@@ -1237,22 +1230,18 @@ static void test_bad_config(void **state)
     assert_non_null(strstr(a->node.errmsg, "restore"));
 
     c.id = 0;
-    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
-                     MS_EINVAL);
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm), MS_EINVAL);
     fast_config(&c, a);
     c.election_ms = 10;
-    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
-                     MS_EINVAL);
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm), MS_EINVAL);
     fast_config(&c, a);
     c.servers = servers; /* this node is not in the list */
     c.n_servers = 2;
-    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
-                     MS_EINVAL);
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm), MS_EINVAL);
     assert_non_null(strstr(a->node.errmsg, "initial cluster"));
     fast_config(&c, a);
     c.address = "[::1]:2380";
-    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm),
-                     MS_EINVAL);
+    assert_int_equal(ms_raft_start(&a->node, &f->loop, &c, &a->fsm), MS_EINVAL);
     assert_false(uv_loop_alive(&f->loop));
     free(a);
 }
@@ -1263,33 +1252,40 @@ static void test_normalize_address(void **state)
     char out[MS_RAFT_ADDR_SIZE], err[MS_ERRMSG_SIZE];
 
     (void)state;
-    assert_int_equal(ms_raft_normalize_address("10.1.2.3:2380", out,
-                                               sizeof out, err), 0);
+    assert_int_equal(
+        ms_raft_normalize_address("10.1.2.3:2380", out, sizeof out, err), 0);
     assert_string_equal(out, "10.1.2.3:2380");
-    assert_int_equal(ms_raft_normalize_address("http://127.0.0.1:2380/",
-                                               out, sizeof out, err), 0);
+    assert_int_equal(ms_raft_normalize_address("http://127.0.0.1:2380/", out,
+                                               sizeof out, err),
+                     0);
     assert_string_equal(out, "127.0.0.1:2380");
-    assert_int_equal(ms_raft_normalize_address("HTTPS://localhost:7", out,
-                                               sizeof out, err), 0);
+    assert_int_equal(
+        ms_raft_normalize_address("HTTPS://localhost:7", out, sizeof out, err),
+        0);
     assert_string_equal(out, "127.0.0.1:7");
-    assert_int_equal(ms_raft_normalize_address("localhost", out, sizeof out,
-                                               err), MS_EINVAL);
+    assert_int_equal(
+        ms_raft_normalize_address("localhost", out, sizeof out, err),
+        MS_EINVAL);
     assert_non_null(strstr(err, "localhost"));
-    assert_int_equal(ms_raft_normalize_address("1.2.3.4:70000", out,
-                                               sizeof out, err), MS_EINVAL);
-    assert_int_equal(ms_raft_normalize_address("1.2.3.4:0", out, sizeof out,
-                                               NULL), MS_EINVAL);
-    assert_int_equal(ms_raft_normalize_address("1.2.3.4:8x", out, sizeof out,
-                                               NULL), MS_EINVAL);
-    assert_int_equal(ms_raft_normalize_address("http://1.2.3.4:80/path",
-                                               out, sizeof out, NULL),
+    assert_int_equal(
+        ms_raft_normalize_address("1.2.3.4:70000", out, sizeof out, err),
+        MS_EINVAL);
+    assert_int_equal(
+        ms_raft_normalize_address("1.2.3.4:0", out, sizeof out, NULL),
+        MS_EINVAL);
+    assert_int_equal(
+        ms_raft_normalize_address("1.2.3.4:8x", out, sizeof out, NULL),
+        MS_EINVAL);
+    assert_int_equal(ms_raft_normalize_address("http://1.2.3.4:80/path", out,
+                                               sizeof out, NULL),
                      MS_EINVAL);
-    assert_int_equal(ms_raft_normalize_address("[::1]:80", out, sizeof out,
-                                               NULL), MS_EINVAL);
+    assert_int_equal(
+        ms_raft_normalize_address("[::1]:80", out, sizeof out, NULL),
+        MS_EINVAL);
     assert_int_equal(ms_raft_normalize_address("", out, sizeof out, NULL),
                      MS_EINVAL);
-    assert_int_equal(ms_raft_normalize_address("no.such.host.invalid:80",
-                                               out, sizeof out, err),
+    assert_int_equal(ms_raft_normalize_address("no.such.host.invalid:80", out,
+                                               sizeof out, err),
                      MS_EINVAL);
     assert_int_equal(ms_raft_normalize_address("1.2.3.4:80", out, 8, NULL),
                      MS_EINVAL);
@@ -1303,30 +1299,28 @@ int main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, fx_setup,
                                         fx_teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_after_proposals,
-                                        fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_fsm_failure_stalls_node,
-                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_after_proposals, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fsm_failure_stalls_node, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_three_node_cluster, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_single_leader_drains,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_leader_with_inflight,
                                         fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_lagging_follower_installs_snapshot, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_lagging_follower_installs_snapshot,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_membership_join_and_transfer,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_data_dir, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_data_dir_locked, fx_setup,
                                         fx_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_config, fx_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_config, fx_setup, fx_teardown),
     };
 
-    ms_log_set_level(getenv("MS_TEST_VERBOSE") ? MS_LOG_DEBUG
-                                                : MS_LOG_WARN);
+    ms_log_set_level(getenv("MS_TEST_VERBOSE") ? MS_LOG_DEBUG : MS_LOG_WARN);
     if (getenv("MS_TEST_FILTER") != NULL) /* e.g. "*snapshot*" */
         cmocka_set_test_filter(getenv("MS_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,7 +136,8 @@ static int collect(void *arg, const struct ms_wal_entry *e)
     return 0;
 }
 
-/* --- checksums, batches, segments ------------------------------------------ */
+/* --- checksums, batches, segments ------------------------------------------
+ */
 
 /* The CRC is the MSB-first 0x04c11db7 one with init 0 and no final xor
  * (check value of "123456789" = ~CRC-32/CKSUM's), and it continues. */
@@ -169,8 +170,7 @@ static void test_real_segment(void **state)
     assert_int_equal(s.e[0].type, MS_WAL_CHANGE);
     assert_int_equal(s.e[0].len, 40);
     assert_int_equal(s.e[0].offset, 40);
-    assert_int_equal(ms_wal_config_decode(s.e[0].data, s.e[0].len, &c, NULL,
-                                          0),
+    assert_int_equal(ms_wal_config_decode(s.e[0].data, s.e[0].len, &c, NULL, 0),
                      0);
     assert_int_equal(c.n, 1);
     assert_true(c.servers[0].id == 7759039249187390974ull);
@@ -190,9 +190,8 @@ static void test_good_batches(void **state)
 
     (void)state;
     three_batches(&seg, off);
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, collect,
-                                         &s, &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, false, collect, &s, &r), 0);
     assert_int_equal(r.problem, 0);
     assert_int_equal(s.n, 4);
     assert_int_equal(r.n_batches, 3);
@@ -222,17 +221,15 @@ static void test_zero_filled_tail(void **state)
     three_batches(&seg, off);
     end = seg.len;
     add_zeros(&seg, 4096);
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, true, collect,
-                                         &s, &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, true, collect, &s, &r), 0);
     assert_int_equal(r.problem, 0);
     assert_false(r.empty);
     assert_int_equal(s.n, 4);
     assert_int_equal(r.end, end);
 
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, NULL,
-                                         NULL, &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, false, NULL, NULL, &r), 0);
     assert_int_equal(r.problem, MS_ECORRUPT);
     assert_int_equal(r.problem_offset, end);
     ms_buf_free(&seg);
@@ -251,9 +248,8 @@ static void test_bad_checksum_tail(void **state)
     three_batches(&seg, off);
     seg.data[seg.len - 1] ^= 0x40;
     add_zeros(&seg, 512);
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, true, collect,
-                                         &s, &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, true, collect, &s, &r), 0);
     assert_int_equal(r.problem, MS_ECHECKSUM);
     assert_int_equal(r.problem_offset, off[2]);
     assert_true(r.tail);
@@ -275,9 +271,8 @@ static void test_bad_checksum_middle(void **state)
     (void)state;
     three_batches(&seg, off);
     seg.data[off[1] + 16] ^= 0x01; /* term of the batch's first entry */
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, collect,
-                                         &s, &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, false, collect, &s, &r), 0);
     assert_int_equal(r.problem, MS_ECHECKSUM);
     assert_int_equal(r.problem_offset, off[1]);
     assert_false(r.tail);
@@ -298,14 +293,13 @@ static void test_truncated_tail(void **state)
 
     (void)state;
     three_batches(&seg, off);
-    cuts[0] = off[2] + 8;           /* inside the preamble */
-    cuts[1] = off[2] + 20;          /* inside the entry header */
-    cuts[2] = seg.len - 4;          /* inside the data */
+    cuts[0] = off[2] + 8;  /* inside the preamble */
+    cuts[1] = off[2] + 20; /* inside the entry header */
+    cuts[2] = seg.len - 4; /* inside the data */
     for (int i = 0; i < 3; i++) {
         memset(&s, 0, sizeof s);
-        assert_int_equal(ms_wal_segment_scan(seg.data, cuts[i], true,
-                                             collect, &s, &r),
-                         0);
+        assert_int_equal(
+            ms_wal_segment_scan(seg.data, cuts[i], true, collect, &s, &r), 0);
         assert_int_equal(r.problem, MS_ETRUNCATED);
         assert_int_equal(r.problem_offset, off[2]);
         assert_true(r.tail);
@@ -326,17 +320,15 @@ static void test_format_version(void **state)
     (void)state;
     three_batches(&seg, off);
     seg.data[0] = 2;
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false, NULL,
-                                         NULL, &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, false, NULL, NULL, &r), 0);
     assert_int_equal(r.problem, MS_EVERSION);
     assert_int_equal(r.problem_offset, 0);
     assert_int_equal(r.n_entries, 0);
     assert_false(r.tail); /* valid batches follow the bad header */
 
-    assert_int_equal(ms_wal_segment_scan(zeros, sizeof zeros, true, NULL,
-                                         NULL, &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(zeros, sizeof zeros, true, NULL, NULL, &r), 0);
     assert_true(r.empty);
     assert_int_equal(r.problem, 0);
     assert_int_equal(ms_wal_segment_scan(zeros, 0, false, NULL, NULL, &r), 0);
@@ -359,7 +351,7 @@ static void test_malformed_batch(void **state)
                      MS_EMALFORMED);
 
     start_segment(&seg);
-    put64(&seg, 0x1234);          /* checksums */
+    put64(&seg, 0x1234);            /* checksums */
     put64(&seg, (uint64_t)1 << 40); /* count */
     add_zeros(&seg, 64);
     assert_int_equal(ms_wal_batch_parse(seg.data, seg.len, 8, &b, NULL, 0),
@@ -387,13 +379,41 @@ static void test_nonzero_after_end(void **state)
     end = seg.len;
     add_zeros(&seg, 256);
     seg.data[end + 100] = 0x55;
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, true, NULL, NULL,
-                                         &r),
-                     0);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, true, NULL, NULL, &r), 0);
     assert_int_equal(r.problem, MS_ECORRUPT);
     assert_int_equal(r.problem_offset, end);
     assert_true(r.tail);
     assert_int_equal(r.n_entries, 4);
+    ms_buf_free(&seg);
+}
+
+/* Every single flipped byte of a closed segment is detected (CRC-32 finds
+ * every burst up to 32 bits), and every cut of it either ends cleanly at a
+ * batch boundary or reports a problem; under ASan, never an overread. */
+static void test_every_flip_detected(void **state)
+{
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_segment_result r;
+    size_t off[3];
+
+    (void)state;
+    three_batches(&seg, off);
+    for (size_t i = 0; i < seg.len; i++) {
+        seg.data[i] ^= 0x20;
+        assert_int_equal(
+            ms_wal_segment_scan(seg.data, seg.len, false, NULL, NULL, &r), 0);
+        if (r.problem == 0)
+            fail_msg("flip at %zu undetected", i);
+        seg.data[i] ^= 0x20;
+    }
+    for (size_t n = 0; n < seg.len; n++) {
+        bool boundary = n == off[1] || n == off[2];
+
+        assert_int_equal(
+            ms_wal_segment_scan(seg.data, n, false, NULL, NULL, &r), 0);
+        assert_int_equal(r.problem == 0, boundary);
+    }
     ms_buf_free(&seg);
 }
 
@@ -414,9 +434,8 @@ static void test_callback_stops(void **state)
 
     (void)state;
     three_batches(&seg, off);
-    assert_int_equal(ms_wal_segment_scan(seg.data, seg.len, false,
-                                         stop_at_two, &n, &r),
-                     99);
+    assert_int_equal(
+        ms_wal_segment_scan(seg.data, seg.len, false, stop_at_two, &n, &r), 99);
     assert_int_equal(n, 2);
     ms_buf_free(&seg);
 }
@@ -429,8 +448,8 @@ static void test_segment_names(void **state)
     struct ms_wal_segment_name n;
 
     (void)state;
-    assert_true(ms_wal_segment_name_parse("0000000000000002-0000000000000050",
-                                          &n));
+    assert_true(
+        ms_wal_segment_name_parse("0000000000000002-0000000000000050", &n));
     assert_false(n.open);
     assert_int_equal(n.first, 2);
     assert_int_equal(n.last, 50);
@@ -495,20 +514,20 @@ static void test_snapshot_meta(void **state)
 
     memcpy(copy, real_snapshot_meta, sizeof copy);
     copy[50] ^= 0x10;
-    assert_int_equal(ms_wal_snapshot_meta_parse(copy, sizeof copy, &m, err,
-                                                sizeof err),
-                     MS_ECHECKSUM);
-    assert_int_equal(ms_wal_snapshot_meta_parse(real_snapshot_meta, 60, &m,
-                                                err, sizeof err),
-                     MS_ETRUNCATED);
-    assert_int_equal(ms_wal_snapshot_meta_parse(real_snapshot_meta, 20, &m,
-                                                err, sizeof err),
-                     MS_ETRUNCATED);
+    assert_int_equal(
+        ms_wal_snapshot_meta_parse(copy, sizeof copy, &m, err, sizeof err),
+        MS_ECHECKSUM);
+    assert_int_equal(
+        ms_wal_snapshot_meta_parse(real_snapshot_meta, 60, &m, err, sizeof err),
+        MS_ETRUNCATED);
+    assert_int_equal(
+        ms_wal_snapshot_meta_parse(real_snapshot_meta, 20, &m, err, sizeof err),
+        MS_ETRUNCATED);
     memcpy(copy, real_snapshot_meta, sizeof copy);
     copy[0] = 0;
-    assert_int_equal(ms_wal_snapshot_meta_parse(copy, sizeof copy, &m, err,
-                                                sizeof err),
-                     MS_EVERSION);
+    assert_int_equal(
+        ms_wal_snapshot_meta_parse(copy, sizeof copy, &m, err, sizeof err),
+        MS_EVERSION);
 }
 
 /* Configurations: several servers and roles; bad input is rejected. */
@@ -536,9 +555,9 @@ static void test_config_decode(void **state)
     ms_wal_config_free(&c);
 
     /* cut inside the second address */
-    assert_int_equal(ms_wal_config_decode(b.data, 9 + 8 + 11 + 1 + 8, &c,
-                                          NULL, 0),
-                     MS_ETRUNCATED);
+    assert_int_equal(
+        ms_wal_config_decode(b.data, 9 + 8 + 11 + 1 + 8, &c, NULL, 0),
+        MS_ETRUNCATED);
     assert_int_equal(c.n, 0);
     b.data[0] = 2;
     assert_int_equal(ms_wal_config_decode(b.data, b.len, &c, NULL, 0),
@@ -554,7 +573,8 @@ static void test_config_decode(void **state)
     ms_buf_free(&b);
 }
 
-/* --- whole directories ------------------------------------------------------ */
+/* --- whole directories ------------------------------------------------------
+ */
 
 struct dirfix {
     char root[64];
@@ -675,8 +695,7 @@ static size_t write_log(const struct dirfix *f, struct ms_buf *open1)
     start_segment(&seg);
     e[0] = (struct ent){1, MS_WAL_CHANGE, real_segment + 40, 40};
     add_batch(&seg, e, 1);
-    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
-               seg.len);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data, seg.len);
 
     ops[0] = put_op("a", "1");
     command(&c1, MS_CODEC_PROTOBUF, ops, 1);
@@ -684,8 +703,7 @@ static size_t write_log(const struct dirfix *f, struct ms_buf *open1)
     e[0] = (struct ent){2, MS_WAL_BARRIER, zeros, 8};
     e[1] = (struct ent){2, MS_WAL_COMMAND, c1.data, c1.len};
     add_batch(&seg, e, 2);
-    write_file(f->raft, "0000000000000002-0000000000000003", seg.data,
-               seg.len);
+    write_file(f->raft, "0000000000000002-0000000000000003", seg.data, seg.len);
 
     ops[0] = put_op("b/x", "hello");
     memset(&ops[1], 0, sizeof ops[1]);
@@ -843,8 +861,7 @@ static void test_dir_corruption(void **state)
     /* count: a one-entry segment named for two entries */
     start_segment(&seg);
     add_batch(&seg, e, 1);
-    write_file(f->raft, "0000000000000001-0000000000000002", seg.data,
-               seg.len);
+    write_file(f->raft, "0000000000000001-0000000000000002", seg.data, seg.len);
     write_metadata(f->raft, "metadata1", 1, 1, 0);
     write_metadata(f->raft, "metadata2", 1, 1, 0);
     assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
@@ -857,6 +874,89 @@ static void test_dir_corruption(void **state)
     ms_buf_free(&open1);
 }
 
+/* The callback of test_dir_renamed: while the first segment is read, the
+ * "server" closes open-1 (renames it FIRST-LAST, as C-Raft does). */
+struct renamer {
+    const char *raft;
+    bool done;
+    struct items items;
+};
+
+static int rename_open(void *arg, const struct ms_wal_item *it)
+{
+    struct renamer *r = arg;
+    char from[256], to[256];
+
+    if (!r->done) {
+        snprintf(from, sizeof from, "%s/open-1", r->raft);
+        snprintf(to, sizeof to, "%s/0000000000000004-0000000000000005",
+                 r->raft);
+        assert_int_equal(rename(from, to), 0);
+        r->done = true;
+    }
+    return collect_items(&r->items, it);
+}
+
+/* An open segment renamed by a running server while the directory is
+ * read is found again under its closed name. */
+static void test_dir_renamed(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf open1 = MS_BUF_INIT;
+    struct ms_wal_scan_result r;
+    struct ms_wal_dir d;
+    struct renamer rn = {f->raft, false, {0}};
+    size_t end;
+
+    end = write_log(f, &open1);
+    write_file(f->raft, "open-1", open1.data, end); /* as C-Raft truncates */
+    assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
+    assert_int_equal(ms_wal_dir_scan(&d, rename_open, &rn, &r), 0);
+    assert_int_equal(r.status, MS_WAL_OK);
+    assert_int_equal(rn.items.n, 5);
+    assert_int_equal(rn.items.index[4], 5);
+    assert_int_equal(r.last_index, 5);
+    ms_wal_dir_close(&d);
+    ms_buf_free(&open1);
+}
+
+/* With only open segments, indexes start after the last snapshot; a
+ * snapshot .meta without its data file is not used. */
+static void test_dir_snapshot_start(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_buf seg = MS_BUF_INIT;
+    struct ms_wal_scan_result r;
+    struct ms_wal_dir d;
+    struct items s = {0};
+    struct ent e[2] = {{4, MS_WAL_BARRIER, eight, 8},
+                       {4, MS_WAL_BARRIER, eight, 8}};
+
+    start_segment(&seg);
+    add_batch(&seg, e, 2);
+    add_zeros(&seg, 1024);
+    write_file(f->raft, "open-7", seg.data, seg.len);
+    write_file(f->raft, "snapshot-3-10-123.meta", real_snapshot_meta,
+               sizeof real_snapshot_meta);
+    write_file(f->raft, "snapshot-3-10-123", "data", 4);
+    write_file(f->raft, "snapshot-4-20-456.meta", real_snapshot_meta,
+               sizeof real_snapshot_meta);
+    assert_int_equal(ms_wal_dir_open(&d, f->raft, NULL, 0), 0);
+    assert_int_equal(d.n_snapshots, 2);
+    assert_int_equal(d.snapshots[0].index, 10);
+    assert_true(d.snapshots[0].has_data);
+    assert_int_equal(d.snapshots[0].size, 4);
+    assert_int_equal(d.snapshots[0].error, 0);
+    assert_false(d.snapshots[1].has_data);
+    assert_int_equal(ms_wal_dir_scan(&d, collect_items, &s, &r), 0);
+    assert_int_equal(r.status, MS_WAL_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.index[0], 11);
+    assert_int_equal(s.index[1], 12);
+    ms_wal_dir_close(&d);
+    ms_buf_free(&seg);
+}
+
 /* A missing directory is an I/O error naming it. */
 static void test_dir_missing(void **state)
 {
@@ -864,13 +964,14 @@ static void test_dir_missing(void **state)
     char err[MS_ERRMSG_SIZE];
 
     (void)state;
-    assert_int_equal(ms_wal_dir_open(&d, "/nonexistent/walinspect", err,
-                                     sizeof err),
-                     MS_EIO);
+    assert_int_equal(
+        ms_wal_dir_open(&d, "/nonexistent/walinspect", err, sizeof err),
+        MS_EIO);
     assert_non_null(strstr(err, "/nonexistent/walinspect"));
 }
 
-/* --- the inspector ----------------------------------------------------------- */
+/* --- the inspector -----------------------------------------------------------
+ */
 
 /* Runs ms_wal_inspect into memory; returns the exit status. */
 static int run(const struct ms_wal_options *o, char **out, char **err)
@@ -1038,8 +1139,7 @@ static void test_inspect_verify(void **state)
     assert_int_equal(mkdir(f->raft, 0700), 0);
     start_segment(&seg);
     add_batch(&seg, e, 1);
-    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
-               seg.len);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data, seg.len);
     assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
     assert_non_null(strstr(err, "0000000000000001-0000000000000001: offset "
                                 "40: entry 1: "));
@@ -1068,8 +1168,7 @@ static void test_inspect_members(void **state)
     start_segment(&seg);
     e[0] = (struct ent){1, MS_WAL_COMMAND, p.data, p.len};
     add_batch(&seg, e, 1);
-    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
-               seg.len);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data, seg.len);
     memset(&o, 0, sizeof o);
     o.dir = f->raft;
     assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
@@ -1079,7 +1178,8 @@ static void test_inspect_members(void **state)
     free(err);
     o.json = true;
     assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
-    assert_non_null(strstr(out, "\"members\":{\"op\":\"upsert\",\"id\":\"42\","));
+    assert_non_null(
+        strstr(out, "\"members\":{\"op\":\"upsert\",\"id\":\"42\","));
     free(out);
     free(err);
 
@@ -1087,8 +1187,7 @@ static void test_inspect_members(void **state)
     start_segment(&seg);
     p.data[5] = '[';
     add_batch(&seg, e, 1);
-    write_file(f->raft, "0000000000000001-0000000000000001", seg.data,
-               seg.len);
+    write_file(f->raft, "0000000000000001-0000000000000001", seg.data, seg.len);
     o.json = false;
     o.verify = true;
     assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
@@ -1112,16 +1211,20 @@ int main(void)
         cmocka_unit_test(test_format_version),
         cmocka_unit_test(test_malformed_batch),
         cmocka_unit_test(test_nonzero_after_end),
+        cmocka_unit_test(test_every_flip_detected),
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_segment_names),
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_snapshot_meta),
         cmocka_unit_test(test_config_decode),
-        cmocka_unit_test_setup_teardown(test_dir_scan, dir_setup,
-                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_dir_scan, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_dir_torn_tail, dir_setup,
                                         dir_teardown),
         cmocka_unit_test_setup_teardown(test_dir_corruption, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_dir_renamed, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_dir_snapshot_start, dir_setup,
                                         dir_teardown),
         cmocka_unit_test(test_dir_missing),
         cmocka_unit_test_setup_teardown(test_inspect_listing, dir_setup,

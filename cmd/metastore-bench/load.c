@@ -228,6 +228,7 @@ int bench_load_main(int argc, char **argv)
         cfg.progress = stderr;
     cfg.cancel = &canceled;
     signal(SIGINT, on_sigint);
+    signal(SIGPIPE, SIG_IGN); /* a server closing a socket is an error */
 
     rc = ms_load_run(&cfg, &res, errmsg, sizeof(errmsg));
     if (rc != 0) {

@@ -427,6 +427,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "metastore-tune: out of memory\n");
         return 1;
     }
+    signal(SIGPIPE, SIG_IGN); /* a server closing a socket is an error */
     if (batch_get(o.endpoint, &orig, errmsg, sizeof(errmsg)) != 0) {
         fprintf(stderr, "metastore-tune: %s\n", errmsg);
         goto out;

@@ -153,8 +153,7 @@ int main(int argc, char **argv)
         return bad_usage("too many arguments: '%s'", argv[optind + 1]);
     if (o.from > 0 && o.to > 0 && o.from > o.to)
         return bad_usage("--from %llu is after --to %llu",
-                         (unsigned long long)o.from,
-                         (unsigned long long)o.to);
+                         (unsigned long long)o.from, (unsigned long long)o.to);
     if (o.stats && o.verify)
         return bad_usage("--stats and --verify cannot be combined");
     o.dir = argv[optind];

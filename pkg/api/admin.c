@@ -154,6 +154,7 @@ static void metrics(struct ms_call *c)
     ms_metrics_gauge(&b, "metastore_http_connections",
                      "Open client connections.",
                      (double)ms_http_server_connections(&s->http));
+    ms_watch_lease_metrics(s, &b);
     ms_call_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
     ms_buf_free(&b);
 }

@@ -291,7 +291,8 @@ static void publish(struct ms_server *s)
         s->publishing = true;
         {
             struct ms_buf b = MS_BUF_INIT;
-            rc = ms_fsm_encode_member(&self, false, &b);
+            rc = ms_fsm_encode_member(
+                    &self, false, s->cfg.join_existing ? 0 : s->cluster_id, &b);
             if (rc == 0)
                 rc = ms_raft_propose(&s->raft, &mp->req, &b,
                                      on_publish_applied);
@@ -333,6 +334,23 @@ static void publish(struct ms_server *s)
 /* Called on Raft state changes and every tick. */
 void ms_cluster_on_state(struct ms_server *s)
 {
+    uint64_t table_id = s->fsm.members.cluster_id;
+
+    if (table_id != 0 && table_id != s->cluster_id && !s->stopping) {
+        if (s->cfg.join_existing || !s->fresh) {
+            /* joined, or restarted on existing data: the replicated id
+             * wins over one derived from today's flags */
+            s->cluster_id = table_id;
+        } else {
+            ms_error("cluster id mismatch: --initial-cluster gives cluster "
+                     "%" PRIx64 " but the replicated state belongs to "
+                     "cluster %" PRIx64 " (a leftover cluster on these "
+                     "addresses?); refusing to serve",
+                     s->cluster_id, table_id);
+            ms_server_stop(s, 1);
+            return;
+        }
+    }
     if (ms_members_was_removed(&s->fsm.members, s->member_id) &&
         !s->stopping) {
         ms_error("this member (%" PRIx64 ") was removed from the cluster; "
@@ -434,7 +452,10 @@ static void on_table_applied(struct ms_raft_propose_req *req, int status,
 static void record_change(struct change *ch)
 {
     struct ms_buf b = MS_BUF_INIT;
-    int rc = ms_fsm_encode_member(&ch->m, ch->remove, &b);
+    struct ms_server *s = ch->c->srv;
+    int rc = ms_fsm_encode_member(&ch->m, ch->remove,
+                                  s->cfg.join_existing ? 0 : s->cluster_id,
+                                  &b);
 
     ch->mp.req.data = ch;
     if (rc == 0)

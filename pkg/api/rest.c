@@ -234,10 +234,7 @@ void ms_rest_handle(struct ms_call *c)
     c->render = render_rest;
 
     if (strcmp(m, "GET") == 0 && query_flag(req, "watch")) {
-        ms_gw_error_set(&e, MS_GRPC_UNIMPLEMENTED,
-                        "watch is not implemented yet");
-        e.http_status = 501;
-        ms_call_error(c, &e);
+        ms_watch_rest(c, key); /* watch.c */
         return;
     }
     if (strcmp(m, "GET") == 0 && klen == 0) {

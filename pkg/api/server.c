@@ -65,8 +65,12 @@ static int fsm_apply(void *data, uint64_t index, const uint8_t *buf,
                      size_t len, void **result)
 {
     struct ms_server *s = data;
+    int rc;
+
     (void)result; /* results reach proposals through ms_batch_deliver */
-    return ms_fsm_apply(&s->fsm, index, buf, len);
+    rc = ms_fsm_apply(&s->fsm, index, buf, len);
+    ms_watch_api_applied(s); /* the entry's changes to watchers */
+    return rc;
 }
 
 static int fsm_snapshot(void *data, struct ms_buf *out)
@@ -78,7 +82,11 @@ static int fsm_snapshot(void *data, struct ms_buf *out)
 static int fsm_restore(void *data, const uint8_t *buf, size_t len)
 {
     struct ms_server *s = data;
-    return ms_fsm_restore(&s->fsm, buf, len);
+    int rc = ms_fsm_restore(&s->fsm, buf, len);
+
+    if (rc == 0)
+        ms_watch_api_restored(s); /* watchers catch up from the new state */
+    return rc;
 }
 
 static void deliver(void *data, uint64_t request_id, const struct ms_result *r)
@@ -232,12 +240,15 @@ static void on_signal(uv_signal_t *h, int signum);
 static void on_raft_state(struct ms_raft *node)
 {
     ms_cluster_on_state(node->data);
+    ms_lease_api_tick(node->data); /* lease deadlines follow leadership */
 }
 
 static void on_tick(uv_timer_t *t)
 {
     ms_api_sweep(t->data);
     ms_cluster_on_state(t->data);
+    ms_lease_api_tick(t->data);
+    ms_watch_api_tick(t->data);
 }
 
 /* A data directory made by `metastore-snapshot restore` holds restore.snap:
@@ -325,6 +336,10 @@ static int start(struct ms_server *s)
     }
     snprintf(s->raft_dir, sizeof(s->raft_dir), "%s/raft", s->cfg.data_dir);
     snprintf(s->db_dir, sizeof(s->db_dir), "%s/db", s->cfg.data_dir);
+    {
+        struct stat st;
+        s->fresh = stat(s->raft_dir, &st) != 0;
+    }
 
     so.backend = s->cfg.backend;
     so.path = s->db_dir;
@@ -343,6 +358,10 @@ static int start(struct ms_server *s)
     ms_fsm_init(&s->fsm, s->store, s->member_id, (uint8_t)s->cfg.codec);
     s->fsm.deliver = deliver;
     s->fsm.deliver_data = s;
+    if ((r = ms_watch_api_init(s)) != 0 || (r = ms_lease_api_init(s)) != 0) {
+        ms_error("watch/lease: %s", ms_strerror(r));
+        return r;
+    }
 
     r = ms_batch_init(&s->bp, &s->loop, &s->cfg.batch, s->cfg.codec,
                       s->member_id, &bsink);
@@ -420,6 +439,7 @@ static void finish(struct ms_server *s)
     }
     if (!uv_is_closing((uv_handle_t *)&s->sigint)) {
         ms_cluster_close(s);
+        ms_watch_api_close(s);
         uv_close((uv_handle_t *)&s->tick, on_handle_closed);
         uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
         uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
@@ -474,6 +494,8 @@ void ms_server_stop(struct ms_server *s, int exit_status)
     s->stopping = true;
     if (exit_status != 0)
         s->exit_status = exit_status;
+    /* the HTTP stop waits for every request: end the watch streams */
+    ms_watch_api_stop(s);
     uv_timer_stop(&s->tick);
     ms_cluster_kick(s); /* fails parked calls: shutting down */
     uv_timer_start(&s->shutdown_timer, on_shutdown_timer,
@@ -528,6 +550,8 @@ int ms_server_run(const struct ms_server_config *c)
     rc = uv_loop_close(&s->loop);
     if (rc != 0)
         ms_warn("loop: %s", uv_strerror(rc));
+    ms_watch_api_free(s);
+    ms_lease_api_free(s);
     ms_store_close(s->store);
     rc = s->exit_status;
     if (rc == 0)

@@ -79,9 +79,14 @@ struct ms_server {
     char leader_addr[64];          /* ... as IP:port */
     struct ms_call *waiting, *waiting_tail; /* parked until a leader */
     bool publishing;
+    bool fresh; /* started on an empty data directory */
     uint64_t forwarded;
     struct ms_call *live; /* calls with a proposal or read in flight */
     uint64_t timeouts;
+
+    /* watch.c, lease.c: watchers and lease deadlines */
+    struct ms_api_watch *watch;
+    struct ms_api_lease *lease;
 };
 
 /* One client request in flight. Lives from on_request until its answer. */
@@ -150,6 +155,65 @@ void ms_cluster_close(struct ms_server *s);
 
 /* server.c: starts a clean shutdown that ends with exit status. */
 void ms_server_stop(struct ms_server *s, int exit_status);
+
+/* watch.c: watchers over the applied stream (pkg/watch/hub.h). */
+/* After the store opened: the hub and its timer. Returns 0 or MS_ENOMEM. */
+int ms_watch_api_init(struct ms_server *s);
+/* After each applied entry: hands its changes to synced watchers. */
+void ms_watch_api_applied(struct ms_server *s);
+/* After a snapshot replaced the store: watchers catch up from it. */
+void ms_watch_api_restored(struct ms_server *s);
+/* Every tick: progress notifications. */
+void ms_watch_api_tick(struct ms_server *s);
+/* Shutdown starts: ends every watch stream, refuses new ones. */
+void ms_watch_api_stop(struct ms_server *s);
+/* Closes the timer handle (with the server's other handles). */
+void ms_watch_api_close(struct ms_server *s);
+/* After the loop ended: frees the hub. */
+void ms_watch_api_free(struct ms_server *s);
+/* POST /v3/watch: returns false (c untouched) for any other path. */
+bool ms_watch_v3(struct ms_call *c);
+/* GET /kv/<key>?watch=true[&prefix=true][&rev=N][&prev_kv=true]
+ * [&base64=true]: one JSON line per event. key borrowed from c's arena. */
+void ms_watch_rest(struct ms_call *c, struct ms_bytes key);
+/* Appends the watch and lease metrics to /metrics. */
+void ms_watch_lease_metrics(struct ms_server *s, struct ms_buf *b);
+
+/* watch.c: reading request bodies of concatenated JSON messages (the
+ * streaming endpoints' input), numbers kept exact as strings. */
+struct cJSON;
+struct ms_jmsgs {
+    const char *p, *end, *start;
+};
+/* The next message (an object or null; the caller cJSON_Deletes it), or
+ * NULL: at the end (*rc 0) or on malformed text (*rc MS_EMALFORMED, msg
+ * says where). */
+struct cJSON *ms_jmsg_next(struct ms_jmsgs *it, int *rc, char *msg,
+                           size_t size);
+/* Field by proto name or JSON (camelCase) name; camelCase wins. */
+const struct cJSON *ms_jfield(const struct cJSON *o, const char *snake,
+                              const char *camel);
+/* int64 (as string or number), bool, base64 bytes (into arena); absent or
+ * null: zero. Return 0 or MS_EMALFORMED / MS_EBASE64 / MS_ENOMEM (msg
+ * filled for bytes). */
+int ms_jint64(const struct cJSON *v, int64_t *out);
+int ms_jbool(const struct cJSON *v, bool *out);
+int ms_jbytes(const struct cJSON *v, struct ms_arena *a, struct ms_bytes *out,
+              char *msg, size_t size);
+
+/* lease.c: the leader's lessor (pkg/lease/lessor.h) and its endpoints. */
+/* Creates the lessor and sets the fsm observe hook. 0 or MS_ENOMEM. */
+int ms_lease_api_init(struct ms_server *s);
+/* On Raft state changes and every tick: promotion (fresh TTLs),
+ * demotion, expiry. */
+void ms_lease_api_tick(struct ms_server *s);
+void ms_lease_api_free(struct ms_server *s);
+/* The TTL a grant asking for ttl gets (etcd's minimum lease TTL). */
+int64_t ms_lease_grant_ttl(const struct ms_server *s, int64_t ttl);
+/* /v3/lease/{keepalive,timetolive,leases} and the /v3/kv/lease/ aliases:
+ * returns false (c untouched) for any other path. */
+bool ms_lease_v3(struct ms_call *c);
+void ms_lease_metrics(struct ms_server *s, struct ms_buf *b);
 
 /* v3.c, rest.c, admin.c: handlers; each answers c (now or later). */
 void ms_v3_handle(struct ms_call *c);

@@ -1,4 +1,5 @@
-/* v3.c - the etcd v3 JSON gateway endpoints: kv, lease grant and revoke. */
+/* v3.c - the etcd v3 JSON gateway endpoints: kv, lease grant and revoke
+ * (watch.c and lease.c serve the others). */
 #include "api/server_priv.h"
 #include "util/error.h"
 
@@ -67,24 +68,9 @@ void ms_v3_handle(struct ms_call *c)
     struct ms_gw_error e;
 
     if (ms_gw_endpoint_from_path(req->path, req->path_len, &ep) != 0) {
-        /* paths of the watch and lease issue, not built yet */
-        static const char *later[] = {"/v3/watch", "/v3/lease/keepalive",
-                                      "/v3/lease/timetolive",
-                                      "/v3/lease/leases",
-                                      "/v3/kv/lease/keepalive",
-                                      "/v3/kv/lease/timetolive",
-                                      "/v3/kv/lease/leases"};
-        for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-            if (req->path_len == strlen(later[i]) &&
-                memcmp(req->path, later[i], req->path_len) == 0) {
-                c->kind = MS_API_V3_LEASE;
-                ms_gw_error_set(&e, MS_GRPC_UNIMPLEMENTED,
-                                "%s is not implemented yet", later[i]);
-                e.http_status = 501;
-                ms_call_error(c, &e);
-                return;
-            }
-        }
+        /* the streaming and lease endpoints (watch.c, lease.c) */
+        if (ms_watch_v3(c) || ms_lease_v3(c))
+            return;
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
                         9);
         return;
@@ -102,6 +88,9 @@ void ms_v3_handle(struct ms_call *c)
     }
     if (c->op.type == MS_OP_LEASE_GRANT && c->op.u.lease_grant.id == 0)
         c->op.u.lease_grant.id = new_lease_id(c->srv);
+    if (c->op.type == MS_OP_LEASE_GRANT)
+        c->op.u.lease_grant.ttl =
+            ms_lease_grant_ttl(c->srv, c->op.u.lease_grant.ttl);
     c->render = render_gw;
     ms_call_execute(c);
 }

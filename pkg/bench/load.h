@@ -121,7 +121,9 @@ int ms_load_config_check(const struct ms_load_config *cfg, char *errmsg,
  * the first endpoint does not answer it returns MS_EIO with errmsg saying
  * so and sends no load. Returns 0 once the run ended, however many ops
  * failed (see res->errors), or MS_EINVAL / MS_EIO / MS_ENOMEM with
- * errmsg. */
+ * errmsg. The caller should ignore SIGPIPE: a server that closes a
+ * connection while a request is being written would otherwise end the
+ * process. */
 int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
                 char *errmsg, size_t errmsg_size);
 

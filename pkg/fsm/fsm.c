@@ -36,7 +36,7 @@ static bool plain(const char *s)
 }
 
 int ms_fsm_encode_member(const struct ms_member *m, bool remove,
-                         struct ms_buf *out)
+                         uint64_t cluster_id, struct ms_buf *out)
 {
     int rc;
 
@@ -51,9 +51,10 @@ int ms_fsm_encode_member(const struct ms_member *m, bool remove,
         rc |= ms_buf_printf(out,
                             "{\"op\":\"upsert\",\"id\":\"%" PRIu64
                             "\",\"name\":\"%s\",\"peer_url\":\"%s\","
-                            "\"client_url\":\"%s\",\"learner\":%s}",
+                            "\"client_url\":\"%s\",\"learner\":%s,"
+                            "\"cluster_id\":\"%" PRIu64 "\"}",
                             m->id, m->name, m->peer_url, m->client_url,
-                            m->learner ? "true" : "false");
+                            m->learner ? "true" : "false", cluster_id);
     return rc ? MS_ENOMEM : 0;
 }
 
@@ -94,7 +95,10 @@ static int apply_member(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
         ms_members_remove(&fsm->members, m.id);
         ms_info("members: removed %" PRIx64, m.id);
     } else {
+        const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cluster_id");
         m.learner = cJSON_IsTrue(l);
+        if (fsm->members.cluster_id == 0 && cJSON_IsString(cid))
+            fsm->members.cluster_id = strtoull(cid->valuestring, NULL, 10);
         if (ms_members_upsert(&fsm->members, &m) != 0)
             ms_error("members: table full, %" PRIx64 " not added", m.id);
     }

@@ -73,10 +73,12 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
 int ms_fsm_apply_empty(struct ms_fsm *fsm, uint64_t index);
 
 /* Appends a member-table entry payload to out: upsert of m, or removal of
- * m->id when remove is set. Returns 0 or MS_ENOMEM / MS_EINVAL (a name or
- * URL with characters other than printable ASCII without quotes). */
+ * m->id when remove is set. A non-zero cluster_id is recorded as the
+ * table's cluster id if it has none yet (the first leader's). Returns 0 or
+ * MS_ENOMEM / MS_EINVAL (a name or URL with characters other than
+ * printable ASCII without quotes). */
 int ms_fsm_encode_member(const struct ms_member *m, bool remove,
-                         struct ms_buf *out);
+                         uint64_t cluster_id, struct ms_buf *out);
 
 /* Serialises the whole state into out (appends). Returns 0 or an MS_E
  * code with fsm->errmsg. */

@@ -72,7 +72,8 @@ int ms_raft_normalize_address(const char *in, char *out, size_t size,
         if (rv != 0 || res == NULL)
             return ms_seterr(errmsg, MS_ERRMSG_SIZE, MS_EINVAL,
                              "peer address %s: cannot resolve %s to IPv4: "
-                             "%s", in, host,
+                             "%s",
+                             in, host,
                              rv != 0 ? gai_strerror(rv) : "no address");
         a = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
         freeaddrinfo(res);
@@ -211,13 +212,12 @@ int ms_raft_add(struct ms_raft *node, struct ms_raft_change_req *req,
     rc = change_begin(node, req, cb, &x);
     if (rc != 0)
         return rc;
-    return change_end(x, raft_add(&x->p->raft, &x->change, id, addr,
-                                  on_changed), "add");
+    return change_end(
+        x, raft_add(&x->p->raft, &x->change, id, addr, on_changed), "add");
 }
 
 int ms_raft_assign(struct ms_raft *node, struct ms_raft_change_req *req,
-                   uint64_t id, enum ms_raft_role role,
-                   ms_raft_change_cb cb)
+                   uint64_t id, enum ms_raft_role role, ms_raft_change_cb cb)
 {
     struct change *x;
     int r, rc;
@@ -241,8 +241,8 @@ int ms_raft_assign(struct ms_raft *node, struct ms_raft_change_req *req,
     rc = change_begin(node, req, cb, &x);
     if (rc != 0)
         return rc;
-    return change_end(x, raft_assign(&x->p->raft, &x->change, id, r,
-                                     on_changed), "assign");
+    return change_end(
+        x, raft_assign(&x->p->raft, &x->change, id, r, on_changed), "assign");
 }
 
 int ms_raft_remove(struct ms_raft *node, struct ms_raft_change_req *req,
@@ -254,8 +254,8 @@ int ms_raft_remove(struct ms_raft *node, struct ms_raft_change_req *req,
     rc = change_begin(node, req, cb, &x);
     if (rc != 0)
         return rc;
-    return change_end(x, raft_remove(&x->p->raft, &x->change, id,
-                                     on_changed), "remove");
+    return change_end(x, raft_remove(&x->p->raft, &x->change, id, on_changed),
+                      "remove");
 }
 
 /* --- leadership transfer ------------------------------------------------- */

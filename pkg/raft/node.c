@@ -72,8 +72,8 @@ int ms_raft__fail(struct ms_raft_priv *p, int rv, const char *what)
     int code = ms_raft__code(rv);
 
     if (p->node != NULL)
-        ms_seterr(p->node->errmsg, sizeof p->node->errmsg, code,
-                  "raft: %s: %s", what, raft_strerror(rv));
+        ms_seterr(p->node->errmsg, sizeof p->node->errmsg, code, "raft: %s: %s",
+                  what, raft_strerror(rv));
     return code;
 }
 
@@ -93,7 +93,7 @@ int ms_raft__usable(struct ms_raft *node)
     return 0;
 }
 
-/* --- entry framing ------------------------------------------------------ */
+/* --- entry framing --- */
 
 int ms_raft_unframe(const uint8_t *buf, size_t len, size_t *payload_len)
 {
@@ -126,7 +126,7 @@ static int frame(struct ms_buf *b, size_t *framed)
     return 0;
 }
 
-/* --- fsm glue ----------------------------------------------------------- */
+/* --- fsm glue --- */
 
 static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf,
                      void **result)
@@ -197,8 +197,7 @@ static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
         ms_buf_free(&out);
         if (!p->snapshot_failing)
             ms_warn("raft: snapshot at index %llu failed: %s; will retry",
-                    (unsigned long long)p->raft.last_applied,
-                    ms_strerror(rc));
+                    (unsigned long long)p->raft.last_applied, ms_strerror(rc));
         p->snapshot_failing = true;
         return RAFT_BUSY; /* libraft retries after the next apply */
     }
@@ -250,7 +249,7 @@ static int fsm_restore(struct raft_fsm *rfsm, struct raft_buffer *buf)
     return 0;
 }
 
-/* --- state observation ---------------------------------------------------- */
+/* --- state observation --- */
 
 static void on_lead_barrier(struct raft_barrier *req, int status)
 {
@@ -291,8 +290,7 @@ static void observe(struct ms_raft_priv *p)
             p->lead_barrier_inflight = true;
             p->lead_barrier_term = r->current_term;
         } else {
-            ms_warn("raft: leader barrier: %s; will retry",
-                    raft_strerror(rv));
+            ms_warn("raft: leader barrier: %s; will retry", raft_strerror(rv));
         }
     }
     ready = leader_ready(p);
@@ -303,8 +301,7 @@ static void observe(struct ms_raft_priv *p)
 
     if (state == RAFT_LEADER && p->seen_state != RAFT_LEADER)
         ms_info("raft: node %llu is leader (term %llu)",
-                (unsigned long long)r->id,
-                (unsigned long long)r->current_term);
+                (unsigned long long)r->id, (unsigned long long)r->current_term);
     else if (state != RAFT_LEADER && leader != p->seen_leader) {
         if (leader != 0)
             ms_info("raft: node %llu follows leader %llu at %s (term %llu)",
@@ -329,7 +326,7 @@ static void observe(struct ms_raft_priv *p)
         p->state_cb(p->node);
 }
 
-/* --- closing ------------------------------------------------------------- */
+/* --- closing --- */
 
 static void on_timer_closed(uv_handle_t *handle)
 {
@@ -486,7 +483,7 @@ static void on_timer(uv_timer_t *timer)
         maybe_close(p);
 }
 
-/* --- start ----------------------------------------------------------------- */
+/* --- start --- */
 
 /* mkdir -p with mode 0700 for missing components. */
 static int make_dir(const char *path, char *errmsg, size_t size)
@@ -550,8 +547,8 @@ static int lock_dir(struct ms_raft_priv *p, char *errmsg, size_t size)
 /* Builds the bootstrap configuration: every listed server a voter, this
  * node among them. */
 static int initial_conf(struct ms_raft *node,
-                        const struct ms_raft_config *config,
-                        const char *self, struct raft_configuration *conf)
+                        const struct ms_raft_config *config, const char *self,
+                        struct raft_configuration *conf)
 {
     char addr[MS_RAFT_ADDR_SIZE];
     bool found = false;
@@ -571,7 +568,8 @@ static int initial_conf(struct ms_raft *node,
         if (s->id == 0 || s->address == NULL) {
             rc = ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                            "raft: initial server %zu: id and address "
-                           "required", i);
+                           "required",
+                           i);
             goto err;
         }
         rc = ms_raft_normalize_address(s->address, addr, sizeof addr,
@@ -668,12 +666,13 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
                          "raft: address and data dir are required");
     hb = config->heartbeat_ms ? config->heartbeat_ms
                               : MS_RAFT_DEFAULT_HEARTBEAT_MS;
-    el = config->election_ms ? config->election_ms
-                             : MS_RAFT_DEFAULT_ELECTION_MS;
+    el =
+        config->election_ms ? config->election_ms : MS_RAFT_DEFAULT_ELECTION_MS;
     if (el <= hb)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                          "raft: election timeout %u ms must exceed the "
-                         "heartbeat interval %u ms", el, hb);
+                         "heartbeat interval %u ms",
+                         el, hb);
     seg = config->segment_size ? config->segment_size
                                : MS_RAFT_DEFAULT_SEGMENT_SIZE;
     /* CRAFT_NOTES rule 7: libraft wants dotted IPv4. */
@@ -758,10 +757,10 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     rv = raft_init(&p->raft, &p->io, &p->rfsm, config->id, addr);
     if (rv != 0) {
         /* an unwritable directory fails here (RAFT_IOERR) */
-        rc = ms_seterr(node->errmsg, sizeof node->errmsg,
-                       rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
-                       "raft: data dir %s: %s", p->data_dir,
-                       raft_detail(p, rv));
+        rc =
+            ms_seterr(node->errmsg, sizeof node->errmsg,
+                      rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
+                      "raft: data dir %s: %s", p->data_dir, raft_detail(p, rv));
         raft_uv_close(&p->io);
         raft_uv_tcp_close(&p->transport);
         goto err;
@@ -828,7 +827,7 @@ err_nomem:
                      "raft: out of memory");
 }
 
-/* --- proposals and barriers ------------------------------------------------ */
+/* --- proposals and barriers --- */
 
 /* Status for a request callback: requests our own raft_close fails (it
  * reports them as leadership lost) read as shutdown. */
@@ -972,7 +971,7 @@ int ms_raft_barrier(struct ms_raft *node, struct ms_raft_barrier_req *req,
     return 0;
 }
 
-/* --- state ---------------------------------------------------------------- */
+/* --- state --- */
 
 static struct raft *live_raft(struct ms_raft *node)
 {
@@ -1017,8 +1016,7 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
     raft_leader(r, &leader, &addr);
     out->leader_id = leader;
     if (addr != NULL)
-        snprintf(out->leader_address, sizeof out->leader_address, "%s",
-                 addr);
+        snprintf(out->leader_address, sizeof out->leader_address, "%s", addr);
     out->commit_index = r->commit_index;
     out->last_applied = raft_last_applied(r);
     out->last_index = raft_last_index(r);

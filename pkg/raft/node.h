@@ -201,8 +201,8 @@ struct ms_raft_propose_req;
  * entry committed: it may still be applied later, the outcome is unknown),
  * MS_ESHUTDOWN (the node closed first; outcome unknown too), MS_ERAFT.
  * result is NULL on error. */
-typedef void (*ms_raft_propose_cb)(struct ms_raft_propose_req *req,
-                                   int status, void *result);
+typedef void (*ms_raft_propose_cb)(struct ms_raft_propose_req *req, int status,
+                                   void *result);
 
 struct ms_raft_propose_req {
     void *data;     /* user data */
@@ -226,8 +226,7 @@ struct ms_raft_barrier_req;
 
 /* status: 0 (every entry before the barrier is applied here and this node
  * was leader when it committed), MS_ENOTLEADER, MS_ESHUTDOWN, MS_ERAFT. */
-typedef void (*ms_raft_barrier_cb)(struct ms_raft_barrier_req *req,
-                                   int status);
+typedef void (*ms_raft_barrier_cb)(struct ms_raft_barrier_req *req, int status);
 
 struct ms_raft_barrier_req {
     void *data;
@@ -259,7 +258,7 @@ struct ms_raft_status {
     /* Leader whose first entry of its term (an internal barrier) has been
      * applied: everything committed before it is applied here too. */
     bool leader_ready;
-    int fsm_error; /* non-zero once fsm->apply failed: the node is stuck */
+    int fsm_error;   /* non-zero once fsm->apply failed: the node is stuck */
     size_t inflight; /* proposals + barriers waiting for their callback */
 };
 
@@ -293,8 +292,7 @@ struct ms_raft_change_req;
 /* status: 0 (committed; for a transfer: the target is now leader),
  * MS_ENOTLEADER (leadership lost), MS_ETIMEOUT (transfer did not complete
  * within an election timeout), MS_ESHUTDOWN, MS_ERAFT. */
-typedef void (*ms_raft_change_cb)(struct ms_raft_change_req *req,
-                                  int status);
+typedef void (*ms_raft_change_cb)(struct ms_raft_change_req *req, int status);
 
 struct ms_raft_change_req {
     void *data;
@@ -313,8 +311,7 @@ int ms_raft_add(struct ms_raft *node, struct ms_raft_change_req *req,
  * catch up with the log. Returns 0, MS_ENOTLEADER, MS_ESHUTDOWN,
  * MS_ENOTFOUND, MS_EINVAL (has that role already), MS_ERAFT. */
 int ms_raft_assign(struct ms_raft *node, struct ms_raft_change_req *req,
-                   uint64_t id, enum ms_raft_role role,
-                   ms_raft_change_cb cb);
+                   uint64_t id, enum ms_raft_role role, ms_raft_change_cb cb);
 
 /* Removes server id from the configuration (transfer leadership first to
  * remove the leader itself). Returns 0, MS_ENOTLEADER, MS_ESHUTDOWN,

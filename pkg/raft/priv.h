@@ -43,9 +43,9 @@ struct ms_raft_priv {
     unsigned heartbeat_ms;
     unsigned election_ms;
 
-    bool have_raft; /* raft_init succeeded: close through raft_close */
-    bool started;   /* raft_start succeeded */
-    bool closing;   /* ms_raft_close called (or failed start) */
+    bool have_raft;    /* raft_init succeeded: close through raft_close */
+    bool started;      /* raft_start succeeded */
+    bool closing;      /* ms_raft_close called (or failed start) */
     bool raft_closing; /* raft_close called */
 
     /* proposals in flight, in index order */

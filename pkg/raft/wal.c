@@ -132,28 +132,26 @@ int ms_wal_batch_parse(const uint8_t *seg, size_t len, size_t off,
         if (all_zero(seg + off, avail))
             return 0;
         return ms_seterr(errmsg, size, MS_ETRUNCATED,
-                         "batch at offset %zu: only %zu bytes left", off,
-                         avail);
+                         "batch: only %zu bytes left", avail);
     }
     if (all_zero(seg + off, MS_WAL_PREAMBLE_SIZE))
         return 0;
     n = get64(seg + off + 8);
     if (n == 0 || n > MS_WAL_MAX_BATCH_ENTRIES)
-        return ms_seterr(errmsg, size, MS_EMALFORMED,
-                         "batch at offset %zu: entry count %llu", off,
+        return ms_seterr(errmsg, size, MS_EMALFORMED, "batch: entry count %llu",
                          (unsigned long long)n);
     hdr_len = 8 + MS_WAL_ENTRY_HEADER_SIZE * (size_t)n;
     if (avail - 8 < hdr_len)
         return ms_seterr(errmsg, size, MS_ETRUNCATED,
-                         "batch at offset %zu: headers of %llu entries run "
-                         "past the end of the file",
-                         off, (unsigned long long)n);
+                         "batch: headers of %llu entries run past the end "
+                         "of the file",
+                         (unsigned long long)n);
     crc = ms_wal_crc32(seg + off + 8, hdr_len, 0);
     if (crc != get32(seg + off))
         return ms_seterr(errmsg, size, MS_ECHECKSUM,
-                         "batch at offset %zu: header checksum mismatch "
-                         "(stored %08x, computed %08x)",
-                         off, get32(seg + off), crc);
+                         "batch: header checksum mismatch (stored %08x, "
+                         "computed %08x)",
+                         get32(seg + off), crc);
     for (i = 0; i < n; i++) {
         const uint8_t *h = seg + off + 16 + i * MS_WAL_ENTRY_HEADER_SIZE;
         unsigned type = h[8];
@@ -161,23 +159,21 @@ int ms_wal_batch_parse(const uint8_t *seg, size_t len, size_t off,
         if (type != MS_WAL_COMMAND && type != MS_WAL_BARRIER &&
             type != MS_WAL_CHANGE)
             return ms_seterr(errmsg, size, MS_EMALFORMED,
-                             "batch at offset %zu: entry %zu has unknown "
-                             "type %u",
-                             off, i, type);
+                             "batch: entry %zu has unknown type %u", i, type);
         data_len += get32(h + 12);
     }
     if (data_len > avail - 8 - hdr_len)
         return ms_seterr(errmsg, size, MS_ETRUNCATED,
-                         "batch at offset %zu: %llu data bytes run past the "
-                         "end of the file",
-                         off, (unsigned long long)data_len);
+                         "batch: %llu data bytes run past the end of the "
+                         "file",
+                         (unsigned long long)data_len);
     crc = ms_wal_crc32(seg + off + 8 + hdr_len, (size_t)data_len, 0);
     b->size = 8 + hdr_len + (size_t)data_len;
     if (crc != get32(seg + off + 4))
         return ms_seterr(errmsg, size, MS_ECHECKSUM,
-                         "batch at offset %zu: data checksum mismatch "
-                         "(stored %08x, computed %08x)",
-                         off, get32(seg + off + 4), crc);
+                         "batch: data checksum mismatch (stored %08x, "
+                         "computed %08x)",
+                         get32(seg + off + 4), crc);
     b->n_entries = (size_t)n;
     b->headers = seg + off + 16;
     b->data = seg + off + 8 + hdr_len;
@@ -272,7 +268,7 @@ int ms_wal_segment_scan(const uint8_t *seg, size_t len, bool open,
         }
         format = get64(seg);
         ms_seterr(res->errmsg, sizeof res->errmsg, MS_EVERSION,
-                  "format version %llu at offset 0 (expected %d)",
+                  "format version %llu (expected %d)",
                   (unsigned long long)format, MS_WAL_DISK_FORMAT);
         scan_problem(res, seg, len, MS_EVERSION, 0, 8);
         return 0;
@@ -291,9 +287,8 @@ int ms_wal_segment_scan(const uint8_t *seg, size_t len, bool open,
             /* all-zero preamble: end of the written data */
             if (!open) {
                 ms_seterr(res->errmsg, sizeof res->errmsg, MS_ECORRUPT,
-                          "batch at offset %zu: zero preamble before the "
-                          "end of a closed segment",
-                          off);
+                          "zero batch preamble before the end of a closed "
+                          "segment");
                 scan_problem(res, seg, len, MS_ECORRUPT, off, off + 8);
                 return 0;
             }
@@ -317,6 +312,12 @@ int ms_wal_segment_scan(const uint8_t *seg, size_t len, bool open,
         res->n_batches++;
         off += b.size;
         res->end = off;
+    }
+    if (!open && res->n_batches == 0) {
+        ms_seterr(res->errmsg, sizeof res->errmsg, MS_ECORRUPT,
+                  "closed segment holds no batch");
+        res->problem = MS_ECORRUPT;
+        res->problem_offset = off;
     }
     return 0;
 }
@@ -397,8 +398,8 @@ int ms_wal_metadata_parse(const uint8_t *buf, size_t len,
     if (len < MS_WAL_METADATA_SIZE)
         return 0; /* an interrupted write: C-Raft ignores the file */
     if (len > MS_WAL_METADATA_SIZE)
-        return ms_seterr(errmsg, size, MS_ECORRUPT,
-                         "size %zu instead of %d", len, MS_WAL_METADATA_SIZE);
+        return ms_seterr(errmsg, size, MS_ECORRUPT, "size %zu instead of %d",
+                         len, MS_WAL_METADATA_SIZE);
     format = get64(buf);
     if (format != MS_WAL_DISK_FORMAT)
         return ms_seterr(errmsg, size, MS_EVERSION,
@@ -493,8 +494,8 @@ err:
 }
 
 int ms_wal_snapshot_meta_parse(const uint8_t *buf, size_t len,
-                               struct ms_wal_snapshot_meta *out,
-                               char *errmsg, size_t size)
+                               struct ms_wal_snapshot_meta *out, char *errmsg,
+                               size_t size)
 {
     uint64_t format, conf_len;
     uint32_t crc;
@@ -535,8 +536,8 @@ int ms_wal_snapshot_meta_parse(const uint8_t *buf, size_t len,
                          "checksum mismatch at offset 8 (stored %08x, "
                          "computed %08x)",
                          (uint32_t)get64(buf + 8), crc);
-    return ms_wal_config_decode(buf + 32, (size_t)conf_len, &out->conf,
-                                errmsg, size);
+    return ms_wal_config_decode(buf + 32, (size_t)conf_len, &out->conf, errmsg,
+                                size);
 }
 
 /* --- files ---------------------------------------------------------------- */
@@ -622,8 +623,10 @@ static bool has_data(const char *dir, const char *name)
 
 static int cmp_segment(const void *a, const void *b)
 {
-    const struct ms_wal_segment_name *x = &((const struct ms_wal_segment_file *)a)->id;
-    const struct ms_wal_segment_name *y = &((const struct ms_wal_segment_file *)b)->id;
+    const struct ms_wal_segment_name *x =
+        &((const struct ms_wal_segment_file *)a)->id;
+    const struct ms_wal_segment_name *y =
+        &((const struct ms_wal_segment_file *)b)->id;
 
     if (x->open != y->open)
         return x->open ? 1 : -1;
@@ -804,11 +807,11 @@ static void load_metadata(struct ms_wal_dir *d)
     }
     if (d->meta1.version != 0 && d->meta1.version == d->meta2.version) {
         snprintf(d->meta_file, sizeof d->meta_file, "metadata2");
-        d->meta_error = ms_seterr(d->meta_errmsg, sizeof d->meta_errmsg,
-                                  MS_ECORRUPT,
-                                  "metadata1 and metadata2 are both at "
-                                  "version %llu",
-                                  (unsigned long long)d->meta1.version);
+        d->meta_error =
+            ms_seterr(d->meta_errmsg, sizeof d->meta_errmsg, MS_ECORRUPT,
+                      "metadata1 and metadata2 are both at "
+                      "version %llu",
+                      (unsigned long long)d->meta1.version);
         return;
     }
     d->meta = d->meta1.version > d->meta2.version ? d->meta1 : d->meta2;
@@ -825,8 +828,7 @@ int ms_wal_dir_open(struct ms_wal_dir *d, const char *path, char *errmsg,
     if (strlen(path) + sizeof "/raft" > sizeof d->path)
         return ms_seterr(errmsg, size, MS_EIO, "%s: path too long", path);
     if (stat(path, &st) != 0)
-        return ms_seterr(errmsg, size, MS_EIO, "%s: %s", path,
-                         strerror(errno));
+        return ms_seterr(errmsg, size, MS_EIO, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return ms_seterr(errmsg, size, MS_EIO, "%s: not a directory", path);
     snprintf(sub, sizeof sub, "%s/raft", path);
@@ -855,9 +857,9 @@ struct scan {
     ms_wal_item_cb cb;
     void *arg;
     const char *segment;
-    uint64_t next;      /* index of the next entry */
+    uint64_t next; /* index of the next entry */
     uint64_t prev_term;
-    bool term_error;    /* a term went backwards */
+    bool term_error; /* a term went backwards */
     size_t term_offset;
     uint64_t bad_term;
 };
@@ -1052,7 +1054,8 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
     return 0;
 }
 
-/* --- metastore-walinspect -------------------------------------------------- */
+/* --- metastore-walinspect --------------------------------------------------
+ */
 
 struct inspect {
     const struct ms_wal_options *o;
@@ -1068,7 +1071,7 @@ struct inspect {
     /* statistics of the selected entries */
     uint64_t n_entries, n_type[4], n_ops[8], ops_total, bytes, payload;
     uint64_t n_members; /* command entries changing the member table */
-    uint32_t *ops_per; /* per command entry: ops; and its payload bytes */
+    uint32_t *ops_per;  /* per command entry: ops; and its payload bytes */
     uint32_t *bytes_per;
     size_t n_per, cap_per;
 };
@@ -1274,8 +1277,7 @@ static const char *cmp_result_name(enum ms_compare_result r)
 
 static const char *cmp_target_name(enum ms_compare_target t)
 {
-    static const char *names[] = {"version", "create", "mod", "value",
-                                  "lease"};
+    static const char *names[] = {"version", "create", "mod", "value", "lease"};
 
     return (unsigned)t < 5 ? names[t] : "unknown";
 }
@@ -1338,12 +1340,12 @@ static cJSON *json_op(struct inspect *in, const struct ms_op *op)
             else
                 json_i64(co, "number", c->number);
         }
-        cJSON_AddItemToObject(o, "success",
-                              json_ops(in, op->u.txn.success,
-                                       op->u.txn.n_success, false));
-        cJSON_AddItemToObject(o, "failure",
-                              json_ops(in, op->u.txn.failure,
-                                       op->u.txn.n_failure, false));
+        cJSON_AddItemToObject(
+            o, "success",
+            json_ops(in, op->u.txn.success, op->u.txn.n_success, false));
+        cJSON_AddItemToObject(
+            o, "failure",
+            json_ops(in, op->u.txn.failure, op->u.txn.n_failure, false));
         break;
     }
     case MS_OP_COMPACT:
@@ -1423,8 +1425,7 @@ static void text_servers(struct inspect *in, const struct ms_wal_config *c)
 {
     for (size_t i = 0; i < c->n; i++)
         put_text(in, "%s%llu %s %s", i ? ", " : "",
-                 (unsigned long long)c->servers[i].id,
-                 c->servers[i].address,
+                 (unsigned long long)c->servers[i].id, c->servers[i].address,
                  ms_wal_role_name(c->servers[i].role));
 }
 
@@ -1450,16 +1451,16 @@ static void text_members(struct inspect *in, const cJSON *m)
 
 /* Parses a member-table entry payload (after the 2-byte header); returns
  * the JSON object or NULL with msg set. */
-static cJSON *parse_members(const uint8_t *p, size_t n, char *msg,
-                            size_t size)
+static cJSON *parse_members(const uint8_t *p, size_t n, char *msg, size_t size)
 {
     cJSON *o = cJSON_ParseWithLength((const char *)p, n);
 
     if (o == NULL || !cJSON_IsObject(o) ||
         !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "op"))) {
         cJSON_Delete(o);
-        snprintf(msg, size, "member-table entry is not a JSON object with "
-                            "an \"op\"");
+        snprintf(msg, size,
+                 "member-table entry is not a JSON object with "
+                 "an \"op\"");
         return NULL;
     }
     return o;
@@ -1597,9 +1598,9 @@ static int on_item(void *arg, const struct ms_wal_item *it)
         else if (plen >= MS_CODEC_HEADER_SIZE &&
                  e->data[0] == MS_CODEC_FORMAT_VERSION &&
                  e->data[1] == MS_ENTRY_MEMBERS)
-            members = parse_members(e->data + MS_CODEC_HEADER_SIZE,
-                                    plen - MS_CODEC_HEADER_SIZE, msg,
-                                    sizeof msg);
+            members =
+                parse_members(e->data + MS_CODEC_HEADER_SIZE,
+                              plen - MS_CODEC_HEADER_SIZE, msg, sizeof msg);
         else if (ms_codec_peek(e->data, plen, &codec) != 0 ||
                  ms_codec_decode_batch(e->data, plen, &batch, msg,
                                        sizeof msg) != 0) {
@@ -1608,8 +1609,8 @@ static int on_item(void *arg, const struct ms_wal_item *it)
         } else
             decoded = true;
     } else if (e->type == MS_WAL_CHANGE) {
-        has_conf = ms_wal_config_decode(e->data, e->len, &conf, msg,
-                                        sizeof msg) == 0;
+        has_conf =
+            ms_wal_config_decode(e->data, e->len, &conf, msg, sizeof msg) == 0;
     }
     if (msg[0] != '\0')
         note_bad(in, it, msg);
@@ -1827,14 +1828,13 @@ static void print_stats(struct inspect *in, const struct ms_wal_scan_result *r)
         json_emit(in, o);
         return;
     }
-    fprintf(in->out,
-            "entries %llu: command %llu (member-table %llu), barrier %llu, "
-            "config %llu\n",
-            (unsigned long long)in->n_entries,
-            (unsigned long long)in->n_type[1],
-            (unsigned long long)in->n_members,
-            (unsigned long long)in->n_type[2],
-            (unsigned long long)in->n_type[3]);
+    fprintf(
+        in->out,
+        "entries %llu: command %llu (member-table %llu), barrier %llu, "
+        "config %llu\n",
+        (unsigned long long)in->n_entries, (unsigned long long)in->n_type[1],
+        (unsigned long long)in->n_members, (unsigned long long)in->n_type[2],
+        (unsigned long long)in->n_type[3]);
     fprintf(in->out, "ops %llu:", (unsigned long long)in->ops_total);
     for (unsigned t = MS_OP_PUT; t <= MS_OP_LEASE_REVOKE; t++)
         fprintf(in->out, "%s %s %llu", t == MS_OP_PUT ? "" : ",",
@@ -1844,8 +1844,7 @@ static void print_stats(struct inspect *in, const struct ms_wal_scan_result *r)
             "ops per command entry: min %llu p50 %llu p99 %llu max %llu "
             "mean %.2f\n",
             (unsigned long long)ops.min, (unsigned long long)ops.p50,
-            (unsigned long long)ops.p99, (unsigned long long)ops.max,
-            ops.mean);
+            (unsigned long long)ops.p99, (unsigned long long)ops.max, ops.mean);
     fprintf(in->out,
             "bytes per command entry: min %llu p50 %llu p99 %llu max %llu "
             "mean %.1f\n",
@@ -1907,11 +1906,10 @@ static void print_verdict(struct inspect *in, const struct ms_wal_dir *d,
         json_emit(in, o);
         return;
     }
-    fprintf(in->out, "%s: %llu entries (%llu..%llu) in %llu segments\n",
-            status, (unsigned long long)r->n_entries,
-            (unsigned long long)r->first_index,
-            (unsigned long long)r->last_index,
-            (unsigned long long)r->n_segments);
+    fprintf(
+        in->out, "%s: %llu entries (%llu..%llu) in %llu segments\n", status,
+        (unsigned long long)r->n_entries, (unsigned long long)r->first_index,
+        (unsigned long long)r->last_index, (unsigned long long)r->n_segments);
 }
 
 int ms_wal_inspect(const struct ms_wal_options *o, FILE *out, FILE *err)
@@ -1937,8 +1935,7 @@ int ms_wal_inspect(const struct ms_wal_options *o, FILE *out, FILE *err)
         print_header(&in, &d);
     rc = ms_wal_dir_scan(&d, on_item, &in, &r);
     if (rc != 0) {
-        fprintf(err, "metastore-walinspect: %s: %s\n", d.path,
-                ms_strerror(rc));
+        fprintf(err, "metastore-walinspect: %s: %s\n", d.path, ms_strerror(rc));
         code = MS_WAL_EXIT_CORRUPT;
         goto out;
     }
@@ -1966,8 +1963,7 @@ int ms_wal_inspect(const struct ms_wal_options *o, FILE *out, FILE *err)
     if (code == MS_WAL_EXIT_CORRUPT)
         status = "corrupt";
     if (pfile != NULL && code == MS_WAL_EXIT_CORRUPT && poffset == SIZE_MAX)
-        fprintf(err, "metastore-walinspect: %s/%s: %s\n", d.path, pfile,
-                pmsg);
+        fprintf(err, "metastore-walinspect: %s/%s: %s\n", d.path, pfile, pmsg);
     else if (pfile != NULL && code == MS_WAL_EXIT_CORRUPT)
         fprintf(err, "metastore-walinspect: %s/%s: offset %zu: %s\n", d.path,
                 pfile, poffset, pmsg);

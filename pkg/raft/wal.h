@@ -72,20 +72,20 @@ uint32_t ms_wal_crc32(const void *buf, size_t len, uint32_t crc);
 /* One batch of a segment, as parsed in place; pointers borrow the segment's
  * bytes. */
 struct ms_wal_batch {
-    size_t offset;           /* of the preamble in the segment */
-    size_t size;             /* preamble + headers + data bytes (0: unknown) */
-    size_t n_entries;        /* 0: end of the written data */
-    const uint8_t *headers;  /* n_entries * 16 bytes */
-    const uint8_t *data;     /* the entries' bytes, back to back */
+    size_t offset;          /* of the preamble in the segment */
+    size_t size;            /* preamble + headers + data bytes (0: unknown) */
+    size_t n_entries;       /* 0: end of the written data */
+    const uint8_t *headers; /* n_entries * 16 bytes */
+    const uint8_t *data;    /* the entries' bytes, back to back */
 };
 
 /* One entry of a batch. data borrows the segment's bytes. */
 struct ms_wal_entry {
     uint64_t term;
-    unsigned type;         /* enum ms_wal_type */
+    unsigned type; /* enum ms_wal_type */
     const uint8_t *data;
     size_t len;
-    size_t offset;         /* of data in the segment */
+    size_t offset; /* of data in the segment */
 };
 
 /* Parses the batch at seg[off..len). Returns 0 with b->n_entries > 0 for
@@ -93,9 +93,9 @@ struct ms_wal_entry {
  * len or the 16-byte preamble is all zeros (end of data); else
  * MS_ETRUNCATED (the batch runs past len), MS_ECHECKSUM (header or data
  * checksum), MS_EMALFORMED (zero or too large count in a non-zero
- * preamble, unknown entry type, misaligned offset). On MS_ECHECKSUM of the
- * data b->size is set (the extent is known); on other errors it is 0.
- * errmsg (size bytes, may be NULL) says what and at which offset. */
+ * preamble, unknown entry type). On MS_ECHECKSUM of the data b->size is
+ * set (the extent is known); on other errors it is 0. errmsg (size bytes,
+ * may be NULL) says what (the batch is at off). */
 int ms_wal_batch_parse(const uint8_t *seg, size_t len, size_t off,
                        struct ms_wal_batch *b, char *errmsg, size_t size);
 
@@ -126,8 +126,9 @@ struct ms_wal_segment_result {
  * says how the data ends: an open segment's data ends at the first
  * all-zero preamble (the rest must be zero) and an all-zero file is an
  * empty segment; a closed segment's data ends exactly at len.
- * Problems (wrong format version: MS_EVERSION; empty closed segment,
- * non-zero bytes after the end: MS_ECORRUPT; batch errors as
+ * Problems (wrong format version: MS_EVERSION; empty closed segment, one
+ * without batches, a zero preamble in one, non-zero bytes after the end
+ * of an open one: MS_ECORRUPT; batch errors as
  * ms_wal_batch_parse) stop the scan and are described in *res, with
  * res->tail set when no valid batch can be found after the problem.
  * Returns 0 (the scan ran; see res) or cb's non-zero return. */
@@ -204,8 +205,8 @@ struct ms_wal_snapshot_meta {
  * (out->conf owned by out: ms_wal_config_free), or MS_EVERSION,
  * MS_ETRUNCATED, MS_ETOOLARGE, MS_ECHECKSUM, MS_EMALFORMED, MS_ENOMEM. */
 int ms_wal_snapshot_meta_parse(const uint8_t *buf, size_t len,
-                               struct ms_wal_snapshot_meta *out,
-                               char *errmsg, size_t size);
+                               struct ms_wal_snapshot_meta *out, char *errmsg,
+                               size_t size);
 
 /* --- a data directory ---------------------------------------------------- */
 
@@ -218,20 +219,20 @@ struct ms_wal_segment_file {
 struct ms_wal_snapshot {
     char name[MS_WAL_NAME_SIZE]; /* of the .meta file */
     uint64_t term, index, timestamp;
-    uint64_t size;         /* bytes of the snapshot data file */
-    bool has_data;         /* the data file exists and is not empty */
-    int error;             /* 0, or why the .meta file is unreadable */
+    uint64_t size; /* bytes of the snapshot data file */
+    bool has_data; /* the data file exists and is not empty */
+    int error;     /* 0, or why the .meta file is unreadable */
     char errmsg[MS_ERRMSG_SIZE];
     struct ms_wal_snapshot_meta meta; /* valid when error == 0 */
 };
 
 /* A listed data directory. Caller-allocated; ms_wal_dir_close frees it. */
 struct ms_wal_dir {
-    char path[4096];                /* the directory read (…/raft) */
-    struct ms_wal_metadata meta;    /* the current one (higher version) */
+    char path[4096];             /* the directory read (…/raft) */
+    struct ms_wal_metadata meta; /* the current one (higher version) */
     struct ms_wal_metadata meta1, meta2;
-    int meta_error;                 /* 0, or why metadata is unreadable */
-    char meta_file[16];             /* the file meta_error is about */
+    int meta_error;     /* 0, or why metadata is unreadable */
+    char meta_file[16]; /* the file meta_error is about */
     char meta_errmsg[MS_ERRMSG_SIZE];
     struct ms_wal_snapshot *snapshots; /* oldest first */
     size_t n_snapshots;
@@ -293,7 +294,7 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
 #define MS_WAL_EXIT_OK 0
 #define MS_WAL_EXIT_CORRUPT 1 /* corruption or runtime error */
 #define MS_WAL_EXIT_USAGE 2
-#define MS_WAL_EXIT_TORN 3    /* --verify: torn tail only */
+#define MS_WAL_EXIT_TORN 3 /* --verify: torn tail only */
 
 struct ms_wal_options {
     const char *dir;

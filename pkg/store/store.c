@@ -43,6 +43,8 @@ struct ms_store {
     struct ms_buf old;   /* copy of the record read by get_cur */
     struct ms_buf nv;    /* record being written */
     struct ms_buf ukey;  /* decoded user key */
+    ms_store_event_fn ev_fn; /* change hook (watchers), or NULL */
+    void *ev_ctx;
     char errmsg[MS_ERRMSG_SIZE];
 };
 
@@ -960,6 +962,18 @@ static int delete_cur(struct ms_store *s, struct wctx *w, const uint8_t *ck,
     s->live--;
     s->tombs++;
     w->wrote = true;
+    if (s->ev_fn != NULL) {
+        struct ms_store_event ev = {.is_delete = true, .has_prev = true};
+        ev.kv.key = (struct ms_bytes){key, kn};
+        ev.kv.mod_revision = t.mod_revision;
+        ev.prev_kv.key = ev.kv.key;
+        ev.prev_kv.value = (struct ms_bytes){old->value, old->value_len};
+        ev.prev_kv.create_revision = old->create_revision;
+        ev.prev_kv.mod_revision = old->mod_revision;
+        ev.prev_kv.version = old->version;
+        ev.prev_kv.lease = old->lease;
+        s->ev_fn(s->ev_ctx, &ev);
+    }
     return 0;
 }
 
@@ -1030,6 +1044,24 @@ static int apply_put(struct ms_store *s, struct wctx *w, const struct ms_put *p,
         s->live++;
     w->wrote = true;
     res->revision = rev;
+    if (s->ev_fn != NULL) {
+        struct ms_store_event ev = {.has_prev = live};
+        ev.kv = (struct ms_kv){.key = p->key,
+                               .value = {val, vn},
+                               .create_revision = nr.create_revision,
+                               .mod_revision = rev,
+                               .version = nr.version,
+                               .lease = nr.lease};
+        if (live) {
+            ev.prev_kv = (struct ms_kv){.key = p->key,
+                                        .value = {old.value, old.value_len},
+                                        .create_revision = old.create_revision,
+                                        .mod_revision = old.mod_revision,
+                                        .version = old.version,
+                                        .lease = old.lease};
+        }
+        s->ev_fn(s->ev_ctx, &ev);
+    }
     return 0;
 }
 
@@ -1786,6 +1818,195 @@ int ms_store_lease_keys(struct ms_store *s, int64_t id, ms_lease_key_fn fn,
     rc = walk_prefix(s, prefix, sizeof(prefix), lease_keys_cb, &w);
     if (rc != 0 && s->errmsg[0] == '\0')
         fail(s, rc, "lease keys");
+    return to_caller(s, rc, errmsg, errmsg_size);
+}
+
+/* --- change history (watch replay) ---------------------------------------- */
+
+void ms_store_set_event_hook(struct ms_store *s, ms_store_event_fn fn,
+                             void *ctx)
+{
+    s->ev_fn = fn;
+    s->ev_ctx = ctx;
+}
+
+/* Events collected by ms_store_changes before they are sorted. */
+struct chg_ctx {
+    struct ms_store_event *v;
+    size_t n, cap;
+    struct ms_arena a;
+    int64_t from, to;
+    bool with_prev;
+};
+
+static int chg_push(struct chg_ctx *c, const uint8_t *key, size_t kn,
+                    const struct ms_keys_rec *r)
+{
+    struct ms_store_event *ev;
+
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        struct ms_store_event *nv = realloc(c->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return MS_ENOMEM;
+        c->v = nv;
+        c->cap = cap;
+    }
+    ev = &c->v[c->n++];
+    memset(ev, 0, sizeof(*ev));
+    ev->is_delete = r->tombstone;
+    if (r->tombstone) {
+        ev->kv.key.data = ms_arena_dup(&c->a, key, kn);
+        ev->kv.key.len = kn;
+        ev->kv.mod_revision = r->mod_revision;
+        return ev->kv.key.data == NULL ? MS_ENOMEM : 0;
+    }
+    return kv_copy(&c->a, &ev->kv, key, kn, r, true);
+}
+
+/* Walks one key's versions, newest first: the 'c' record rec (whose engine
+ * key is ck), then its history, collecting those in [from, to], each with
+ * the version before it as prev_kv. */
+static int chg_key(struct ms_store *s, struct chg_ctx *c,
+                   struct ms_engine_iter **hit, const uint8_t *ck, size_t ckn,
+                   const struct ms_keys_rec *rec)
+{
+    const struct ms_engine_ops *o = s->eng->ops;
+    const uint8_t *key;
+    size_t kn;
+    bool pending; /* the last version collected waits for its prev_kv */
+    int rc;
+
+    if (rec->mod_revision < c->from)
+        return 0; /* the newest version is older: nothing changed since */
+    if (ms_buf_reserve(&s->ukey, ckn) != 0)
+        return MS_ENOMEM;
+    if (ms_keys_mc_decode(ck + 1, ckn - 1, s->ukey.data, &kn) != ckn - 1)
+        return fail(s, MS_ECORRUPT, "corrupt key");
+    key = ms_arena_dup(&c->a, s->ukey.data, kn);
+    if (key == NULL && kn > 0)
+        return MS_ENOMEM;
+    pending = rec->mod_revision <= c->to;
+    if (pending && (rc = chg_push(c, key, kn, rec)) != 0)
+        return rc;
+    if (*hit == NULL && (rc = o->iter_new(s->eng, hit)) != 0)
+        return eng_fail(s, rc);
+    /* history records of this key, newest first */
+    if (key_hist(&s->kb2, ck, ckn, INT64_MAX) != 0)
+        return MS_ENOMEM;
+    for (o->iter_seek(*hit, s->kb2.data, s->kb2.len); o->iter_valid(*hit);
+         o->iter_next(*hit)) {
+        size_t hn, vn;
+        const uint8_t *hk = o->iter_key(*hit, &hn);
+        const uint8_t *v = o->iter_value(*hit, &vn);
+        struct ms_keys_rec r;
+
+        if (hn != s->kb2.len || memcmp(hk, s->kb2.data, hn - 8) != 0)
+            break;
+        if (ms_keys_rec_decode(v, vn, &r) != 0)
+            return fail(s, MS_ECORRUPT, "corrupt history record");
+        if (pending && c->with_prev && !r.tombstone) {
+            struct ms_store_event *last = &c->v[c->n - 1];
+            if (kv_copy(&c->a, &last->prev_kv, key, kn, &r, true) != 0)
+                return MS_ENOMEM;
+            last->has_prev = true;
+        }
+        if (r.mod_revision < c->from)
+            break;
+        pending = r.mod_revision <= c->to;
+        if (pending && (rc = chg_push(c, key, kn, &r)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int chg_cmp(const void *pa, const void *pb)
+{
+    const struct ms_store_event *a = pa, *b = pb;
+    int c = cmp_i64(a->kv.mod_revision, b->kv.mod_revision);
+
+    if (c != 0)
+        return c;
+    return cmp_bytes(a->kv.key.data, a->kv.key.len, b->kv.key.data,
+                     b->kv.key.len);
+}
+
+int ms_store_changes(struct ms_store *s, struct ms_bytes key,
+                     struct ms_bytes range_end, int64_t from, int64_t to,
+                     bool with_prev, ms_store_event_fn fn, void *ctx,
+                     char *errmsg, size_t errmsg_size)
+{
+    const struct ms_engine_ops *o = s->eng->ops;
+    struct chg_ctx c = {.from = from < 1 ? 1 : from, .to = to,
+                        .with_prev = with_prev};
+    struct ms_engine_iter *it = NULL, *hit = NULL;
+    struct span sp;
+    int rc = 0;
+
+    s->errmsg[0] = '\0';
+    if (c.from < s->compact_rev)
+        return ms_seterr(errmsg, errmsg_size, MS_ECOMPACTED,
+                         "store: revision %lld is compacted (at %lld)",
+                         (long long)c.from, (long long)s->compact_rev);
+    if (c.to > s->rev)
+        c.to = s->rev;
+    if (c.from > c.to)
+        return 0;
+    if (span_init(&sp, key, range_end) != 0) {
+        rc = fail(s, MS_ENOMEM, "changes");
+        goto out;
+    }
+    if (sp.empty)
+        goto out;
+    if (sp.single) {
+        struct ms_keys_rec rec;
+        bool found;
+        if ((rc = get_cur(s, sp.lo.data, sp.lo.len, &found, &rec)) != 0 ||
+            !found)
+            goto out;
+        rc = chg_key(s, &c, &hit, sp.lo.data, sp.lo.len, &rec);
+        goto out;
+    }
+    if ((rc = o->iter_new(s->eng, &it)) != 0) {
+        eng_fail(s, rc);
+        goto out;
+    }
+    for (o->iter_seek(it, sp.lo.data, sp.lo.len); o->iter_valid(it);
+         o->iter_next(it)) {
+        size_t kn, vn;
+        const uint8_t *k = o->iter_key(it, &kn);
+        const uint8_t *v = o->iter_value(it, &vn);
+        struct ms_keys_rec rec;
+
+        if (kn < 3 || k[0] != MS_KEYS_CUR)
+            break;
+        if (!sp.unbounded && cmp_bytes(k, kn, sp.hi.data, sp.hi.len) >= 0)
+            break;
+        if (ms_keys_rec_decode(v, vn, &rec) != 0) {
+            rc = fail(s, MS_ECORRUPT, "corrupt key record");
+            goto out;
+        }
+        if ((rc = chg_key(s, &c, &hit, k, kn, &rec)) != 0)
+            goto out;
+    }
+out:
+    if (it != NULL)
+        o->iter_free(it);
+    if (hit != NULL)
+        o->iter_free(hit);
+    span_free(&sp);
+    if (rc == MS_ENOMEM && s->errmsg[0] == '\0')
+        fail(s, rc, "changes");
+    if (rc == 0 && c.n > 0) {
+        qsort(c.v, c.n, sizeof(*c.v), chg_cmp);
+        for (size_t i = 0; i < c.n && rc == 0; i++)
+            rc = fn(ctx, &c.v[i]);
+        free(c.v);
+        ms_arena_free(&c.a);
+        return rc; /* fn's own value, not a store failure */
+    }
+    free(c.v);
+    ms_arena_free(&c.a);
     return to_caller(s, rc, errmsg, errmsg_size);
 }
 

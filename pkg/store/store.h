@@ -141,6 +141,42 @@ int ms_store_lease_list(struct ms_store *s, ms_lease_fn fn, void *ctx,
 int ms_store_lease_keys(struct ms_store *s, int64_t id, ms_lease_key_fn fn,
                         void *ctx, char *errmsg, size_t errmsg_size);
 
+/* --- change events (watch) --------------------------------------------- */
+
+/* One change to one key: a put (kv is the new version) or a delete (kv
+ * holds only key and mod_revision). prev_kv is the version the change
+ * replaced, when that one was live (has_prev). Bytes are borrowed. */
+struct ms_store_event {
+    bool is_delete;
+    struct ms_kv kv;
+    bool has_prev;
+    struct ms_kv prev_kv;
+};
+
+/* Receives one event (borrowed for the call). For ms_store_changes a
+ * non-zero return stops the walk; the hook's return value is ignored. */
+typedef int (*ms_store_event_fn)(void *ctx, const struct ms_store_event *ev);
+
+/* Sets (or, with fn NULL, clears) the hook called for every change
+ * ms_store_apply makes, in the order made (revisions ascending), from
+ * inside ms_store_apply before the batch is committed. The hook must not
+ * call into the store. Not called for snapshot loads. */
+void ms_store_set_event_hook(struct ms_store *s, ms_store_event_fn fn,
+                             void *ctx);
+
+/* Replays history: calls fn for every change to the keys of [key,
+ * range_end) (range_end as in struct ms_range) whose revision is in
+ * [from, to] (to is capped at the current revision), ordered by revision,
+ * then key, with prev_kv when with_prev and the version before is held.
+ * Returns 0, fn's non-zero value, MS_ECOMPACTED when from is below the
+ * compact revision (fn never called), or MS_EIO / MS_ENOMEM / MS_ECORRUPT
+ * with errmsg. Memory grows with the number of changes in the window:
+ * callers bound to - from. Call outside ms_store_apply. */
+int ms_store_changes(struct ms_store *s, struct ms_bytes key,
+                     struct ms_bytes range_end, int64_t from, int64_t to,
+                     bool with_prev, ms_store_event_fn fn, void *ctx,
+                     char *errmsg, size_t errmsg_size);
+
 /* Sets the applied index without a batch (for entries that carry no
  * operations, e.g. barriers and configuration changes). Same skip rule. */
 int ms_store_set_applied(struct ms_store *s, uint64_t index, char *errmsg,
