@@ -360,12 +360,13 @@ static void print_table(const struct opts *o, const struct ms_tune_setting *set,
                    p->ops_per_entry, (unsigned long long)p->errors);
         }
     }
-    printf("\n%-22s %7s %7s %s\n", "setting", "score", "misses",
-           "(score: geometric mean of ops/s / best ops/s over client counts;"
-           " misses: client counts out of the p99 bound)");
+    printf("\n%-22s %7s %7s\n", "setting", "score", "misses");
     for (size_t i = 0; i < n_set; i++)
         printf("%-22s %7.3f %7u%s\n", set[i].label, v->score[i], v->misses[i],
                i == v->best ? "  <- recommended" : "");
+    printf("(score: geometric mean over the client counts of ops/s / the "
+           "best ops/s;\n misses: client counts where the p99 was out of "
+           "bound)\n");
     printf("\nrecommendation: %s", set[v->best].label);
     if (v->within_bound)
         printf(" (the highest score among settings whose p99 is within "
