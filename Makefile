@@ -119,19 +119,34 @@ format:
 	clang-format -i $(wildcard pkg/*/*.[ch] cmd/*/*.c test/*.[ch] fuzz/*.c)
 
 # --- fuzzing (clang + libFuzzer) ------------------------------------------
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-               -Ipkg -Ibuild/fuzz/gen $(PC_CFLAGS)
-FUZZ_PKG := $(filter-out pkg/raft/% pkg/http/% pkg/api/% pkg/fsm/% pkg/batch/%,$(PKG_SRC))
+# The library is built once with clang and instrumented for libFuzzer
+# (fuzzer-no-link); each fuzz/fuzz_*.c links against it.
+FZ       := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ipkg -I$(FZ)/gen $(PC_CFLAGS)
+FUZZ_OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(PKG_SRC)) \
+            $(patsubst proto/%.proto,$(FZ)/gen/%.pb-c.o,$(PROTO_SRC))
 
-build/fuzz/gen/%.pb-c.c build/fuzz/gen/%.pb-c.h: proto/%.proto
-	@mkdir -p build/fuzz/gen
-	protoc-c --proto_path=proto --c_out=build/fuzz/gen $<
+$(FZ)/gen/%.pb-c.c $(FZ)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(FZ)/gen
+	protoc-c --proto_path=proto --c_out=$(FZ)/gen $<
+
+$(FZ)/gen/%.pb-c.o: $(FZ)/gen/%.pb-c.c
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c -o $@ $<
+
+$(FZ)/obj/%.o: %.c | $(patsubst proto/%.proto,$(FZ)/gen/%.pb-c.h,$(PROTO_SRC))
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c -o $@ $<
+
+$(FZ)/libmetastore.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
 fuzz: deps $(FUZZ_BIN)
 
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_PKG) $(patsubst proto/%.proto,build/fuzz/gen/%.pb-c.c,$(PROTO_SRC))
-	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lhttp_parser -lm -lpthread -lstdc++
+$(FZ)/fuzz_%: fuzz/fuzz_%.c $(FZ)/libmetastore.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FZ)/libmetastore.a \
+	    $(PC_LIBS) -lhttp_parser -lm -lpthread -lstdc++
 
 # short runs of every fuzz target (CI)
 fuzz-run: fuzz
