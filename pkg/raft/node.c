@@ -357,7 +357,7 @@ static void on_raft_closed(struct raft *r)
     struct ms_raft_priv *p = r->data;
 
     raft_uv_close(&p->io);
-    raft_uv_tcp_close(&p->transport);
+    ms_raft_transport_close(&p->transport);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 }
 
@@ -726,19 +726,19 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     rc = lock_dir(p, node->errmsg, sizeof node->errmsg);
     if (rc != 0)
         goto err;
-    rv = raft_uv_tcp_init(&p->transport, loop);
+    rv = ms_raft_transport_init(&p->transport, loop);
     if (rv != 0) {
         rc = ms_seterr(node->errmsg, sizeof node->errmsg, ms_raft__code(rv),
-                       "raft: transport: %s", p->transport.errmsg);
+                       "raft: transport: %s", p->transport.inner.errmsg);
         goto err;
     }
-    rv = raft_uv_init(&p->io, loop, p->data_dir, &p->transport);
+    rv = raft_uv_init(&p->io, loop, p->data_dir, &p->transport.outer);
     if (rv != 0) {
         rc = ms_seterr(node->errmsg, sizeof node->errmsg,
                        rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
                        "raft: data dir %s: %s", p->data_dir,
                        p->io.errmsg[0] ? p->io.errmsg : raft_strerror(rv));
-        raft_uv_tcp_close(&p->transport);
+        ms_raft_transport_close(&p->transport);
         goto err;
     }
     /* CRAFT_NOTES rule 6: large segments, fewer io_destroy stalls. */
@@ -762,7 +762,7 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
                       rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
                       "raft: data dir %s: %s", p->data_dir, raft_detail(p, rv));
         raft_uv_close(&p->io);
-        raft_uv_tcp_close(&p->transport);
+        ms_raft_transport_close(&p->transport);
         goto err;
     }
     p->raft.data = p;

@@ -6,6 +6,7 @@
 #include <raft/uv.h>
 
 #include "raft/node.h"
+#include "raft/transport.h"
 
 /* A proposal in flight: libraft's request plus our links. */
 struct ms_raft_prop {
@@ -31,7 +32,7 @@ struct ms_raft_priv {
     uv_loop_t *loop;
     struct raft raft;
     struct raft_io io;
-    struct raft_uv_transport transport;
+    struct ms_raft_transport transport; /* TCP with TCP_NODELAY */
     struct raft_fsm rfsm;
     struct ms_raft_fsm fsm;
     uv_timer_t timer; /* ours: state polling and close draining */
