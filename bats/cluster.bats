@@ -156,9 +156,14 @@ converge() {
     refute_output --partial '"isLearner"'
     # remove the leader: leadership moves first, then it is removed
     lid=$(curl -s -X POST "$U1/v3/maintenance/status" | json_get '["leader"]')
+    lname=$(curl -s -X POST "$U1/v3/cluster/member/list" | python3 -c "import json,sys; d=json.load(sys.stdin); print([m['name'] for m in d['members'] if m['ID']=='$lid'][0])")
     run curl -s "$U1/v3/cluster/member/remove" -d "{\"ID\":\"$lid\"}"
     assert_output --partial '"members"'
     refute_output --partial "\"ID\":\"$lid\""
+    # the removed member is told, and stops by itself (exit 0)
+    for i in $(seq 1 50); do kill -0 "$(cat "$DIR/$lname.pid")" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$(cat "$DIR/$lname.pid")" 2>/dev/null
+    grep -q "was removed from the cluster" "$DIR/$lname.log"
     # 3 voters remain, none a learner
     run bash -c "curl -s -X POST http://127.0.0.1:$c4/v3/cluster/member/list | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d[\"members\"]), any(m.get(\"isLearner\") for m in d[\"members\"]))'"
     assert_output "3 False"

@@ -353,10 +353,10 @@ void ms_cluster_on_state(struct ms_server *s)
     }
     if (ms_members_was_removed(&s->fsm.members, s->member_id) &&
         !s->stopping) {
-        ms_error("this member (%" PRIx64 ") was removed from the cluster; "
-                 "stopping",
-                 s->member_id);
-        ms_server_stop(s, 1);
+        ms_warn("this member (%" PRIx64 ") was removed from the cluster; "
+                "stopping",
+                s->member_id);
+        ms_server_stop(s, 0);
         return;
     }
     publish(s);
@@ -435,17 +435,101 @@ struct change {
     bool added; /* answer with "member" (member add) */
 };
 
+struct notice {
+    struct ms_http_client cl;
+    struct ms_http_client_req req;
+};
+
+static void on_notice_closed(struct ms_http_client *cl)
+{
+    free(cl->data);
+}
+
+static void on_notice_answered(struct ms_http_client_req *req, int status,
+                               const struct ms_http_response *resp)
+{
+    struct notice *n = req->data;
+    (void)resp;
+    if (status != 0)
+        ms_info("removal notice not delivered (%s): the removed member "
+                "will stay unable to elect a leader until stopped",
+                ms_strerror(status));
+    ms_http_client_close(&n->cl, on_notice_closed);
+}
+
+/* Tells a removed member so: C-Raft stops replicating to it, so it would
+ * never learn it from the log (CRAFT_NOTES). Best effort. */
+static void notify_removed(struct ms_server *s, const struct ms_member *m)
+{
+    struct ms_http_client_config cfg = {.connect_timeout_ms = 1000,
+                                        .request_timeout_ms = 2000};
+    struct ms_http_header h = {"Content-Type", "application/json"};
+    char addr[64], err[MS_ERRMSG_SIZE], body[128];
+    struct notice *n;
+    int len;
+
+    if (m->client_url[0] == '\0' ||
+        ms_raft_normalize_address(m->client_url, addr, sizeof(addr), err) != 0)
+        return;
+    n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return;
+    if (ms_http_client_init(&n->cl, &s->loop, addr, &cfg) != 0) {
+        free(n);
+        return;
+    }
+    n->cl.data = n;
+    n->req.data = n;
+    len = snprintf(body, sizeof(body),
+                   "{\"ID\":\"%" PRIu64 "\",\"cluster_id\":\"%" PRIu64 "\"}",
+                   m->id, s->cluster_id);
+    if (ms_http_client_request(&n->cl, &n->req, "POST",
+                               "/v3/cluster/member/removed", &h, 1, body,
+                               (size_t)len, on_notice_answered) != 0)
+        ms_http_client_close(&n->cl, on_notice_closed);
+}
+
 static void on_table_applied(struct ms_raft_propose_req *req, int status,
                              void *result)
 {
     struct change *ch = (struct change *)((char *)req->data);
     struct ms_call *c = ch->c;
     (void)result;
-    if (status != 0)
+    if (status != 0) {
         member_op_failed(c, status, "member table");
-    else
+    } else {
+        if (ch->remove)
+            notify_removed(c->srv, &ch->m);
         answer_members(c, ch->added ? &ch->m : NULL);
+    }
     free(ch);
+}
+
+static int parse_id(const cJSON *o, uint64_t *id);
+static void bad_request(struct ms_call *c, const char *msg);
+
+/* POST /v3/cluster/member/removed from the leader: stop if it names us. */
+static void removed_notice(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    cJSON *o = cJSON_ParseWithLength((const char *)c->req->body,
+                                     c->req->body_len);
+    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cluster_id");
+    uint64_t id = 0;
+    bool ours = parse_id(o, &id) == 0 && id == s->member_id &&
+                cJSON_IsString(cid) &&
+                strtoull(cid->valuestring, NULL, 10) == s->cluster_id;
+
+    cJSON_Delete(o);
+    if (!ours) {
+        bad_request(c, "removal notice: not for this member");
+        return;
+    }
+    ms_call_respond(c, 200, "application/json", "{}", 2);
+    ms_warn("this member (%" PRIx64 ") was removed from the cluster; "
+            "stopping",
+            s->member_id);
+    ms_server_stop(s, 0);
 }
 
 /* After the Raft configuration change: record it in the member table. */
@@ -630,9 +714,13 @@ static void run_member_op(struct ms_call *c)
             goto done_free;
         }
         ch->remove = true;
-        if (ms_members_find(&s->fsm.members, ch->m.id) == NULL) {
-            member_op_failed(c, MS_ENOTFOUND, "remove");
-            goto done_free;
+        {
+            struct ms_member *cur = ms_members_find(&s->fsm.members, ch->m.id);
+            if (cur == NULL) {
+                member_op_failed(c, MS_ENOTFOUND, "remove");
+                goto done_free;
+            }
+            ch->m = *cur; /* its client URL, for the removal notice */
         }
         if (ch->m.id == s->member_id) {
             /* removing the leader: hand leadership over first */
@@ -683,6 +771,12 @@ void ms_cluster_member_op(struct ms_call *c)
     if (strcmp(c->req->method, "POST") != 0) {
         ms_call_respond(c, 405, "text/plain; charset=utf-8",
                         "Method Not Allowed", 18);
+        return;
+    }
+    if (c->req->path_len == strlen("/v3/cluster/member/removed") &&
+        memcmp(c->req->path, "/v3/cluster/member/removed",
+               c->req->path_len) == 0) {
+        removed_notice(c);
         return;
     }
     ms_cluster_route(c, run_member_op);
