@@ -339,7 +339,10 @@ int ms_batch_submit(struct ms_batch_proposer *bp, const struct ms_op *op,
         }
         break;
     case MS_BATCH_ADAPTIVE:
-        if (e->n_ops >= bp->cfg.max_ops || e->buf.len >= bp->cfg.max_bytes) {
+        if (e->n_ops >= bp->cfg.max_ops || e->buf.len >= bp->cfg.max_bytes ||
+            (bp->inflight == 0 && bp->ready == NULL)) {
+            /* full, or Raft is idle: propose now, exactly as `off` would,
+             * so a lone client never waits for anything */
             close_open(bp);
             pump(bp);
         } else if (bp->inflight < bp->cfg.max_inflight &&
