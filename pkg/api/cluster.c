@@ -336,6 +336,14 @@ void ms_cluster_on_state(struct ms_server *s)
 {
     uint64_t table_id = s->fsm.members.cluster_id;
 
+    if (s->fsm.fatal && !s->stopping) {
+        /* the node stopped applying (CRAFT_NOTES: apply must not fail):
+         * serving stale data forever is worse than stopping loudly */
+        ms_error("state machine failed (%s): stopping", s->fsm.errmsg);
+        ms_server_stop(s, 1);
+        return;
+    }
+
     if (table_id != 0 && table_id != s->cluster_id && !s->stopping) {
         if (s->cfg.join_existing || !s->fresh) {
             /* joined, or restarted on existing data: the replicated id

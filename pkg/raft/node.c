@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,15 +351,67 @@ static void on_timer_closed(uv_handle_t *handle)
     }
 }
 
-/* CRAFT_NOTES rule 3: raft_close, then in its callback raft_uv_close and
- * raft_uv_tcp_close, then our own handle. Never libraft's handles. */
+/* libraft 0.15 may report its io closed too early: uvAliveSegmentFinalize
+ * takes the last open segment off the queue that uvMaybeFireCloseCb checks
+ * before that segment's writer has finished closing, so when the finalize
+ * work completes first the close callback fires, and the writer's close
+ * callback later calls uvMaybeFireCloseCb again: on freed memory if we
+ * released everything at once (a segfault seen in about 1 run in 40 under
+ * CPU load), or a second ioCloseCb (double free of r->address, log,
+ * configuration). So: the first io close callback is passed on to libraft,
+ * later ones are dropped, and the memory libraft may still touch stays
+ * allocated for a grace period of a few loop iterations (the writer closes
+ * within one or two: it has no work queued when it is closed). */
+#define CLOSE_GRACE_TICKS 5
+#define CLOSE_GRACE_MS 10
+
+static struct ms_raft_priv *priv_of_io(struct raft_io *io)
+{
+    return (struct ms_raft_priv *)((char *)io -
+                                   offsetof(struct ms_raft_priv, io));
+}
+
+static void on_io_closed(struct raft_io *io)
+{
+    struct ms_raft_priv *p = priv_of_io(io);
+
+    if (p->io_closed) {
+        ms_debug("raft: dropped a repeated io close callback");
+        return;
+    }
+    p->io_closed = true;
+    p->raft_io_close_cb(io);
+}
+
+static void io_close(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct ms_raft_priv *p = priv_of_io(io);
+
+    p->raft_io_close_cb = cb;
+    p->uv_close_fn(io, on_io_closed);
+}
+
+/* CRAFT_NOTES rule 3: raft_close, then (here after the grace period)
+ * raft_uv_close and the transport close, then our own handle. Never
+ * libraft's handles. */
+static void on_grace(uv_timer_t *timer)
+{
+    struct ms_raft_priv *p = timer->data;
+
+    if (--p->grace_ticks > 0)
+        return;
+    uv_timer_stop(&p->timer);
+    raft_uv_close(&p->io);
+    ms_raft_transport_close(&p->transport);
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
 static void on_raft_closed(struct raft *r)
 {
     struct ms_raft_priv *p = r->data;
 
-    raft_uv_close(&p->io);
-    ms_raft_transport_close(&p->transport);
-    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+    p->grace_ticks = CLOSE_GRACE_TICKS;
+    uv_timer_start(&p->timer, on_grace, CLOSE_GRACE_MS, CLOSE_GRACE_MS);
 }
 
 static void close_raft(struct ms_raft_priv *p)
@@ -741,6 +794,8 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
         ms_raft_transport_close(&p->transport);
         goto err;
     }
+    p->uv_close_fn = p->io.close;
+    p->io.close = io_close;
     /* CRAFT_NOTES rule 6: large segments, fewer io_destroy stalls. */
     raft_uv_set_segment_size(&p->io, seg);
     retry = el / 2 < 1000 ? el / 2 : 1000;

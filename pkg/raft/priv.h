@@ -48,6 +48,11 @@ struct ms_raft_priv {
     bool started;      /* raft_start succeeded */
     bool closing;      /* ms_raft_close called (or failed start) */
     bool raft_closing; /* raft_close called */
+    /* io close interception, see io_close() in node.c */
+    void (*uv_close_fn)(struct raft_io *io, raft_io_close_cb cb);
+    raft_io_close_cb raft_io_close_cb;
+    bool io_closed;
+    unsigned grace_ticks; /* loop iterations left before freeing */
 
     /* proposals in flight, in index order */
     struct ms_raft_prop *props_head, *props_tail;
