@@ -235,3 +235,24 @@ converge() {
     run curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X PUT --data-binary y "$survivor/kv/after-stop"
     assert_output 200
 }
+
+@test "a 5-node cluster keeps serving with 2 members killed" {
+    "$CLUSTER" start "$DIR" -n 5 -- "${TIMING[@]}" --codec json
+    IFS=, read -r U1 U2 U3 U4 U5 <<<"$("$CLUSTER" urls "$DIR")"
+    curl -s -f -X PUT --data-binary before "$U5/kv/f" >/dev/null
+    leader=$(leader_url "$U1")
+    name=$(basename "$(grep -l "serving clients on $leader" "$DIR"/n*.log)" .log)
+    "$CLUSTER" kill "$DIR" "$name"
+    other=n1; [ "$name" = n1 ] && other=n2
+    "$CLUSTER" kill "$DIR" "$other"
+    alive=""
+    for u in "$U1" "$U2" "$U3" "$U4" "$U5"; do
+        [ "$u" = "$leader" ] && continue
+        [ "$u" = "$(sed -n 's/.*serving clients on \(http[^,]*\),.*/\1/p' "$DIR/$other.log" | head -1)" ] && continue
+        alive=$u
+    done
+    run curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT --data-binary after "$alive/kv/f"
+    assert_output 200
+    run curl -s "$alive/kv/f"
+    assert_output after
+}
