@@ -189,6 +189,8 @@ static void run_keepalive(struct ms_call *c)
     cJSON *m;
     int rc;
 
+    if (!al->lessor.primary)
+        ms_lease_api_tick(s); /* leading since the last state callback */
     if (!al->lessor.primary) {
         ms_call_fail(c, MS_ENOLEADER, NULL);
         return;
@@ -252,6 +254,8 @@ static void run_timetolive(struct ms_call *c)
     bool keys = false;
     int rc;
 
+    if (!al->lessor.primary)
+        ms_lease_api_tick(s); /* leading since the last state callback */
     if (!al->lessor.primary) {
         ms_call_fail(c, MS_ENOLEADER, NULL);
         return;

@@ -713,8 +713,14 @@ int ms_watch_api_init(struct ms_server *s)
 
 void ms_watch_api_applied(struct ms_server *s)
 {
-    if (s->watch != NULL)
-        ms_watch_hub_flush(s->watch->hub);
+    struct ms_watch_stats st;
+
+    if (s->watch == NULL)
+        return;
+    ms_watch_hub_flush(s->watch->hub);
+    ms_watch_hub_stats(s->watch->hub, &st);
+    if (st.unsynced > 0 && !uv_is_active((uv_handle_t *)&s->watch->timer))
+        kick(s->watch, 0); /* a flush may hand watchers to the history */
 }
 
 void ms_watch_api_restored(struct ms_server *s)

@@ -51,6 +51,7 @@ struct ms_watch_hub {
     int depth;                    /* nesting of hub calls */
     bool shutdown;
     struct evbuf live;  /* changes applied since the last flush */
+    bool lost;          /* live is incomplete (out of memory) */
     unsigned n_synced;  /* synced watchers (they need live changes) */
     unsigned n_prev;    /* watchers asking for prev_kv */
     const struct ms_store_event **sel; /* scratch: one message's events */
@@ -156,12 +157,12 @@ static int on_change(void *ctx, const struct ms_store_event *ev)
     struct ms_watch_hub *hub = ctx;
 
     /* nothing to do without listeners; a failed copy drops nothing
-     * silently: the watchers are resynced from history */
-    if (hub->n_synced == 0)
+     * silently: the flush sends the watchers to the history instead */
+    if (hub->n_synced == 0 || hub->lost)
         return 0;
     if (evbuf_push(&hub->live, ev, hub->n_prev > 0) != 0) {
         evbuf_reset(&hub->live);
-        ms_watch_hub_resync(hub);
+        hub->lost = true;
     }
     return 0;
 }
@@ -551,16 +552,17 @@ void ms_watch_hub_flush(struct ms_watch_hub *hub)
     int64_t cur = ms_store_revision(hub->store);
     struct ms_watch_stream *st, *next;
 
-    if (ev->n == 0)
-        return;
-    hub->depth++;
-    if (sel_reserve(hub, ev->n) != 0) {
-        /* cannot select: let every synced watcher re-read the history */
+    if (hub->lost || (ev->n > 0 && sel_reserve(hub, ev->n) != 0)) {
+        /* changes were not kept: every synced watcher re-reads them from
+         * the history */
+        hub->lost = false;
         evbuf_reset(ev);
-        leave(hub);
         ms_watch_hub_resync(hub);
         return;
     }
+    if (ev->n == 0)
+        return;
+    hub->depth++;
     for (st = hub->streams; st != NULL; st = next) {
         next = st->next;
         bool checked = false;
