@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # metastore-bench-load.bats - black-box tests of `metastore-bench load`
-# against a live single-node server: counts in --json, keys really written,
-# batch counters, unreachable endpoint, usage errors.
+# against a live single-node server: --json fields and counts, keys really
+# written, every op, connections and threads, failed requests never counted
+# as ops, progress, unreachable endpoint, usage errors.
 
 load lib
 
@@ -17,122 +18,155 @@ teardown() {
     fi
 }
 
-# One op of putget is a put then a get (2 requests): 4 clients x 50 ops =
-# 200 ops, 400 requests, 200 puts proposed to Raft.
-@test "load --json: putget counts are consistent and the keys exist" {
+# LargeScale's op: a put then a linearizable get (2 requests): 4 clients,
+# 200 ops in all = 400 requests, 200 puts proposed to Raft.
+@test "load --json: putget counts, latency fields, and the keys exist" {
     start_server s1
     run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 4 \
-        --ops 50 --key-prefix bats/ --json
+        --total 200 --key-prefix bats/ --json
     assert_success
     [ "$(printf '%s\n' "$output" | wc -l)" -eq 1 ]
-    run jq -e '.workload == "putget" and .api == "v3" and .clients == 4
-               and .ops_per_client == 50 and .requests_per_op == 2
-               and .ops == 200 and .requests == 400 and .errors == 0
+    run jq -e '.op == "putget" and .api == "v3" and .consistency == "l"
+               and .clients == 4 and .conns == 4 and .total == 200
+               and .requests_per_op == 2
+               and .ops == 200 and .requests == 400 and .reads == 200
+               and .writes == 200 and .errors == 0
                and .errors_by_kind == {}
                and .proposed_ops == 200 and .entries >= 1
-               and .entries <= 200
+               and .entries <= 200 and .entries_per_sec > 0
                and (.ops_per_entry - (.proposed_ops / .entries) | fabs)
                    < 0.01
+               and .barriers >= 1
                and .duration_s > 0 and .ops_per_sec > 0
-               and .latency_ms.p50 > 0
-               and .latency_ms.p50 <= .latency_ms.p90
-               and .latency_ms.p90 <= .latency_ms.p99
-               and .latency_ms.p99 <= .latency_ms.max
-               and .value_size == 12' <<<"$output"
+               and .p50_ms > 0 and .p50_ms <= .p90_ms
+               and .p90_ms <= .p99_ms and .p99_ms <= .p999_ms
+               and .p999_ms <= .max_ms
+               and .key_size == 16 and .value_size == 12' <<<"$output"
     assert_success
-    # the first and the last key of the last client, 12-byte values
-    run curl -sf "$URL/kv/bats/c0000/k00000000"
-    assert_success
-    [ "${#output}" -eq 12 ]
-    run curl -sf "$URL/kv/bats/c0003/k00000049"
+    # keys 0..199 of the key space: prefix + 11 digits, 12-byte values
+    run curl -sf "$URL/kv/bats/00000000000"
     assert_success
     [ "${#output}" -eq 12 ]
-    run curl -s -o /dev/null -w '%{http_code}' "$URL/kv/bats/c0004/k00000000"
+    run curl -sf "$URL/kv/bats/00000000199"
+    assert_success
+    run curl -s -o /dev/null -w '%{http_code}' "$URL/kv/bats/00000000200"
     assert_output 404
 }
 
-@test "load: put, get and mixed over REST, and the text report" {
+@test "load: put, range, txn and mixed over v3 and REST; the text table" {
     start_server s1
     run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 2 \
-        --ops 20 --workload put --api rest --value-size 100 --json
+        --total 40 --op put --api rest --val-size 100 --key-size 8 \
+        --key-space 100 --json
     assert_success
-    run jq -e '.workload == "put" and .api == "rest" and .ops == 40
-               and .requests == 40 and .errors == 0
-               and .proposed_ops == 40' <<<"$output"
+    run jq -e '.op == "put" and .api == "rest" and .ops == 40
+               and .errors == 0 and .proposed_ops == 40' <<<"$output"
     assert_success
-    run curl -sf "$URL/kv/load/c0001/k00000019"
+    run curl -sf "$URL/kv/load/039"
     assert_success
     [ "${#output}" -eq 100 ]
-    # get: the 20 keys per client are preloaded first and not counted
+    # range: the 50 keys are written first and not counted
     run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 2 \
-        --ops 20 --workload get --json
+        --total 40 --op range --key-space 50 --consistency s --json
     assert_success
-    run jq -e '.ops == 40 and .errors == 0 and .proposed_ops == 0
-               and .ops_per_entry == null' <<<"$output"
+    run jq -e '.ops == 40 and .reads == 40 and .errors == 0
+               and .preloaded == 50 and .proposed_ops == 0
+               and .consistency == "s" and .ops_per_entry == null' \
+        <<<"$output"
     assert_success
     run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 2 \
-        --ops 50 --workload mixed --quiet
+        --total 30 --op txn --json
     assert_success
-    assert_line --regexp '^ops +100 in [0-9.]+ s: [0-9.]+ ops/s'
-    assert_line --regexp '^latency ms avg [0-9.]+  p50 [0-9.]+  p90 [0-9.]+  p99 [0-9.]+  max [0-9.]+$'
-    assert_line 'errors     0'
+    run jq -e '.op == "txn" and .ops == 30 and .errors == 0
+               and .proposed_ops == 30' <<<"$output"
+    assert_success
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 2 \
+        --total 100 --op mixed:70/30 --key-space 20 --quiet
+    assert_success
+    assert_line --regexp '^op mixed:70/30 \(1 request/op\), api v3, linearizable reads$'
+    assert_line --regexp '^ +ops +errors +duration_s +ops/s +avg_ms +p50_ms +p90_ms +p99_ms +p99\.9_ms +max_ms$'
+    assert_line --regexp '^ +100 +0 +[0-9.]+( +[0-9.]+){7}$'
+    assert_line 'errors 0'
+    assert_line --regexp '^batching: [0-9]+ ops in [0-9]+ Raft entries'
+}
+
+@test "load: clients share --conns, --threads, several endpoints" {
+    start_server s1
+    run --separate-stderr "$BENCH" load --endpoints "$URL,$URL/" \
+        --clients 16 --conns 2 --threads 2 --total 400 --op put --json
+    assert_success
+    # counters are summed over both endpoints, so the server counts twice
+    run jq -e '.ops == 400 and .errors == 0 and .conns == 2
+               and .threads == 2 and (.endpoints | length) == 2
+               and .proposed_ops == 800' <<<"$output"
+    assert_success
+}
+
+@test "load: requests the server refuses are errors, never ops" {
+    start_server s1 --max-request-bytes 512
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 2 \
+        --total 10 --op put --val-size 2000 --json
+    assert_failure 1
+    run jq -e '.ops == 0 and .errors == 10 and .requests == 0
+               and (.errors_by_kind | keys | length) == 1
+               and (.errors_by_kind | keys[0] | startswith("http_4"))' \
+        <<<"$output"
+    assert_success
+    [[ "$stderr" == *"no op succeeded"* ]]
 }
 
 @test "load --duration runs for about that long and prints progress" {
     start_server s1
     run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 2 \
-        --duration 1.5 --workload put --json
+        --duration 1.5 --op put --json
     assert_success
     run jq -e '.ops > 0 and .duration_s >= 1.5 and .duration_s < 5
-               and .ops_per_client == 0' <<<"$output"
+               and .total == 0' <<<"$output"
     assert_success
-    [[ "$stderr" == *"load:   1.0s"* ]]
+    [[ "$stderr" == *"load:   1.0s"*"ops/s (last second)"* ]]
     run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 1 \
         --duration 1.2 --quiet
     assert_success
     assert_equal "$stderr" ""
 }
 
-@test "load spreads clients over several endpoints (the same server twice)" {
-    start_server s1
-    run --separate-stderr "$BENCH" load --endpoints "$URL,$URL/" \
-        --clients 3 --ops 10 --json
-    assert_success
-    # counters are summed over both endpoints, so the server counts twice
-    run jq -e '.ops == 30 and (.endpoints | length) == 2
-               and .proposed_ops == 60' <<<"$output"
-    assert_success
-}
-
 @test "load against an unreachable endpoint exits 1 with a message" {
     local port
     port=$(free_port)
     run --separate-stderr "$BENCH" load --endpoints "http://127.0.0.1:$port" \
-        --clients 2 --ops 5
+        --clients 2 --total 5
     assert_failure 1
     [[ "$stderr" == *"unreachable"* ]]
     [[ "$stderr" == *"127.0.0.1:$port"* ]]
     assert_output ""
 }
 
-@test "load usage errors exit 2" {
-    run --separate-stderr "$BENCH" load --no-such-flag
-    assert_failure 2
-    [[ "$stderr" == *"unknown option '--no-such-flag'"* ]]
-    run --separate-stderr "$BENCH" load --clients 0
-    assert_failure 2
-    [[ "$stderr" == *"--clients"* ]]
-    run --separate-stderr "$BENCH" load --ops 5 --duration 1
-    assert_failure 2
-    run --separate-stderr "$BENCH" load --workload scan
-    assert_failure 2
-    run --separate-stderr "$BENCH" load --endpoints https://127.0.0.1:1
-    assert_failure 2
-    [[ "$stderr" == *"https"* ]]
-    run --separate-stderr "$BENCH" load --clients
-    assert_failure 2
-    [[ "$stderr" == *"missing value"* ]]
+@test "load usage errors exit 2 with a message" {
+    local args
+    while IFS='|' read -r args msg; do
+        # shellcheck disable=SC2086
+        run --separate-stderr "$BENCH" load $args
+        assert_failure 2
+        [[ "$stderr" == *"$msg"* ]] || { echo "$args: $stderr"; false; }
+    done <<'EOF'
+--no-such-flag|unknown option '--no-such-flag'
+--clients 0|--clients
+--clients|missing value
+--op scan|--op: 'scan'
+--op mixed:80/30|R + W = 100
+--workload mixed:80/20|--workload
+--consistency x|--consistency
+--total 5 --ops 5|--total and --ops
+--clients 4 --conns 5|--conns
+--conns 2 --threads 3|--threads
+--key-size 6 --key-space 100|--key-size
+--op txn --api rest|txn
+--endpoints https://127.0.0.1:1|https
+--val-size 0|--val-size
+EOF
     run "$BENCH" load --help
     assert_success
-    assert_line --partial "--workload put|get|putget|mixed"
+    assert_line --partial "--op OP"
+    assert_line --partial "--conns N"
+    assert_line --partial "--consistency l|s"
 }

@@ -31,7 +31,9 @@ port_free() {
 start() {
     local i
     for i in $(seq 1 50); do
-        PORT=$(((RANDOM % 20000) + 20000))
+        # below the kernel's ephemeral range (32768-), where a client's
+        # outgoing connection may hold the port and make bind fail
+        PORT=$(((RANDOM % 12000) + 20000))
         port_free "$PORT" && port_free $((PORT + 1)) && break
     done
     URL=http://127.0.0.1:$PORT

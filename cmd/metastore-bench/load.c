@@ -14,25 +14,42 @@
 static const char usage[] =
     "usage: metastore-bench load [options]\n"
     "\n"
-    "Closed-loop load: each client keeps one keep-alive connection and sends\n"
-    "its next request when the previous one is answered. Reports ops/s,\n"
-    "latency, errors by kind and the achieved batch size (ops per Raft\n"
-    "entry, from GET /metrics before and after the run).\n"
+    "Closed-loop load over the HTTP gateway: each client sends its next\n"
+    "request when the previous one is answered. Every response is checked\n"
+    "(status and body). Reports ops/s, latency percentiles, errors by kind\n"
+    "and the achieved batch size (ops per Raft entry, from GET /metrics).\n"
     "\n"
     "options:\n"
-    "  --endpoints URL[,URL...]  servers; clients are spread round-robin\n"
-    "                            (default http://127.0.0.1:2379)\n"
+    "  --endpoints URL[,URL...]  servers (default http://127.0.0.1:2379)\n"
     "  --clients N               concurrent clients (default 50)\n"
-    "  --ops N                   ops per client (default 1000)\n"
-    "  --duration SECONDS        run for this long instead of --ops\n"
-    "  --workload put|get|putget|mixed\n"
-    "                            put: 1 put of a new key; get: 1 get of a\n"
-    "                            preloaded key; putget: a put then a get of\n"
-    "                            the same key (2 requests); mixed: 20% puts,\n"
-    "                            80% gets of preloaded keys (default putget)\n"
-    "  --value-size BYTES        value size (default 12)\n"
-    "  --key-prefix P            key prefix (default load/); keys are\n"
-    "                            P c<client:04>/k<index:08>\n"
+    "  --conns N                 TCP connections, 1..clients (default: one\n"
+    "                            per client); client i uses connection\n"
+    "                            i mod N and pipelines on it; connection j\n"
+    "                            goes to endpoint j mod the number of URLs\n"
+    "  --threads N               event-loop threads, 1..16 (default 1)\n"
+    "  --total N                 ops in all (default 50000 when --duration\n"
+    "                            is not given)\n"
+    "  --ops N                   ops per client: --total N x clients\n"
+    "  --duration SECONDS        run for this long (with --total: whichever\n"
+    "                            ends first)\n"
+    "  --op OP                   put | range | txn | putget | mixed:R/W\n"
+    "                            put: a put of the next key; range: a get of\n"
+    "                            a random key; txn: if mod_revision < max\n"
+    "                            then put; putget: a put then a get of the\n"
+    "                            same key (2 requests; the LargeScale op);\n"
+    "                            mixed:R/W: R% gets, W% puts, R + W = 100\n"
+    "                            (default putget)\n"
+    "  --workload W              old name of --op: put, get (= range),\n"
+    "                            putget, mixed (= mixed:80/20)\n"
+    "  --key-size BYTES          key length, prefix included (default 16)\n"
+    "  --val-size BYTES          value size (default 12; --value-size too)\n"
+    "  --key-space N             distinct keys (default 10000); puts cycle\n"
+    "                            over them in order, gets pick one at\n"
+    "                            random; range and mixed write each once\n"
+    "                            first (not measured)\n"
+    "  --key-prefix P            key prefix (default load/)\n"
+    "  --consistency l|s         gets linearizable (default) or\n"
+    "                            serializable\n"
     "  --api v3|rest             v3 JSON gateway or /kv REST (default v3)\n"
     "  --timeout MS              per-request timeout (default 10000)\n"
     "  --json                    print one JSON object\n"
@@ -64,42 +81,53 @@ static int usage_error(const char *fmt, const char *arg)
 static void print_text(const struct ms_load_config *cfg,
                        const struct ms_load_result *res)
 {
-    printf("workload   %s (%u request%s/op), api %s, %u clients x ",
-           ms_load_workload_name(cfg->workload),
-           ms_load_requests_per_op(cfg->workload),
-           ms_load_requests_per_op(cfg->workload) > 1 ? "s" : "",
-           ms_load_api_name(cfg->api), cfg->clients);
-    if (cfg->ops_per_client > 0)
-        printf("%llu ops", (unsigned long long)cfg->ops_per_client);
-    else
-        printf("%g s", cfg->duration_s);
-    printf(", %zu-byte values\n", cfg->value_size);
-    printf("endpoints ");
+    char name[32];
+    const struct ms_load_latency *l = &res->latency;
+
+    printf("op %s (%u request%s/op), api %s, %s reads\n",
+           ms_load_op_name(cfg->op, cfg->read_pct, name, sizeof(name)),
+           ms_load_requests_per_op(cfg->op),
+           ms_load_requests_per_op(cfg->op) > 1 ? "s" : "",
+           ms_load_api_name(cfg->api),
+           cfg->serializable ? "serializable" : "linearizable");
+    printf("%u clients on %u connections, %u thread%s, endpoints", cfg->clients,
+           cfg->conns ? cfg->conns : cfg->clients,
+           cfg->threads ? cfg->threads : 1, cfg->threads > 1 ? "s" : "");
     for (size_t i = 0; i < cfg->n_endpoints; i++)
         printf(" %s", cfg->endpoints[i]);
-    printf("\n");
-    printf("ops        %llu in %.3f s: %.1f ops/s (%.1f requests/s)\n",
-           (unsigned long long)res->ops, res->duration_s, res->ops_per_sec,
+    printf("\nkeys %zu bytes x %llu, values %zu bytes", cfg->key_size,
+           (unsigned long long)cfg->key_space, cfg->value_size);
+    if (res->preloaded > 0)
+        printf(", %llu keys preloaded", (unsigned long long)res->preloaded);
+    printf("\n\n");
+    printf("%10s %8s %10s %11s %8s %8s %8s %8s %8s %8s\n", "ops", "errors",
+           "duration_s", "ops/s", "avg_ms", "p50_ms", "p90_ms", "p99_ms",
+           "p99.9_ms", "max_ms");
+    printf("%10llu %8llu %10.3f %11.1f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f\n",
+           (unsigned long long)res->ops, (unsigned long long)res->errors,
+           res->duration_s, res->ops_per_sec, l->avg, l->p50, l->p90, l->p99,
+           l->p999, l->max);
+    printf("\nrequests %llu (%llu reads, %llu writes): %.1f/s\n",
+           (unsigned long long)res->requests, (unsigned long long)res->reads,
+           (unsigned long long)res->writes,
            res->duration_s > 0 ? (double)res->requests / res->duration_s : 0);
-    printf("latency ms avg %.3f  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-           res->latency.avg, res->latency.p50, res->latency.p90,
-           res->latency.p99, res->latency.max);
-    printf("errors     %llu", (unsigned long long)res->errors);
+    printf("errors %llu", (unsigned long long)res->errors);
     for (size_t i = 0; i < res->n_error_kinds; i++)
-        printf("%s%s: %llu", i == 0 ? " (" : ", ", res->error_kinds[i].kind,
+        printf("%s%s %llu", i == 0 ? ": " : ", ", res->error_kinds[i].kind,
                (unsigned long long)res->error_kinds[i].count);
-    printf("%s\n", res->n_error_kinds > 0 ? ")" : "");
+    printf("\n");
     if (res->errors > 0 && res->first_error[0])
         printf("first error: %s\n", res->first_error);
     if (!res->have_metrics)
-        printf("batching   unknown (no batch counters in /metrics)\n");
+        printf("batching unknown (no batch counters in /metrics)\n");
     else if (res->entries == 0)
-        printf("batching   no entries proposed\n");
+        printf("batching: no entries proposed\n");
     else
-        printf("batching   %llu ops proposed in %llu entries: "
-               "%.2f ops/entry\n",
+        printf("batching: %llu ops in %llu Raft entries = %.2f ops/entry; "
+               "%.1f entries/s; %llu read barriers\n",
                (unsigned long long)res->proposed_ops,
-               (unsigned long long)res->entries, res->ops_per_entry);
+               (unsigned long long)res->entries, res->ops_per_entry,
+               res->entries_per_sec, (unsigned long long)res->barriers);
 }
 
 int bench_load_main(int argc, char **argv)
@@ -107,11 +135,18 @@ int bench_load_main(int argc, char **argv)
     enum {
         O_ENDPOINTS = 256,
         O_CLIENTS,
+        O_CONNS,
+        O_THREADS,
+        O_TOTAL,
         O_OPS,
         O_DURATION,
+        O_OP,
         O_WORKLOAD,
-        O_VALUE_SIZE,
+        O_KEY_SIZE,
+        O_VAL_SIZE,
+        O_KEY_SPACE,
         O_KEY_PREFIX,
+        O_CONSISTENCY,
         O_API,
         O_TIMEOUT,
         O_JSON,
@@ -120,11 +155,19 @@ int bench_load_main(int argc, char **argv)
     static const struct option longopts[] = {
         {"endpoints", required_argument, NULL, O_ENDPOINTS},
         {"clients", required_argument, NULL, O_CLIENTS},
+        {"conns", required_argument, NULL, O_CONNS},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"total", required_argument, NULL, O_TOTAL},
         {"ops", required_argument, NULL, O_OPS},
         {"duration", required_argument, NULL, O_DURATION},
+        {"op", required_argument, NULL, O_OP},
         {"workload", required_argument, NULL, O_WORKLOAD},
-        {"value-size", required_argument, NULL, O_VALUE_SIZE},
+        {"key-size", required_argument, NULL, O_KEY_SIZE},
+        {"val-size", required_argument, NULL, O_VAL_SIZE},
+        {"value-size", required_argument, NULL, O_VAL_SIZE},
+        {"key-space", required_argument, NULL, O_KEY_SPACE},
         {"key-prefix", required_argument, NULL, O_KEY_PREFIX},
+        {"consistency", required_argument, NULL, O_CONSISTENCY},
         {"api", required_argument, NULL, O_API},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"json", no_argument, NULL, O_JSON},
@@ -137,8 +180,8 @@ int bench_load_main(int argc, char **argv)
     struct ms_buf out = MS_BUF_INIT;
     char listbuf[4096], errmsg[MS_ERRMSG_SIZE];
     const char *endpoints = "http://127.0.0.1:2379";
-    bool json = false, quiet = false, have_ops = false, have_dur = false;
-    uint64_t v;
+    bool json = false, quiet = false, have_total = false, have_dur = false;
+    uint64_t v, per_client = 0, conns = 0, threads = 1;
     int opt, rc;
 
     ms_load_config_default(&cfg);
@@ -154,12 +197,28 @@ int bench_load_main(int argc, char **argv)
                 return usage_error("--clients: '%s': expected 1..4096", optarg);
             cfg.clients = (unsigned)v;
             break;
+        case O_CONNS:
+            if (ms_load_parse_u64(optarg, 1, MS_LOAD_MAX_CLIENTS, &conns) != 0)
+                return usage_error("--conns: '%s': expected 1..4096", optarg);
+            break;
+        case O_THREADS:
+            if (ms_load_parse_u64(optarg, 1, MS_LOAD_MAX_THREADS, &threads) !=
+                0)
+                return usage_error("--threads: '%s': expected 1..16", optarg);
+            break;
+        case O_TOTAL:
+            if (have_total || per_client)
+                return usage_error("%s", "--total and --ops: give one, once");
+            if (ms_load_parse_u64(optarg, 1, 1000000000000ull, &cfg.total) != 0)
+                return usage_error("--total: '%s': expected 1..10^12", optarg);
+            have_total = true;
+            break;
         case O_OPS:
-            if (ms_load_parse_u64(optarg, 1, 1000000000, &v) != 0)
+            if (have_total || per_client)
+                return usage_error("%s", "--total and --ops: give one, once");
+            if (ms_load_parse_u64(optarg, 1, 1000000000, &per_client) != 0)
                 return usage_error("--ops: '%s': expected 1..1000000000",
                                    optarg);
-            cfg.ops_per_client = v;
-            have_ops = true;
             break;
         case O_DURATION:
             if (ms_load_parse_seconds(optarg, 86400, &cfg.duration_s) != 0)
@@ -168,23 +227,49 @@ int bench_load_main(int argc, char **argv)
                     optarg);
             have_dur = true;
             break;
+        case O_OP:
         case O_WORKLOAD:
-            if (ms_load_parse_workload(optarg, &cfg.workload) != 0)
+            if (ms_load_parse_op(optarg, &cfg.op, &cfg.read_pct) != 0 ||
+                (opt == O_WORKLOAD && strchr(optarg, ':') != NULL))
                 return usage_error(
-                    "--workload: '%s': expected put, get, putget or mixed",
+                    opt == O_OP ? "--op: '%s': expected put, range, txn, "
+                                  "putget or mixed:R/W with R + W = 100"
+                                : "--workload: '%s': expected put, get, "
+                                  "putget or mixed",
                     optarg);
             break;
-        case O_VALUE_SIZE:
+        case O_KEY_SIZE:
+            if (ms_load_parse_u64(optarg, 1, MS_LOAD_MAX_KEY, &v) != 0)
+                return usage_error("--key-size: '%s': expected 1..1024",
+                                   optarg);
+            cfg.key_size = (size_t)v;
+            break;
+        case O_VAL_SIZE:
             if (ms_load_parse_u64(optarg, 1, MS_LOAD_MAX_VALUE, &v) != 0)
-                return usage_error("--value-size: '%s': expected 1..1048576",
+                return usage_error("--val-size: '%s': expected 1..1048576",
                                    optarg);
             cfg.value_size = (size_t)v;
+            break;
+        case O_KEY_SPACE:
+            if (ms_load_parse_u64(optarg, 1, MS_LOAD_MAX_KEY_SPACE,
+                                  &cfg.key_space) != 0)
+                return usage_error("--key-space: '%s': expected 1..100000000",
+                                   optarg);
             break;
         case O_KEY_PREFIX:
             if (strlen(optarg) > MS_LOAD_MAX_PREFIX)
                 return usage_error("--key-prefix: '%s': at most 128 bytes",
                                    optarg);
             cfg.key_prefix = optarg;
+            break;
+        case O_CONSISTENCY:
+            if (strcmp(optarg, "l") == 0)
+                cfg.serializable = false;
+            else if (strcmp(optarg, "s") == 0)
+                cfg.serializable = true;
+            else
+                return usage_error("--consistency: '%s': expected l or s",
+                                   optarg);
             break;
         case O_API:
             if (ms_load_parse_api(optarg, &cfg.api) != 0)
@@ -213,17 +298,19 @@ int bench_load_main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
-    if (have_ops && have_dur)
-        return usage_error("%s", "--ops and --duration exclude each other");
-    if (have_dur)
-        cfg.ops_per_client = 0;
+    if (per_client)
+        cfg.total = per_client * cfg.clients;
+    else if (have_dur && !have_total)
+        cfg.total = 0;
+    cfg.conns = (unsigned)conns;
+    cfg.threads = (unsigned)threads;
     if (ms_load_split_list(endpoints, listbuf, sizeof(listbuf), cfg.endpoints,
                            MS_LOAD_MAX_ENDPOINTS, &cfg.n_endpoints) != 0)
         return usage_error("--endpoints: '%s': expected 1..16 URLs, "
                            "comma-separated",
                            endpoints);
     if (ms_load_config_check(&cfg, errmsg, sizeof(errmsg)) != 0)
-        return usage_error("%s", errmsg);
+        return usage_error("--%s", errmsg);
     if (!quiet)
         cfg.progress = stderr;
     cfg.cancel = &canceled;

@@ -1,14 +1,17 @@
-/* load.c - closed-loop HTTP load generator: clients, workloads, latency
- * percentiles and the batch counters read from /metrics. */
+/* load.c - closed-loop HTTP load generator: clients over shared keep-alive
+ * connections, ops and their checks, a log-linear latency histogram and the
+ * batch counters read from /metrics. */
 #include "bench/load.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
-#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <uv.h>
 
 #include "http/client.h"
@@ -18,61 +21,201 @@
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define BACKOFF_MS 10
-#define VER_UNKNOWN UINT32_MAX
+/* Per-key state: puts in flight in the low 16 bits; CONTENDED once two
+ * puts of the key overlapped (or one failed), which ends its stale-read
+ * check for the run. */
+#define KEY_INFLIGHT_MASK 0xffffu
+#define KEY_CONTENDED 0x80000000u
 
-static const char *const workload_names[] = {"put", "get", "putget", "mixed"};
-static const char *const api_names[] = {"v3", "rest"};
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 void ms_load_config_default(struct ms_load_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->clients = 50;
-    c->ops_per_client = 1000;
+    c->conns = 0;
+    c->threads = 1;
+    c->total = 50000;
     c->duration_s = 0;
-    c->workload = MS_LOAD_PUTGET;
+    c->op = MS_LOAD_OP_PUTGET;
+    c->read_pct = 50;
     c->api = MS_LOAD_API_V3;
+    c->key_size = 16;
     c->value_size = 12;
+    c->key_space = 10000;
     c->key_prefix = "load/";
 }
 
-int ms_load_parse_workload(const char *s, enum ms_load_workload *out)
+/* --- names ---------------------------------------------------------------- */
+
+int ms_load_parse_op(const char *s, enum ms_load_op *op, unsigned *read_pct)
 {
-    for (size_t i = 0; i < 4; i++) {
-        if (strcmp(s, workload_names[i]) == 0) {
-            *out = (enum ms_load_workload)i;
+    static const struct {
+        const char *name;
+        enum ms_load_op op;
+        unsigned pct;
+    } names[] = {
+        {"put", MS_LOAD_OP_PUT, 0},       {"range", MS_LOAD_OP_RANGE, 100},
+        {"get", MS_LOAD_OP_RANGE, 100},   {"txn", MS_LOAD_OP_TXN, 0},
+        {"putget", MS_LOAD_OP_PUTGET, 50}, {"mixed", MS_LOAD_OP_MIXED, 80},
+    };
+    uint64_t r, w;
+    char buf[32];
+    char *slash;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *op = names[i].op;
+            *read_pct = names[i].pct;
             return 0;
         }
     }
-    return MS_EINVAL;
+    if (strncmp(s, "mixed:", 6) != 0 || strlen(s + 6) >= sizeof(buf))
+        return MS_EINVAL;
+    memcpy(buf, s + 6, strlen(s + 6) + 1);
+    slash = strchr(buf, '/');
+    if (slash == NULL)
+        return MS_EINVAL;
+    *slash = '\0';
+    if (ms_load_parse_u64(buf, 0, 100, &r) != 0 ||
+        ms_load_parse_u64(slash + 1, 0, 100, &w) != 0 || r + w != 100)
+        return MS_EINVAL;
+    *op = MS_LOAD_OP_MIXED;
+    *read_pct = (unsigned)r;
+    return 0;
+}
+
+const char *ms_load_op_name(enum ms_load_op op, unsigned read_pct, char *out,
+                            size_t size)
+{
+    static const char *const names[] = {"put", "range", "txn", "mixed",
+                                        "putget"};
+
+    if (op == MS_LOAD_OP_MIXED && read_pct <= 100)
+        snprintf(out, size, "mixed:%u/%u", read_pct, 100 - read_pct);
+    else
+        snprintf(out, size, "%s", (unsigned)op <= 4 ? names[op] : "?");
+    return out;
 }
 
 int ms_load_parse_api(const char *s, enum ms_load_api *out)
 {
-    for (size_t i = 0; i < 2; i++) {
-        if (strcmp(s, api_names[i]) == 0) {
-            *out = (enum ms_load_api)i;
-            return 0;
-        }
-    }
-    return MS_EINVAL;
-}
-
-const char *ms_load_workload_name(enum ms_load_workload w)
-{
-    return (unsigned)w < 4 ? workload_names[w] : "?";
+    if (strcmp(s, "v3") == 0)
+        *out = MS_LOAD_API_V3;
+    else if (strcmp(s, "rest") == 0)
+        *out = MS_LOAD_API_REST;
+    else
+        return MS_EINVAL;
+    return 0;
 }
 
 const char *ms_load_api_name(enum ms_load_api a)
 {
-    return (unsigned)a < 2 ? api_names[a] : "?";
+    return a == MS_LOAD_API_V3 ? "v3" : a == MS_LOAD_API_REST ? "rest" : "?";
 }
 
-unsigned ms_load_requests_per_op(enum ms_load_workload w)
+unsigned ms_load_requests_per_op(enum ms_load_op op)
 {
-    return w == MS_LOAD_PUTGET ? 2 : 1;
+    return op == MS_LOAD_OP_PUTGET ? 2 : 1;
 }
 
-/* --- building blocks ------------------------------------------------- */
+/* --- histogram -------------------------------------------------------------
+ */
+
+#define SUB (1u << MS_LOAD_HIST_BITS)
+#define LINEAR (2u << MS_LOAD_HIST_BITS)
+
+unsigned ms_load_hist_bucket(uint64_t ns)
+{
+    unsigned bits, shift;
+
+    if (ns < LINEAR)
+        return (unsigned)ns;
+    bits = 64u - (unsigned)__builtin_clzll(ns); /* > MS_LOAD_HIST_BITS + 1 */
+    shift = bits - (MS_LOAD_HIST_BITS + 1);
+    return LINEAR + (shift - 1) * SUB + (unsigned)((ns >> shift) - SUB);
+}
+
+uint64_t ms_load_hist_bucket_high(unsigned i)
+{
+    unsigned shift;
+    uint64_t top;
+
+    if (i < LINEAR)
+        return i;
+    shift = (i - LINEAR) / SUB + 1;
+    top = (i - LINEAR) % SUB + SUB;
+    if (shift + MS_LOAD_HIST_BITS + 1 >= 64 && top == 2 * SUB - 1)
+        return UINT64_MAX;
+    return ((top + 1) << shift) - 1;
+}
+
+void ms_load_hist_reset(struct ms_load_hist *h)
+{
+    memset(h, 0, sizeof(*h));
+}
+
+void ms_load_hist_record(struct ms_load_hist *h, uint64_t ns)
+{
+    h->counts[ms_load_hist_bucket(ns)]++;
+    if (h->n == 0 || ns < h->min)
+        h->min = ns;
+    if (ns > h->max)
+        h->max = ns;
+    h->n++;
+    h->sum += (double)ns;
+}
+
+void ms_load_hist_merge(struct ms_load_hist *dst, const struct ms_load_hist *src)
+{
+    if (src->n == 0)
+        return;
+    for (unsigned i = 0; i < MS_LOAD_HIST_BUCKETS; i++)
+        dst->counts[i] += src->counts[i];
+    if (dst->n == 0 || src->min < dst->min)
+        dst->min = src->min;
+    if (src->max > dst->max)
+        dst->max = src->max;
+    dst->n += src->n;
+    dst->sum += src->sum;
+}
+
+uint64_t ms_load_hist_percentile(const struct ms_load_hist *h, double p)
+{
+    double rank;
+    uint64_t r, cum = 0;
+
+    if (h->n == 0)
+        return 0;
+    rank = ceil(p / 100.0 * (double)h->n);
+    r = rank < 1 ? 1 : rank > (double)h->n ? h->n : (uint64_t)rank;
+    for (unsigned i = 0; i < MS_LOAD_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        if (cum >= r) {
+            uint64_t v = ms_load_hist_bucket_high(i);
+            return v < h->min ? h->min : v > h->max ? h->max : v;
+        }
+    }
+    return h->max;
+}
+
+void ms_load_hist_summary(const struct ms_load_hist *h,
+                          struct ms_load_latency *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (h->n == 0)
+        return;
+    out->avg = h->sum / (double)h->n / 1e6;
+    out->min = (double)h->min / 1e6;
+    out->p50 = (double)ms_load_hist_percentile(h, 50) / 1e6;
+    out->p90 = (double)ms_load_hist_percentile(h, 90) / 1e6;
+    out->p99 = (double)ms_load_hist_percentile(h, 99) / 1e6;
+    out->p999 = (double)ms_load_hist_percentile(h, 99.9) / 1e6;
+    out->max = (double)h->max / 1e6;
+}
+
+/* --- building blocks ------------------------------------------------------ */
 
 int ms_load_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -127,17 +270,27 @@ int ms_load_split_list(const char *s, char *buf, size_t size,
     }
 }
 
-size_t ms_load_key(char *out, size_t size, const char *prefix, unsigned client,
-                   uint64_t idx)
+size_t ms_load_key(char *out, size_t size, const char *prefix,
+                   size_t key_size, uint64_t idx)
 {
-    int n = snprintf(out, size, "%sc%04u/k%08llu", prefix, client,
-                     (unsigned long long)idx);
-    if (n < 0 || (size_t)n >= size) {
-        if (size > 0)
-            out[0] = '\0';
+    size_t pl = strlen(prefix), digits;
+
+    if (size > 0)
+        out[0] = '\0';
+    if (key_size >= size || pl >= key_size)
+        return 0;
+    digits = key_size - pl;
+    memcpy(out, prefix, pl);
+    for (size_t i = key_size; i > pl; i--) {
+        out[i - 1] = (char)('0' + idx % 10);
+        idx /= 10;
+    }
+    if (idx != 0 || digits == 0) {
+        out[0] = '\0';
         return 0;
     }
-    return (size_t)n;
+    out[key_size] = '\0';
+    return key_size;
 }
 
 static uint64_t splitmix64(uint64_t *s)
@@ -148,59 +301,70 @@ static uint64_t splitmix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-void ms_load_value(uint8_t *out, size_t size, unsigned client, uint64_t idx,
-                   uint32_t ver)
+static void fill(uint8_t *out, size_t size, uint64_t seed)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint64_t s = ((uint64_t)client << 40) ^ (idx * 0x100000001b3ull) ^
-                 ((uint64_t)ver << 20);
-    uint64_t r = 0;
+    uint64_t s = seed, r = 0;
 
     for (size_t i = 0; i < size; i++) {
         if (i % 10 == 0)
             r = splitmix64(&s);
-        out[i] = (uint8_t)alphabet[r & 63];
+        out[i] = (uint8_t)b64_alphabet[r & 63];
         r >>= 6;
     }
 }
 
-double ms_load_percentile(const double *sorted, size_t n, double p)
+void ms_load_value(uint8_t *out, size_t size, uint64_t idx, uint64_t seq)
 {
-    double rank;
-    size_t r;
-
-    if (n == 0)
-        return 0;
-    rank = ceil(p / 100.0 * (double)n);
-    r = rank < 1 ? 1 : (size_t)rank;
-    if (r > n)
-        r = n;
-    return sorted[r - 1];
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-void ms_load_latency_summary(double *samples, size_t n,
-                             struct ms_load_latency *out)
-{
-    double sum = 0;
-
-    memset(out, 0, sizeof(*out));
-    if (n == 0)
+    if (size < MS_LOAD_SEQ_CHARS) {
+        fill(out, size, idx * 0x100000001b3ull);
         return;
-    qsort(samples, n, sizeof(*samples), cmp_double);
-    for (size_t i = 0; i < n; i++)
-        sum += samples[i];
-    out->avg = sum / (double)n;
-    out->p50 = ms_load_percentile(samples, n, 50);
-    out->p90 = ms_load_percentile(samples, n, 90);
-    out->p99 = ms_load_percentile(samples, n, 99);
-    out->max = samples[n - 1];
+    }
+    for (size_t i = 0; i < MS_LOAD_SEQ_CHARS; i++)
+        out[i] = (uint8_t)
+            b64_alphabet[(seq >> (6 * (MS_LOAD_SEQ_CHARS - 1 - i))) & 63];
+    fill(out + MS_LOAD_SEQ_CHARS, size - MS_LOAD_SEQ_CHARS,
+         (idx * 0x100000001b3ull) ^ (seq << 7) ^ 0x5eedull);
+}
+
+static int b64_digit(uint8_t c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+int ms_load_value_check(const uint8_t *v, size_t len, size_t size,
+                        uint64_t idx, uint64_t *seq)
+{
+    uint8_t small[512], *want = small;
+    uint64_t s = 0;
+    int bad;
+
+    *seq = 0;
+    if (len != size)
+        return MS_EMALFORMED;
+    if (size >= MS_LOAD_SEQ_CHARS) {
+        for (size_t i = 0; i < MS_LOAD_SEQ_CHARS; i++) {
+            int d = b64_digit(v[i]);
+            if (d < 0)
+                return MS_EMALFORMED;
+            s = (s << 6) | (uint64_t)d;
+        }
+    }
+    if (size > sizeof(small) && (want = malloc(size)) == NULL)
+        return MS_ENOMEM;
+    ms_load_value(want, size, idx, s);
+    bad = memcmp(want, v, size) != 0;
+    if (want != small)
+        free(want);
+    if (bad)
+        return MS_EMALFORMED;
+    *seq = s;
+    return 0;
 }
 
 int ms_load_metric_value(const char *text, size_t len, const char *name,
@@ -231,7 +395,8 @@ int ms_load_metric_value(const char *text, size_t len, const char *name,
     return MS_ENOTFOUND;
 }
 
-/* --- endpoints ---------------------------------------------------------- */
+/* --- endpoints -------------------------------------------------------------
+ */
 
 struct endpoint {
     const char *url;
@@ -266,41 +431,84 @@ static int endpoint_resolve(const char *url, struct endpoint *ep, char *errmsg,
     return 0;
 }
 
+static unsigned digits_of(uint64_t v)
+{
+    unsigned d = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
 int ms_load_config_check(const struct ms_load_config *cfg, char *errmsg,
                          size_t errmsg_size)
 {
     struct ms_http_url u;
+    unsigned conns = cfg->conns ? cfg->conns : cfg->clients;
+    unsigned threads = cfg->threads ? cfg->threads : 1;
+    size_t pl;
     int rc;
 
     if (cfg->n_endpoints == 0 || cfg->n_endpoints > MS_LOAD_MAX_ENDPOINTS)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
                          "endpoints: expected 1..%d URLs",
                          MS_LOAD_MAX_ENDPOINTS);
-    for (size_t i = 0; i < cfg->n_endpoints; i++)
-        if ((rc = ms_http_url_parse(cfg->endpoints[i], &u, errmsg,
-                                    errmsg_size)) != 0)
-            return rc;
+    for (size_t i = 0; i < cfg->n_endpoints; i++) {
+        char why[MS_ERRMSG_SIZE];
+        if ((rc = ms_http_url_parse(cfg->endpoints[i], &u, why,
+                                    sizeof(why))) != 0)
+            return ms_seterr(errmsg, errmsg_size, rc, "endpoints: %s", why);
+    }
     if (cfg->clients == 0 || cfg->clients > MS_LOAD_MAX_CLIENTS)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
                          "clients: expected 1..%d", MS_LOAD_MAX_CLIENTS);
-    if (cfg->ops_per_client == 0 &&
-        !(cfg->duration_s > 0 && cfg->duration_s <= 86400))
+    if (conns > cfg->clients)
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "conns: expected 1..clients (%u)", cfg->clients);
+    if (threads > MS_LOAD_MAX_THREADS || threads > conns)
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "threads: expected 1..%d and at most conns (%u)",
+                         MS_LOAD_MAX_THREADS, conns);
+    if (cfg->total == 0 && !(cfg->duration_s > 0))
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "total or duration: one of them is needed");
+    if (cfg->duration_s < 0 || cfg->duration_s > 86400)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
                          "duration: expected 0 < seconds <= 86400");
-    if ((unsigned)cfg->workload > MS_LOAD_MIXED)
-        return ms_seterr(errmsg, errmsg_size, MS_EINVAL, "workload: unknown");
+    if ((unsigned)cfg->op > MS_LOAD_OP_PUTGET)
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL, "op: unknown");
+    if (cfg->op == MS_LOAD_OP_MIXED && cfg->read_pct > 100)
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "op: mixed reads above 100%%");
     if ((unsigned)cfg->api > MS_LOAD_API_REST)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL, "api: unknown");
+    if (cfg->api == MS_LOAD_API_REST && cfg->op == MS_LOAD_OP_TXN)
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "op: txn needs the v3 api");
     if (cfg->value_size == 0 || cfg->value_size > MS_LOAD_MAX_VALUE)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
-                         "value size: expected 1..%d", MS_LOAD_MAX_VALUE);
-    if (cfg->key_prefix == NULL || strlen(cfg->key_prefix) > MS_LOAD_MAX_PREFIX)
+                         "val-size: expected 1..%d", MS_LOAD_MAX_VALUE);
+    if (cfg->key_space == 0 || cfg->key_space > MS_LOAD_MAX_KEY_SPACE)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
-                         "key prefix: at most %d bytes", MS_LOAD_MAX_PREFIX);
+                         "key-space: expected 1..%llu",
+                         (unsigned long long)MS_LOAD_MAX_KEY_SPACE);
+    if (cfg->key_prefix == NULL ||
+        (pl = strlen(cfg->key_prefix)) > MS_LOAD_MAX_PREFIX)
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "key-prefix: at most %d bytes", MS_LOAD_MAX_PREFIX);
+    if (cfg->key_size > MS_LOAD_MAX_KEY ||
+        cfg->key_size < pl + digits_of(cfg->key_space - 1))
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "key-size: %zu bytes cannot hold the prefix (%zu "
+                         "bytes) and %u digits for %llu keys (at most %d)",
+                         cfg->key_size, pl, digits_of(cfg->key_space - 1),
+                         (unsigned long long)cfg->key_space, MS_LOAD_MAX_KEY);
     return 0;
 }
 
-/* --- one blocking request ------------------------------------------------ */
+/* --- one blocking request -------------------------------------------------- */
 
 struct once {
     int done, rc, status;
@@ -373,94 +581,126 @@ int ms_load_http(const char *url, const char *method, const char *path,
 }
 
 /* --- the run ---------------------------------------------------------------
- */
+ *
+ * A run has one or more workers, each a thread with its own libuv loop,
+ * connections, clients, histogram and counters; they share the
+ * configuration, the per-key state and a few atomic counters. */
 
 enum phase { PHASE_PRELOAD, PHASE_MEASURE };
 
-struct lclient {
-    struct run *run;
-    unsigned id;
-    const struct endpoint *ep;
+/* What a client's current request is. */
+enum step { STEP_PUT, STEP_TXN, STEP_GET };
+
+struct conn {
     struct ms_http_client http;
+    const struct endpoint *ep;
+};
+
+struct worker;
+
+struct lclient {
+    struct worker *w;
+    struct conn *conn;
     struct ms_http_client_req req;
     uv_timer_t backoff;
-    uint64_t started;  /* ops started in this phase */
-    uint64_t next_idx; /* next new key (put, putget) */
     uint64_t op_start; /* ns */
-    uint64_t cur_idx;
-    uint32_t cur_ver;
-    int step; /* putget: 0 put, 1 get */
-    bool cur_put;
+    uint64_t key;      /* key index of the current op */
+    uint64_t seq;      /* sequence number of the current put */
+    uint64_t floor;    /* newest acknowledged put of key when the get was
+                          sent; 0: none or not checked */
+    enum step step;
+    bool putget; /* the current op is a putget: a get follows the put */
     bool active;
-    uint32_t *ver; /* version written of each preloaded key */
     uint64_t rng;
+};
+
+struct worker {
+    struct run *run;
+    unsigned id;
+    pthread_t thread;
+    uv_loop_t loop;
+    bool loop_inited;
+    uv_timer_t tick;
+    struct conn *conns;
+    size_t n_conns;
+    struct lclient **cl;
+    size_t n_cl;
+    unsigned n_active;
+    uint64_t end_ns;
+    /* results of the measured phase */
+    uint64_t ops, requests, reads, writes, errors, preload_ok;
+    struct ms_load_error_kind kinds[MS_LOAD_MAX_ERROR_KINDS];
+    size_t n_kinds;
+    char first_error[MS_ERRMSG_SIZE];
+    bool oom;
+    /* scratch */
+    char target[MS_LOAD_MAX_KEY * 3 + 400];
+    char key[MS_LOAD_MAX_KEY + 1];
+    struct ms_buf body;
+    struct ms_buf kb64; /* base64 of the current key */
+    uint8_t *value;     /* value_size bytes */
+    uint8_t *decoded;   /* value_size + 3 bytes */
+    struct ms_load_hist hist;
 };
 
 struct run {
     const struct ms_load_config *cfg;
-    struct ms_load_result *res;
-    uv_loop_t loop;
-    uv_timer_t tick;
+    unsigned conns, threads;
     struct endpoint eps[MS_LOAD_MAX_ENDPOINTS];
     struct lclient *cl;
-    unsigned n_active;
+    struct worker *wk;
     enum phase phase;
-    uint64_t quota; /* ops per client; 0: until deadline */
-    uint64_t deadline_ns;
-    uint64_t start_ns, end_ns;
-    uint64_t preload_keys;
-    uint64_t preload_ok;
-    uint64_t tick_ops, tick_n;
-    double *lat;
-    size_t nlat, caplat;
-    bool oom;
-    char target[MS_LOAD_MAX_PREFIX * 3 + 600];
-    struct ms_buf body;
-    struct ms_buf expect; /* expected value (b64 for v3) */
-    uint8_t *value;       /* scratch, value_size bytes */
+    uint64_t deadline_ns; /* 0: none */
+    uint64_t start_ns;
+    uint64_t seq_base;
+    uint64_t quota; /* ops of the phase; 0: none */
+    _Atomic uint64_t started; /* ops started in the phase */
+    _Atomic uint64_t next_put; /* puts issued, over all phases */
+    _Atomic uint64_t done_ops, done_errors;
+    _Atomic uint32_t *key_state; /* key_space entries */
+    _Atomic uint64_t *acked;     /* newest acknowledged seq per key */
+    uint64_t tick_ops;
 };
 
 static void start_op(struct lclient *c);
 
 static void finish_client(struct lclient *c)
 {
-    struct run *r = c->run;
+    struct worker *w = c->w;
 
     if (!c->active)
         return;
     c->active = false;
-    if (--r->n_active == 0) {
-        r->end_ns = uv_hrtime();
-        uv_stop(&r->loop);
+    if (--w->n_active == 0) {
+        w->end_ns = uv_hrtime();
+        uv_stop(&w->loop);
     }
 }
 
-static void add_error(struct run *r, const char *kind, const char *msg)
+static void add_error(struct worker *w, const char *kind, const char *msg)
 {
-    struct ms_load_result *res = r->res;
     size_t i;
 
-    if (res->first_error[0] == '\0')
-        snprintf(res->first_error, sizeof(res->first_error), "%s%s%s", kind,
+    if (w->first_error[0] == '\0')
+        snprintf(w->first_error, sizeof(w->first_error), "%s%s%s", kind,
                  msg && msg[0] ? ": " : "", msg ? msg : "");
-    if (r->phase != PHASE_MEASURE)
+    if (w->run->phase != PHASE_MEASURE)
         return;
-    res->errors++;
-    for (i = 0; i < res->n_error_kinds; i++)
-        if (strcmp(res->error_kinds[i].kind, kind) == 0)
+    w->errors++;
+    atomic_fetch_add_explicit(&w->run->done_errors, 1, memory_order_relaxed);
+    for (i = 0; i < w->n_kinds; i++)
+        if (strcmp(w->kinds[i].kind, kind) == 0)
             break;
-    if (i == res->n_error_kinds) {
+    if (i == w->n_kinds) {
         if (i == MS_LOAD_MAX_ERROR_KINDS) {
             i--;
-            snprintf(res->error_kinds[i].kind, sizeof(res->error_kinds[i].kind),
-                     "other");
+            snprintf(w->kinds[i].kind, sizeof(w->kinds[i].kind), "other");
         } else {
-            snprintf(res->error_kinds[i].kind, sizeof(res->error_kinds[i].kind),
-                     "%s", kind);
-            res->n_error_kinds++;
+            snprintf(w->kinds[i].kind, sizeof(w->kinds[i].kind), "%s", kind);
+            w->n_kinds++;
         }
     }
-    res->error_kinds[i].count++;
+    w->kinds[i].count++;
 }
 
 static const char *code_kind(int code)
@@ -488,13 +728,25 @@ static void on_backoff(uv_timer_t *t)
     start_op(t->data);
 }
 
-/* The op of c failed: count it, forget what a failed put may have left,
- * and start the next op after a short pause. */
+/* A put of c's key ended (answered or failed). */
+static void put_done(struct lclient *c, bool ok)
+{
+    struct run *r = c->w->run;
+    uint32_t old;
+
+    if (!ok) /* its outcome is unknown: no stale-read check any more */
+        atomic_fetch_or(&r->key_state[c->key], KEY_CONTENDED);
+    old = atomic_fetch_sub(&r->key_state[c->key], 1);
+    if (ok && !(old & KEY_CONTENDED))
+        atomic_store_explicit(&r->acked[c->key], c->seq, memory_order_release);
+}
+
+/* The op of c failed: count it and start the next op after a pause. */
 static void op_failed(struct lclient *c, const char *kind, const char *msg)
 {
-    add_error(c->run, kind, msg);
-    if (c->cur_put && c->ver != NULL && c->cur_idx < c->run->preload_keys)
-        c->ver[c->cur_idx] = VER_UNKNOWN;
+    if (c->step != STEP_GET)
+        put_done(c, false);
+    add_error(c->w, kind, msg);
     uv_timer_start(&c->backoff, on_backoff, BACKOFF_MS, 0);
 }
 
@@ -523,244 +775,412 @@ static int escape_key(char *out, size_t size, const char *key)
 static void on_response(struct ms_http_client_req *req, int status,
                         const struct ms_http_response *resp);
 
-/* Sends the current request of c (a put when c->cur_put and step 0). */
+/* Writes c's current key into its worker's scratch and returns it. */
+static const char *key_of(struct lclient *c)
+{
+    const struct ms_load_config *cfg = c->w->run->cfg;
+
+    ms_load_key(c->w->key, sizeof(c->w->key), cfg->key_prefix, cfg->key_size,
+                c->key);
+    return c->w->key;
+}
+
+/* Builds and sends the current request of c. */
 static void send_request(struct lclient *c)
 {
-    struct run *r = c->run;
+    struct worker *w = c->w;
+    struct run *r = w->run;
     const struct ms_load_config *cfg = r->cfg;
     static const struct ms_http_header json_hdr = {"Content-Type",
                                                    "application/json"};
-    char key[MS_LOAD_MAX_PREFIX + 40], esc[sizeof(key) * 3];
-    bool put = c->cur_put && c->step == 0;
+    const char *base = c->conn->ep->base;
+    bool write = c->step != STEP_GET;
     const char *method;
     int rc = 0;
 
-    ms_load_key(key, sizeof(key), cfg->key_prefix, c->id, c->cur_idx);
-    ms_buf_reset(&r->body);
-    if (put)
-        ms_load_value(r->value, cfg->value_size, c->id, c->cur_idx, c->cur_ver);
+    key_of(c);
+    ms_buf_reset(&w->body);
+    if (write)
+        ms_load_value(w->value, cfg->value_size, c->key, c->seq);
     if (cfg->api == MS_LOAD_API_REST) {
-        rc = escape_key(esc, sizeof(esc), key);
-        snprintf(r->target, sizeof(r->target), "%s/kv/%s", c->ep->base, esc);
-        method = put ? "PUT" : "GET";
-        if (put)
-            rc |= ms_buf_append(&r->body, r->value, cfg->value_size);
+        char esc[MS_LOAD_MAX_KEY * 3 + 1];
+        rc = escape_key(esc, sizeof(esc), w->key);
+        snprintf(w->target, sizeof(w->target), "%s/kv/%s%s", base, esc,
+                 !write && cfg->serializable ? "?consistency=serializable"
+                                             : "");
+        method = write ? "PUT" : "GET";
+        if (write)
+            rc |= ms_buf_append(&w->body, w->value, cfg->value_size);
     } else {
-        snprintf(r->target, sizeof(r->target), "%s/v3/kv/%s", c->ep->base,
-                 put ? "put" : "range");
+        static const char *const paths[] = {"put", "txn", "range"};
+        snprintf(w->target, sizeof(w->target), "%s/v3/kv/%s", base,
+                 paths[c->step]);
         method = "POST";
-        rc |= ms_buf_puts(&r->body, "{\"key\":\"");
-        rc |= ms_base64_encode(&r->body, (const uint8_t *)key, strlen(key));
-        if (put) {
-            rc |= ms_buf_puts(&r->body, "\",\"value\":\"");
-            rc |= ms_base64_encode(&r->body, r->value, cfg->value_size);
+        ms_buf_reset(&w->kb64);
+        rc |= ms_base64_encode(&w->kb64, (const uint8_t *)w->key,
+                               cfg->key_size);
+        if (c->step == STEP_TXN) {
+            rc |= ms_buf_puts(&w->body, "{\"compare\":[{\"key\":\"");
+            rc |= ms_buf_append(&w->body, w->kb64.data, w->kb64.len);
+            rc |= ms_buf_puts(&w->body,
+                              "\",\"target\":\"MOD\",\"result\":\"LESS\","
+                              "\"mod_revision\":\"9223372036854775807\"}],"
+                              "\"success\":[{\"request_put\":{");
+        } else {
+            rc |= ms_buf_putc(&w->body, '{');
         }
-        rc |= ms_buf_puts(&r->body, "\"}");
+        rc |= ms_buf_puts(&w->body, "\"key\":\"");
+        rc |= ms_buf_append(&w->body, w->kb64.data, w->kb64.len);
+        if (write) {
+            rc |= ms_buf_puts(&w->body, "\",\"value\":\"");
+            rc |= ms_base64_encode(&w->body, w->value, cfg->value_size);
+            rc |= ms_buf_puts(&w->body, "\"}");
+        } else {
+            rc |= ms_buf_puts(&w->body, cfg->serializable
+                                            ? "\",\"serializable\":true}"
+                                            : "\"}");
+        }
+        if (c->step == STEP_TXN)
+            rc |= ms_buf_puts(&w->body, "}]}");
     }
     if (rc == 0)
-        rc = ms_http_client_request(&c->http, &c->req, method, r->target,
+        rc = ms_http_client_request(&c->conn->http, &c->req, method,
+                                    w->target,
                                     cfg->api == MS_LOAD_API_V3 ? &json_hdr
                                                                : NULL,
                                     cfg->api == MS_LOAD_API_V3 ? 1 : 0,
-                                    r->body.data, r->body.len, on_response);
+                                    w->body.data, w->body.len, on_response);
     if (rc != 0)
         op_failed(c, code_kind(rc),
-                  c->http.errmsg[0] ? c->http.errmsg : ms_strerror(rc));
+                  c->conn->http.errmsg[0] ? c->conn->http.errmsg
+                                          : ms_strerror(rc));
 }
 
-/* Checks the body of a get answered 200 against what c last wrote.
- * Returns NULL when it matches, else the error kind. */
+/* Finds `"name":"` in body and returns the start of the string value with
+ * its length (up to the closing quote), or NULL. */
+static const uint8_t *json_str(const struct ms_http_response *resp,
+                               const char *tag, size_t *len)
+{
+    const uint8_t *p = memmem(resp->body, resp->body_len, tag, strlen(tag));
+    const uint8_t *end = resp->body + resp->body_len, *q;
+
+    if (p == NULL)
+        return NULL;
+    p += strlen(tag);
+    q = memchr(p, '"', (size_t)(end - p));
+    if (q == NULL)
+        return NULL;
+    *len = (size_t)(q - p);
+    return p;
+}
+
+/* Checks the answer to a get of c's key. Returns NULL when it is right,
+ * else the error kind. */
 static const char *check_get(struct lclient *c,
                              const struct ms_http_response *resp)
 {
-    struct run *r = c->run;
-    const struct ms_load_config *cfg = r->cfg;
-    static const char tag[] = "\"value\":\"";
-    const uint8_t *p;
-    uint32_t ver = c->cur_ver;
+    struct worker *w = c->w;
+    const struct ms_load_config *cfg = w->run->cfg;
+    const uint8_t *v;
+    size_t len;
+    uint64_t seq;
 
-    if (ver == VER_UNKNOWN)
-        return NULL;
-    ms_load_value(r->value, cfg->value_size, c->id, c->cur_idx, ver);
-    if (cfg->api == MS_LOAD_API_REST)
-        return resp->body_len == cfg->value_size &&
-                       memcmp(resp->body, r->value, cfg->value_size) == 0
-                   ? NULL
-                   : "bad_value";
-    ms_buf_reset(&r->expect);
-    if (ms_base64_encode(&r->expect, r->value, cfg->value_size) != 0)
-        return "out_of_memory";
-    p = memmem(resp->body, resp->body_len, tag, sizeof(tag) - 1);
-    if (p == NULL)
-        return "missing";
-    p += sizeof(tag) - 1;
-    if ((size_t)(resp->body + resp->body_len - p) <= r->expect.len ||
-        memcmp(p, r->expect.data, r->expect.len) != 0 ||
-        p[r->expect.len] != '"')
+    if (cfg->api == MS_LOAD_API_REST) {
+        if (resp->status == 404)
+            return c->floor > 0 ? "stale_read" : NULL;
+        if (resp->status != 200)
+            return NULL; /* the caller reports the status */
+        v = resp->body;
+        len = resp->body_len;
+    } else {
+        const uint8_t *k;
+        size_t klen, b64len;
+        if (memmem(resp->body, resp->body_len, "\"kvs\":[", 7) == NULL)
+            return memmem(resp->body, resp->body_len, "\"header\":{", 10) ==
+                           NULL
+                       ? "bad_response"
+                   : c->floor > 0 ? "stale_read"
+                                  : NULL;
+        k = json_str(resp, "\"key\":\"", &klen);
+        ms_buf_reset(&w->kb64);
+        ms_base64_encode(&w->kb64, (const uint8_t *)key_of(c), cfg->key_size);
+        if (k == NULL || klen != w->kb64.len ||
+            memcmp(k, w->kb64.data, klen) != 0)
+            return "bad_key";
+        v = json_str(resp, "\"value\":\"", &b64len);
+        if (v == NULL || b64len > (cfg->value_size + 2) / 3 * 4 ||
+            ms_base64_decode(w->decoded, &len, (const char *)v, b64len) != 0)
+            return "bad_value";
+        v = w->decoded;
+    }
+    if (ms_load_value_check(v, len, cfg->value_size, c->key, &seq) != 0)
         return "bad_value";
+    if (cfg->value_size >= MS_LOAD_SEQ_CHARS && seq < c->floor)
+        return "stale_read";
     return NULL;
 }
 
-static void record_latency(struct run *r, double ms)
+/* Checks the answer to a put or txn. NULL when right, else the kind. */
+static const char *check_write(struct lclient *c,
+                               const struct ms_http_response *resp)
 {
-    if (r->nlat == r->caplat) {
-        size_t cap = r->caplat ? r->caplat * 2 : 4096;
-        double *n = realloc(r->lat, cap * sizeof(*n));
-        if (n == NULL) {
-            r->oom = true;
-            return;
-        }
-        r->lat = n;
-        r->caplat = cap;
+    const struct ms_load_config *cfg = c->w->run->cfg;
+
+    if (cfg->api == MS_LOAD_API_REST)
+        return resp->body_len > 12 &&
+                       memcmp(resp->body, "{\"revision\":", 12) == 0
+                   ? NULL
+                   : "bad_response";
+    if (memmem(resp->body, resp->body_len, "\"revision\":\"", 12) == NULL)
+        return "bad_response";
+    if (c->step == STEP_TXN &&
+        memmem(resp->body, resp->body_len, "\"succeeded\":true", 16) == NULL)
+        return "txn_failed";
+    return NULL;
+}
+
+/* Sends a get of c's key, remembering the newest acknowledged put. */
+static void send_get(struct lclient *c)
+{
+    struct run *r = c->w->run;
+
+    c->step = STEP_GET;
+    c->floor = 0;
+    if (!r->cfg->serializable &&
+        !(atomic_load_explicit(&r->key_state[c->key], memory_order_relaxed) &
+          KEY_CONTENDED))
+        c->floor =
+            atomic_load_explicit(&r->acked[c->key], memory_order_acquire);
+    send_request(c);
+}
+
+static void op_succeeded(struct lclient *c)
+{
+    struct worker *w = c->w;
+
+    if (w->run->phase == PHASE_MEASURE) {
+        w->ops++;
+        atomic_fetch_add_explicit(&w->run->done_ops, 1, memory_order_relaxed);
+        ms_load_hist_record(&w->hist, uv_hrtime() - c->op_start);
+    } else {
+        w->preload_ok++;
     }
-    r->lat[r->nlat++] = ms;
+    start_op(c);
 }
 
 static void on_response(struct ms_http_client_req *req, int status,
                         const struct ms_http_response *resp)
 {
     struct lclient *c = req->data;
-    struct run *r = c->run;
-    bool put = c->cur_put && c->step == 0;
+    struct worker *w = c->w;
+    bool write = c->step != STEP_GET;
     const char *bad;
-    char kind[24], msg[120];
+    char kind[24], msg[160];
 
     if (status != 0) {
-        op_failed(c, code_kind(status), c->http.errmsg);
+        op_failed(c, code_kind(status), c->conn->http.errmsg);
         return;
     }
-    if (resp->status != 200) {
-        size_t n = resp->body_len < 80 ? resp->body_len : 80;
+    if (resp->status != 200 &&
+        !(resp->status == 404 && !write && w->run->cfg->api == MS_LOAD_API_REST)) {
+        size_t n = resp->body_len < 100 ? resp->body_len : 100;
         snprintf(kind, sizeof(kind), "http_%d", resp->status);
-        snprintf(msg, sizeof(msg), "%s %.*s", put ? "put" : "get", (int)n,
-                 (const char *)resp->body);
+        snprintf(msg, sizeof(msg), "%s: %.*s",
+                 c->step == STEP_PUT  ? "put"
+                 : c->step == STEP_TXN ? "txn"
+                                       : "get",
+                 (int)n, (const char *)resp->body);
         while (strlen(msg) > 0 && msg[strlen(msg) - 1] == '\n')
             msg[strlen(msg) - 1] = '\0';
         op_failed(c, kind, msg);
         return;
     }
-    if (!put && (bad = check_get(c, resp)) != NULL) {
-        snprintf(msg, sizeof(msg), "get of key %llu of client %u",
-                 (unsigned long long)c->cur_idx, c->id);
+    bad = write ? check_write(c, resp) : check_get(c, resp);
+    if (bad != NULL) {
+        snprintf(msg, sizeof(msg), "%s of key %.80s: %.*s", write ? "put" : "get",
+                 key_of(c), (int)(resp->body_len < 100 ? resp->body_len : 100),
+                 (const char *)resp->body);
         op_failed(c, bad, msg);
         return;
     }
-    if (r->phase == PHASE_MEASURE)
-        r->res->requests++;
-    if (put && c->ver != NULL && c->cur_idx < r->preload_keys)
-        c->ver[c->cur_idx] = c->cur_ver;
-    if (r->cfg->workload == MS_LOAD_PUTGET && r->phase == PHASE_MEASURE &&
-        c->step == 0) {
-        c->step = 1;
-        send_request(c);
-        return;
+    if (w->run->phase == PHASE_MEASURE) {
+        w->requests++;
+        if (write)
+            w->writes++;
+        else
+            w->reads++;
     }
-    if (r->phase == PHASE_MEASURE) {
-        r->res->ops++;
-        record_latency(r, (double)(uv_hrtime() - c->op_start) / 1e6);
-    } else {
-        r->preload_ok++;
+    if (write) {
+        put_done(c, true);
+        if (c->putget) {
+            send_get(c);
+            return;
+        }
     }
-    start_op(c);
+    op_succeeded(c);
+}
+
+/* Takes the next put number and its key; marks the key busy. */
+static void take_put(struct lclient *c)
+{
+    struct run *r = c->w->run;
+    uint64_t n = atomic_fetch_add_explicit(&r->next_put, 1,
+                                           memory_order_relaxed);
+    uint32_t old;
+
+    c->key = n % r->cfg->key_space;
+    c->seq = r->seq_base + n;
+    old = atomic_fetch_add(&r->key_state[c->key], 1);
+    if ((old & KEY_INFLIGHT_MASK) != 0)
+        atomic_fetch_or(&r->key_state[c->key], KEY_CONTENDED);
 }
 
 static void start_op(struct lclient *c)
 {
-    struct run *r = c->run;
+    struct worker *w = c->w;
+    struct run *r = w->run;
     const struct ms_load_config *cfg = r->cfg;
     uint64_t now;
+    bool read;
 
     if (!c->active)
         return;
     now = uv_hrtime();
     if ((cfg->cancel != NULL && *cfg->cancel) ||
-        (r->quota > 0 && c->started >= r->quota) ||
-        (r->quota == 0 && now >= r->deadline_ns)) {
+        (r->deadline_ns != 0 && now >= r->deadline_ns)) {
         finish_client(c);
         return;
     }
-    c->started++;
-    c->op_start = now;
-    c->step = 0;
     if (r->phase == PHASE_PRELOAD) {
-        c->cur_put = true;
-        c->cur_idx = c->started - 1;
-        c->cur_ver = 0;
-    } else if (cfg->workload == MS_LOAD_PUT ||
-               cfg->workload == MS_LOAD_PUTGET) {
-        c->cur_put = true;
-        c->cur_idx = c->next_idx++;
-        c->cur_ver = 0;
-    } else {
-        uint64_t x = splitmix64(&c->rng);
-        c->cur_put =
-            cfg->workload == MS_LOAD_MIXED && x % 100 < MS_LOAD_MIXED_PUT_PCT;
-        c->cur_idx = (x >> 8) % r->preload_keys;
-        c->cur_ver = c->ver[c->cur_idx];
-        if (c->cur_put)
-            c->cur_ver = c->cur_ver == VER_UNKNOWN ? 1 : c->cur_ver + 1;
-        if (c->cur_ver == VER_UNKNOWN) /* wrapped: start over */
-            c->cur_ver = 0;
+        if (atomic_load_explicit(&r->next_put, memory_order_relaxed) >=
+            cfg->key_space) {
+            finish_client(c);
+            return;
+        }
+    } else if (r->quota > 0 &&
+               atomic_fetch_add_explicit(&r->started, 1,
+                                         memory_order_relaxed) >= r->quota) {
+        finish_client(c);
+        return;
     }
+    c->op_start = now;
+    c->putget = false;
+    if (r->phase == PHASE_PRELOAD) {
+        read = false;
+    } else {
+        switch (cfg->op) {
+        case MS_LOAD_OP_RANGE:
+            read = true;
+            break;
+        case MS_LOAD_OP_MIXED:
+            read = splitmix64(&c->rng) % 100 < cfg->read_pct;
+            break;
+        default:
+            read = false;
+        }
+    }
+    if (read) {
+        c->key = splitmix64(&c->rng) % cfg->key_space;
+        send_get(c);
+        return;
+    }
+    take_put(c);
+    c->putget = r->phase == PHASE_MEASURE && cfg->op == MS_LOAD_OP_PUTGET;
+    c->step = r->phase == PHASE_MEASURE && cfg->op == MS_LOAD_OP_TXN
+                  ? STEP_TXN
+                  : STEP_PUT;
     send_request(c);
 }
 
 static void on_tick(uv_timer_t *t)
 {
-    struct run *r = t->data;
+    struct worker *w = t->data;
+    struct run *r = w->run;
     double el = (double)(uv_hrtime() - r->start_ns) / 1e9;
+    uint64_t ops = atomic_load(&r->done_ops);
 
-    r->tick_n++;
-    if (r->cfg->progress != NULL && r->phase == PHASE_MEASURE) {
-        fprintf(r->cfg->progress,
-                "load: %5.1fs %10llu ops %9.0f ops/s (last second) "
-                "%llu errors\n",
-                el, (unsigned long long)r->res->ops,
-                (double)(r->res->ops - r->tick_ops),
-                (unsigned long long)r->res->errors);
+    if (r->cfg->progress != NULL) {
+        if (r->phase == PHASE_MEASURE)
+            fprintf(r->cfg->progress,
+                    "load: %5.1fs %10llu ops %9.0f ops/s (last second) "
+                    "%llu errors\n",
+                    el, (unsigned long long)ops,
+                    (double)(ops - r->tick_ops),
+                    (unsigned long long)atomic_load(&r->done_errors));
+        else
+            fprintf(r->cfg->progress, "load: %5.1fs preload %llu of %llu keys\n",
+                    el,
+                    (unsigned long long)atomic_load(&r->next_put),
+                    (unsigned long long)r->cfg->key_space);
         fflush(r->cfg->progress);
     }
-    r->tick_ops = r->res->ops;
+    r->tick_ops = ops;
 }
 
-/* Runs one phase on every client until each is done. */
+/* Runs one phase on the clients of w until each is done. */
+static void worker_phase(struct worker *w)
+{
+    w->n_active = (unsigned)w->n_cl;
+    w->end_ns = uv_hrtime();
+    for (size_t i = 0; i < w->n_cl; i++)
+        w->cl[i]->active = true;
+    uv_update_time(&w->loop);
+    if (w->id == 0)
+        uv_timer_start(&w->tick, on_tick, 1000, 1000);
+    for (size_t i = 0; i < w->n_cl; i++)
+        start_op(w->cl[i]);
+    if (w->n_active > 0)
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (w->id == 0)
+        uv_timer_stop(&w->tick);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_phase(arg);
+    return NULL;
+}
+
+/* Runs a phase on every worker, in threads when there are several. */
 static void run_phase(struct run *r, enum phase ph, uint64_t quota,
                       double duration_s)
 {
+    unsigned spawned = 0;
+
     r->phase = ph;
     r->quota = quota;
+    atomic_store(&r->started, 0);
     r->start_ns = uv_hrtime();
-    r->end_ns = r->start_ns;
-    r->deadline_ns = r->start_ns + (uint64_t)(duration_s * 1e9);
+    r->deadline_ns =
+        duration_s > 0 ? r->start_ns + (uint64_t)(duration_s * 1e9) : 0;
     r->tick_ops = 0;
-    r->n_active = r->cfg->clients;
-    for (unsigned i = 0; i < r->cfg->clients; i++) {
-        r->cl[i].active = true;
-        r->cl[i].started = 0;
+    for (unsigned i = 1; i < r->threads; i++) {
+        if (pthread_create(&r->wk[i].thread, NULL, worker_main, &r->wk[i]) !=
+            0)
+            break;
+        spawned++;
     }
-    uv_update_time(&r->loop);
-    uv_timer_start(&r->tick, on_tick, 1000, 1000);
-    for (unsigned i = 0; i < r->cfg->clients; i++)
-        start_op(&r->cl[i]);
-    if (r->n_active > 0)
-        uv_run(&r->loop, UV_RUN_DEFAULT);
-    uv_timer_stop(&r->tick);
+    /* a worker whose thread could not start runs here, after worker 0 */
+    worker_phase(&r->wk[0]);
+    for (unsigned i = 1 + spawned; i < r->threads; i++)
+        worker_phase(&r->wk[i]);
+    for (unsigned i = 1; i <= spawned; i++)
+        pthread_join(r->wk[i].thread, NULL);
 }
 
-/* Sums the two batch counters over every endpoint. Returns 0, or MS_EIO
- * with errmsg when the first endpoint does not answer; *complete is false
- * when another endpoint did not. */
-static int read_counters(struct run *r, uint64_t *entries, uint64_t *ops,
-                         bool *complete, char *errmsg, size_t errsz)
+/* Sums the batch counters over every endpoint. Returns 0, or MS_EIO with
+ * errmsg when the first endpoint does not answer; *complete is false when
+ * another endpoint did not. */
+static int read_counters(const struct ms_load_config *cfg, uint64_t *entries,
+                         uint64_t *ops, uint64_t *barriers, bool *complete,
+                         char *errmsg, size_t errsz)
 {
-    const struct ms_load_config *cfg = r->cfg;
-
-    *entries = *ops = 0;
+    *entries = *ops = *barriers = 0;
     *complete = true;
     for (size_t i = 0; i < cfg->n_endpoints; i++) {
         struct ms_buf b = MS_BUF_INIT;
         char err[MS_ERRMSG_SIZE];
-        double e = 0, o = 0;
+        double e = 0, o = 0, br = 0;
         int status = 0;
         int rc = ms_load_http(cfg->endpoints[i], "GET", "/metrics", NULL, 5000,
                               &status, &b, err, sizeof(err));
@@ -774,6 +1194,10 @@ static int read_counters(struct run *r, uint64_t *entries, uint64_t *ops,
                                  &o) == 0) {
             *entries += (uint64_t)e;
             *ops += (uint64_t)o;
+            if (ms_load_metric_value((const char *)b.data, b.len,
+                                     "metastore_read_barriers_total",
+                                     &br) == 0)
+                *barriers += (uint64_t)br;
         } else {
             *complete = false;
             if (i == 0 && rc != 0) {
@@ -789,126 +1213,220 @@ static int read_counters(struct run *r, uint64_t *entries, uint64_t *ops,
 
 static void free_run(struct run *r)
 {
-    free(r->lat);
-    ms_buf_free(&r->body);
-    ms_buf_free(&r->expect);
-    free(r->value);
-    if (r->cl != NULL)
-        for (unsigned i = 0; i < r->cfg->clients; i++)
-            free(r->cl[i].ver);
+    if (r->wk != NULL)
+        for (unsigned i = 0; i < r->threads; i++) {
+            ms_buf_free(&r->wk[i].body);
+            ms_buf_free(&r->wk[i].kb64);
+            free(r->wk[i].value);
+            free(r->wk[i].decoded);
+            free(r->wk[i].conns);
+            free(r->wk[i].cl);
+        }
+    free(r->wk);
     free(r->cl);
+    free((void *)r->key_state);
+    free((void *)r->acked);
+}
+
+/* Closes every handle of w and runs its loop until they are gone. */
+static void worker_close(struct worker *w)
+{
+    if (!w->loop_inited)
+        return;
+    for (size_t i = 0; i < w->n_conns; i++)
+        if (w->conns[i].ep != NULL)
+            ms_http_client_close(&w->conns[i].http, NULL);
+    for (size_t i = 0; i < w->n_cl; i++)
+        if (w->cl[i]->w != NULL)
+            uv_close((uv_handle_t *)&w->cl[i]->backoff, NULL);
+    uv_close((uv_handle_t *)&w->tick, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    w->loop_inited = false;
+}
+
+/* Sets up the workers: connection j on worker j mod threads, client i on
+ * connection i mod conns. */
+static int setup_workers(struct run *r, char *errmsg, size_t errsz)
+{
+    const struct ms_load_config *cfg = r->cfg;
+    struct ms_http_client_config hc = {0};
+    int rc;
+
+    hc.request_timeout_ms =
+        cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_TIMEOUT_MS;
+    hc.connect_timeout_ms = hc.request_timeout_ms;
+    for (unsigned t = 0; t < r->threads; t++) {
+        struct worker *w = &r->wk[t];
+        size_t nc = (r->conns - t + r->threads - 1) / r->threads;
+        size_t ncl = 0;
+
+        w->run = r;
+        w->id = t;
+        w->conns = calloc(nc, sizeof(*w->conns));
+        for (unsigned i = 0; i < cfg->clients; i++)
+            if ((i % r->conns) % r->threads == t)
+                ncl++;
+        w->cl = calloc(ncl, sizeof(*w->cl));
+        w->value = malloc(cfg->value_size);
+        w->decoded = malloc(cfg->value_size + 3);
+        if (w->conns == NULL || w->cl == NULL || w->value == NULL ||
+            w->decoded == NULL)
+            return ms_seterr(errmsg, errsz, MS_ENOMEM, "out of memory");
+        if (uv_loop_init(&w->loop) != 0)
+            return ms_seterr(errmsg, errsz, MS_ENOMEM, "uv_loop_init");
+        w->loop_inited = true;
+        uv_timer_init(&w->loop, &w->tick);
+        w->tick.data = w;
+        for (size_t j = 0; j < nc; j++) {
+            unsigned global = t + (unsigned)j * r->threads;
+            const struct endpoint *ep = &r->eps[global % cfg->n_endpoints];
+            rc = ms_http_client_init(&w->conns[j].http, &w->loop, ep->addr,
+                                     &hc);
+            if (rc != 0)
+                return ms_seterr(errmsg, errsz, rc, "%s: bad address",
+                                 ep->url);
+            w->conns[j].ep = ep;
+            w->n_conns++;
+        }
+    }
+    for (unsigned i = 0; i < cfg->clients; i++) {
+        struct lclient *c = &r->cl[i];
+        unsigned cj = i % r->conns;
+        struct worker *w = &r->wk[cj % r->threads];
+
+        c->conn = &w->conns[cj / r->threads];
+        c->rng = 0x5eed0000ull + i;
+        c->req.data = c;
+        uv_timer_init(&w->loop, &c->backoff);
+        c->backoff.data = c;
+        c->w = w;
+        w->cl[w->n_cl++] = c;
+    }
+    return 0;
+}
+
+/* Adds the results of the workers into res. */
+static void collect(struct run *r, struct ms_load_result *res)
+{
+    struct ms_load_hist *h = calloc(1, sizeof(*h));
+    uint64_t end = r->start_ns;
+
+    for (unsigned t = 0; t < r->threads; t++) {
+        struct worker *w = &r->wk[t];
+        res->ops += w->ops;
+        res->requests += w->requests;
+        res->reads += w->reads;
+        res->writes += w->writes;
+        res->errors += w->errors;
+        if (res->first_error[0] == '\0' && w->first_error[0] != '\0')
+            memcpy(res->first_error, w->first_error, sizeof(w->first_error));
+        for (size_t k = 0; k < w->n_kinds; k++) {
+            size_t i;
+            for (i = 0; i < res->n_error_kinds; i++)
+                if (strcmp(res->error_kinds[i].kind, w->kinds[k].kind) == 0)
+                    break;
+            if (i == res->n_error_kinds) {
+                if (i == MS_LOAD_MAX_ERROR_KINDS)
+                    i--;
+                else
+                    res->n_error_kinds++;
+                memcpy(res->error_kinds[i].kind, w->kinds[k].kind,
+                       sizeof(w->kinds[k].kind));
+            }
+            res->error_kinds[i].count += w->kinds[k].count;
+        }
+        if (w->end_ns > end)
+            end = w->end_ns;
+        if (h != NULL)
+            ms_load_hist_merge(h, &w->hist);
+    }
+    res->duration_s = (double)(end - r->start_ns) / 1e9;
+    if (h != NULL)
+        ms_load_hist_summary(h, &res->latency);
+    free(h);
 }
 
 int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
                 char *errmsg, size_t errmsg_size)
 {
     struct run r;
-    struct ms_http_client_config hc = {0};
-    uint64_t e0 = 0, o0 = 0, e1 = 0, o1 = 0;
-    bool ok0 = false, ok1 = false, loop_inited = false;
-    unsigned inited = 0;
+    struct timeval tv;
+    uint64_t e0 = 0, o0 = 0, b0 = 0, e1 = 0, o1 = 0, b1 = 0;
+    bool ok0 = false, ok1 = false;
     int rc;
 
     memset(res, 0, sizeof(*res));
     memset(&r, 0, sizeof(r));
     r.cfg = cfg;
-    r.res = res;
     if ((rc = ms_load_config_check(cfg, errmsg, errmsg_size)) != 0)
         return rc;
+    r.conns = cfg->conns ? cfg->conns : cfg->clients;
+    r.threads = cfg->threads ? cfg->threads : 1;
     for (size_t i = 0; i < cfg->n_endpoints; i++)
         if ((rc = endpoint_resolve(cfg->endpoints[i], &r.eps[i], errmsg,
                                    errmsg_size)) != 0)
             return rc;
+    /* Reachability first: no load is sent to a dead first endpoint. */
+    if ((rc = read_counters(cfg, &e0, &o0, &b0, &ok0, errmsg, errmsg_size)) !=
+        0)
+        return rc;
     r.cl = calloc(cfg->clients, sizeof(*r.cl));
-    r.value = malloc(cfg->value_size);
-    if (r.cl == NULL || r.value == NULL) {
+    r.wk = calloc(r.threads, sizeof(*r.wk));
+    r.key_state = calloc(cfg->key_space, sizeof(*r.key_state));
+    r.acked = calloc(cfg->key_space, sizeof(*r.acked));
+    if (r.cl == NULL || r.wk == NULL || r.key_state == NULL ||
+        r.acked == NULL) {
         rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM, "out of memory");
         goto err;
     }
-    if (cfg->workload == MS_LOAD_GET || cfg->workload == MS_LOAD_MIXED) {
-        r.preload_keys = cfg->ops_per_client > 0 &&
-                                 cfg->ops_per_client < MS_LOAD_PRELOAD_KEYS
-                             ? cfg->ops_per_client
-                             : MS_LOAD_PRELOAD_KEYS;
-        for (unsigned i = 0; i < cfg->clients; i++) {
-            r.cl[i].ver = malloc(r.preload_keys * sizeof(uint32_t));
-            if (r.cl[i].ver == NULL) {
-                rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM, "out of memory");
-                goto err;
-            }
-            for (uint64_t k = 0; k < r.preload_keys; k++)
-                r.cl[i].ver[k] = VER_UNKNOWN;
-        }
-    }
-    /* Reachability first: no load is sent to a dead first endpoint. */
-    if ((rc = read_counters(&r, &e0, &o0, &ok0, errmsg, errmsg_size)) != 0)
+    /* sequence numbers grow across runs too: they start at the time in
+     * microseconds, so a later run's puts are newer than an earlier one's */
+    gettimeofday(&tv, NULL);
+    r.seq_base = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    if ((rc = setup_workers(&r, errmsg, errmsg_size)) != 0)
         goto err;
-    if (uv_loop_init(&r.loop) != 0) {
-        rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM, "uv_loop_init");
-        goto err;
-    }
-    loop_inited = true;
-    uv_timer_init(&r.loop, &r.tick);
-    r.tick.data = &r;
-    hc.request_timeout_ms =
-        cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_TIMEOUT_MS;
-    hc.connect_timeout_ms = hc.request_timeout_ms;
-    for (; inited < cfg->clients; inited++) {
-        struct lclient *c = &r.cl[inited];
-        c->run = &r;
-        c->id = inited;
-        c->ep = &r.eps[inited % cfg->n_endpoints];
-        c->rng = 0x5eed0000ull + inited;
-        c->req.data = c;
-        rc = ms_http_client_init(&c->http, &r.loop, c->ep->addr, &hc);
-        if (rc != 0) {
-            ms_seterr(errmsg, errmsg_size, rc, "%s: bad address", c->ep->url);
-            goto err;
-        }
-        uv_timer_init(&r.loop, &c->backoff);
-        c->backoff.data = c;
-    }
-    if (r.preload_keys > 0) {
-        run_phase(&r, PHASE_PRELOAD, r.preload_keys, 0);
-        if (r.preload_ok == 0) {
+    if (cfg->op == MS_LOAD_OP_RANGE || cfg->op == MS_LOAD_OP_MIXED) {
+        uint64_t ok = 0;
+        run_phase(&r, PHASE_PRELOAD, 0, 0);
+        for (unsigned t = 0; t < r.threads; t++)
+            ok += r.wk[t].preload_ok;
+        res->preloaded = ok;
+        if (ok == 0 && !(cfg->cancel != NULL && *cfg->cancel)) {
             rc = ms_seterr(errmsg, errmsg_size, MS_EIO,
-                           "preload: no put succeeded: %s", res->first_error);
+                           "preload: no put succeeded: %s",
+                           r.wk[0].first_error);
             goto err;
         }
-        res->first_error[0] = '\0';
-        if ((rc = read_counters(&r, &e0, &o0, &ok0, errmsg, errmsg_size)) != 0)
+        for (unsigned t = 0; t < r.threads; t++)
+            r.wk[t].first_error[0] = '\0';
+        if ((rc = read_counters(cfg, &e0, &o0, &b0, &ok0, errmsg,
+                                errmsg_size)) != 0)
             goto err;
     }
-    run_phase(&r, PHASE_MEASURE, cfg->ops_per_client, cfg->duration_s);
-    res->duration_s = (double)(r.end_ns - r.start_ns) / 1e9;
-    if (r.oom) {
-        rc = ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
-                       "out of memory for latency samples");
-        goto err;
-    }
-    ms_load_latency_summary(r.lat, r.nlat, &res->latency);
+    for (unsigned t = 0; t < r.threads; t++)
+        ms_load_hist_reset(&r.wk[t].hist);
+    run_phase(&r, PHASE_MEASURE, cfg->total, cfg->duration_s);
+    collect(&r, res);
     res->ops_per_sec =
         res->duration_s > 0 ? (double)res->ops / res->duration_s : 0;
-    if (read_counters(&r, &e1, &o1, &ok1, errmsg, errmsg_size) == 0 && ok0 &&
-        ok1 && e1 >= e0 && o1 >= o0) {
+    if (read_counters(cfg, &e1, &o1, &b1, &ok1, errmsg, errmsg_size) == 0 &&
+        ok0 && ok1 && e1 >= e0 && o1 >= o0) {
         res->have_metrics = true;
         res->entries = e1 - e0;
         res->proposed_ops = o1 - o0;
+        res->barriers = b1 >= b0 ? b1 - b0 : 0;
         res->ops_per_entry =
             res->entries ? (double)res->proposed_ops / (double)res->entries : 0;
+        res->entries_per_sec =
+            res->duration_s > 0 ? (double)res->entries / res->duration_s : 0;
     }
     errmsg[0] = '\0';
     rc = 0;
 err:
-    if (loop_inited) {
-        for (unsigned i = 0; i < inited; i++) {
-            ms_http_client_close(&r.cl[i].http, NULL);
-            uv_close((uv_handle_t *)&r.cl[i].backoff, NULL);
-        }
-        uv_close((uv_handle_t *)&r.tick, NULL);
-        uv_run(&r.loop, UV_RUN_DEFAULT);
-        uv_loop_close(&r.loop);
-    }
+    if (r.wk != NULL)
+        for (unsigned t = 0; t < r.threads; t++)
+            worker_close(&r.wk[t]);
     free_run(&r);
     return rc;
 }
@@ -924,35 +1442,35 @@ static double round3(double x)
 int ms_load_result_json(const struct ms_load_config *cfg,
                         const struct ms_load_result *res, struct ms_buf *out)
 {
-    cJSON *o = cJSON_CreateObject(), *eps, *lat, *kinds;
-    char *s;
+    cJSON *o = cJSON_CreateObject(), *eps, *kinds;
+    char name[32], *s;
     int rc = MS_ENOMEM;
 
     if (o == NULL)
         return MS_ENOMEM;
-    cJSON_AddStringToObject(o, "workload",
-                            ms_load_workload_name(cfg->workload));
+    cJSON_AddStringToObject(o, "op",
+                            ms_load_op_name(cfg->op, cfg->read_pct, name,
+                                            sizeof(name)));
     cJSON_AddStringToObject(o, "api", ms_load_api_name(cfg->api));
+    cJSON_AddStringToObject(o, "consistency",
+                            cfg->serializable ? "s" : "l");
     eps = cJSON_AddArrayToObject(o, "endpoints");
     for (size_t i = 0; eps && i < cfg->n_endpoints; i++)
         cJSON_AddItemToArray(eps, cJSON_CreateString(cfg->endpoints[i]));
     cJSON_AddNumberToObject(o, "clients", cfg->clients);
-    cJSON_AddNumberToObject(o, "ops_per_client", (double)cfg->ops_per_client);
+    cJSON_AddNumberToObject(o, "conns", cfg->conns ? cfg->conns : cfg->clients);
+    cJSON_AddNumberToObject(o, "threads", cfg->threads ? cfg->threads : 1);
+    cJSON_AddNumberToObject(o, "total", (double)cfg->total);
+    cJSON_AddNumberToObject(o, "key_size", (double)cfg->key_size);
     cJSON_AddNumberToObject(o, "value_size", (double)cfg->value_size);
+    cJSON_AddNumberToObject(o, "key_space", (double)cfg->key_space);
     cJSON_AddNumberToObject(o, "requests_per_op",
-                            ms_load_requests_per_op(cfg->workload));
+                            ms_load_requests_per_op(cfg->op));
+    cJSON_AddNumberToObject(o, "preloaded", (double)res->preloaded);
     cJSON_AddNumberToObject(o, "ops", (double)res->ops);
     cJSON_AddNumberToObject(o, "requests", (double)res->requests);
-    cJSON_AddNumberToObject(o, "duration_s", round3(res->duration_s));
-    cJSON_AddNumberToObject(o, "ops_per_sec", round3(res->ops_per_sec));
-    lat = cJSON_AddObjectToObject(o, "latency_ms");
-    if (lat != NULL) {
-        cJSON_AddNumberToObject(lat, "avg", round3(res->latency.avg));
-        cJSON_AddNumberToObject(lat, "p50", round3(res->latency.p50));
-        cJSON_AddNumberToObject(lat, "p90", round3(res->latency.p90));
-        cJSON_AddNumberToObject(lat, "p99", round3(res->latency.p99));
-        cJSON_AddNumberToObject(lat, "max", round3(res->latency.max));
-    }
+    cJSON_AddNumberToObject(o, "reads", (double)res->reads);
+    cJSON_AddNumberToObject(o, "writes", (double)res->writes);
     cJSON_AddNumberToObject(o, "errors", (double)res->errors);
     kinds = cJSON_AddObjectToObject(o, "errors_by_kind");
     for (size_t i = 0; kinds && i < res->n_error_kinds; i++)
@@ -960,12 +1478,26 @@ int ms_load_result_json(const struct ms_load_config *cfg,
                                 (double)res->error_kinds[i].count);
     if (res->first_error[0])
         cJSON_AddStringToObject(o, "first_error", res->first_error);
+    cJSON_AddNumberToObject(o, "duration_s", round3(res->duration_s));
+    cJSON_AddNumberToObject(o, "ops_per_sec", round3(res->ops_per_sec));
+    cJSON_AddNumberToObject(o, "avg_ms", round3(res->latency.avg));
+    cJSON_AddNumberToObject(o, "min_ms", round3(res->latency.min));
+    cJSON_AddNumberToObject(o, "p50_ms", round3(res->latency.p50));
+    cJSON_AddNumberToObject(o, "p90_ms", round3(res->latency.p90));
+    cJSON_AddNumberToObject(o, "p99_ms", round3(res->latency.p99));
+    cJSON_AddNumberToObject(o, "p999_ms", round3(res->latency.p999));
+    cJSON_AddNumberToObject(o, "max_ms", round3(res->latency.max));
     if (res->have_metrics) {
         cJSON_AddNumberToObject(o, "entries", (double)res->entries);
         cJSON_AddNumberToObject(o, "proposed_ops", (double)res->proposed_ops);
+        cJSON_AddNumberToObject(o, "barriers", (double)res->barriers);
+        cJSON_AddNumberToObject(o, "entries_per_sec",
+                                round3(res->entries_per_sec));
     } else {
         cJSON_AddNullToObject(o, "entries");
         cJSON_AddNullToObject(o, "proposed_ops");
+        cJSON_AddNullToObject(o, "barriers");
+        cJSON_AddNullToObject(o, "entries_per_sec");
     }
     if (res->have_metrics && res->entries > 0)
         cJSON_AddNumberToObject(o, "ops_per_entry", round3(res->ops_per_entry));
