@@ -41,8 +41,10 @@ struct fx {
     /* handler state */
     struct ms_http_request *held[MAX_HELD];
     int nheld, ncancel, respond_in_cancel, cancel_rc;
-    struct ms_http_request *order[3];
+    struct ms_http_request *order[4];
     int norder;
+    uv_timer_t together; /* answers the /together requests */
+    uint64_t writes_before;
     int nerrors, last_kind;
     int responded_late;
     int nbig; /* /big requests dispatched (read by a client thread) */
@@ -191,6 +193,18 @@ static void later(struct fx *fx, struct ms_http_request *req, int kind,
     uv_timer_start(&l->t, later_cb, ms, 0);
 }
 
+static void together_cb(uv_timer_t *t)
+{
+    struct fx *fx = t->data;
+
+    fx->writes_before = fx->srv.writes;
+    for (int i = 0; i < 4; i++)
+        ms_http_respond(fx->order[i], 200, "text/plain", fx->order[i]->target,
+                        strlen(fx->order[i]->target));
+    fx->norder = 0;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
 static void on_cancel(struct ms_http_request *req)
 {
     struct fx *fx = req->server->data;
@@ -258,6 +272,15 @@ static void on_request(struct ms_http_request *req, void *data)
             later(fx, fx->order[1], 2, 40);
             later(fx, fx->order[0], 2, 70);
             fx->norder = 0;
+        }
+    } else if (path_is(req, "/together")) {
+        /* held until four have come, then all answered in one callback,
+         * as the state machine answers the ops of one Raft entry */
+        fx->order[fx->norder++] = req;
+        if (fx->norder == 4) {
+            uv_timer_init(&fx->loop, &fx->together);
+            fx->together.data = fx;
+            uv_timer_start(&fx->together, together_cb, 5, 0);
         }
     } else if (path_is(req, "/async")) {
         later(fx, req, 0, 30);
@@ -659,6 +682,27 @@ static void test_pipeline_reverse(void **state)
     assert_string_equal(j->rd.resp[0].body, "/order?1");
     assert_string_equal(j->rd.resp[1].body, "/order?2");
     assert_string_equal(j->rd.resp[2].body, "/order?3");
+    free(j);
+}
+
+/* Four pipelined requests answered together from one callback outside the
+ * connection's read leave in one write, in request order. */
+static void test_pipeline_one_write(void **state)
+{
+    struct fx *fx = *state;
+    struct job *j = job_new(fx);
+
+    start_server(fx, NULL);
+    j->send[0] = "GET /together?1 HTTP/1.1\r\n\r\n"
+                 "GET /together?2 HTTP/1.1\r\n\r\n"
+                 "GET /together?3 HTTP/1.1\r\n\r\n"
+                 "GET /together?4 HTTP/1.1\r\n\r\n";
+    j->nresp = 4;
+    run_thread(fx, job_main, j);
+    assert_int_equal(j->rd.got, 4);
+    assert_string_equal(j->rd.resp[0].body, "/together?1");
+    assert_string_equal(j->rd.resp[3].body, "/together?4");
+    assert_int_equal(fx->srv.writes - fx->writes_before, 1);
     free(j);
 }
 
@@ -1598,6 +1642,7 @@ int main(void)
         T(test_get_and_post),
         T(test_keep_alive),
         T(test_pipeline_reverse),
+        T(test_pipeline_one_write),
         T(test_pipeline_bound),
         T(test_split_input),
         T(test_garbage),

@@ -126,6 +126,13 @@ static void metrics(struct ms_call *c)
                      "Raft applied index.", (double)st.last_applied);
     ms_metrics_gauge(&b, "metastore_raft_last_index",
                      "Last index in the local log.", (double)st.last_index);
+    ms_metrics_counter(&b, "metastore_raft_disk_appends_total",
+                       "Log appends made durable (each one O_DSYNC write; "
+                       "the uv io may merge queued ones).",
+                       (double)st.disk_appends);
+    ms_metrics_counter(&b, "metastore_raft_disk_append_entries_total",
+                       "Entries written by those appends.",
+                       (double)st.disk_append_entries);
     ms_metrics_counter(&b, "metastore_fsm_entries_applied_total",
                        "Entries applied to the store.",
                        (double)s->fsm.stats.entries_applied);
@@ -154,6 +161,10 @@ static void metrics(struct ms_call *c)
     ms_metrics_gauge(&b, "metastore_http_connections",
                      "Open client connections.",
                      (double)ms_http_server_connections(&s->http));
+    ms_metrics_counter(&b, "metastore_http_writes_total",
+                       "Answer writes handed to the kernel (answers of one "
+                       "connection ready in one loop iteration share one).",
+                       (double)s->http.writes);
     ms_watch_lease_metrics(s, &b);
     ms_call_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
     ms_buf_free(&b);

@@ -97,11 +97,11 @@ void ms_call_respond(struct ms_call *c, int status, const char *ctype,
 
 void ms_call_error(struct ms_call *c, const struct ms_gw_error *e)
 {
-    struct ms_buf b = MS_BUF_INIT;
+    struct ms_buf *b = &c->srv->scratch;
 
-    ms_gw_error_json(e, &b);
-    ms_call_respond(c, e->http_status, "application/json", b.data, b.len);
-    ms_buf_free(&b);
+    ms_buf_reset(b);
+    ms_gw_error_json(e, b);
+    ms_call_respond(c, e->http_status, "application/json", b->data, b->len);
 }
 
 void ms_call_fail(struct ms_call *c, int ms_code, const char *detail)

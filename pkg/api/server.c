@@ -553,6 +553,7 @@ int ms_server_run(const struct ms_server_config *c)
     ms_watch_api_free(s);
     ms_lease_api_free(s);
     ms_store_close(s->store);
+    ms_buf_free(&s->scratch);
     rc = s->exit_status;
     if (rc == 0)
         ms_info("stopped");

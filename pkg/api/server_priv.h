@@ -87,6 +87,10 @@ struct ms_server {
     /* watch.c, lease.c: watchers and lease deadlines */
     struct ms_api_watch *watch;
     struct ms_api_lease *lease;
+
+    /* an answer body being rendered (loop thread; reset before each use,
+     * copied out by ms_call_respond): no malloc per answer */
+    struct ms_buf scratch;
 };
 
 /* One client request in flight. Lives from on_request until its answer. */

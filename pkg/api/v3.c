@@ -10,7 +10,7 @@ static void render_gw(struct ms_call *c, int status, const struct ms_result *r)
 {
     struct ms_gw_error e;
     struct ms_gw_header hdr;
-    struct ms_buf b = MS_BUF_INIT;
+    struct ms_buf *b = &c->srv->scratch;
 
     if (status != 0) {
         ms_call_fail(c, status, NULL);
@@ -22,13 +22,14 @@ static void render_gw(struct ms_call *c, int status, const struct ms_result *r)
         return;
     }
     hdr = ms_server_header(c->srv, r->revision);
-    if (ms_gw_write_result(&b, &hdr, r) != 0) {
-        ms_buf_free(&b);
+    ms_buf_reset(b);
+    if (ms_gw_write_result(b, &hdr, r) != 0) {
         ms_call_fail(c, MS_ENOMEM, NULL);
         return;
     }
-    ms_call_respond(c, 200, "application/json", b.data, b.len);
-    ms_buf_free(&b);
+    ms_call_respond(c, 200, "application/json", b->data, b->len);
+    if (b->cap > 64 * 1024)
+        ms_buf_free(b); /* a large range answer: do not keep its memory */
 }
 
 static enum ms_api_kind kind_of(enum ms_gw_endpoint ep)

@@ -22,6 +22,7 @@ struct ms_http_client_conn {
     struct ms_http_client *client;
     struct ms_buf out; /* request bytes waiting for the connection */
     int connected, closing;
+    int corked; /* inside on_read: requests sent by callbacks wait */
     uint64_t connect_deadline;
     int err;                  /* MS_E code set by a failing parser callback */
     struct ms_http_hdrs hdrs; /* response being parsed */
@@ -161,7 +162,8 @@ static void conn_flush(struct ms_http_client_conn *conn)
     size_t done;
     int rc;
 
-    if (!conn->connected || conn->closing || conn->out.len == 0)
+    if (!conn->connected || conn->closing || conn->corked ||
+        conn->out.len == 0)
         return;
     b = uv_buf_init((char *)conn->out.data, (unsigned)conn->out.len);
     rc = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
@@ -369,11 +371,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_fail(conn, MS_EIO, "read from", uv_strerror((int)nread));
         return;
     }
+    /* requests the response callbacks send (a closed loop's next ones)
+     * leave together in one write after the whole read is parsed */
+    conn->corked = 1;
     http_parser_execute(&conn->parser, &settings, buf->base, (size_t)nread);
+    conn->corked = 0;
     if (conn->closing)
         return;
     if (HTTP_PARSER_ERRNO(&conn->parser) != HPE_OK || conn->parser.upgrade)
         conn_parse_error(conn);
+    else
+        conn_flush(conn);
 }
 
 /* --- connecting --- */

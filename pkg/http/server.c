@@ -57,6 +57,7 @@ struct ms_http_conn {
     http_parser parser;
     struct ms_http_server *srv;
     struct ms_http_conn *next, *prev; /* server list */
+    struct ms_http_conn *dnext, *dprev; /* answers to write (s->dirty) */
     struct request *head, *tail;      /* in arrival order */
     unsigned nqueue;
     struct request *cur; /* being parsed */
@@ -77,6 +78,7 @@ struct ms_http_conn {
     unsigned resume : 1;    /* parse buffered input at the next timer tick */
     unsigned counted : 1;   /* counted in nconns */
     unsigned rejecting : 1; /* counted in nrejecting */
+    unsigned dirty : 1;     /* on the server's list of answers to write */
     char remote[64];
 };
 
@@ -97,6 +99,7 @@ static const char default_ctype[] = "text/plain; charset=utf-8";
 
 static void conn_close(struct ms_http_conn *c);
 static void conn_process(struct ms_http_conn *c, int parse_ok);
+static void conn_defer(struct ms_http_conn *c);
 static int has_room(const struct ms_http_conn *c);
 static void conn_error(struct ms_http_conn *c, int kind, const char *msg);
 
@@ -204,7 +207,7 @@ static void server_maybe_done(struct ms_http_server *s)
     struct request *r;
 
     if (s->state < S_STOPPING || s->state == S_CLOSED || !s->listener_closed ||
-        s->conns != NULL)
+        s->flush_handles > 0 || s->conns != NULL)
         return;
     s->state = S_CLOSED;
     while ((r = s->free_reqs) != NULL) {
@@ -273,6 +276,7 @@ static int conn_write(struct ms_http_conn *c, struct seg *segs, int n)
         iov[i] = uv_buf_init(segs[i].p, (unsigned)segs[i].len);
         total += segs[i].len;
     }
+    c->srv->writes++;
     rc = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
     if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS)
         goto err;
@@ -474,7 +478,7 @@ static int respond(struct ms_http_request *req, int status, const char *ctype,
         return rc;
     }
     c->unsent += r->out.len + r->ext_len;
-    conn_process(c, 0);
+    conn_defer(c);
     return 0;
 }
 
@@ -526,7 +530,7 @@ int ms_http_stream_begin(struct ms_http_request *req, int status,
         return MS_ENOMEM;
     }
     c->unsent += r->out.len;
-    conn_process(c, 0);
+    conn_defer(c);
     return 0;
 }
 
@@ -556,7 +560,7 @@ int ms_http_stream_write(struct ms_http_request *req, const void *data,
         return MS_ENOMEM;
     }
     c->unsent += r->out.len - before;
-    conn_process(c, 0);
+    conn_defer(c);
     return 0;
 }
 
@@ -588,7 +592,7 @@ int ms_http_stream_end(struct ms_http_request *req)
         return MS_ENOMEM;
     }
     c->unsent += r->chunked && !r->head_only ? 5 : 0;
-    conn_process(c, 0);
+    conn_defer(c);
     return 0;
 }
 
@@ -1012,6 +1016,84 @@ static void update_deadline(struct ms_http_conn *c)
         set_deadline(c, now + cfg->idle_timeout_ms);
 }
 
+/* --- answers written once per loop iteration --- */
+
+/* Answers produced outside a connection's own read (results applied by the
+ * state machine, stream writes) are not written at once: the connection
+ * goes on the server's dirty list, and every connection on it is written
+ * once, at the end of the loop iteration (check phase). Pipelined answers
+ * applied in one Raft entry then leave in one write instead of one each.
+ * The idle handle keeps the next poll from blocking when an answer is
+ * queued after this iteration's check phase (timers, close callbacks). */
+
+static void dirty_unlink(struct ms_http_conn *c)
+{
+    struct ms_http_server *s = c->srv;
+
+    if (!c->dirty)
+        return;
+    if (c->dprev != NULL)
+        c->dprev->dnext = c->dnext;
+    else
+        s->dirty = c->dnext;
+    if (c->dnext != NULL)
+        c->dnext->dprev = c->dprev;
+    c->dnext = c->dprev = NULL;
+    c->dirty = 0;
+}
+
+static void flush_dirty(struct ms_http_server *s)
+{
+    struct ms_http_conn *c;
+
+    while ((c = s->dirty) != NULL) {
+        dirty_unlink(c);
+        conn_process(c, 0); /* may close c: freed only in close callbacks */
+    }
+    if (s->flush_on) {
+        uv_check_stop(&s->flush_check);
+        uv_idle_stop(&s->flush_idle);
+        s->flush_on = 0;
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_dirty(h->data);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    flush_dirty(h->data);
+}
+
+/* Processes c at the end of this loop iteration; at once while c is being
+ * processed already (inside its own read or parse) or the server stops. */
+static void conn_defer(struct ms_http_conn *c)
+{
+    struct ms_http_server *s = c->srv;
+
+    if (c->closing)
+        return;
+    if (c->in_process || s->state >= S_STOPPING || !s->flush_ready) {
+        conn_process(c, 0);
+        return;
+    }
+    if (c->dirty)
+        return;
+    c->dirty = 1;
+    c->dprev = NULL;
+    c->dnext = s->dirty;
+    if (s->dirty != NULL)
+        s->dirty->dprev = c;
+    s->dirty = c;
+    if (!s->flush_on) {
+        uv_check_start(&s->flush_check, on_flush_check);
+        uv_idle_start(&s->flush_idle, on_flush_idle);
+        s->flush_on = 1;
+    }
+}
+
 /* Runs the connection after any change: parses buffered input (only when
  * parse_ok, so handlers are never entered from inside another handler's
  * call), writes ready answers, and adjusts reading and the timer. */
@@ -1162,6 +1244,7 @@ static void conn_close(struct ms_http_conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    dirty_unlink(c);
     if (c->counted)
         s->nconns--;
     if (c->rejecting)
@@ -1381,6 +1464,12 @@ int ms_http_server_init(struct ms_http_server *server, uv_loop_t *loop,
                          "init: %s", uv_strerror(rc));
     }
     server->tcp.data = server;
+    uv_check_init(loop, &server->flush_check);
+    uv_idle_init(loop, &server->flush_idle);
+    server->flush_check.data = server;
+    server->flush_idle.data = server;
+    server->flush_handles = 2;
+    server->flush_ready = 1;
     server->state = S_INIT;
     return 0;
 }
@@ -1469,6 +1558,14 @@ static void conn_stop(struct ms_http_conn *c)
     conn_process(c, 0);
 }
 
+static void on_flush_handle_close(uv_handle_t *h)
+{
+    struct ms_http_server *s = h->data;
+
+    s->flush_handles--;
+    server_maybe_done(s);
+}
+
 static void server_end(struct ms_http_server *s, ms_http_server_close_cb cb,
                        int hard)
 {
@@ -1478,6 +1575,13 @@ static void server_end(struct ms_http_server *s, ms_http_server_close_cb cb,
     if (s->state < S_STOPPING) {
         s->state = S_STOPPING;
         uv_close((uv_handle_t *)&s->tcp, on_listener_close);
+    }
+    if (s->flush_ready) {
+        /* from now on answers are written at once */
+        flush_dirty(s);
+        s->flush_ready = 0;
+        uv_close((uv_handle_t *)&s->flush_check, on_flush_handle_close);
+        uv_close((uv_handle_t *)&s->flush_idle, on_flush_handle_close);
     }
     if (hard)
         s->state = S_CLOSING;

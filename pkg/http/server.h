@@ -106,6 +106,9 @@ struct ms_http_server_config {
 struct ms_http_server {
     void *data;                  /* for the owner; passed to the hooks */
     char errmsg[MS_ERRMSG_SIZE]; /* why the last call failed */
+    uint64_t writes; /* read-only: answer writes handed to the kernel
+                        (answers given together on one connection in one
+                        loop iteration leave in one write) */
     /* private */
     uv_loop_t *loop;
     uv_tcp_t tcp;
@@ -120,6 +123,12 @@ struct ms_http_server {
     char *rbuf; /* read buffer shared by all connections (one loop thread) */
     int state;
     int listener_closed;
+    uv_check_t flush_check;     /* writes deferred answers (end of iteration) */
+    uv_idle_t flush_idle;       /* no blocking poll while answers wait */
+    struct ms_http_conn *dirty; /* connections with deferred answers */
+    int flush_handles;          /* flush handles not yet closed */
+    int flush_ready;            /* the flush handles are open */
+    int flush_on;               /* ... and started */
 };
 
 /* Fills cfg with the defaults (the same values 0 fields stand for). */

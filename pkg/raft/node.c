@@ -383,6 +383,22 @@ static void on_io_closed(struct raft_io *io)
     p->raft_io_close_cb(io);
 }
 
+/* Counts libraft's log appends on their way to the stock uv io; each is
+ * made durable (O_DSYNC write) before its callback runs. */
+static int io_append(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n,
+                     raft_io_append_cb cb)
+{
+    struct ms_raft_priv *p = priv_of_io(io);
+    int rv = p->uv_append_fn(io, req, entries, n, cb);
+
+    if (rv == 0) {
+        p->disk_appends++;
+        p->disk_append_entries += n;
+    }
+    return rv;
+}
+
 static void io_close(struct raft_io *io, raft_io_close_cb cb)
 {
     struct ms_raft_priv *p = priv_of_io(io);
@@ -796,6 +812,8 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     }
     p->uv_close_fn = p->io.close;
     p->io.close = io_close;
+    p->uv_append_fn = p->io.append;
+    p->io.append = io_append;
     /* CRAFT_NOTES rule 6: large segments, fewer io_destroy stalls. */
     raft_uv_set_segment_size(&p->io, seg);
     retry = el / 2 < 1000 ? el / 2 : 1000;
@@ -1079,6 +1097,8 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
     out->leader_ready = leader_ready(p);
     out->fsm_error = p->fsm_error;
     out->inflight = p->n_props + p->n_barriers;
+    out->disk_appends = p->disk_appends;
+    out->disk_append_entries = p->disk_append_entries;
 }
 
 bool ms_raft_is_leader(struct ms_raft *node)

@@ -260,6 +260,9 @@ struct ms_raft_status {
     bool leader_ready;
     int fsm_error;   /* non-zero once fsm->apply failed: the node is stuck */
     size_t inflight; /* proposals + barriers waiting for their callback */
+    uint64_t disk_appends;        /* log appends made durable (synced
+                                     writes; the uv io may merge some) */
+    uint64_t disk_append_entries; /* entries they carried */
 };
 
 /* Fills out with the node's current state (an unstarted or closed node

@@ -52,6 +52,13 @@ struct ms_raft_priv {
     void (*uv_close_fn)(struct raft_io *io, raft_io_close_cb cb);
     raft_io_close_cb raft_io_close_cb;
     bool io_closed;
+    /* io append interception: counts the log writes libraft asks for */
+    int (*uv_append_fn)(struct raft_io *io, struct raft_io_append *req,
+                        const struct raft_entry entries[], unsigned n,
+                        raft_io_append_cb cb);
+    uint64_t disk_appends;        /* append requests (each one synced write,
+                                     or merged into one by the uv io) */
+    uint64_t disk_append_entries; /* entries in them */
     unsigned grace_ticks; /* loop iterations left before freeing */
 
     /* proposals in flight, in index order */
