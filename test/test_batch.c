@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/timerfd.h>
 #include <uv.h>
 
 #include "batch/proposer.h"
@@ -161,7 +162,7 @@ static void test_adaptive_self_clocking(void **state)
     setup_fake(&f, MS_BATCH_ADAPTIVE, 256, 1, 0);
     submit(&f, 0);
     assert_int_equal(f.n_entries, 1);
-    assert_false(uv_is_active((uv_handle_t *)&f.bp.timer)); /* no timer */
+    assert_false(f.bp.timer_armed); /* no timer */
     for (int i = 1; i <= 10; i++)
         submit(&f, i);
     iterate(&f);
@@ -234,6 +235,30 @@ static void test_fixed_ops_and_delay(void **state)
     for (size_t e = 0; e < 3; e++)
         apply_entry(&f, e);
     assert_int_equal(f.n_done, 10);
+    teardown_fake(&f);
+}
+
+/* fixed: a delay below a millisecond is armed as it is (100 us, not
+ * rounded up to the event loop's 1 ms), and flushes the queued ops. */
+static void test_fixed_sub_ms_delay(void **state)
+{
+    struct fake f;
+    struct itimerspec its;
+    (void)state;
+    setup_fake(&f, MS_BATCH_FIXED, 100, 1, 100);
+    submit(&f, 0);
+    submit(&f, 1);
+    assert_int_equal(f.n_entries, 0);
+    assert_true(f.bp.timer_armed);
+    assert_int_equal(timerfd_gettime(f.bp.tfd, &its), 0);
+    assert_int_equal(its.it_value.tv_sec, 0);
+    assert_true(its.it_value.tv_nsec > 0 && its.it_value.tv_nsec <= 100000);
+    while (f.n_entries == 0)
+        uv_run(&f.loop, UV_RUN_ONCE); /* the timer keeps the loop alive */
+    assert_int_equal(f.decoded[0].n_ops, 2);
+    assert_false(f.bp.timer_armed);
+    apply_entry(&f, 0);
+    assert_int_equal(f.n_done, 2);
     teardown_fake(&f);
 }
 
@@ -442,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_adaptive_respects_max_ops),
         cmocka_unit_test(test_off_one_entry_per_op),
         cmocka_unit_test(test_fixed_ops_and_delay),
+        cmocka_unit_test(test_fixed_sub_ms_delay),
         cmocka_unit_test(test_failed_entry_fails_its_ops),
         cmocka_unit_test(test_sink_error),
         cmocka_unit_test(test_shutdown),

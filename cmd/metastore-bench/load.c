@@ -124,10 +124,12 @@ static void print_text(const struct ms_load_config *cfg,
         printf("batching: no entries proposed\n");
     else
         printf("batching: %llu ops in %llu Raft entries = %.2f ops/entry; "
-               "%.1f entries/s; %llu read barriers\n",
+               "%.1f entries/s; %llu read barriers; %.1f durable log "
+               "writes (fsyncs)/s\n",
                (unsigned long long)res->proposed_ops,
                (unsigned long long)res->entries, res->ops_per_entry,
-               res->entries_per_sec, (unsigned long long)res->barriers);
+               res->entries_per_sec, (unsigned long long)res->barriers,
+               res->disk_appends_per_sec);
 }
 
 int bench_load_main(int argc, char **argv)

@@ -293,10 +293,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
             grid_flags = true;
             break;
         case O_MAX_DELAY:
-            if (ms_tune_parse_values(optarg, 0, 10000000, o->grid.max_delay_us,
+            if (ms_tune_parse_values(optarg, 0, 1000000, o->grid.max_delay_us,
                                      &o->grid.n_max_delay) != 0)
                 return usage_error("--max-delay: '%s': expected up to 8 "
-                                   "numbers of microseconds in 0..10000000",
+                                   "numbers of microseconds in 0..1000000",
                                    optarg);
             grid_flags = true;
             break;

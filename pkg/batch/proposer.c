@@ -2,8 +2,12 @@
 #include "batch/proposer.h"
 #include "util/error.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 void ms_batch_config_default(struct ms_batch_config *c)
 {
@@ -186,6 +190,53 @@ static void propose_entry(struct ms_batch_proposer *bp,
     bp->stats.ops_proposed += e->n_ops;
 }
 
+/* --- fixed mode's delay: a timerfd, so delays below a millisecond are
+ * kept (libuv's timers count whole milliseconds: 100 us would wait 1 ms) */
+
+static void timer_set(struct ms_batch_proposer *bp, uint64_t us)
+{
+    struct itimerspec its = {0};
+
+    if (us == 0)
+        us = 1; /* a zero it_value would disarm */
+    its.it_value.tv_sec = (time_t)(us / 1000000);
+    its.it_value.tv_nsec = (long)(us % 1000000) * 1000;
+    if (timerfd_settime(bp->tfd, 0, &its, NULL) == 0) {
+        bp->timer_armed = true;
+        uv_ref((uv_handle_t *)&bp->tpoll); /* keeps the loop running */
+    }
+}
+
+/* Disarming also clears an expiry not yet read, so a stale wake-up finds
+ * nothing to read. */
+static void timer_stop(struct ms_batch_proposer *bp)
+{
+    struct itimerspec its = {0};
+
+    if (!bp->timer_armed)
+        return;
+    timerfd_settime(bp->tfd, 0, &its, NULL);
+    bp->timer_armed = false;
+    uv_unref((uv_handle_t *)&bp->tpoll);
+}
+
+static void close_open(struct ms_batch_proposer *bp);
+static void pump(struct ms_batch_proposer *bp);
+
+static void on_timer(uv_poll_t *h, int status, int events)
+{
+    struct ms_batch_proposer *bp = h->data;
+    uint64_t n;
+
+    (void)events;
+    if (status < 0 || read(bp->tfd, &n, sizeof n) != (ssize_t)sizeof n)
+        return; /* disarmed after it fired: nothing to do */
+    bp->timer_armed = false;
+    uv_unref((uv_handle_t *)&bp->tpoll);
+    close_open(bp);
+    pump(bp);
+}
+
 /* Moves the open entry (if any ops) to the ready queue. */
 static void close_open(struct ms_batch_proposer *bp)
 {
@@ -200,7 +251,7 @@ static void close_open(struct ms_batch_proposer *bp)
         bp->ready = e;
     bp->ready_tail = e;
     if (bp->cfg.mode == MS_BATCH_FIXED)
-        uv_timer_stop(&bp->timer);
+        timer_stop(bp);
 }
 
 /* Proposes ready entries while the mode allows. In adaptive mode an entry
@@ -233,14 +284,6 @@ static void on_check(uv_check_t *h)
     pump(bp);
 }
 
-static void on_timer(uv_timer_t *t)
-{
-    struct ms_batch_proposer *bp = t->data;
-
-    close_open(bp);
-    pump(bp);
-}
-
 int ms_batch_init(struct ms_batch_proposer *bp, uv_loop_t *loop,
                   const struct ms_batch_config *cfg, enum ms_codec_id codec,
                   uint64_t node_id, const struct ms_batch_sink *sink)
@@ -265,10 +308,23 @@ int ms_batch_init(struct ms_batch_proposer *bp, uv_loop_t *loop,
                       ms_latency_n_bounds);
     if (table_grow(bp) != 0)
         return MS_ENOMEM;
+    bp->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (bp->tfd < 0) {
+        free(bp->table);
+        bp->table = NULL;
+        return MS_EIO;
+    }
+    if (uv_poll_init(loop, &bp->tpoll, bp->tfd) != 0) {
+        close(bp->tfd);
+        free(bp->table);
+        bp->table = NULL;
+        return MS_EIO;
+    }
     uv_check_init(loop, &bp->check);
-    uv_timer_init(loop, &bp->timer);
     bp->check.data = bp;
-    bp->timer.data = bp;
+    bp->tpoll.data = bp;
+    uv_poll_start(&bp->tpoll, UV_READABLE, on_timer);
+    uv_unref((uv_handle_t *)&bp->tpoll); /* referenced only while armed */
     return 0;
 }
 
@@ -334,8 +390,7 @@ int ms_batch_submit(struct ms_batch_proposer *bp, const struct ms_op *op,
             close_open(bp);
             pump(bp);
         } else if (e->n_ops == 1) {
-            uint64_t ms = (bp->cfg.max_delay_us + 999) / 1000;
-            uv_timer_start(&bp->timer, on_timer, ms, 0);
+            timer_set(bp, bp->cfg.max_delay_us);
         }
         break;
     case MS_BATCH_ADAPTIVE:
@@ -409,7 +464,7 @@ int ms_batch_set_config(struct ms_batch_proposer *bp,
     if (rc != 0)
         return rc;
     bp->cfg = *cfg;
-    uv_timer_stop(&bp->timer);
+    timer_stop(bp);
     close_open(bp);
     pump(bp);
     return 0;
@@ -418,7 +473,7 @@ int ms_batch_set_config(struct ms_batch_proposer *bp,
 void ms_batch_shutdown(struct ms_batch_proposer *bp, int status)
 {
     bp->closing = true;
-    uv_timer_stop(&bp->timer);
+    timer_stop(bp);
     if (bp->check_active) {
         uv_check_stop(&bp->check);
         bp->check_active = false;
@@ -442,6 +497,8 @@ static void on_handle_closed(uv_handle_t *h)
     struct ms_batch_proposer *bp = h->data;
 
     if (--bp->n_closing == 0) {
+        close(bp->tfd);
+        bp->tfd = -1;
         free(bp->table);
         bp->table = NULL;
         if (bp->close_cb != NULL)
@@ -456,7 +513,7 @@ void ms_batch_close(struct ms_batch_proposer *bp,
     bp->close_cb = cb;
     bp->n_closing = 2;
     uv_close((uv_handle_t *)&bp->check, on_handle_closed);
-    uv_close((uv_handle_t *)&bp->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&bp->tpoll, on_handle_closed);
 }
 
 int ms_batch_metrics(const struct ms_batch_proposer *bp, struct ms_buf *out)

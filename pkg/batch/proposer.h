@@ -112,7 +112,9 @@ struct ms_batch_proposer {
     size_t table_size;          /* power of two */
     size_t n_pending;
     uv_check_t check; /* adaptive: flush at the end of the loop iteration */
-    uv_timer_t timer; /* fixed: max_delay */
+    uv_poll_t tpoll;  /* fixed: max_delay, on a timerfd (microseconds) */
+    int tfd;
+    bool timer_armed;
     bool check_active;
     bool closing;
     void (*close_cb)(struct ms_batch_proposer *);
@@ -121,7 +123,8 @@ struct ms_batch_proposer {
 };
 
 /* Initialises bp on loop. node_id goes into every op (results are routed
- * back only on the proposing node). Returns 0, MS_EINVAL or MS_ENOMEM. */
+ * back only on the proposing node). Returns 0, MS_EINVAL, MS_ENOMEM or
+ * MS_EIO (no timerfd); on failure nothing is left to close. */
 int ms_batch_init(struct ms_batch_proposer *bp, uv_loop_t *loop,
                   const struct ms_batch_config *cfg, enum ms_codec_id codec,
                   uint64_t node_id, const struct ms_batch_sink *sink);

@@ -1172,15 +1172,15 @@ static void run_phase(struct run *r, enum phase ph, uint64_t quota,
  * errmsg when the first endpoint does not answer; *complete is false when
  * another endpoint did not. */
 static int read_counters(const struct ms_load_config *cfg, uint64_t *entries,
-                         uint64_t *ops, uint64_t *barriers, bool *complete,
-                         char *errmsg, size_t errsz)
+                         uint64_t *ops, uint64_t *barriers, uint64_t *appends,
+                         bool *complete, char *errmsg, size_t errsz)
 {
-    *entries = *ops = *barriers = 0;
+    *entries = *ops = *barriers = *appends = 0;
     *complete = true;
     for (size_t i = 0; i < cfg->n_endpoints; i++) {
         struct ms_buf b = MS_BUF_INIT;
         char err[MS_ERRMSG_SIZE];
-        double e = 0, o = 0, br = 0;
+        double e = 0, o = 0, br = 0, ap = 0;
         int status = 0;
         int rc = ms_load_http(cfg->endpoints[i], "GET", "/metrics", NULL, 5000,
                               &status, &b, err, sizeof(err));
@@ -1198,6 +1198,10 @@ static int read_counters(const struct ms_load_config *cfg, uint64_t *entries,
                                      "metastore_read_barriers_total",
                                      &br) == 0)
                 *barriers += (uint64_t)br;
+            if (ms_load_metric_value((const char *)b.data, b.len,
+                                     "metastore_raft_disk_appends_total",
+                                     &ap) == 0)
+                *appends += (uint64_t)ap;
         } else {
             *complete = false;
             if (i == 0 && rc != 0) {
@@ -1352,7 +1356,7 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
 {
     struct run r;
     struct timeval tv;
-    uint64_t e0 = 0, o0 = 0, b0 = 0, e1 = 0, o1 = 0, b1 = 0;
+    uint64_t e0 = 0, o0 = 0, b0 = 0, a0 = 0, e1 = 0, o1 = 0, b1 = 0, a1 = 0;
     bool ok0 = false, ok1 = false;
     int rc;
 
@@ -1368,7 +1372,7 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
                                    errmsg_size)) != 0)
             return rc;
     /* Reachability first: no load is sent to a dead first endpoint. */
-    if ((rc = read_counters(cfg, &e0, &o0, &b0, &ok0, errmsg, errmsg_size)) !=
+    if ((rc = read_counters(cfg, &e0, &o0, &b0, &a0, &ok0, errmsg, errmsg_size)) !=
         0)
         return rc;
     r.cl = calloc(cfg->clients, sizeof(*r.cl));
@@ -1400,7 +1404,7 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
         }
         for (unsigned t = 0; t < r.threads; t++)
             r.wk[t].first_error[0] = '\0';
-        if ((rc = read_counters(cfg, &e0, &o0, &b0, &ok0, errmsg,
+        if ((rc = read_counters(cfg, &e0, &o0, &b0, &a0, &ok0, errmsg,
                                 errmsg_size)) != 0)
             goto err;
     }
@@ -1410,12 +1414,16 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
     collect(&r, res);
     res->ops_per_sec =
         res->duration_s > 0 ? (double)res->ops / res->duration_s : 0;
-    if (read_counters(cfg, &e1, &o1, &b1, &ok1, errmsg, errmsg_size) == 0 &&
+    if (read_counters(cfg, &e1, &o1, &b1, &a1, &ok1, errmsg, errmsg_size) == 0 &&
         ok0 && ok1 && e1 >= e0 && o1 >= o0) {
         res->have_metrics = true;
         res->entries = e1 - e0;
         res->proposed_ops = o1 - o0;
         res->barriers = b1 >= b0 ? b1 - b0 : 0;
+        res->disk_appends = a1 >= a0 ? a1 - a0 : 0;
+        res->disk_appends_per_sec =
+            res->duration_s > 0 ? (double)res->disk_appends / res->duration_s
+                                : 0;
         res->ops_per_entry =
             res->entries ? (double)res->proposed_ops / (double)res->entries : 0;
         res->entries_per_sec =
@@ -1493,11 +1501,16 @@ int ms_load_result_json(const struct ms_load_config *cfg,
         cJSON_AddNumberToObject(o, "barriers", (double)res->barriers);
         cJSON_AddNumberToObject(o, "entries_per_sec",
                                 round3(res->entries_per_sec));
+        cJSON_AddNumberToObject(o, "disk_appends", (double)res->disk_appends);
+        cJSON_AddNumberToObject(o, "disk_appends_per_sec",
+                                round3(res->disk_appends_per_sec));
     } else {
         cJSON_AddNullToObject(o, "entries");
         cJSON_AddNullToObject(o, "proposed_ops");
         cJSON_AddNullToObject(o, "barriers");
         cJSON_AddNullToObject(o, "entries_per_sec");
+        cJSON_AddNullToObject(o, "disk_appends");
+        cJSON_AddNullToObject(o, "disk_appends_per_sec");
     }
     if (res->have_metrics && res->entries > 0)
         cJSON_AddNumberToObject(o, "ops_per_entry", round3(res->ops_per_entry));

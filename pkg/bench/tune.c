@@ -172,7 +172,7 @@ int ms_tune_parse_setting(const char *s, struct ms_tune_setting *out,
     memcpy(num, colon + 1, (size_t)(slash - colon - 1));
     num[slash - colon - 1] = '\0';
     if (ms_load_parse_u64(num, 1, 1000000, &a) != 0 ||
-        ms_load_parse_u64(slash + 1, fixed ? 0 : 1, fixed ? 10000000 : 1024,
+        ms_load_parse_u64(slash + 1, fixed ? 0 : 1, fixed ? 1000000 : 1024,
                           &b) != 0)
         goto bad;
     if (fixed)
