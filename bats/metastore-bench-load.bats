@@ -37,8 +37,8 @@ teardown() {
                and (.ops_per_entry - (.proposed_ops / .entries) | fabs)
                    < 0.01
                and .barriers >= 1
-               and .disk_appends >= 1 and .disk_appends <= .entries + .barriers + 10
-               and .disk_appends_per_sec > 0
+               and .disk_writes >= 1 and .disk_writes <= .entries + .barriers + 10
+               and .disk_writes_per_sec > 0
                and .duration_s > 0 and .ops_per_sec > 0
                and .p50_ms > 0 and .p50_ms <= .p90_ms
                and .p90_ms <= .p99_ms and .p99_ms <= .p999_ms

@@ -215,11 +215,14 @@ teardown() {
     assert_output --partial 'metastore_raft_is_leader 1'
     # every acknowledged put went through at least one durable log append
     a1=$(curl -s "$URL/metrics" | awk '$1 == "metastore_raft_disk_appends_total" {print int($2)}')
+    f1=$(curl -s "$URL/metrics" | awk '$1 == "metastore_raft_disk_writes_total" {print int($2)}')
     w1=$(curl -s "$URL/metrics" | awk '$1 == "metastore_http_writes_total" {print int($2)}')
     curl -s -f -X PUT --data-binary v "$URL/kv/m2" >/dev/null
     a2=$(curl -s "$URL/metrics" | awk '$1 == "metastore_raft_disk_appends_total" {print int($2)}')
+    f2=$(curl -s "$URL/metrics" | awk '$1 == "metastore_raft_disk_writes_total" {print int($2)}')
     w2=$(curl -s "$URL/metrics" | awk '$1 == "metastore_http_writes_total" {print int($2)}')
     [ "$a1" -gt 0 ] && [ "$a2" -gt "$a1" ]
+    [ "$f1" -gt 0 ] && [ "$f2" -gt "$f1" ]
     [ "$w2" -gt "$w1" ]
     run curl -s "$URL/admin/batch"
     assert_output --partial '"mode":"adaptive"'

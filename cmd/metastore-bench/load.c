@@ -129,7 +129,7 @@ static void print_text(const struct ms_load_config *cfg,
                (unsigned long long)res->proposed_ops,
                (unsigned long long)res->entries, res->ops_per_entry,
                res->entries_per_sec, (unsigned long long)res->barriers,
-               res->disk_appends_per_sec);
+               res->disk_writes_per_sec);
 }
 
 int bench_load_main(int argc, char **argv)

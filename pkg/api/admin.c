@@ -127,12 +127,15 @@ static void metrics(struct ms_call *c)
     ms_metrics_gauge(&b, "metastore_raft_last_index",
                      "Last index in the local log.", (double)st.last_index);
     ms_metrics_counter(&b, "metastore_raft_disk_appends_total",
-                       "Log appends made durable (each one O_DSYNC write; "
-                       "the uv io may merge queued ones).",
+                       "Log append requests made by Raft.",
                        (double)st.disk_appends);
     ms_metrics_counter(&b, "metastore_raft_disk_append_entries_total",
-                       "Entries written by those appends.",
+                       "Entries in those append requests.",
                        (double)st.disk_append_entries);
+    ms_metrics_counter(&b, "metastore_raft_disk_writes_total",
+                       "Synced (O_DSYNC) log writes completed, i.e. fsyncs; "
+                       "one write carries every append queued before it.",
+                       (double)st.disk_writes);
     ms_metrics_counter(&b, "metastore_fsm_entries_applied_total",
                        "Entries applied to the store.",
                        (double)s->fsm.stats.entries_applied);

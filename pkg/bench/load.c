@@ -1199,7 +1199,7 @@ static int read_counters(const struct ms_load_config *cfg, uint64_t *entries,
                                      &br) == 0)
                 *barriers += (uint64_t)br;
             if (ms_load_metric_value((const char *)b.data, b.len,
-                                     "metastore_raft_disk_appends_total",
+                                     "metastore_raft_disk_writes_total",
                                      &ap) == 0)
                 *appends += (uint64_t)ap;
         } else {
@@ -1420,9 +1420,9 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
         res->entries = e1 - e0;
         res->proposed_ops = o1 - o0;
         res->barriers = b1 >= b0 ? b1 - b0 : 0;
-        res->disk_appends = a1 >= a0 ? a1 - a0 : 0;
-        res->disk_appends_per_sec =
-            res->duration_s > 0 ? (double)res->disk_appends / res->duration_s
+        res->disk_writes = a1 >= a0 ? a1 - a0 : 0;
+        res->disk_writes_per_sec =
+            res->duration_s > 0 ? (double)res->disk_writes / res->duration_s
                                 : 0;
         res->ops_per_entry =
             res->entries ? (double)res->proposed_ops / (double)res->entries : 0;
@@ -1501,16 +1501,16 @@ int ms_load_result_json(const struct ms_load_config *cfg,
         cJSON_AddNumberToObject(o, "barriers", (double)res->barriers);
         cJSON_AddNumberToObject(o, "entries_per_sec",
                                 round3(res->entries_per_sec));
-        cJSON_AddNumberToObject(o, "disk_appends", (double)res->disk_appends);
-        cJSON_AddNumberToObject(o, "disk_appends_per_sec",
-                                round3(res->disk_appends_per_sec));
+        cJSON_AddNumberToObject(o, "disk_writes", (double)res->disk_writes);
+        cJSON_AddNumberToObject(o, "disk_writes_per_sec",
+                                round3(res->disk_writes_per_sec));
     } else {
         cJSON_AddNullToObject(o, "entries");
         cJSON_AddNullToObject(o, "proposed_ops");
         cJSON_AddNullToObject(o, "barriers");
         cJSON_AddNullToObject(o, "entries_per_sec");
-        cJSON_AddNullToObject(o, "disk_appends");
-        cJSON_AddNullToObject(o, "disk_appends_per_sec");
+        cJSON_AddNullToObject(o, "disk_writes");
+        cJSON_AddNullToObject(o, "disk_writes_per_sec");
     }
     if (res->have_metrics && res->entries > 0)
         cJSON_AddNumberToObject(o, "ops_per_entry", round3(res->ops_per_entry));

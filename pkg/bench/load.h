@@ -173,9 +173,9 @@ struct ms_load_result {
     uint64_t barriers;     /* metastore_read_barriers_total (0 if absent) */
     double ops_per_entry;  /* proposed_ops / entries; 0 with no entries */
     double entries_per_sec; /* entries / duration_s */
-    uint64_t disk_appends; /* metastore_raft_disk_appends_total: durable
+    uint64_t disk_writes; /* metastore_raft_disk_writes_total: durable
                               (O_DSYNC) log writes, the fsyncs */
-    double disk_appends_per_sec;
+    double disk_writes_per_sec;
 };
 
 /* Parses an op: "put", "range", "txn", "putget", "mixed:R/W" with R + W =
@@ -217,8 +217,8 @@ int ms_load_run(const struct ms_load_config *cfg, struct ms_load_result *res,
  * value_size, key_space, consistency; ops, requests, errors, duration_s,
  * ops_per_sec, avg_ms, p50_ms, p90_ms, p99_ms, p999_ms, max_ms,
  * errors_by_kind {kind: count}, first_error (when set), entries,
- * proposed_ops, ops_per_entry, entries_per_sec, barriers, disk_appends,
- * disk_appends_per_sec (null when unknown). Returns 0 or MS_ENOMEM. */
+ * proposed_ops, ops_per_entry, entries_per_sec, barriers, disk_writes,
+ * disk_writes_per_sec (null when unknown). Returns 0 or MS_ENOMEM. */
 int ms_load_result_json(const struct ms_load_config *cfg,
                         const struct ms_load_result *res, struct ms_buf *out);
 

@@ -383,8 +383,9 @@ static void on_io_closed(struct raft_io *io)
     p->raft_io_close_cb(io);
 }
 
-/* Counts libraft's log appends on their way to the stock uv io; each is
- * made durable (O_DSYNC write) before its callback runs. */
+/* Counts libraft's log append requests on their way to the stock uv io.
+ * The uv io merges the requests queued while a write is in flight into its
+ * next write, so requests are not writes: see on_wcheck. */
 static int io_append(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n,
                      raft_io_append_cb cb)
@@ -397,6 +398,37 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
         p->disk_append_entries += n;
     }
     return rv;
+}
+
+/* Once per loop iteration: the stock uv io keeps one synced (O_DSYNC)
+ * segment write in flight and raises last_stored when it completes, so an
+ * iteration in which last_stored rose saw exactly one durable write: the
+ * fsync that the batch proposer exists to share. */
+static void on_wcheck(uv_check_t *h)
+{
+    struct ms_raft_priv *p = h->data;
+    raft_index s;
+
+    if (!p->started || p->raft_closing)
+        return;
+    s = p->raft.last_stored;
+    if (s > p->seen_stored && p->seen_stored != 0)
+        p->disk_writes++;
+    p->seen_stored = s;
+}
+
+static void on_wcheck_closed(uv_handle_t *h)
+{
+    struct ms_raft_priv *p = h->data;
+
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
+/* Closes our own handles (the write check, then the timer, whose close
+ * callback frees p). */
+static void close_own_handles(struct ms_raft_priv *p)
+{
+    uv_close((uv_handle_t *)&p->wcheck, on_wcheck_closed);
 }
 
 static void io_close(struct raft_io *io, raft_io_close_cb cb)
@@ -419,7 +451,7 @@ static void on_grace(uv_timer_t *timer)
     uv_timer_stop(&p->timer);
     raft_uv_close(&p->io);
     ms_raft_transport_close(&p->transport);
-    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+    close_own_handles(p);
 }
 
 static void on_raft_closed(struct raft *r)
@@ -690,7 +722,7 @@ static void abort_start(struct ms_raft *node, struct ms_raft_priv *p)
         close_raft(p);
         return;
     }
-    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+    close_own_handles(p);
 }
 
 static const char *raft_detail(struct ms_raft_priv *p, int rv)
@@ -790,6 +822,10 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
                          "raft: timer: %s", uv_strerror(rv));
     }
     p->timer.data = p;
+    uv_check_init(loop, &p->wcheck);
+    p->wcheck.data = p;
+    uv_check_start(&p->wcheck, on_wcheck);
+    uv_unref((uv_handle_t *)&p->wcheck);
     node->priv = p;
 
     rc = lock_dir(p, node->errmsg, sizeof node->errmsg);
@@ -1099,6 +1135,7 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
     out->inflight = p->n_props + p->n_barriers;
     out->disk_appends = p->disk_appends;
     out->disk_append_entries = p->disk_append_entries;
+    out->disk_writes = p->disk_writes;
 }
 
 bool ms_raft_is_leader(struct ms_raft *node)

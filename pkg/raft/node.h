@@ -260,9 +260,10 @@ struct ms_raft_status {
     bool leader_ready;
     int fsm_error;   /* non-zero once fsm->apply failed: the node is stuck */
     size_t inflight; /* proposals + barriers waiting for their callback */
-    uint64_t disk_appends;        /* log appends made durable (synced
-                                     writes; the uv io may merge some) */
+    uint64_t disk_appends;        /* log append requests libraft made */
     uint64_t disk_append_entries; /* entries they carried */
+    uint64_t disk_writes;         /* synced (O_DSYNC) log writes done: the
+                                     uv io merges queued requests into one */
 };
 
 /* Fills out with the node's current state (an unstarted or closed node

@@ -36,6 +36,7 @@ struct ms_raft_priv {
     struct raft_fsm rfsm;
     struct ms_raft_fsm fsm;
     uv_timer_t timer; /* ours: state polling and close draining */
+    uv_check_t wcheck; /* ours: counts synced log writes, see on_wcheck */
     ms_raft_state_cb state_cb;
     ms_raft_close_cb close_cb;
     char address[MS_RAFT_ADDR_SIZE];
@@ -56,9 +57,10 @@ struct ms_raft_priv {
     int (*uv_append_fn)(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned n,
                         raft_io_append_cb cb);
-    uint64_t disk_appends;        /* append requests (each one synced write,
-                                     or merged into one by the uv io) */
+    uint64_t disk_appends;        /* append requests libraft made */
     uint64_t disk_append_entries; /* entries in them */
+    uint64_t disk_writes;         /* synced writes that completed */
+    raft_index seen_stored;       /* last_stored at the last check */
     unsigned grace_ticks; /* loop iterations left before freeing */
 
     /* proposals in flight, in index order */
