@@ -79,6 +79,36 @@ static int fsm_snapshot(void *data, struct ms_buf *out)
     return ms_fsm_snapshot(&s->fsm, out);
 }
 
+/* Snapshots off the loop (pkg/fsm: a forked child for the memory store). */
+static int fsm_snapshot_begin(void *data, void **job)
+{
+    struct ms_server *s = data;
+    struct ms_fsm_snapjob *j = NULL;
+    int rc = ms_fsm_snapshot_begin(&s->fsm, &j);
+
+    if (rc != 0)
+        ms_warn("snapshot: %s", s->fsm.errmsg);
+    *job = j;
+    return rc;
+}
+
+static int fsm_snapshot_collect(void *job, const uint8_t **buf, size_t *len,
+                                char *errmsg, size_t errmsg_size)
+{
+    return ms_fsm_snapshot_collect(job, buf, len, errmsg, errmsg_size);
+}
+
+static void fsm_snapshot_cancel(void *job)
+{
+    ms_fsm_snapshot_cancel(job);
+}
+
+static void fsm_snapshot_end(void *data, void *job, bool taken)
+{
+    struct ms_server *s = data;
+    ms_fsm_snapshot_end(&s->fsm, job, taken);
+}
+
 static int fsm_restore(void *data, const uint8_t *buf, size_t len)
 {
     struct ms_server *s = data;
@@ -290,7 +320,11 @@ static int start(struct ms_server *s)
     struct ms_raft_fsm fsm = {.data = s,
                               .apply = fsm_apply,
                               .snapshot = fsm_snapshot,
-                              .restore = fsm_restore};
+                              .restore = fsm_restore,
+                              .snapshot_begin = fsm_snapshot_begin,
+                              .snapshot_collect = fsm_snapshot_collect,
+                              .snapshot_cancel = fsm_snapshot_cancel,
+                              .snapshot_end = fsm_snapshot_end};
     struct ms_raft_server servers[MS_SERVER_MAX_MEMBERS];
     char addrs[MS_SERVER_MAX_MEMBERS][64];
     char default_cluster[256];

@@ -1,6 +1,7 @@
 /* fsm.c - decode, apply, route results; snapshot and restore via the store. */
 #include "fsm/fsm.h"
 #include "codec/codec.h"
+#include "util/cowdump.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -174,22 +175,116 @@ static int buf_write(void *ctx, const void *p, size_t n)
     return ms_buf_append(ctx, p, n);
 }
 
-int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out)
+/* The snapshot of the store plus member table, streamed to write/wctx. */
+static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx,
+                char *errmsg, size_t errmsg_size)
 {
     struct ms_buf members = MS_BUF_INIT;
     struct ms_snapshot_extra extra = {.codec = fsm->codec};
     int rc = ms_members_encode(&fsm->members, &members);
 
     if (rc != 0)
-        return rc;
+        return ms_seterr(errmsg, errmsg_size, rc,
+                         "snapshot: encode member table: %s", ms_strerror(rc));
     extra.members = members.data;
     extra.members_len = members.len;
-    rc = ms_store_snapshot_save(fsm->store, &extra, buf_write, out,
-                                fsm->errmsg, sizeof(fsm->errmsg));
+    rc = ms_store_snapshot_save(fsm->store, &extra, write, wctx, errmsg,
+                                errmsg_size);
     ms_buf_free(&members);
+    return rc;
+}
+
+int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out)
+{
+    int rc = save(fsm, buf_write, out, fsm->errmsg, sizeof(fsm->errmsg));
+
     if (rc == 0)
         fsm->stats.snapshots_taken++;
     return rc;
+}
+
+struct ms_fsm_snapjob {
+    struct ms_cowdump *dump; /* forked: the child writing the bytes */
+    struct ms_buf bytes;     /* inline: the bytes, serialised in begin */
+    bool collected;
+};
+
+/* Runs in the forked child, on its copy of fsm (util/cowdump.h rules:
+ * memory reads, malloc and the write callback only). */
+static int dump_fn(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                   char *errmsg, size_t errmsg_size)
+{
+    return save(ctx, write, wctx, errmsg, errmsg_size);
+}
+
+int ms_fsm_snapshot_begin(struct ms_fsm *fsm, struct ms_fsm_snapjob **out)
+{
+    struct ms_fsm_snapjob *job;
+    int rc;
+
+    *out = NULL;
+    job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ENOMEM,
+                         "snapshot: out of memory");
+    if (!fsm->snapshot_inline &&
+        ms_store_backend(fsm->store) == MS_BACKEND_MEMORY) {
+        rc = ms_cowdump_start(dump_fn, fsm, &job->dump, fsm->errmsg,
+                              sizeof(fsm->errmsg));
+        if (rc == 0) {
+            *out = job;
+            return 0;
+        }
+        ms_warn("fsm: snapshot: %s; serialising on the event loop instead",
+                fsm->errmsg);
+    }
+    rc = save(fsm, buf_write, &job->bytes, fsm->errmsg, sizeof(fsm->errmsg));
+    if (rc != 0) {
+        ms_buf_free(&job->bytes);
+        free(job);
+        return rc;
+    }
+    *out = job;
+    return 0;
+}
+
+int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
+                            size_t *len, char *errmsg, size_t errmsg_size)
+{
+    *buf = NULL;
+    *len = 0;
+    if (job->collected)
+        return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
+                         "snapshot: already collected");
+    job->collected = true;
+    if (job->dump != NULL)
+        return ms_cowdump_wait(job->dump, buf, len, errmsg, errmsg_size);
+    *buf = job->bytes.data;
+    *len = job->bytes.len;
+    return 0;
+}
+
+void ms_fsm_snapshot_cancel(struct ms_fsm_snapjob *job)
+{
+    if (job != NULL && job->dump != NULL)
+        ms_cowdump_cancel(job->dump);
+}
+
+bool ms_fsm_snapjob_forked(const struct ms_fsm_snapjob *job)
+{
+    return job->dump != NULL;
+}
+
+void ms_fsm_snapshot_end(struct ms_fsm *fsm, struct ms_fsm_snapjob *job,
+                         bool taken)
+{
+    if (job == NULL)
+        return;
+    if (taken)
+        fsm->stats.snapshots_taken++;
+    ms_cowdump_free(job->dump);
+    ms_buf_free(&job->bytes);
+    free(job);
 }
 
 struct mem_reader {

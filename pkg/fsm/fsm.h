@@ -3,6 +3,7 @@
 #ifndef MS_FSM_FSM_H
 #define MS_FSM_FSM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,7 @@ struct ms_fsm {
     void *members_data;
     struct ms_members members; /* replicated member table */
     uint8_t codec; /* recorded in snapshots */
+    bool snapshot_inline; /* never fork in ms_fsm_snapshot_begin */
     struct ms_fsm_stats stats;
     int fatal; /* the store failed: MS_EIO / MS_ENOMEM, 0 while healthy */
     char errmsg[256];
@@ -80,9 +82,53 @@ int ms_fsm_apply_empty(struct ms_fsm *fsm, uint64_t index);
 int ms_fsm_encode_member(const struct ms_member *m, bool remove,
                          uint64_t cluster_id, struct ms_buf *out);
 
-/* Serialises the whole state into out (appends). Returns 0 or an MS_E
- * code with fsm->errmsg. */
+/* Serialises the whole state into out (appends), on the calling thread.
+ * Returns 0 or an MS_E code with fsm->errmsg. */
 int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out);
+
+/* --- snapshots off the event loop ---------------------------------------
+ *
+ * ms_fsm_snapshot_begin captures the state as it is at the call (the
+ * store's applied index at that moment) and returns at once; the bytes,
+ * exactly those ms_fsm_snapshot would have produced at that moment, are
+ * then collected on another thread while the loop keeps applying entries;
+ * ms_fsm_snapshot_end releases them.
+ *
+ * memory backend: begin forks (util/cowdump.h); the child serialises its
+ * copy-on-write image of the store and member table into a memory file,
+ * and collect waits for it. The loop pays only for the fork.
+ * rocksdb backend, a fork that failed, or fsm->snapshot_inline: begin
+ * serialises on the calling thread, as ms_fsm_snapshot does (a forked
+ * child must not call RocksDB: its background threads may hold mutexes at
+ * fork time), and collect returns those bytes at once. */
+struct ms_fsm_snapjob;
+
+/* Loop thread. Returns 0 and *out (owned by the caller until
+ * ms_fsm_snapshot_end), or an MS_E code with fsm->errmsg (nothing to end).
+ * fsm and its store stay the caller's; the job keeps no pointer into them
+ * that collect follows. */
+int ms_fsm_snapshot_begin(struct ms_fsm *fsm, struct ms_fsm_snapjob **out);
+
+/* Any one thread, at most once per job; blocks until the bytes are ready.
+ * Touches only the job, never the fsm or the store. Returns 0 with
+ * *buf and *len (owned by the job, valid until ms_fsm_snapshot_end), or an
+ * MS_E code with errmsg (the child's message, MS_ECANCELED after cancel,
+ * MS_ETIMEOUT for a stalled child). */
+int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
+                            size_t *len, char *errmsg, size_t errmsg_size);
+
+/* Any thread, while a collect may be running: makes it fail with
+ * MS_ECANCELED within a few ms (a forked child is killed). */
+void ms_fsm_snapshot_cancel(struct ms_fsm_snapjob *job);
+
+/* True when the job's bytes are produced by a forked child. */
+bool ms_fsm_snapjob_forked(const struct ms_fsm_snapjob *job);
+
+/* Loop thread, not concurrently with collect: releases job (a child still
+ * running is killed and reaped). taken: the bytes were collected and
+ * handed on (counted in fsm->stats.snapshots_taken). */
+void ms_fsm_snapshot_end(struct ms_fsm *fsm, struct ms_fsm_snapjob *job,
+                         bool taken);
 
 /* Replaces the state with the snapshot in buf[0..len) (borrowed). When the
  * store already holds this snapshot's applied index or later (a rocksdb

@@ -213,12 +213,120 @@ static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     return 0;
 }
 
+/* fsm version 3 (libraft 0.15, replication.c takeSnapshot): libraft calls
+ * this on the loop right after applying entries, with the snapshot
+ * labelled last_applied (the index the fsm has just applied); then
+ * snapshot_async in its threadpool (io->async_work, uv_work.c) while it
+ * goes on applying; then snapshot_finalize on the loop, whether the work
+ * or the disk write failed or not, and before raft_close completes
+ * (uvMaybeFireCloseCb waits for async work; a snapshot done after
+ * raft_close is dropped with RAFT_CANCELED). It starts no other snapshot
+ * and installs none from a leader until finalize has run. The buffer array
+ * that snapshot_async fills is the one this call leaves empty. */
+static int fsm_snapshot_begin(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
+                              unsigned *n_bufs)
+{
+    struct ms_raft_priv *p = rfsm->data;
+    void *job = NULL;
+    int rc;
+
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (p->snap_job != NULL)
+        return RAFT_BUSY; /* cannot happen: libraft runs one at a time */
+    p->snap_begin_ns = uv_hrtime();
+    rc = p->fsm.snapshot_begin(p->fsm.data, &job);
+    if (rc != 0 || job == NULL) {
+        if (!p->snapshot_failing)
+            ms_warn("raft: snapshot at index %llu failed: %s; will retry",
+                    (unsigned long long)p->raft.last_applied,
+                    ms_strerror(rc ? rc : MS_EINVAL));
+        p->snapshot_failing = true;
+        return RAFT_BUSY; /* libraft retries after the next apply */
+    }
+    p->snap_job = job;
+    p->snap_index = p->raft.last_applied;
+    p->snap_began_ns = uv_hrtime();
+    p->snap_rc = -1;
+    p->snap_len = 0;
+    p->snap_ready_ns = 0;
+    p->snap_errmsg[0] = '\0';
+    return 0;
+}
+
+/* Threadpool thread: only the job and the snap_ fields it owns. */
+static int fsm_snapshot_async(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
+                              unsigned *n_bufs)
+{
+    struct ms_raft_priv *p = rfsm->data;
+    const uint8_t *base = NULL;
+    struct raft_buffer *b;
+    size_t len = 0;
+    int rc;
+
+    *bufs = NULL;
+    *n_bufs = 0;
+    rc = p->fsm.snapshot_collect(p->snap_job, &base, &len, p->snap_errmsg,
+                                 sizeof p->snap_errmsg);
+    if (rc == 0 && (base == NULL || len == 0))
+        rc = ms_seterr(p->snap_errmsg, sizeof p->snap_errmsg, MS_EINVAL,
+                       "snapshot: no bytes produced");
+    if (rc == 0 && (b = malloc(sizeof *b)) == NULL)
+        rc = ms_seterr(p->snap_errmsg, sizeof p->snap_errmsg, MS_ENOMEM,
+                       "snapshot: out of memory");
+    p->snap_ready_ns = uv_hrtime();
+    p->snap_rc = rc;
+    if (rc != 0)
+        return rc == MS_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
+    /* libraft only reads the bytes (compressing or writing them) */
+    b->base = (void *)base;
+    b->len = len;
+    *bufs = b;
+    *n_bufs = 1;
+    p->snap_len = len;
+    return 0;
+}
+
 static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
                                  struct raft_buffer *bufs[], unsigned *n_bufs)
 {
+    struct ms_raft_priv *p = rfsm->data;
     unsigned i;
 
-    (void)rfsm;
+    if (p->snap_job != NULL) {
+        /* version 3: the bytes belong to the job, the array to us */
+        void *job = p->snap_job;
+        bool taken = p->snap_rc == 0;
+
+        p->snap_job = NULL;
+        free(*bufs);
+        *bufs = NULL;
+        *n_bufs = 0;
+        if (taken) {
+            p->snapshot_failing = false;
+            ms_info("raft: node %llu: snapshot at index %llu: %zu bytes "
+                    "(%.1f ms on the loop, serialised after %.1f ms; "
+                    "%llu entries applied since)",
+                    (unsigned long long)p->raft.id,
+                    (unsigned long long)p->snap_index, p->snap_len,
+                    (double)(p->snap_began_ns - p->snap_begin_ns) / 1e6,
+                    (double)(p->snap_ready_ns - p->snap_begin_ns) / 1e6,
+                    (unsigned long long)(p->raft.last_applied -
+                                         p->snap_index));
+        } else if (p->closing) {
+            ms_debug("raft: snapshot at index %llu dropped while closing: %s",
+                     (unsigned long long)p->snap_index,
+                     p->snap_rc > 0 ? p->snap_errmsg : "not collected");
+        } else {
+            if (!p->snapshot_failing)
+                ms_warn("raft: snapshot at index %llu failed: %s; will retry",
+                        (unsigned long long)p->snap_index,
+                        p->snap_rc > 0 ? p->snap_errmsg : "not collected");
+            p->snapshot_failing = true;
+        }
+        p->fsm.snapshot_end(p->fsm.data, job, taken);
+        return 0;
+    }
     if (*bufs != NULL) {
         for (i = 0; i < *n_bufs; i++)
             free((*bufs)[i].base);
@@ -466,6 +574,10 @@ static void close_raft(struct ms_raft_priv *p)
 {
     p->raft_closing = true;
     uv_timer_stop(&p->timer);
+    /* libraft waits for a snapshot's threadpool work before it reports
+     * itself closed, and then drops the snapshot: make the work end now */
+    if (p->snap_job != NULL && p->fsm.snapshot_cancel != NULL)
+        p->fsm.snapshot_cancel(p->snap_job);
     raft_close(&p->raft, on_raft_closed);
 }
 
@@ -758,6 +870,11 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     if (fsm->apply == NULL || fsm->snapshot == NULL || fsm->restore == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                          "raft: the fsm needs apply, snapshot and restore");
+    if ((fsm->snapshot_begin != NULL) != (fsm->snapshot_collect != NULL) ||
+        (fsm->snapshot_begin != NULL) != (fsm->snapshot_end != NULL))
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: snapshot_begin, snapshot_collect and "
+                         "snapshot_end go together");
     if (config->id == 0)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                          "raft: node id must be greater than 0");
@@ -855,13 +972,27 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     retry = el / 2 < 1000 ? el / 2 : 1000;
     raft_uv_set_connect_retry_delay(&p->io, retry);
 
-    p->rfsm.version = 2;
+    /* libraft 0.15's uv io implements async_work but says version 1, so
+     * raft_init would refuse an fsm with snapshot_async (raft.c
+     * ioFsmCompat); the field is ours, and upstream set it to 2 later
+     * (commit 269e541 "uv: set io version to 2"). */
+    if (p->io.version < 2 && p->io.async_work != NULL)
+        p->io.version = 2;
     p->rfsm.data = p;
     p->rfsm.apply = fsm_apply;
-    p->rfsm.snapshot = fsm_snapshot;
     p->rfsm.restore = fsm_restore;
     p->rfsm.snapshot_finalize = fsm_snapshot_finalize;
-    p->rfsm.snapshot_async = NULL;
+    if (fsm->snapshot_begin != NULL && fsm->snapshot_collect != NULL &&
+        fsm->snapshot_end != NULL && p->io.version >= 2 &&
+        p->io.async_work != NULL) {
+        p->rfsm.version = 3;
+        p->rfsm.snapshot = fsm_snapshot_begin;
+        p->rfsm.snapshot_async = fsm_snapshot_async;
+    } else {
+        p->rfsm.version = 2;
+        p->rfsm.snapshot = fsm_snapshot;
+        p->rfsm.snapshot_async = NULL;
+    }
     p->raft.data = p;
     rv = raft_init(&p->raft, &p->io, &p->rfsm, config->id, addr);
     if (rv != 0) {

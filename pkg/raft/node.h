@@ -91,6 +91,39 @@ struct ms_raft_fsm {
      * Returns 0 or an MS_E* code (libraft then rejects the snapshot).
      * Required. */
     int (*restore)(void *data, const uint8_t *buf, size_t len);
+
+    /* Optional: snapshots serialised off the loop thread. Set all of
+     * snapshot_begin, snapshot_collect and snapshot_end, or none (then
+     * snapshot() above runs on the loop). snapshot() stays required: it is
+     * the fallback when the libraft io cannot run work in its threadpool.
+     *
+     * snapshot_begin (loop thread) captures the state at the applied index
+     * libraft labels the snapshot with (the last index apply() was called
+     * for) and returns quickly: *job is the caller's handle. The loop then
+     * keeps applying entries; what collect produces must not depend on
+     * them. On an error nothing is started and the snapshot is retried
+     * after a later apply.
+     *
+     * snapshot_collect (a libuv threadpool thread) produces the bytes of
+     * the state captured by begin: *buf/ *len stay owned by the job (at
+     * least one byte), read by libraft until snapshot_end. It may block;
+     * it must touch nothing but the job (the loop thread runs meanwhile).
+     * On an error it fills errmsg and returns an MS_E code: the snapshot is
+     * dropped and retried later. Called at most once per job, possibly
+     * never (then snapshot_end follows begin directly).
+     *
+     * snapshot_cancel (loop thread, optional) asks a running collect to
+     * return soon with an error; pkg/raft calls it when the node closes.
+     *
+     * snapshot_end (loop thread) follows every successful begin exactly
+     * once, after collect returned and libraft is done with the bytes
+     * (written to disk, or failed): it releases the job. taken: collect
+     * succeeded. */
+    int (*snapshot_begin)(void *data, void **job);
+    int (*snapshot_collect)(void *job, const uint8_t **buf, size_t *len,
+                            char *errmsg, size_t errmsg_size);
+    void (*snapshot_cancel)(void *job);
+    void (*snapshot_end)(void *data, void *job, bool taken);
 };
 
 /* A server of the initial cluster. */

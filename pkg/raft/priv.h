@@ -88,6 +88,20 @@ struct ms_raft_priv {
 
     int fsm_error;
     bool snapshot_failing; /* log a failing snapshot once per streak */
+
+    /* The asynchronous snapshot in progress (fsm version 3), NULL when
+     * none. Set on the loop in fsm_snapshot before libraft queues the
+     * threadpool work; snap_rc, snap_len, snap_ready_ns and snap_errmsg
+     * are written only by that work (fsm_snapshot_async) and read only in
+     * fsm_snapshot_finalize, after it completed. */
+    void *snap_job;
+    uint64_t snap_index;    /* libraft's last_applied at begin */
+    uint64_t snap_begin_ns; /* when begin was called */
+    uint64_t snap_began_ns; /* when begin returned */
+    int snap_rc;            /* collect's result; -1: not run */
+    size_t snap_len;
+    uint64_t snap_ready_ns; /* when collect returned */
+    char snap_errmsg[MS_ERRMSG_SIZE];
 };
 
 /* Maps a libraft error code to ours. */

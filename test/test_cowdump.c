@@ -1,0 +1,338 @@
+/* test_cowdump.c - util/cowdump: a forked child serialises the memory image
+ * of the moment of the fork; errors, crashes, cancel and free reap it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/buf.h"
+#include "util/cowdump.h"
+#include "util/error.h"
+
+/* True when this process has no child left (reaped or never forked). */
+static bool no_children(void)
+{
+    int st;
+    return waitpid(-1, &st, WNOHANG) < 0 && errno == ECHILD;
+}
+
+static uint64_t ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000 +
+           (uint64_t)(t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static int buf_write(void *wctx, const void *p, size_t n)
+{
+    return ms_buf_append(wctx, p, n);
+}
+
+/* --- serialisers run in the child ---------------------------------------- */
+
+struct pattern {
+    uint64_t seed;
+    size_t total;
+};
+
+/* Writes total pseudo-random bytes in pieces of 1 byte to 3 MiB, so both
+ * the gathering of small writes and the direct path of big ones run. */
+static int write_pattern(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                         char *errmsg, size_t errmsg_size)
+{
+    const struct pattern *pt = ctx;
+    static const size_t pieces[] = {1, 7, 4096, 65537, 3u << 20, 13, 1u << 20};
+    uint64_t x = pt->seed;
+    uint8_t *buf = malloc(3u << 20);
+    size_t done = 0, i = 0;
+    int rc = 0;
+
+    if (buf == NULL)
+        return ms_seterr(errmsg, errmsg_size, MS_ENOMEM, "no memory");
+    while (done < pt->total && rc == 0) {
+        size_t n = pieces[i++ % (sizeof pieces / sizeof pieces[0])];
+        if (n > pt->total - done)
+            n = pt->total - done;
+        for (size_t j = 0; j < n; j++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            buf[j] = (uint8_t)(x >> 56);
+        }
+        rc = write(wctx, buf, n);
+        done += n;
+    }
+    free(buf);
+    return rc;
+}
+
+static int value_now;
+
+/* Writes value_now as the child sees it. */
+static int write_value(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                       char *errmsg, size_t errmsg_size)
+{
+    (void)ctx;
+    (void)errmsg;
+    (void)errmsg_size;
+    return write(wctx, &value_now, sizeof value_now);
+}
+
+static int fail_corrupt(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                        char *errmsg, size_t errmsg_size)
+{
+    (void)ctx;
+    write(wctx, "partial", 7);
+    return ms_seterr(errmsg, errmsg_size, MS_ECORRUPT, "bad record at %d",
+                     42);
+}
+
+static int raise_usr1(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                      char *errmsg, size_t errmsg_size)
+{
+    (void)ctx;
+    (void)write;
+    (void)wctx;
+    (void)errmsg;
+    (void)errmsg_size;
+    raise(SIGUSR1);
+    return 0;
+}
+
+static int sleep_long(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                      char *errmsg, size_t errmsg_size)
+{
+    (void)ctx;
+    (void)errmsg;
+    (void)errmsg_size;
+    write(wctx, "x", 1);
+    sleep(30);
+    return 0;
+}
+
+/* Writes "open" or "closed" for the fd in ctx. */
+static int probe_fd(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                    char *errmsg, size_t errmsg_size)
+{
+    int fd = *(const int *)ctx;
+    (void)errmsg;
+    (void)errmsg_size;
+    if (fcntl(fd, F_GETFD) == -1)
+        return write(wctx, "closed", 6);
+    return write(wctx, "open", 4);
+}
+
+/* --- tests --------------------------------------------------------------- */
+
+/* The bytes the child writes are exactly those the serialiser produces in
+ * process, across the child's buffering (9 MiB in mixed piece sizes). */
+static void test_bytes_identical(void **state)
+{
+    struct pattern pt = {12345, 9u << 20};
+    struct ms_buf want = MS_BUF_INIT;
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    (void)state;
+
+    assert_int_equal(write_pattern(&pt, buf_write, &want, err, sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_start(write_pattern, &pt, &d, err, sizeof err),
+                     0);
+    assert_true(ms_cowdump_pid(d) > 0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+    assert_int_equal(ms_cowdump_pid(d), 0);
+    assert_int_equal(len, want.len);
+    assert_memory_equal(data, want.data, len);
+    ms_cowdump_free(d);
+    ms_buf_free(&want);
+    assert_true(no_children());
+}
+
+/* The child serialises memory as it was at start, whatever the parent
+ * changes afterwards. */
+static void test_image_of_fork_time(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    int seen;
+    (void)state;
+
+    value_now = 1;
+    assert_int_equal(ms_cowdump_start(write_value, NULL, &d, err, sizeof err),
+                     0);
+    value_now = 2; /* after the fork: the child must not see it */
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+    assert_int_equal(len, sizeof seen);
+    memcpy(&seen, data, sizeof seen);
+    assert_int_equal(seen, 1);
+    ms_cowdump_free(d);
+    assert_true(no_children());
+}
+
+/* A failing serialiser's code and message reach the parent; its partial
+ * output is not handed out. */
+static void test_child_error(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data = (const uint8_t *)"";
+    size_t len = 1;
+    char err[MS_ERRMSG_SIZE];
+    (void)state;
+
+    assert_int_equal(ms_cowdump_start(fail_corrupt, NULL, &d, err, sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
+                     MS_ECORRUPT);
+    assert_null(data);
+    assert_int_equal(len, 0);
+    assert_non_null(strstr(err, "bad record at 42"));
+    ms_cowdump_free(d);
+    assert_true(no_children());
+}
+
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    usr1_seen = 1;
+}
+
+/* The parent's signal handlers do not run in the child: a signal with a
+ * handler in the parent takes its default action there (here: death,
+ * reported as such). */
+static void test_child_signal_default(void **state)
+{
+    struct sigaction sa, old;
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    (void)state;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    usr1_seen = 0;
+    assert_int_equal(ms_cowdump_start(raise_usr1, NULL, &d, err, sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), MS_EIO);
+    assert_non_null(strstr(err, "killed by signal"));
+    assert_int_equal(usr1_seen, 0);
+    ms_cowdump_free(d);
+    sigaction(SIGUSR1, &old, NULL);
+    assert_true(no_children());
+}
+
+/* The child holds no fd of the parent but its memory file. */
+static void test_child_closes_fds(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    int fds[2];
+    (void)state;
+
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(ms_cowdump_start(probe_fd, &fds[1], &d, err, sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+    assert_int_equal(len, 6);
+    assert_memory_equal(data, "closed", 6);
+    ms_cowdump_free(d);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Cancel makes a wait in progress kill the child and return at once. */
+static void test_cancel(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    struct timespec t0;
+    (void)state;
+
+    assert_int_equal(ms_cowdump_start(sleep_long, NULL, &d, err, sizeof err),
+                     0);
+    ms_cowdump_cancel(d); /* before the wait: the wait still honours it */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
+                     MS_ECANCELED);
+    assert_true(ms_since(&t0) < 2000);
+    assert_int_equal(ms_cowdump_pid(d), 0);
+    ms_cowdump_free(d);
+    assert_true(no_children());
+}
+
+/* Free without a wait kills and reaps a running child. */
+static void test_free_running(void **state)
+{
+    struct ms_cowdump *d;
+    char err[MS_ERRMSG_SIZE];
+    struct timespec t0;
+    pid_t pid;
+    (void)state;
+
+    assert_int_equal(ms_cowdump_start(sleep_long, NULL, &d, err, sizeof err),
+                     0);
+    pid = ms_cowdump_pid(d);
+    assert_true(pid > 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ms_cowdump_free(d);
+    assert_true(ms_since(&t0) < 2000);
+    assert_int_equal(kill(pid, 0), -1);
+    assert_true(no_children());
+    ms_cowdump_free(NULL);
+}
+
+/* A second wait is refused. */
+static void test_wait_twice(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    (void)state;
+
+    value_now = 3;
+    assert_int_equal(ms_cowdump_start(write_value, NULL, &d, err, sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
+                     MS_EINVAL);
+    ms_cowdump_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bytes_identical),
+        cmocka_unit_test(test_image_of_fork_time),
+        cmocka_unit_test(test_child_error),
+        cmocka_unit_test(test_child_signal_default),
+        cmocka_unit_test(test_child_closes_fds),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_free_running),
+        cmocka_unit_test(test_wait_twice),
+    };
+    alarm(60); /* hard stop should a wait hang */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
