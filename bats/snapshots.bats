@@ -231,6 +231,8 @@ EOF
     stop_server || rc=$?
     [ "$rc" -eq 0 ]
     no_process_on "$DATA"
+    # (timing: the child may also have finished while requests drained)
+    echo "# $(grep -c 'dropped while closing' "$LOG") snapshot(s) dropped by the stop" >&3
     wait "${BG[@]}" || true
     cat "$BATS_TEST_TMPDIR"/acked.* >"$BATS_TEST_TMPDIR/acked"
     start_server t --snapshot-count 50
