@@ -314,7 +314,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
                     (unsigned long long)(p->raft.last_applied -
                                          p->snap_index));
         } else if (p->closing) {
-            ms_debug("raft: snapshot at index %llu dropped while closing: %s",
+            ms_info("raft: snapshot at index %llu dropped while closing: %s",
                      (unsigned long long)p->snap_index,
                      p->snap_rc > 0 ? p->snap_errmsg : "not collected");
         } else {
