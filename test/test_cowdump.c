@@ -94,8 +94,7 @@ static int fail_corrupt(void *ctx, ms_cowdump_write_fn write, void *wctx,
 {
     (void)ctx;
     write(wctx, "partial", 7);
-    return ms_seterr(errmsg, errmsg_size, MS_ECORRUPT, "bad record at %d",
-                     42);
+    return ms_seterr(errmsg, errmsg_size, MS_ECORRUPT, "bad record at %d", 42);
 }
 
 static int raise_usr1(void *ctx, ms_cowdump_write_fn write, void *wctx,
@@ -147,8 +146,7 @@ static void test_bytes_identical(void **state)
     char err[MS_ERRMSG_SIZE];
     (void)state;
 
-    assert_int_equal(write_pattern(&pt, buf_write, &want, err, sizeof err),
-                     0);
+    assert_int_equal(write_pattern(&pt, buf_write, &want, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_start(write_pattern, &pt, &d, err, sizeof err),
                      0);
     assert_true(ms_cowdump_pid(d) > 0);

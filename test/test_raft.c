@@ -39,9 +39,9 @@ struct toy {
 
     /* asynchronous snapshots (snapshot_begin/collect/cancel/end) */
     bool async;
-    unsigned collect_ms;     /* collect sleeps this long (in the pool) */
-    bool collect_blocks;     /* collect waits for cancel (10 s at most) */
-    atomic_bool collecting;  /* a collect is running */
+    unsigned collect_ms;    /* collect sleeps this long (in the pool) */
+    bool collect_blocks;    /* collect waits for cancel (10 s at most) */
+    atomic_bool collecting; /* a collect is running */
     atomic_bool cancel;
     int begins, ends, taken, cancels;
     atomic_int collects;

@@ -176,8 +176,8 @@ static int buf_write(void *ctx, const void *p, size_t n)
 }
 
 /* The snapshot of the store plus member table, streamed to write/wctx. */
-static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx,
-                char *errmsg, size_t errmsg_size)
+static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx, char *errmsg,
+                size_t errmsg_size)
 {
     struct ms_buf members = MS_BUF_INIT;
     struct ms_snapshot_extra extra = {.codec = fsm->codec};

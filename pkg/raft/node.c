@@ -311,12 +311,11 @@ static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
                     (unsigned long long)p->snap_index, p->snap_len,
                     (double)(p->snap_began_ns - p->snap_begin_ns) / 1e6,
                     (double)(p->snap_ready_ns - p->snap_begin_ns) / 1e6,
-                    (unsigned long long)(p->raft.last_applied -
-                                         p->snap_index));
+                    (unsigned long long)(p->raft.last_applied - p->snap_index));
         } else if (p->closing) {
             ms_info("raft: snapshot at index %llu dropped while closing: %s",
-                     (unsigned long long)p->snap_index,
-                     p->snap_rc > 0 ? p->snap_errmsg : "not collected");
+                    (unsigned long long)p->snap_index,
+                    p->snap_rc > 0 ? p->snap_errmsg : "not collected");
         } else {
             if (!p->snapshot_failing)
                 ms_warn("raft: snapshot at index %llu failed: %s; will retry",

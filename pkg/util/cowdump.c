@@ -101,8 +101,8 @@ static void child_reset_signals(void)
             continue;
         if (sigaction(sig, NULL, &old) != 0)
             continue; /* reserved by libc */
-        if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL &&
-                                            old.sa_handler != SIG_IGN))
+        if ((old.sa_flags & SA_SIGINFO) ||
+            (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
             sigaction(sig, &dfl, NULL);
     }
 }
@@ -167,9 +167,8 @@ int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, struct ms_cowdump **out,
     if (d->fd < 0) {
         e = errno;
         free(d);
-        return ms_seterr(errmsg, errmsg_size,
-                         e == ENOMEM ? MS_ENOMEM : MS_EIO, "memfd_create: %s",
-                         strerror(e));
+        return ms_seterr(errmsg, errmsg_size, e == ENOMEM ? MS_ENOMEM : MS_EIO,
+                         "memfd_create: %s", strerror(e));
     }
     /* No signal handler may run in the child before it has reset them. */
     sigfillset(&all);
@@ -295,10 +294,9 @@ int ms_cowdump_wait(struct ms_cowdump *d, const uint8_t **data, size_t *len,
     if (d->map == MAP_FAILED) {
         int e = errno;
         d->map = NULL;
-        return ms_seterr(errmsg, errmsg_size,
-                         e == ENOMEM ? MS_ENOMEM : MS_EIO,
-                         "snapshot child: mmap %lld bytes: %s",
-                         (long long)size, strerror(e));
+        return ms_seterr(errmsg, errmsg_size, e == ENOMEM ? MS_ENOMEM : MS_EIO,
+                         "snapshot child: mmap %lld bytes: %s", (long long)size,
+                         strerror(e));
     }
     d->len = (size_t)size;
     *data = d->map;

@@ -38,8 +38,8 @@ typedef int (*ms_cowdump_write_fn)(void *wctx, const void *p, size_t n);
 /* The serialiser run in the child: writes the stream through write/wctx
  * and returns 0, or an MS_E code with errmsg filled (the message reaches
  * the parent's ms_cowdump_wait). */
-typedef int (*ms_cowdump_fn)(void *ctx, ms_cowdump_write_fn write,
-                             void *wctx, char *errmsg, size_t errmsg_size);
+typedef int (*ms_cowdump_fn)(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                             char *errmsg, size_t errmsg_size);
 
 /* A child that stalls this long (no byte written) is killed: the snapshot
  * then fails instead of hanging (a child can only hang on a lock that
