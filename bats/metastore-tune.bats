@@ -164,6 +164,8 @@ assert len(r.findall(".//" + ns + "polyline")) == 3' "$BATS_TEST_TMPDIR/p.svg"
 --ops 5 --duration 1|--ops and --duration
 --rounds 0|--rounds
 --max-ops 0|--max-ops
+--max-delay 1000001|--max-delay
+--settings fixed:10/1000001|fixed
 --bogus|unknown option
 EOF
     run "$TUNE" --help

@@ -1075,7 +1075,7 @@ static void conn_defer(struct ms_http_conn *c)
 
     if (c->closing)
         return;
-    if (c->in_process || s->state >= S_STOPPING || !s->flush_ready) {
+    if (c->in_process || s->state >= S_STOPPING) {
         conn_process(c, 0);
         return;
     }
@@ -1469,7 +1469,6 @@ int ms_http_server_init(struct ms_http_server *server, uv_loop_t *loop,
     server->flush_check.data = server;
     server->flush_idle.data = server;
     server->flush_handles = 2;
-    server->flush_ready = 1;
     server->state = S_INIT;
     return 0;
 }
@@ -1573,13 +1572,10 @@ static void server_end(struct ms_http_server *s, ms_http_server_close_cb cb,
     if (s->state == S_CLOSED)
         return;
     if (s->state < S_STOPPING) {
+        /* deferred answers go now; from here on they are written at once */
+        flush_dirty(s);
         s->state = S_STOPPING;
         uv_close((uv_handle_t *)&s->tcp, on_listener_close);
-    }
-    if (s->flush_ready) {
-        /* from now on answers are written at once */
-        flush_dirty(s);
-        s->flush_ready = 0;
         uv_close((uv_handle_t *)&s->flush_check, on_flush_handle_close);
         uv_close((uv_handle_t *)&s->flush_idle, on_flush_handle_close);
     }

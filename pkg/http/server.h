@@ -127,7 +127,6 @@ struct ms_http_server {
     uv_idle_t flush_idle;       /* no blocking poll while answers wait */
     struct ms_http_conn *dirty; /* connections with deferred answers */
     int flush_handles;          /* flush handles not yet closed */
-    int flush_ready;            /* the flush handles are open */
     int flush_on;               /* ... and started */
 };
 
