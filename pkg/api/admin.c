@@ -60,6 +60,7 @@ static void health(struct ms_call *c)
                        c->srv->fsm.fatal ? MS_EIO : MS_ENOLEADER);
         return;
     }
+    c->retry_safe = true;
     ms_cluster_route(c, health_on_leader);
 }
 

@@ -52,7 +52,8 @@ static struct ms_http_client *leader_conn(struct ms_server *s,
 {
     struct ms_http_client_config cfg = {.connect_timeout_ms = 2000,
                                         .request_timeout_ms =
-                                            s->cfg.request_timeout_ms};
+                                            s->cfg.request_timeout_ms,
+                                        .probe_idle = 1};
 
     if (s->fwd != NULL && strcmp(s->fwd_addr, addr) == 0)
         return s->fwd;
@@ -80,17 +81,45 @@ struct fwd {
     struct ms_call *c;
 };
 
+static void park(struct ms_call *c);
+
+/* The leader did not answer a forwarded call (it died, or the connection
+ * failed or timed out). A call that cannot have reached it, or whose repeat
+ * is harmless (a read), waits for a leader again and is retried within its
+ * --request-timeout; a write that may have reached it has an unknown
+ * outcome, which the client learns as etcd says it: sending it again could
+ * apply it twice. */
+static void forward_failed(struct ms_call *c, int status, int sent)
+{
+    struct ms_server *s = c->srv;
+    uint64_t now = ms_now_ns();
+    bool retry = !s->stopping && (!sent || c->retry_safe);
+
+    if (now - s->fwd_warned_ns >= 1000000000ull) { /* a line a second */
+        s->fwd_warned_ns = now;
+        ms_warn("forward to leader %s failed: %s; %s", s->fwd_addr,
+                s->fwd != NULL ? s->fwd->errmsg : ms_strerror(status),
+                retry ? "waiting for a leader to retry"
+                      : "a write may have reached it: outcome unknown");
+    }
+    if (retry)
+        park(c);
+    else
+        ms_call_fail(c, status == MS_ETIMEOUT ? MS_ETIMEOUT : MS_ENOTLEADER,
+                     NULL);
+}
+
 static void on_forwarded(struct ms_http_client_req *creq, int status,
                          const struct ms_http_response *resp)
 {
     struct fwd *f = creq->data;
     struct ms_call *c = f->c;
+    int sent = creq->sent; /* creq lives in f */
     const char *ctype;
 
     free(f);
     if (status != 0) {
-        ms_warn("forward to leader failed: %s", ms_strerror(status));
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        forward_failed(c, status, sent);
         return;
     }
     for (size_t i = 0; i < ms_http_resp_header_count(resp); i++) {
@@ -114,7 +143,7 @@ static void forward(struct ms_call *c, const char *addr)
     int rc;
 
     if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        park(c);
         return;
     }
     for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
@@ -131,7 +160,7 @@ static void forward(struct ms_call *c, const char *addr)
                                 on_forwarded);
     if (rc != 0) {
         free(f);
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        forward_failed(c, rc, 0);
     }
 }
 
@@ -139,14 +168,16 @@ static void forward(struct ms_call *c, const char *addr)
 
 static void dispatch(struct ms_call *c);
 
+/* Waits for a leader: ms_cluster_kick (every tick and on each Raft state
+ * change) retries it. */
 static void park(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
 
     c->wait_next = NULL;
-    if (c->deadline_ns <= 1) /* first park: the wait is bounded from here */
+    if (c->deadline_ns <= 1) /* first park: bounded from the call's start */
         c->deadline_ns =
-            ms_now_ns() + (uint64_t)s->cfg.request_timeout_ms * 1000000;
+            c->start_ns + (uint64_t)s->cfg.request_timeout_ms * 1000000;
     if (s->waiting_tail != NULL)
         s->waiting_tail->wait_next = c;
     else

@@ -81,6 +81,7 @@ struct ms_server {
     bool publishing;
     bool fresh; /* started on an empty data directory */
     uint64_t forwarded;
+    uint64_t fwd_warned_ns; /* last "forward failed" log line */
     struct ms_call *live; /* calls with a proposal or read in flight */
     uint64_t timeouts;
 
@@ -111,6 +112,8 @@ struct ms_call {
     struct ms_call *wait_next;
     uint64_t deadline_ns;
     bool reforward; /* may be forwarded again (leadership moved away) */
+    bool retry_safe; /* running it twice is harmless (reads): a forward
+                        that failed after sending is retried */
     /* router.c: a proposal or read in flight on this leader, bounded by
      * --request-timeout */
     int waiting_on; /* 0, WAIT_PROPOSAL or WAIT_READ */
