@@ -116,6 +116,7 @@ static void metrics(struct ms_call *c)
                              i == 0 ? "Request latency, by API." : NULL,
                              labels, &s->api[i].latency);
     }
+    ms_loopstat_metrics(&s->loopstat, &b);
     ms_metrics_gauge(&b, "metastore_raft_term", "Current Raft term.",
                      (double)st.term);
     ms_metrics_gauge(&b, "metastore_raft_is_leader",

@@ -16,6 +16,7 @@
 #include "raft/node.h"
 #include "store/store.h"
 #include "util/arena.h"
+#include "util/loopstat.h"
 #include "util/metrics.h"
 
 /* The request kinds we count in /metrics. */
@@ -62,6 +63,7 @@ struct ms_server {
     struct ms_http_server http;
     struct ms_raft_barrier_req barrier;
 
+    struct ms_loopstat loopstat; /* busy time per loop iteration */
     uv_signal_t sigint, sigterm;
     uv_timer_t shutdown_timer;
     bool raft_started, bp_started, http_started;
