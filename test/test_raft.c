@@ -1399,9 +1399,8 @@ static void test_leadership_lost_callbacks_resubmit(void **state)
         if (i % 2 == 0) {
             r[i].preq.data = &r[i];
             assert_int_equal(ms_buf_puts(&b, "cut-off"), 0);
-            assert_int_equal(ms_raft_propose(r[i].node, &r[i].preq, &b,
-                                             on_resub_prop),
-                             0);
+            assert_int_equal(
+                ms_raft_propose(r[i].node, &r[i].preq, &b, on_resub_prop), 0);
         } else {
             r[i].breq.data = &r[i];
             assert_int_equal(
@@ -1487,8 +1486,8 @@ static bool chain_done(void *arg)
 {
     struct chain *ch = arg;
 
-    return ch->failed > 0 || (ch->left == 0 && ch->applied + ch->barriers ==
-                                                   40);
+    return ch->failed > 0 ||
+           (ch->left == 0 && ch->applied + ch->barriers == 40);
 }
 
 /* On a healthy leader, work submitted from completion callbacks goes on:
