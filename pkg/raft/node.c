@@ -1386,6 +1386,9 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
     out->snapshot_index = r->log.snapshot.last_index;
     out->leader_ready = leader_ready(p);
     out->fsm_error = p->fsm_error;
+    for (unsigned i = 0; i < r->configuration.n; i++)
+        if (r->configuration.servers[i].role == RAFT_VOTER)
+            out->voters++;
     out->inflight = p->n_props + p->n_barriers + p->n_done;
     out->disk_appends = p->disk_appends;
     out->disk_append_entries = p->disk_append_entries;

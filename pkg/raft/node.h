@@ -346,6 +346,7 @@ struct ms_raft_status {
      * applied: everything committed before it is applied here too. */
     bool leader_ready;
     int fsm_error;   /* non-zero once fsm->apply failed: the node is stuck */
+    unsigned voters; /* voters in the latest known configuration */
     size_t inflight; /* proposals + barriers waiting for their callback */
     uint64_t disk_appends;        /* log append requests libraft made */
     uint64_t disk_append_entries; /* entries they carried */
