@@ -81,8 +81,10 @@ alarm_is() {
     return 1
 }
 
-@test "disk low: writes refused, reads served, also after a restart; recovers when space is freed" {
-    start_on_tmpfs
+# low_disk_scenario [FLAGS...]: the member fills its disk below the
+# reserve, is restarted, and gets the space back.
+low_disk_scenario() {
+    start_on_tmpfs "$@"
     run put k1 v1
     assert_output --partial '"revision":"2"'
     alarm_is 0
@@ -110,7 +112,7 @@ alarm_is() {
 
     # a restart while the disk is still low: the same
     stop_server
-    start_on_tmpfs
+    start_on_tmpfs "$@"
     alarm_is 1
     run put k2 v2
     assert_output --partial "database space exceeded"
@@ -130,6 +132,14 @@ alarm_is() {
     wait_healthy "$URL"
     grep -q "space: .* accepting writes again" "$LOG"
     stop_server
+}
+
+@test "disk low: writes refused, reads served, also after a restart; recovers when space is freed" {
+    low_disk_scenario
+}
+
+@test "disk low, rocksdb store: the same" {
+    low_disk_scenario --storage rocksdb
 }
 
 @test "a disk that filled up completely: reads served after a restart, writes resume once space is freed" {
