@@ -36,11 +36,11 @@ static const struct {
     [MS_ENOTIMPL] = {"MS_ENOTIMPL", "not implemented"},
     [MS_ETIMEOUT] = {"MS_ETIMEOUT", "request timed out"},
     [MS_ECORRUPT] = {"MS_ECORRUPT", "corrupt data"},
-    [MS_ETOOMANYOPS] = {"MS_ETOOMANYOPS",
-                        "too many operations in txn request"},
+    [MS_ETOOMANYOPS] = {"MS_ETOOMANYOPS", "too many operations in txn request"},
     [MS_ELEASE] = {"MS_ELEASE", "requested lease not found"},
     [MS_ERAFT] = {"MS_ERAFT", "raft error"},
     [MS_ECANCELED] = {"MS_ECANCELED", "request canceled"},
+    [MS_ETLS] = {"MS_ETLS", "TLS handshake or certificate refused"},
 };
 
 const char *ms_strerror(int code)
