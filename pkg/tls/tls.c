@@ -359,17 +359,28 @@ static int failed(struct ms_tls *s, int ret, const char *what)
     int err = SSL_get_error(s->ssl, ret);
     long vr = SSL_get_verify_result(s->ssl);
     const char *peer = s->peer_cn[0] ? s->peer_cn : "";
+    int reason = ERR_GET_REASON(ERR_peek_last_error());
 
     if (s->cn_refused)
         ms_seterr(s->errmsg, sizeof(s->errmsg), MS_ETLS,
                   "certificate CN '%s' is not in the allowed list", peer);
     else if (vr != X509_V_OK && err == SSL_ERROR_SSL &&
-             ERR_GET_REASON(ERR_peek_last_error()) ==
-                 SSL_R_CERTIFICATE_VERIFY_FAILED)
+             reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
         ms_seterr(s->errmsg, sizeof(s->errmsg), MS_ETLS,
                   "certificate verify failed: %s%s%s%s",
                   X509_verify_cert_error_string(vr), peer[0] ? " (CN '" : "",
                   peer, peer[0] ? "')" : "");
+    else if (err == SSL_ERROR_SSL && reason >= SSL_AD_REASON_OFFSET &&
+             reason < SSL_AD_REASON_OFFSET + 256)
+        ms_seterr(s->errmsg, sizeof(s->errmsg), MS_ETLS,
+                  "%s: refused by the other side: %s", what,
+                  ssl_reason("alert"));
+    else if (err == SSL_ERROR_SSL &&
+             (reason == SSL_R_WRONG_VERSION_NUMBER ||
+              reason == SSL_R_HTTP_REQUEST || reason == SSL_R_UNKNOWN_PROTOCOL))
+        ms_seterr(s->errmsg, sizeof(s->errmsg), MS_ETLS,
+                  "%s: the other side does not speak TLS (%s)", what,
+                  ssl_reason("not TLS"));
     else if (err == SSL_ERROR_SSL)
         ms_seterr(s->errmsg, sizeof(s->errmsg), MS_ETLS, "%s: %s", what,
                   ssl_reason("protocol error"));
