@@ -171,7 +171,7 @@ static int check_scheme(const char *flag, const char *url, bool tls)
 }
 
 /* Checks the peer TLS flags together and the schemes of all peer URLs. */
-static int check_peer_tls(struct ms_server_config *c)
+static int check_peer_tls(struct ms_server_config *c, bool listen_peer_given)
 {
     bool tls = ms_server_peer_tls(c);
     char list[4096];
@@ -188,8 +188,8 @@ static int check_peer_tls(struct ms_server_config *c)
         return bad_usage("%s", "--peer-client-cert-auth and "
                                "--peer-cert-allowed-cn need the peer TLS "
                                "files (--peer-cert-file ...)");
-    if (tls && strcmp(c->listen_peer_url, "http://127.0.0.1:2380") == 0)
-        c->listen_peer_url = "https://127.0.0.1:2380"; /* the default */
+    if (tls && !listen_peer_given)
+        c->listen_peer_url = "https://127.0.0.1:2380";
     if (check_scheme("--listen-peer-urls", c->listen_peer_url, tls) ||
         check_scheme("--initial-advertise-peer-urls",
                      c->initial_advertise_peer_url, tls))
@@ -225,6 +225,7 @@ int main(int argc, char **argv)
     enum ms_log_level level;
     unsigned long long v;
     char errmsg[256];
+    bool listen_peer_given = false;
     int opt;
 
     ms_server_config_default(&c);
@@ -244,6 +245,7 @@ int main(int argc, char **argv)
             break;
         case OPT_LISTEN_PEER:
             c.listen_peer_url = optarg;
+            listen_peer_given = true;
             break;
         case OPT_ADVERTISE_PEER:
             c.initial_advertise_peer_url = optarg;
@@ -391,7 +393,7 @@ int main(int argc, char **argv)
                 c.election_ms, c.heartbeat_ms);
         return 2;
     }
-    if ((opt = check_peer_tls(&c)) != 0)
+    if ((opt = check_peer_tls(&c, listen_peer_given)) != 0)
         return opt;
     if (ms_batch_config_check(&c.batch, errmsg, sizeof(errmsg)) != 0) {
         fprintf(stderr, "metastore-server: %s\n", errmsg);

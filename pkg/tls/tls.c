@@ -236,6 +236,12 @@ int ms_tls_ctx_new(const struct ms_tls_config *cfg, enum ms_tls_role role,
         goto err;
     }
     SSL_CTX_set_verify(ctx->ssl_ctx, mode, on_verify);
+    if (role == MS_TLS_SERVER && (mode & SSL_VERIFY_PEER) != 0) {
+        /* tell clients which CAs we accept, so they can pick a cert */
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ca_file);
+        if (names != NULL)
+            SSL_CTX_set_client_CA_list(ctx->ssl_ctx, names);
+    }
     if (cfg->allowed_cn != NULL && cfg->allowed_cn[0] != '\0') {
         size_t n = strlen(cfg->allowed_cn);
 
