@@ -463,7 +463,8 @@ static int start(struct ms_server *s)
     ms_info("member %s (id %llx) serving clients on http://%s, peers on "
             "%s://%s, data in %s, codec %s, batch mode %s",
             s->cfg.name, (unsigned long long)s->member_id, s->client_addr,
-            ms_server_peer_tls(&s->cfg) ? "https" : "http", s->peer_addr, s->cfg.data_dir, ms_codec_name(s->cfg.codec),
+            ms_server_peer_tls(&s->cfg) ? "https" : "http", s->peer_addr,
+            s->cfg.data_dir, ms_codec_name(s->cfg.codec),
             ms_batch_mode_name(s->cfg.batch.mode));
     return 0;
 }

@@ -41,7 +41,7 @@ struct ms_server_config {
     const char *peer_cert_file;
     const char *peer_key_file;
     const char *peer_trusted_ca_file;
-    bool peer_client_cert_auth; /* refuse members without a valid cert */
+    bool peer_client_cert_auth;       /* refuse members without a valid cert */
     const char *peer_cert_allowed_cn; /* comma-separated CNs; NULL: any */
 };
 

@@ -964,9 +964,9 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     if (rc != 0)
         goto err;
     if (config->peer_tls != NULL) {
-        rc = ms_raft_tls_transport_new(loop, config->peer_tls,
-                                       &p->tls_transport, node->errmsg,
-                                       sizeof node->errmsg);
+        rc =
+            ms_raft_tls_transport_new(loop, config->peer_tls, &p->tls_transport,
+                                      node->errmsg, sizeof node->errmsg);
         if (rc != 0) {
             ms_prefixerr(node->errmsg, sizeof node->errmsg, "raft: peer TLS");
             goto err;
@@ -975,9 +975,8 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     } else {
         rv = ms_raft_transport_init(&p->transport, loop);
         if (rv != 0) {
-            rc = ms_seterr(node->errmsg, sizeof node->errmsg,
-                           ms_raft__code(rv), "raft: transport: %s",
-                           p->transport.inner.errmsg);
+            rc = ms_seterr(node->errmsg, sizeof node->errmsg, ms_raft__code(rv),
+                           "raft: transport: %s", p->transport.inner.errmsg);
             goto err;
         }
         p->rt = &p->transport.outer;
