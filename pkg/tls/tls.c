@@ -421,7 +421,8 @@ int ms_tls_handshake(struct ms_tls *s, bool *done)
         SSL_get0_alpn_selected(s->ssl, &p, &n);
         if (n >= sizeof(s->alpn))
             n = sizeof(s->alpn) - 1;
-        memcpy(s->alpn, p, n);
+        if (n > 0)
+            memcpy(s->alpn, p, n);
         s->alpn[n] = '\0';
         snprintf(s->describe, sizeof(s->describe), "%s %s",
                  SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
