@@ -220,3 +220,49 @@ writes_while_running() {
     assert_equal "$status" 1
     assert_output --partial "does not match certificate file $P/n1.crt"
 }
+
+@test "over peer TLS: a follower down past the trailing log catches up by a multi-MiB snapshot; member add with an https peer URL joins with its certificate" {
+    # one entry per put, so 3000 puts leave the follower behind the 2048
+    # entries kept after a snapshot: it must install one (~10 MB here, more
+    # than the pump's high-water mark)
+    start_tls_cluster --snapshot-count 500 --batch-mode off
+    leader=$(leader_url)
+    follower=n1; [ "$leader" = "$U1" ] && follower=n2
+    "$CLUSTER" kill "$DIR" "$follower"
+    "$MS_BUILD/metastore-bench" load --endpoints "$leader" --total 3000 --clients 16 \
+        --op put --val-size 4096 --key-space 1000 >/dev/null 2>&1
+    curl -s -f -X PUT --data-binary last "$leader/kv/last" >/dev/null
+    "$CLUSTER" restart "$DIR" "$follower"
+    fu=$U1; [ "$follower" = n2 ] && fu=$U2
+    for i in $(seq 1 150); do
+        [ "$(curl -s "$fu/kv/last?consistency=serializable")" = last ] && break
+        sleep 0.1
+    done
+    run curl -s "$fu/kv/last?consistency=serializable"
+    assert_output last
+    run grep -h "restored a snapshot of" "$DIR/$follower.log"
+    assert_success
+    run curl -s "$fu/v3/kv/range" -d "{\"key\":\"$(b64 load/)\",\"range_end\":\"$(b64 load0)\",\"count_only\":true,\"serializable\":true}"
+    assert_output --partial '"count":"1000"'
+
+    # a new member over https
+    mk_cert ca n4 n4
+    c4=$((BASE + 6)); p4=$((BASE + 7))
+    run curl -s "$U3/v3/cluster/member/add" -d "{\"peerURLs\":[\"https://127.0.0.1:$p4\"],\"isLearner\":true}"
+    assert_output --partial "\"peerURLs\":[\"https://127.0.0.1:$p4\"]"
+    "$SERVER" --name n4 --data-dir "$DIR/n4" --listen-client-urls "http://127.0.0.1:$c4" \
+        --listen-peer-urls "https://127.0.0.1:$p4" --initial-cluster "$INITIAL,n4=https://127.0.0.1:$p4" \
+        --initial-cluster-state existing "${TIMING[@]}" --peer-cert-file "$P/n4.crt" \
+        --peer-key-file "$P/n4.key" --peer-trusted-ca-file "$P/ca.crt" --peer-client-cert-auth \
+        >"$DIR/n4.log" 2>&1 &
+    echo $! >"$DIR/n4.pid"
+    wait_healthy "http://127.0.0.1:$c4"
+    for i in $(seq 1 100); do
+        [ "$(curl -s "http://127.0.0.1:$c4/kv/last?consistency=serializable")" = last ] && break
+        sleep 0.1
+    done
+    run curl -s "http://127.0.0.1:$c4/kv/last?consistency=serializable"
+    assert_output last
+    run curl -s -X POST "$U1/v3/cluster/member/list"
+    assert_output --partial "https://127.0.0.1:$p4"
+}
