@@ -170,6 +170,13 @@ writes_while_running() {
     # for the rest of its preamble: timeout's 124)
     assert_success
     assert_output ""
+    # a connection that sends nothing is closed by the 5 s deadline
+    start=$SECONDS
+    run timeout 9 bash -c "exec 3<>/dev/tcp/127.0.0.1/$((BASE + 2 * 1 + 1)); cat <&3"
+    assert_success
+    [ $((SECONDS - start)) -ge 4 ]
+    run grep -h "no TLS handshake and preamble within 5 s" "$DIR/n2.log"
+    assert_success
 }
 
 @test "an expired member certificate is refused with a clear error on both sides" {
