@@ -122,6 +122,12 @@ writes_while_running() {
     assert_output --partial "alert certificate required"
     run grep -h "refused connection from 127.0.0.1" "$DIR"/n1.log
     assert_output --partial "peer did not return a certificate"
+    # a member certificate is not enough: inside TLS the identity message
+    # must follow (here an HTTP request instead)
+    run sh -c "(printf 'GET / HTTP/1.0\r\n\r\n'; sleep 1) | openssl s_client -quiet \
+        -connect 127.0.0.1:$((BASE + 1)) -CAfile '$P/ca.crt' -cert '$P/n2.crt' -key '$P/n2.key' 2>&1"
+    run grep -h "refused connection from 127.0.0.1: not a metastore peer preamble" "$DIR"/n1.log
+    assert_success
 }
 
 @test "a member with another CA's certificate can neither join nor disturb the cluster; members log why they refused it" {
