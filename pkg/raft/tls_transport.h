@@ -36,10 +36,10 @@
 struct ms_raft_tls_transport;
 
 /* Creates a transport on loop with the peer TLS settings cfg (files read
- * now, both the server and the client context; cfg is borrowed for the
- * call). On success *out is what raft_uv_init() takes as &(*out)->outer
- * (see ms_raft_tls_transport_outer) and must be released with
- * ms_raft_tls_transport_free() after raft_uv_close(). Returns 0, or
+ * now, for both the server and the client context; cfg is borrowed for
+ * the call). On success *out is the caller's: hand
+ * ms_raft_tls_transport_outer(*out) to raft_uv_init(), and release it
+ * with ms_raft_tls_transport_free() after raft_uv_close(). Returns 0, or
  * MS_EINVAL / MS_EIO / MS_ENOMEM with errmsg naming the file. */
 int ms_raft_tls_transport_new(uv_loop_t *loop, const struct ms_tls_config *cfg,
                               struct ms_raft_tls_transport **out, char *errmsg,
