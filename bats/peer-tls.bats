@@ -232,6 +232,17 @@ writes_while_running() {
         --peer-key-file "$P/n2.key" --peer-trusted-ca-file "$P/ca.crt"
     assert_equal "$status" 1
     assert_output --partial "does not match certificate file $P/n1.crt"
+    # a peer port in use: the transport's own message (libraft has none)
+    python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$((port + 1)))); s.listen(1); time.sleep(10)" &
+    holder=$!
+    sleep 0.5
+    run timeout 20 "$SERVER" --data-dir "$BATS_TEST_TMPDIR/y" --listen-client-urls "http://127.0.0.1:$port" \
+        --listen-peer-urls "https://127.0.0.1:$((port + 1))" --peer-cert-file "$P/n1.crt" \
+        --peer-key-file "$P/n1.key" --peer-trusted-ca-file "$P/ca.crt"
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    assert_equal "$status" 1
+    assert_output --partial "listen on 127.0.0.1:$((port + 1)): address already in use"
 }
 
 @test "over peer TLS: a follower down past the trailing log catches up by a multi-MiB snapshot; member add with an https peer URL joins with its certificate" {
