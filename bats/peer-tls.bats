@@ -60,11 +60,12 @@ leader_url() {
 
 # start_n4 CERT KEY CA [FLAGS...]: a fourth server that claims to be a
 # member (n4 in its own --initial-cluster with the three real members);
-# sets R4 (its client URL) and L4 (its log).
+# sets R4 (its client URL) and L4 (its log). N4_PORT: its client port
+# (peer port + 1; default a free one).
 start_n4() {
     local port cert=$1 key=$2 ca=$3
     shift 3
-    port=$(free_port)
+    port=${N4_PORT:-$(free_port)}
     R4=http://127.0.0.1:$port
     L4=$BATS_TEST_TMPDIR/n4.log
     "$SERVER" --name n4 --data-dir "$BATS_TEST_TMPDIR/n4" \
@@ -154,6 +155,20 @@ writes_while_running() {
     # the cluster still replicates everything written meanwhile
     run curl -s "$U3/kv/w$((WRITES - 1))?consistency=linearizable"
     assert_output "v$((WRITES - 1))"
+
+    # even added by an operator (tricked into member add), it never gets
+    # the log: the leader refuses its certificate as a server too
+    stop_server "$(cat "$DIR/n4.pid")" || true
+    N4_PORT=$(free_port)
+    run curl -s "$U1/v3/cluster/member/add" -d "{\"peerURLs\":[\"https://127.0.0.1:$((N4_PORT + 1))\"],\"isLearner\":true}"
+    assert_output --partial '"isLearner":true'
+    rm -rf "$BATS_TEST_TMPDIR/n4"
+    start_n4 "$P/rogue.crt" "$P/rogue.key" "$P/ca.crt" --initial-cluster-state existing
+    writes_while_running 3
+    run curl -s --max-time 2 "$R4/kv/w1?consistency=serializable"
+    refute_output "v1"
+    run grep -h "connection to node [0-9]* at 127.0.0.1:$((N4_PORT + 1)) refused: certificate verify failed" "$DIR"/n1.log "$DIR"/n2.log "$DIR"/n3.log
+    assert_success
 }
 
 @test "a plain (non-TLS) member is refused by TLS members, which say it does not speak TLS" {
