@@ -261,15 +261,17 @@ writes_while_running() {
 }
 
 @test "over peer TLS: a follower down past the trailing log catches up by a multi-MiB snapshot; member add with an https peer URL joins with its certificate" {
-    # one entry per put, so 3000 puts leave the follower behind the 2048
-    # entries kept after a snapshot: it must install one (~10 MB here, more
-    # than the pump's high-water mark)
+    # one entry per put, so 6000 puts leave the follower well behind the
+    # 2048 entries kept after a snapshot: it must install one (~12 MB,
+    # more than the pump's high-water mark)
     start_tls_cluster --snapshot-count 500 --batch-mode off
     leader=$(leader_url)
     follower=n1; [ "$leader" = "$U1" ] && follower=n2
     "$CLUSTER" kill "$DIR" "$follower"
-    "$MS_BUILD/metastore-bench" load --endpoints "$leader" --total 3000 --clients 16 \
-        --op put --val-size 4096 --key-space 1000 >/dev/null 2>&1
+    run "$MS_BUILD/metastore-bench" load --endpoints "$leader" --total 6000 --clients 16 \
+        --op put --val-size 2048 --key-space 1000
+    assert_success
+    assert_output --partial " 0 errors"
     curl -s -f -X PUT --data-binary last "$leader/kv/last" >/dev/null
     "$CLUSTER" restart "$DIR" "$follower"
     fu=$U1; [ "$follower" = n2 ] && fu=$U2
