@@ -376,7 +376,9 @@ static void member_list(struct ms_call *c)
                 gm[k].n_client_urls = 1;
             }
         } else {
-            snprintf(urls[k], sizeof(urls[k]), "http://%s", rm[i].address);
+            snprintf(urls[k], sizeof(urls[k]), "%s://%s",
+                     ms_server_peer_tls(&s->cfg) ? "https" : "http",
+                     rm[i].address);
             peer[k] = urls[k];
         }
         gm[k].peer_urls = &peer[k];
