@@ -1,7 +1,9 @@
 /* cluster.c - what makes any member serve any request: forwarding to the
  * leader, waiting (bounded) for a leader, publishing this member's name and
  * client URL, and runtime membership (member add/remove/promote). */
+#include "api/grpc_codec.h"
 #include "api/server_priv.h"
+#include "codec/codec.h"
 #include "http/client.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -135,6 +137,137 @@ static void forward(struct ms_call *c, const char *addr)
     }
 }
 
+/* --- forwarding an operation ----------------------------------------------------
+ *
+ * A call that runs an operation (ms_call_execute) is forwarded as the
+ * operation, whatever front end it came from: the op in the protobuf codec
+ * of Raft entries (a batch of one) to the leader's POST /internal/op; the
+ * leader runs it through the same path and answers etcd's protobuf
+ * response for the result, or the gateway's JSON error. The result comes
+ * back here as a struct ms_result that c->render turns into the client's
+ * answer (JSON, REST or gRPC). */
+
+static void on_op_forwarded(struct ms_http_client_req *creq, int status,
+                            const struct ms_http_response *resp)
+{
+    struct fwd *f = creq->data;
+    struct ms_call *c = f->c;
+    struct ms_result r;
+    struct ms_gw_error e;
+    cJSON *o;
+
+    free(f);
+    if (status != 0) {
+        ms_warn("forward to leader failed: %s", ms_strerror(status));
+        ms_call_fail(c, MS_ENOLEADER, NULL);
+        return;
+    }
+    if (resp->status == 200) {
+        if (ms_pb_decode_result(c->op.type, resp->body, resp->body_len,
+                                &c->arena, &r) != 0) {
+            ms_call_fail(c, MS_EMALFORMED, "forward: bad result from leader");
+            return;
+        }
+        c->render(c, 0, &r);
+        return;
+    }
+    /* {"error":M,"message":M,"code":C} */
+    o = cJSON_ParseWithLength((const char *)resp->body, resp->body_len);
+    {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
+        if (cJSON_IsNumber(code) && cJSON_IsString(msg))
+            ms_gw_error_set(&e, code->valueint, "%s", msg->valuestring);
+        else
+            ms_gw_error_set(&e, MS_GRPC_UNKNOWN,
+                            "forward: leader answered %d", resp->status);
+        e.http_status = resp->status;
+    }
+    cJSON_Delete(o);
+    ms_call_error(c, &e);
+}
+
+static void forward_op(struct ms_call *c, const char *addr)
+{
+    struct ms_server *s = c->srv;
+    struct ms_http_client *cl = leader_conn(s, addr);
+    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+                                  {FORWARDED_HEADER, "1"}};
+    struct ms_batch b = {.ops = &c->op, .n_ops = 1};
+    struct ms_buf body = MS_BUF_INIT;
+    struct fwd *f;
+    int rc;
+
+    if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
+        ms_call_fail(c, MS_ENOLEADER, NULL);
+        return;
+    }
+    rc = ms_codec_encode_batch(MS_CODEC_PROTOBUF, &b, &body);
+    if (rc != 0) {
+        free(f);
+        ms_buf_free(&body);
+        ms_call_fail(c, rc, NULL);
+        return;
+    }
+    f->creq.data = f;
+    f->c = c;
+    s->forwarded++;
+    rc = ms_http_client_request(cl, &f->creq, "POST", "/internal/op", h, 2,
+                                body.data, body.len, on_op_forwarded);
+    ms_buf_free(&body);
+    if (rc != 0) {
+        free(f);
+        ms_call_fail(c, MS_ENOLEADER, NULL);
+    }
+}
+
+/* Leader side: the result as etcd's protobuf response. */
+static void render_forwarded(struct ms_call *c, int status,
+                             const struct ms_result *r)
+{
+    struct ms_gw_error e;
+    struct ms_gw_header hdr;
+    struct ms_buf *b = &c->srv->scratch;
+
+    if (status != 0) {
+        ms_call_fail(c, status, NULL);
+        return;
+    }
+    if (r->err != 0) {
+        ms_gw_error_from_result(r, &e);
+        ms_call_error(c, &e);
+        return;
+    }
+    hdr = ms_server_header(c->srv, r->revision);
+    ms_buf_reset(b);
+    if (ms_pb_encode_result(&hdr, r, b) != 0) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    ms_call_respond(c, 200, "application/x-protobuf", b->data, b->len);
+}
+
+void ms_cluster_serve_op(struct ms_call *c)
+{
+    char err[MS_ERRMSG_SIZE];
+
+    if (strcmp(c->req->method, "POST") != 0 ||
+        ms_http_request_header(c->req, FORWARDED_HEADER) == NULL) {
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
+                        9);
+        return;
+    }
+    if (ms_codec_decode_batch(c->req->body, c->req->body_len, &c->fwd, err,
+                              sizeof(err)) != 0 ||
+        c->fwd.n_ops != 1) {
+        ms_call_fail(c, MS_EMALFORMED, "forwarded op: malformed");
+        return;
+    }
+    c->op = c->fwd.ops[0];
+    c->render = render_forwarded;
+    ms_call_execute(c);
+}
+
 /* --- waiting for a leader --------------------------------------------------------- */
 
 static void dispatch(struct ms_call *c);
@@ -183,7 +316,8 @@ static void dispatch(struct ms_call *c)
         c->run(c);
         return;
     }
-    if (ms_http_request_header(c->req, FORWARDED_HEADER) != NULL &&
+    if (c->req != NULL &&
+        ms_http_request_header(c->req, FORWARDED_HEADER) != NULL &&
         !c->reforward) {
         /* forwarded to us, but we are not the leader (any more): the
          * sender retries after its next leader lookup */
@@ -191,7 +325,9 @@ static void dispatch(struct ms_call *c)
         return;
     }
     addr = leader_client(s);
-    if (addr != NULL)
+    if (addr != NULL && c->op_call)
+        forward_op(c, addr);
+    else if (addr != NULL)
         forward(c, addr);
     else
         park(c);

@@ -12,6 +12,7 @@
 #include "batch/proposer.h"
 #include "batch/readindex.h"
 #include "fsm/fsm.h"
+#include "grpc/server.h"
 #include "http/server.h"
 #include "raft/node.h"
 #include "store/store.h"
@@ -60,6 +61,9 @@ struct ms_server {
     struct ms_batch_proposer bp;
     struct ms_readindex ri;
     struct ms_http_server http;
+    struct ms_grpc_server grpc; /* gRPC on the client port (grpc.c) */
+    bool grpc_started, grpc_closed;
+    struct ms_api_grpc *gapi;   /* grpc.c: per-method counters */
     struct ms_raft_barrier_req barrier;
 
     uv_signal_t sigint, sigterm;
@@ -96,7 +100,14 @@ struct ms_server {
 /* One client request in flight. Lives from on_request until its answer. */
 struct ms_call {
     struct ms_server *srv;
+    /* the front end it came from: an HTTP/1.1 request (gateway, REST,
+     * internal) or a gRPC call; exactly one is set */
     struct ms_http_request *req;
+    struct ms_grpc_call *gc;
+    int gmethod;  /* grpc.c: index of the method, for /metrics */
+    bool started; /* grpc.c: the request message arrived */
+    bool op_call; /* runs c->op (ms_call_execute): forwarded as the op */
+    struct ms_batch fwd; /* cluster.c: an op forwarded to us (its memory) */
     enum ms_api_kind kind;
     uint64_t start_ns;
     struct ms_arena arena; /* the parsed operation's memory */
@@ -134,6 +145,8 @@ void ms_call_respond(struct ms_call *c, int status, const char *ctype,
                      const void *body, size_t len);
 /* Answers c with an error in the gateway shape and frees it. */
 void ms_call_error(struct ms_call *c, const struct ms_gw_error *e);
+/* Frees c without answering (the front end answered it). */
+void ms_call_free(struct ms_call *c);
 /* Answers c with err's mapping (ms_gw_error_from_code) and frees it. */
 void ms_call_fail(struct ms_call *c, int ms_code, const char *detail);
 /* Runs c->op: writes through the proposer, ranges through the read path
@@ -154,6 +167,10 @@ void ms_cluster_on_state(struct ms_server *s);
 void ms_cluster_kick(struct ms_server *s);
 /* /v3/cluster/member/{add,remove,promote,publish}. */
 void ms_cluster_member_op(struct ms_call *c);
+/* POST /internal/op from a follower (forward_op): runs the forwarded
+ * operation here and answers its result as etcd's protobuf response, or
+ * an error in the gateway's JSON shape. */
+void ms_cluster_serve_op(struct ms_call *c);
 /* Closes the connection to the leader (shutdown). */
 void ms_cluster_close(struct ms_server *s);
 
@@ -218,6 +235,39 @@ int64_t ms_lease_grant_ttl(const struct ms_server *s, int64_t ttl);
  * returns false (c untouched) for any other path. */
 bool ms_lease_v3(struct ms_call *c);
 void ms_lease_metrics(struct ms_server *s, struct ms_buf *b);
+
+/* admin.c: what Status and MemberList report, for every front end. */
+/* Fills *gs (strings static or owned by s). */
+void ms_server_status(struct ms_server *s, struct ms_gw_status *gs);
+/* The members: Raft's configuration with the replicated names and URLs. */
+struct ms_member_view {
+    struct ms_gw_member *m; /* n entries; strings borrowed from s or below */
+    size_t n;
+    /* private */
+    struct ms_raft_member *rm;
+    char (*urls)[MS_MEMBER_URL_MAX];
+    const char **peer, **client;
+};
+/* Returns 0 (free v with ms_member_view_free), MS_ENOLEADER or
+ * MS_ENOMEM. v is valid until the table changes (same loop callback). */
+int ms_member_view_get(struct ms_server *s, struct ms_member_view *v);
+void ms_member_view_free(struct ms_member_view *v);
+
+/* grpc.c: the gRPC front end (etcd's v3 services over pkg/grpc). */
+/* Starts the gRPC server and hooks it into the HTTP listener's config
+ * (before ms_http_server_init). Returns 0 or MS_ENOMEM. */
+int ms_grpc_api_init(struct ms_server *s, struct ms_http_server_config *hc);
+/* Shutdown: GOAWAY, streams end with "etcdserver: server stopped"; cb when
+ * every connection is closed. */
+void ms_grpc_api_stop(struct ms_server *s, void (*cb)(struct ms_server *s));
+void ms_grpc_api_free(struct ms_server *s);
+/* Answers c's gRPC call with status code and message and frees c. */
+void ms_grpc_api_end(struct ms_call *c, int code, const char *message);
+/* Appends the gRPC metrics (calls by method and code) to /metrics. */
+void ms_grpc_api_metrics(struct ms_server *s, struct ms_buf *b);
+
+/* v3.c: a fresh lease id for a grant that did not choose one. */
+int64_t ms_v3_new_lease_id(struct ms_server *s);
 
 /* v3.c, rest.c, admin.c: handlers; each answers c (now or later). */
 void ms_v3_handle(struct ms_call *c);

@@ -1,0 +1,456 @@
+/* grpc.c - the gRPC front end: etcd 3.4's v3 services over pkg/grpc. A
+ * thin codec: each call becomes a struct ms_call whose operation runs
+ * through the same path as the JSON gateway's (router.c, cluster.c); its
+ * result comes back here to be encoded as etcd's protobuf response. */
+#include "api/grpc_codec.h"
+#include "api/server_priv.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd/etcdserver/etcdserverpb/rpc.pb-c.h"
+
+#define NCODES 17
+
+/* How a method is served. */
+enum how {
+    H_OP,      /* a KV or lease operation (ms_call_execute) */
+    H_STATUS,  /* Maintenance.Status */
+    H_MEMBERS, /* Cluster.MemberList */
+    H_LEASE,   /* lease.c: keep-alive, time-to-live, leases */
+    H_AUTH,    /* "authentication is not enabled" */
+    H_TODO,    /* not implemented yet */
+};
+
+struct method {
+    const char *path;
+    enum how how;
+    enum ms_op_type op; /* H_OP */
+    bool stream;        /* client streaming (Watch, LeaseKeepAlive) */
+};
+
+static const struct method methods[] = {
+    {"/etcdserverpb.KV/Range", H_OP, MS_OP_RANGE, false},
+    {"/etcdserverpb.KV/Put", H_OP, MS_OP_PUT, false},
+    {"/etcdserverpb.KV/DeleteRange", H_OP, MS_OP_DELETE_RANGE, false},
+    {"/etcdserverpb.KV/Txn", H_OP, MS_OP_TXN, false},
+    {"/etcdserverpb.KV/Compact", H_OP, MS_OP_COMPACT, false},
+    {"/etcdserverpb.Watch/Watch", H_TODO, 0, true},
+    {"/etcdserverpb.Lease/LeaseGrant", H_OP, MS_OP_LEASE_GRANT, false},
+    {"/etcdserverpb.Lease/LeaseRevoke", H_OP, MS_OP_LEASE_REVOKE, false},
+    {"/etcdserverpb.Lease/LeaseKeepAlive", H_TODO, 0, true},
+    {"/etcdserverpb.Lease/LeaseTimeToLive", H_TODO, 0, false},
+    {"/etcdserverpb.Lease/LeaseLeases", H_TODO, 0, false},
+    {"/etcdserverpb.Cluster/MemberAdd", H_TODO, 0, false},
+    {"/etcdserverpb.Cluster/MemberRemove", H_TODO, 0, false},
+    {"/etcdserverpb.Cluster/MemberUpdate", H_TODO, 0, false},
+    {"/etcdserverpb.Cluster/MemberList", H_MEMBERS, 0, false},
+    {"/etcdserverpb.Cluster/MemberPromote", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/Alarm", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/Status", H_STATUS, 0, false},
+    {"/etcdserverpb.Maintenance/Defragment", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/Hash", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/HashKV", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/Snapshot", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/MoveLeader", H_TODO, 0, false},
+    {"/etcdserverpb.Auth/AuthEnable", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/AuthDisable", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/Authenticate", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/UserAdd", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/UserGet", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/UserList", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/UserDelete", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/UserChangePassword", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/UserGrantRole", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/UserRevokeRole", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/RoleAdd", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/RoleGet", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/RoleList", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/RoleDelete", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/RoleGrantPermission", H_AUTH, 0, false},
+    {"/etcdserverpb.Auth/RoleRevokePermission", H_AUTH, 0, false},
+};
+
+#define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+#define M_UNKNOWN NMETHODS /* counted under "unknown" */
+
+struct ms_api_grpc {
+    uint64_t calls[NMETHODS + 1][NCODES];
+    void (*stopped)(struct ms_server *s);
+};
+
+/* --- ending calls ------------------------------------------------------------ */
+
+void ms_grpc_api_end(struct ms_call *c, int code, const char *message)
+{
+    struct ms_api_grpc *g = c->srv->gapi;
+
+    if (code < 0 || code >= NCODES)
+        code = MS_GRPC_UNKNOWN;
+    g->calls[c->gmethod][code]++;
+    ms_grpc_finish(c->gc, code, message);
+    c->gc = NULL;
+    ms_call_free(c);
+}
+
+/* Sends one packed message and ends the call OK. */
+static void reply(struct ms_call *c, const ProtobufCMessage *m)
+{
+    struct ms_buf *b = &c->srv->scratch;
+    size_t n = protobuf_c_message_get_packed_size(m);
+
+    ms_buf_reset(b);
+    if (ms_buf_reserve(b, n) != 0) {
+        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    b->len = protobuf_c_message_pack(m, b->data);
+    if (ms_grpc_send(c->gc, b->data, b->len) == MS_ENOMEM) {
+        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (b->cap > 64 * 1024)
+        ms_buf_free(b);
+    ms_grpc_api_end(c, MS_GRPC_OK, "");
+}
+
+static void header_of(const struct ms_gw_header *h,
+                      Etcdserverpb__ResponseHeader *m)
+{
+    m->cluster_id = h->cluster_id;
+    m->member_id = h->member_id;
+    m->revision = h->revision;
+    m->raft_term = h->raft_term;
+}
+
+/* --- operations ------------------------------------------------------------- */
+
+static void render_pb(struct ms_call *c, int status, const struct ms_result *r)
+{
+    struct ms_gw_error e;
+    struct ms_gw_header hdr;
+    struct ms_buf *b = &c->srv->scratch;
+
+    if (status != 0) {
+        ms_call_fail(c, status, NULL);
+        return;
+    }
+    if (r->err != 0) {
+        ms_gw_error_from_result(r, &e);
+        ms_call_error(c, &e);
+        return;
+    }
+    hdr = ms_server_header(c->srv, r->revision);
+    ms_buf_reset(b);
+    if (ms_pb_encode_result(&hdr, r, b) != 0 ||
+        ms_grpc_send(c->gc, b->data, b->len) == MS_ENOMEM) {
+        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (b->cap > 64 * 1024)
+        ms_buf_free(b);
+    ms_grpc_api_end(c, MS_GRPC_OK, "");
+}
+
+static void run_op(struct ms_call *c, enum ms_op_type t, const uint8_t *msg,
+                   size_t len)
+{
+    struct ms_server *s = c->srv;
+    struct ms_gw_error e;
+    int rc;
+
+    if (t != MS_OP_RANGE && len > s->cfg.max_request_bytes) {
+        ms_call_fail(c, MS_ETOOLARGE, NULL);
+        return;
+    }
+    rc = ms_pb_decode_op(t, msg, len, &c->arena, &c->op);
+    if (rc == MS_ENOMEM) {
+        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (rc != 0) {
+        /* what grpc-go answers a message it cannot unmarshal */
+        ms_grpc_api_end(c, MS_GRPC_INTERNAL,
+                        "grpc: error unmarshalling request: proto: bad "
+                        "wiretype or truncated message");
+        return;
+    }
+    if (ms_gw_check_op(&c->op, 0, &e) != 0) {
+        ms_call_error(c, &e);
+        return;
+    }
+    if (t == MS_OP_LEASE_GRANT) {
+        if (c->op.u.lease_grant.id == 0)
+            c->op.u.lease_grant.id = ms_v3_new_lease_id(s);
+        c->op.u.lease_grant.ttl = ms_lease_grant_ttl(s, c->op.u.lease_grant.ttl);
+    }
+    c->render = render_pb;
+    ms_call_execute(c);
+}
+
+/* --- Maintenance.Status, Cluster.MemberList ------------------------------------ */
+
+static void status(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    struct ms_gw_status gs;
+    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
+    Etcdserverpb__StatusResponse m = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+
+    ms_server_status(s, &gs);
+    header_of(&hdr, &h);
+    m.header = &h;
+    m.version = (char *)gs.version;
+    m.dbsize = gs.db_size;
+    m.leader = gs.leader;
+    m.raftindex = gs.raft_index;
+    m.raftterm = gs.raft_term;
+    m.raftappliedindex = gs.raft_applied_index;
+    m.dbsizeinuse = gs.db_size_in_use;
+    m.islearner = gs.is_learner;
+    reply(c, &m.base);
+}
+
+static void member_list(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    struct ms_member_view v;
+    struct ms_gw_header hdr = ms_server_header(s, 0);
+    Etcdserverpb__MemberListResponse m =
+        ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    Etcdserverpb__Member *mem = NULL, **ptrs = NULL;
+    int rc;
+
+    if ((rc = ms_member_view_get(s, &v)) != 0) {
+        ms_call_fail(c, rc, NULL);
+        return;
+    }
+    mem = calloc(v.n + 1, sizeof(*mem));
+    ptrs = calloc(v.n + 1, sizeof(*ptrs));
+    if (mem == NULL || ptrs == NULL) {
+        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < v.n; i++) {
+        const struct ms_gw_member *g = &v.m[i];
+        etcdserverpb__member__init(&mem[i]);
+        mem[i].id = g->id;
+        mem[i].name = (char *)(g->name ? g->name : "");
+        mem[i].n_peerurls = g->n_peer_urls;
+        mem[i].peerurls = (char **)g->peer_urls;
+        mem[i].n_clienturls = g->n_client_urls;
+        mem[i].clienturls = (char **)g->client_urls;
+        mem[i].islearner = g->is_learner;
+        ptrs[i] = &mem[i];
+    }
+    header_of(&hdr, &h);
+    m.header = &h;
+    m.n_members = v.n;
+    m.members = ptrs;
+    reply(c, &m.base);
+out:
+    free(mem);
+    free(ptrs);
+    ms_member_view_free(&v);
+}
+
+/* --- calls ----------------------------------------------------------------------- */
+
+static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
+                             size_t len)
+{
+    struct ms_call *c = gc->data;
+    const struct method *m = &methods[c->gmethod];
+
+    if (c->started)
+        return; /* a unary call takes the first message */
+    c->started = true;
+    if (msg == NULL) {
+        ms_grpc_api_end(c, MS_GRPC_UNKNOWN, "EOF");
+        return;
+    }
+    switch (m->how) {
+    case H_OP:
+        run_op(c, m->op, msg, len);
+        return;
+    case H_STATUS:
+        status(c);
+        return;
+    case H_MEMBERS:
+        member_list(c);
+        return;
+    default:
+        ms_grpc_api_end(c, MS_GRPC_UNIMPLEMENTED, "not implemented");
+        return;
+    }
+}
+
+/* Reset or deadline before the request arrived: nothing runs, end it.
+ * Once started, the call ends when its result comes (answer dropped). */
+static void on_unary_cancel(struct ms_grpc_call *gc)
+{
+    struct ms_call *c = gc->data;
+
+    if (!c->started)
+        ms_grpc_api_end(c, MS_GRPC_CANCELED, "context canceled");
+}
+
+static const char *service_end(const char *path)
+{
+    const char *p = strchr(path + 1, '/');
+    return p != NULL ? p : path + strlen(path);
+}
+
+static void on_call(struct ms_grpc_call *gc, void *data)
+{
+    struct ms_server *s = data;
+    struct ms_call *c;
+    size_t i;
+    char msg[256];
+
+    for (i = 0; i < NMETHODS; i++)
+        if (strcmp(methods[i].path, gc->path) == 0)
+            break;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        ms_grpc_finish(gc, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    c->srv = s;
+    c->gc = gc;
+    c->gmethod = (int)i;
+    c->start_ns = ms_now_ns();
+    c->kind = MS_API_OTHER;
+    c->arena.chunk_size = 1024;
+    gc->data = c;
+    if (i == NMETHODS) {
+        /* grpc-go's texts for an unknown service or method */
+        const char *se = service_end(gc->path);
+        int svc = (int)(se - gc->path - 1);
+        bool known = false;
+        for (size_t k = 0; k < NMETHODS && !known; k++)
+            known = strncmp(methods[k].path, gc->path, (size_t)(se - gc->path)) ==
+                        0 &&
+                    methods[k].path[se - gc->path] == '/';
+        if (known)
+            snprintf(msg, sizeof(msg), "unknown method %s for service %.*s",
+                     *se ? se + 1 : "", svc, gc->path + 1);
+        else
+            snprintf(msg, sizeof(msg), "unknown service %.*s", svc,
+                     gc->path + 1);
+        ms_grpc_api_end(c, MS_GRPC_UNIMPLEMENTED, msg);
+        return;
+    }
+    switch (methods[i].how) {
+    case H_AUTH:
+        ms_grpc_api_end(c, MS_GRPC_FAILED_PRECONDITION,
+                        "etcdserver: authentication is not enabled");
+        return;
+    case H_TODO:
+        snprintf(msg, sizeof(msg), "metastore: %s is not implemented",
+                 gc->path + 1);
+        ms_grpc_api_end(c, MS_GRPC_UNIMPLEMENTED, msg);
+        return;
+    default:
+        break;
+    }
+    gc->on_message = on_unary_message;
+    gc->on_cancel = on_unary_cancel;
+}
+
+/* --- setup ------------------------------------------------------------------------ */
+
+static void on_h2(uv_os_sock_t fd, const void *data, size_t len,
+                  const char *remote, void *arg)
+{
+    struct ms_server *s = arg;
+
+    if (ms_grpc_server_adopt(&s->grpc, fd, data, len, remote) != 0)
+        ms_debug("grpc: connection from %s refused", remote);
+}
+
+int ms_grpc_api_init(struct ms_server *s, struct ms_http_server_config *hc)
+{
+    struct ms_grpc_config gcfg = {0};
+
+    s->gapi = calloc(1, sizeof(*s->gapi));
+    if (s->gapi == NULL)
+        return MS_ENOMEM;
+    /* etcd: --max-request-bytes plus 512 KiB of gRPC overhead */
+    gcfg.max_recv_bytes = s->cfg.max_request_bytes + 512 * 1024;
+    gcfg.max_connections = s->cfg.max_connections;
+    if (ms_grpc_server_init(&s->grpc, &s->loop, &gcfg, on_call) != 0)
+        return MS_ENOMEM;
+    s->grpc.data = s;
+    s->grpc_started = true;
+    hc->on_h2 = on_h2;
+    return 0;
+}
+
+static void on_grpc_closed(struct ms_grpc_server *g)
+{
+    struct ms_server *s = g->data;
+
+    s->grpc_closed = true;
+    if (s->gapi->stopped != NULL)
+        s->gapi->stopped(s);
+}
+
+void ms_grpc_api_stop(struct ms_server *s, void (*cb)(struct ms_server *s))
+{
+    if (!s->grpc_started) {
+        s->grpc_closed = true;
+        cb(s);
+        return;
+    }
+    s->gapi->stopped = cb;
+    ms_grpc_server_stop(&s->grpc, on_grpc_closed);
+}
+
+void ms_grpc_api_free(struct ms_server *s)
+{
+    free(s->gapi);
+    s->gapi = NULL;
+}
+
+void ms_grpc_api_metrics(struct ms_server *s, struct ms_buf *b)
+{
+    static const char *const codes[NCODES] = {
+        "OK",          "Canceled",           "Unknown",
+        "InvalidArgument", "DeadlineExceeded", "NotFound",
+        "AlreadyExists", "PermissionDenied", "ResourceExhausted",
+        "FailedPrecondition", "Aborted",     "OutOfRange",
+        "Unimplemented", "Internal",         "Unavailable",
+        "DataLoss",      "Unauthenticated"};
+
+    if (s->gapi == NULL)
+        return;
+    ms_buf_puts(b, "# HELP metastore_grpc_handled_total gRPC calls ended, by "
+                   "method and code.\n"
+                   "# TYPE metastore_grpc_handled_total counter\n");
+    for (size_t i = 0; i <= NMETHODS; i++) {
+        for (int k = 0; k < NCODES; k++) {
+            const char *p = i < NMETHODS ? methods[i].path : "/unknown/unknown";
+            const char *se;
+            if (s->gapi->calls[i][k] == 0)
+                continue;
+            se = service_end(p);
+            ms_buf_printf(b,
+                          "metastore_grpc_handled_total{grpc_service=\"%.*s\","
+                          "grpc_method=\"%s\",grpc_code=\"%s\"} %" PRIu64 "\n",
+                          (int)(se - p - 1), p + 1, *se ? se + 1 : "",
+                          codes[k], s->gapi->calls[i][k]);
+        }
+    }
+    ms_buf_printf(b,
+                  "# HELP metastore_grpc_connections Open gRPC connections.\n"
+                  "# TYPE metastore_grpc_connections gauge\n"
+                  "metastore_grpc_connections %u\n",
+                  ms_grpc_server_connections(&s->grpc));
+}
