@@ -22,6 +22,7 @@ enum how {
     H_STATUS,  /* Maintenance.Status */
     H_MEMBERS, /* Cluster.MemberList */
     H_LEASE,   /* lease.c: keep-alive, time-to-live, leases */
+    H_WATCH,   /* watch.c */
     H_AUTH,    /* "authentication is not enabled" */
     H_TODO,    /* not implemented yet */
 };
@@ -39,7 +40,7 @@ static const struct method methods[] = {
     {"/etcdserverpb.KV/DeleteRange", H_OP, MS_OP_DELETE_RANGE, false},
     {"/etcdserverpb.KV/Txn", H_OP, MS_OP_TXN, false},
     {"/etcdserverpb.KV/Compact", H_OP, MS_OP_COMPACT, false},
-    {"/etcdserverpb.Watch/Watch", H_TODO, 0, true},
+    {"/etcdserverpb.Watch/Watch", H_WATCH, 0, true},
     {"/etcdserverpb.Lease/LeaseGrant", H_OP, MS_OP_LEASE_GRANT, false},
     {"/etcdserverpb.Lease/LeaseRevoke", H_OP, MS_OP_LEASE_REVOKE, false},
     {"/etcdserverpb.Lease/LeaseKeepAlive", H_TODO, 0, true},
@@ -356,6 +357,9 @@ static void on_call(struct ms_grpc_call *gc, void *data)
         snprintf(msg, sizeof(msg), "metastore: %s is not implemented",
                  gc->path + 1);
         ms_grpc_api_end(c, MS_GRPC_UNIMPLEMENTED, msg);
+        return;
+    case H_WATCH:
+        ms_watch_grpc(c);
         return;
     default:
         break;

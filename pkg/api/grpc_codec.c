@@ -630,3 +630,108 @@ int ms_pb_decode_result(enum ms_op_type t, const uint8_t *data, size_t len,
     }
     return MS_EINVAL;
 }
+
+/* --- watch ------------------------------------------------------------------ */
+
+int ms_pb_encode_watch(const struct ms_gw_header *hdr, int64_t watch_id,
+                       const struct ms_watch_notice *n,
+                       const struct ms_store_event *const *ev, size_t n_ev,
+                       bool prev_kv, struct ms_buf *out)
+{
+    struct ms_arena a = {.chunk_size = 4096};
+    Etcdserverpb__WatchResponse m = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    bool ok = true;
+    size_t len;
+    int rc = MS_ENOMEM;
+
+    if ((m.header = header(&a, hdr)) == NULL)
+        goto out;
+    m.watch_id = watch_id;
+    if (n != NULL) {
+        m.watch_id = n->watch_id;
+        m.created = n->created;
+        m.canceled = n->canceled;
+        m.compact_revision = n->compact_revision;
+        m.cancel_reason = (char *)(n->cancel_reason ? n->cancel_reason : "");
+    }
+    if (n_ev > 0) {
+        m.events = ms_arena_alloc(&a, n_ev * sizeof(*m.events));
+        if (m.events == NULL)
+            goto out;
+        m.n_events = n_ev;
+        for (size_t i = 0; i < n_ev; i++) {
+            Mvccpb__Event *e = NEW(&a, Mvccpb__Event, MVCCPB__EVENT__INIT);
+            Mvccpb__KeyValue **kv;
+            if (e == NULL)
+                goto out;
+            e->type = ev[i]->is_delete ? MVCCPB__EVENT__EVENT_TYPE__DELETE
+                                       : MVCCPB__EVENT__EVENT_TYPE__PUT;
+            if ((kv = kvs(&a, &ev[i]->kv, 1, &ok)) == NULL)
+                goto out;
+            e->kv = kv[0];
+            if (prev_kv && ev[i]->has_prev) {
+                if ((kv = kvs(&a, &ev[i]->prev_kv, 1, &ok)) == NULL)
+                    goto out;
+                e->prev_kv = kv[0];
+            }
+            m.events[i] = e;
+        }
+    }
+    len = etcdserverpb__watch_response__get_packed_size(&m);
+    if (ms_buf_reserve(out, len) != 0)
+        goto out;
+    out->len += etcdserverpb__watch_response__pack(&m, out->data + out->len);
+    rc = 0;
+out:
+    ms_arena_free(&a);
+    return rc;
+}
+
+int ms_pb_decode_watch(const uint8_t *data, size_t len,
+                       struct ms_arena *arena, int *kind,
+                       struct ms_watch_spec *spec, int64_t *cancel_id)
+{
+    Etcdserverpb__WatchRequest *m =
+        etcdserverpb__watch_request__unpack(NULL, len, data);
+    int rc = 0;
+
+    *kind = 0;
+    memset(spec, 0, sizeof(*spec));
+    if (m == NULL)
+        return MS_EMALFORMED;
+    switch (m->request_union_case) {
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST: {
+        const Etcdserverpb__WatchCreateRequest *c = m->create_request;
+        *kind = 1;
+        if (dup_bytes(arena, c->key, &spec->key) != 0 ||
+            dup_bytes(arena, c->range_end, &spec->range_end) != 0) {
+            rc = MS_ENOMEM;
+            break;
+        }
+        spec->start_revision = c->start_revision;
+        spec->watch_id = c->watch_id;
+        spec->prev_kv = c->prev_kv;
+        spec->progress_notify = c->progress_notify;
+        for (size_t i = 0; i < c->n_filters; i++) {
+            if (c->filters[i] ==
+                ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT)
+                spec->filters |= MS_WATCH_NOPUT;
+            else if (c->filters[i] ==
+                     ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE)
+                spec->filters |= MS_WATCH_NODELETE;
+        }
+        break;
+    }
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+        *kind = 2;
+        *cancel_id = m->cancel_request->watch_id;
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+        *kind = 3;
+        break;
+    default:
+        break;
+    }
+    etcdserverpb__watch_request__free_unpacked(m, NULL);
+    return rc;
+}

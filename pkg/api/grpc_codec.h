@@ -12,6 +12,7 @@
 #include "store/store.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "watch/hub.h"
 
 /* This layer does no I/O. Every function is pure and borrows its inputs. */
 
@@ -38,5 +39,21 @@ int ms_pb_encode_result(const struct ms_gw_header *hdr,
  * r into arena. Returns 0, MS_EMALFORMED, MS_EINVAL or MS_ENOMEM. */
 int ms_pb_decode_result(enum ms_op_type t, const uint8_t *data, size_t len,
                         struct ms_arena *arena, struct ms_result *r);
+
+/* Appends a WatchResponse: with notice n (created / canceled) when n is
+ * not NULL, else with events ev[0..n_ev) (n_ev 0: a progress message) for
+ * watch_id; header from hdr; prev_kv: send each event's prev_kv. Returns
+ * 0 or MS_ENOMEM. */
+int ms_pb_encode_watch(const struct ms_gw_header *hdr, int64_t watch_id,
+                       const struct ms_watch_notice *n,
+                       const struct ms_store_event *const *ev, size_t n_ev,
+                       bool prev_kv, struct ms_buf *out);
+
+/* Decodes a WatchRequest: *kind 1 create (spec filled, bytes into arena),
+ * 2 cancel (*cancel_id), 3 progress, 0 none set. Returns 0, MS_EMALFORMED
+ * or MS_ENOMEM. */
+int ms_pb_decode_watch(const uint8_t *data, size_t len,
+                       struct ms_arena *arena, int *kind,
+                       struct ms_watch_spec *spec, int64_t *cancel_id);
 
 #endif /* MS_API_GRPC_CODEC_H */

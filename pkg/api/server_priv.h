@@ -192,6 +192,9 @@ void ms_watch_api_stop(struct ms_server *s);
 void ms_watch_api_close(struct ms_server *s);
 /* After the loop ended: frees the hub. */
 void ms_watch_api_free(struct ms_server *s);
+/* etcdserverpb.Watch/Watch: opens c's gRPC call as a watch stream (served
+ * from this member's store), or ends it with an error. */
+void ms_watch_grpc(struct ms_call *c);
 /* POST /v3/watch: returns false (c untouched) for any other path. */
 bool ms_watch_v3(struct ms_call *c);
 /* GET /kv/<key>?watch=true[&prefix=true][&rev=N][&prev_kv=true]
