@@ -221,6 +221,57 @@ static void forward_op(struct ms_call *c, const char *addr)
     }
 }
 
+/* A gRPC request that is not an op (lease keep-alive, time-to-live): the
+ * request message goes to the leader's /internal/grpc<path>, whose
+ * protobuf answer is the client's. */
+static void on_msg_forwarded(struct ms_http_client_req *creq, int status,
+                             const struct ms_http_response *resp)
+{
+    struct fwd *f = creq->data;
+    struct ms_call *c = f->c;
+    struct ms_result r = {0};
+
+    if (status != 0 || resp->status == 200) {
+        free(f);
+        if (status != 0) {
+            ms_warn("forward to leader failed: %s", ms_strerror(status));
+            ms_call_fail(c, MS_ENOLEADER, NULL);
+            return;
+        }
+        /* the raw answer: render it as is (grpc.c knows the shape) */
+        r.type = 0;
+        c->msg = resp->body;
+        c->msg_len = resp->body_len;
+        c->render(c, 0, &r);
+        return;
+    }
+    on_op_forwarded(creq, status, resp); /* the JSON error */
+}
+
+static void forward_msg(struct ms_call *c, const char *addr)
+{
+    struct ms_server *s = c->srv;
+    struct ms_http_client *cl = leader_conn(s, addr);
+    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+                                  {FORWARDED_HEADER, "1"}};
+    char target[160];
+    struct fwd *f;
+
+    if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
+        ms_call_fail(c, MS_ENOLEADER, NULL);
+        return;
+    }
+    snprintf(target, sizeof(target), "/internal/grpc%s", c->method_path);
+    f->creq.data = f;
+    f->c = c;
+    s->forwarded++;
+    if (ms_http_client_request(cl, &f->creq, "POST", target, h, 2, c->msg,
+                               c->msg_len, on_msg_forwarded) != 0) {
+        free(f);
+        ms_call_fail(c, MS_ENOLEADER, NULL);
+    }
+}
+
 /* Leader side: the result as etcd's protobuf response. */
 static void render_forwarded(struct ms_call *c, int status,
                              const struct ms_result *r)
@@ -327,6 +378,8 @@ static void dispatch(struct ms_call *c)
     addr = leader_client(s);
     if (addr != NULL && c->op_call)
         forward_op(c, addr);
+    else if (addr != NULL && c->req == NULL)
+        forward_msg(c, addr);
     else if (addr != NULL)
         forward(c, addr);
     else

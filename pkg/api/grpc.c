@@ -21,7 +21,9 @@ enum how {
     H_OP,      /* a KV or lease operation (ms_call_execute) */
     H_STATUS,  /* Maintenance.Status */
     H_MEMBERS, /* Cluster.MemberList */
-    H_LEASE,   /* lease.c: keep-alive, time-to-live, leases */
+    H_LEADER,  /* a protobuf request run by the leader (run_on_leader) */
+    H_KEEPALIVE, /* LeaseKeepAlive: each request as an H_LEADER call */
+    H_LEASES,  /* LeaseLeases, from this member's store */
     H_WATCH,   /* watch.c */
     H_AUTH,    /* "authentication is not enabled" */
     H_TODO,    /* not implemented yet */
@@ -43,9 +45,9 @@ static const struct method methods[] = {
     {"/etcdserverpb.Watch/Watch", H_WATCH, 0, true},
     {"/etcdserverpb.Lease/LeaseGrant", H_OP, MS_OP_LEASE_GRANT, false},
     {"/etcdserverpb.Lease/LeaseRevoke", H_OP, MS_OP_LEASE_REVOKE, false},
-    {"/etcdserverpb.Lease/LeaseKeepAlive", H_TODO, 0, true},
-    {"/etcdserverpb.Lease/LeaseTimeToLive", H_TODO, 0, false},
-    {"/etcdserverpb.Lease/LeaseLeases", H_TODO, 0, false},
+    {"/etcdserverpb.Lease/LeaseKeepAlive", H_KEEPALIVE, 0, true},
+    {"/etcdserverpb.Lease/LeaseTimeToLive", H_LEADER, 0, false},
+    {"/etcdserverpb.Lease/LeaseLeases", H_LEASES, 0, false},
     {"/etcdserverpb.Cluster/MemberAdd", H_TODO, 0, false},
     {"/etcdserverpb.Cluster/MemberRemove", H_TODO, 0, false},
     {"/etcdserverpb.Cluster/MemberUpdate", H_TODO, 0, false},
@@ -86,16 +88,57 @@ struct ms_api_grpc {
 
 /* --- ending calls ------------------------------------------------------------ */
 
+static void child_done(struct ms_call *c, int code, const char *message);
+
+/* Ends a LeaseKeepAlive stream; frees it once no request is in flight. */
+static void stream_end(struct ms_call *p, int code, const char *message)
+{
+    if (p->gc != NULL) {
+        p->srv->gapi->calls[p->gmethod][code]++;
+        ms_grpc_finish(p->gc, code, message);
+        p->gc = NULL;
+    }
+    if (p->nchildren == 0)
+        ms_call_free(p);
+}
+
 void ms_grpc_api_end(struct ms_call *c, int code, const char *message)
 {
-    struct ms_api_grpc *g = c->srv->gapi;
-
     if (code < 0 || code >= NCODES)
         code = MS_GRPC_UNKNOWN;
-    g->calls[c->gmethod][code]++;
+    if (c->parent != NULL) {
+        child_done(c, code, message);
+        return;
+    }
+    if (c->nchildren > 0 || c->half_closed) {
+        stream_end(c, code, message);
+        return;
+    }
+    c->srv->gapi->calls[c->gmethod][code]++;
     ms_grpc_finish(c->gc, code, message);
     c->gc = NULL;
     ms_call_free(c);
+}
+
+/* Answers c with a packed response message: its gRPC call, the stream of
+ * its parent, or (forwarded to us) its HTTP request. */
+static void answer_raw(struct ms_call *c, const void *pb, size_t len)
+{
+    if (c->parent != NULL) {
+        if (c->parent->gc != NULL)
+            ms_grpc_send(c->parent->gc, pb, len);
+        child_done(c, MS_GRPC_OK, "");
+        return;
+    }
+    if (c->req != NULL) {
+        ms_call_respond(c, 200, "application/x-protobuf", pb, len);
+        return;
+    }
+    if (ms_grpc_send(c->gc, pb, len) == MS_ENOMEM) {
+        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    ms_grpc_api_end(c, MS_GRPC_OK, "");
 }
 
 /* Sends one packed message and ends the call OK. */
@@ -106,17 +149,13 @@ static void reply(struct ms_call *c, const ProtobufCMessage *m)
 
     ms_buf_reset(b);
     if (ms_buf_reserve(b, n) != 0) {
-        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        ms_call_fail(c, MS_ENOMEM, NULL);
         return;
     }
     b->len = protobuf_c_message_pack(m, b->data);
-    if (ms_grpc_send(c->gc, b->data, b->len) == MS_ENOMEM) {
-        ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+    answer_raw(c, b->data, b->len);
     if (b->cap > 64 * 1024)
         ms_buf_free(b);
-    ms_grpc_api_end(c, MS_GRPC_OK, "");
 }
 
 static void header_of(const struct ms_gw_header *h,
@@ -261,6 +300,251 @@ out:
     ms_member_view_free(&v);
 }
 
+/* --- leases ----------------------------------------------------------------------- */
+
+struct lease_keys {
+    ProtobufCBinaryData *k;
+    size_t n, cap;
+};
+
+static int add_key(void *ctx, const uint8_t *key, size_t len)
+{
+    struct lease_keys *lk = ctx;
+    uint8_t *copy;
+
+    if (lk->n == lk->cap) {
+        size_t cap = lk->cap ? lk->cap * 2 : 8;
+        ProtobufCBinaryData *k = realloc(lk->k, cap * sizeof(*k));
+        if (k == NULL)
+            return MS_ENOMEM;
+        lk->k = k;
+        lk->cap = cap;
+    }
+    if ((copy = malloc(len + 1)) == NULL)
+        return MS_ENOMEM;
+    memcpy(copy, key, len);
+    lk->k[lk->n].data = copy;
+    lk->k[lk->n++].len = len;
+    return 0;
+}
+
+static void time_to_live(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    Etcdserverpb__LeaseTimeToLiveRequest *q =
+        etcdserverpb__lease_time_to_live_request__unpack(NULL, c->msg_len,
+                                                         c->msg);
+    Etcdserverpb__LeaseTimeToLiveResponse m =
+        ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
+    struct lease_keys lk = {0};
+    char err[MS_ERRMSG_SIZE];
+    int rc;
+
+    if (q == NULL) {
+        ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
+        return;
+    }
+    m.id = q->id;
+    rc = ms_lease_timetolive(s, q->id, &m.ttl, &m.grantedttl);
+    if (rc == 0 && q->keys && m.ttl >= 0)
+        rc = ms_store_lease_keys(s->store, q->id, add_key, &lk, err,
+                                 sizeof(err));
+    if (rc != 0) {
+        ms_call_fail(c, rc, rc == MS_ENOLEADER ? NULL : err);
+    } else {
+        header_of(&hdr, &h);
+        m.header = &h;
+        m.keys = lk.k;
+        m.n_keys = lk.n;
+        reply(c, &m.base);
+    }
+    for (size_t i = 0; i < lk.n; i++)
+        free(lk.k[i].data);
+    free(lk.k);
+    etcdserverpb__lease_time_to_live_request__free_unpacked(q, NULL);
+}
+
+static void keep_alive(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    Etcdserverpb__LeaseKeepAliveRequest *q =
+        etcdserverpb__lease_keep_alive_request__unpack(NULL, c->msg_len,
+                                                       c->msg);
+    Etcdserverpb__LeaseKeepAliveResponse m =
+        ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
+    int rc;
+
+    if (q == NULL) {
+        ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
+        return;
+    }
+    m.id = q->id;
+    etcdserverpb__lease_keep_alive_request__free_unpacked(q, NULL);
+    rc = ms_lease_keepalive(s, m.id, &m.ttl);
+    if (rc != 0) {
+        ms_call_fail(c, rc, NULL);
+        return;
+    }
+    header_of(&hdr, &h);
+    m.header = &h;
+    reply(c, &m.base);
+}
+
+static int add_lease(void *ctx, int64_t id, int64_t ttl)
+{
+    struct ms_buf *ids = ctx;
+    (void)ttl;
+    return ms_buf_append(ids, &id, sizeof(id));
+}
+
+static void leases(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    Etcdserverpb__LeaseLeasesResponse m =
+        ETCDSERVERPB__LEASE_LEASES_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
+    struct ms_buf ids = MS_BUF_INIT;
+    Etcdserverpb__LeaseStatus *st = NULL, **ptrs = NULL;
+    char err[MS_ERRMSG_SIZE];
+    size_t n;
+    int rc;
+
+    rc = ms_store_lease_list(s->store, add_lease, &ids, err, sizeof(err));
+    n = ids.len / sizeof(int64_t);
+    if (rc == 0 && ((st = calloc(n + 1, sizeof(*st))) == NULL ||
+                    (ptrs = calloc(n + 1, sizeof(*ptrs))) == NULL))
+        rc = MS_ENOMEM;
+    if (rc != 0) {
+        ms_call_fail(c, rc, rc == MS_ENOMEM ? NULL : err);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        etcdserverpb__lease_status__init(&st[i]);
+        memcpy(&st[i].id, ids.data + i * sizeof(int64_t), sizeof(int64_t));
+        ptrs[i] = &st[i];
+    }
+    header_of(&hdr, &h);
+    m.header = &h;
+    m.leases = ptrs;
+    m.n_leases = n;
+    reply(c, &m.base);
+out:
+    free(st);
+    free(ptrs);
+    ms_buf_free(&ids);
+}
+
+/* Runs c's protobuf request here, on the leader. */
+static void run_on_leader(struct ms_call *c)
+{
+    if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
+        time_to_live(c);
+    else
+        keep_alive(c);
+}
+
+/* A forwarded answer comes back as r->type 0 with the packed response in
+ * c->msg (see cluster.c's forward_msg). */
+static void render_raw(struct ms_call *c, int status, const struct ms_result *r)
+{
+    (void)r;
+    if (status != 0) {
+        ms_call_fail(c, status, NULL);
+        return;
+    }
+    answer_raw(c, c->msg, c->msg_len);
+}
+
+static void route_to_leader(struct ms_call *c, const uint8_t *msg, size_t len)
+{
+    c->msg = ms_arena_dup(&c->arena, msg, len ? len : 1);
+    c->msg_len = len;
+    if (c->msg == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    c->render = render_raw;
+    ms_cluster_route(c, run_on_leader);
+}
+
+void ms_grpc_api_internal(struct ms_call *c)
+{
+    const char *path = c->req->path + strlen("/internal/grpc");
+    size_t len = c->req->path_len - strlen("/internal/grpc");
+
+    if (strcmp(c->req->method, "POST") != 0 ||
+        ms_http_request_header(c->req, "X-Metastore-Forwarded") == NULL ||
+        !((len == strlen("/etcdserverpb.Lease/LeaseTimeToLive") &&
+           memcmp(path, "/etcdserverpb.Lease/LeaseTimeToLive", len) == 0) ||
+          (len == strlen("/etcdserverpb.Lease/LeaseKeepAlive") &&
+           memcmp(path, "/etcdserverpb.Lease/LeaseKeepAlive", len) == 0))) {
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
+                        9);
+        return;
+    }
+    c->kind = MS_API_V3_LEASE;
+    c->method_path = memcmp(path, "/etcdserverpb.Lease/LeaseTimeToLive",
+                            len) == 0
+                         ? "/etcdserverpb.Lease/LeaseTimeToLive"
+                         : "/etcdserverpb.Lease/LeaseKeepAlive";
+    route_to_leader(c, c->req->body, c->req->body_len);
+}
+
+/* LeaseKeepAlive: each request is a call of its own on the leader; the
+ * answers go out on the stream in the order they come. */
+static void child_done(struct ms_call *c, int code, const char *message)
+{
+    struct ms_call *p = c->parent;
+
+    ms_call_free(c);
+    p->nchildren--;
+    if (code != MS_GRPC_OK)
+        stream_end(p, code, message); /* etcd ends the stream on errors */
+    else if (p->gc == NULL || (p->half_closed && p->nchildren == 0))
+        stream_end(p, MS_GRPC_OK, "");
+}
+
+static void on_keepalive_message(struct ms_grpc_call *gc, const uint8_t *msg,
+                                 size_t len)
+{
+    struct ms_call *p = gc->data, *c;
+
+    if (msg == NULL) {
+        /* half-close: end with OK once the requests in flight are
+         * answered (python-etcd3's refresh waits for that) */
+        p->half_closed = true;
+        if (p->nchildren == 0)
+            stream_end(p, MS_GRPC_OK, "");
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        stream_end(p, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    c->srv = p->srv;
+    c->parent = p;
+    c->gmethod = p->gmethod;
+    c->start_ns = ms_now_ns();
+    c->kind = MS_API_V3_LEASE;
+    c->arena.chunk_size = 256;
+    c->method_path = methods[p->gmethod].path;
+    p->nchildren++;
+    route_to_leader(c, msg, len);
+}
+
+static void on_keepalive_cancel(struct ms_grpc_call *gc)
+{
+    struct ms_call *p = gc->data;
+
+    stream_end(p, MS_GRPC_CANCELED, "context canceled");
+}
+
 /* --- calls ----------------------------------------------------------------------- */
 
 static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
@@ -285,6 +569,13 @@ static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
         return;
     case H_MEMBERS:
         member_list(c);
+        return;
+    case H_LEASES:
+        leases(c);
+        return;
+    case H_LEADER:
+        c->method_path = m->path;
+        route_to_leader(c, msg, len);
         return;
     default:
         ms_grpc_api_end(c, MS_GRPC_UNIMPLEMENTED, "not implemented");
@@ -360,6 +651,10 @@ static void on_call(struct ms_grpc_call *gc, void *data)
         return;
     case H_WATCH:
         ms_watch_grpc(c);
+        return;
+    case H_KEEPALIVE:
+        gc->on_message = on_keepalive_message;
+        gc->on_cancel = on_keepalive_cancel;
         return;
     default:
         break;

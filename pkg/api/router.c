@@ -100,7 +100,7 @@ void ms_call_error(struct ms_call *c, const struct ms_gw_error *e)
 {
     struct ms_buf *b = &c->srv->scratch;
 
-    if (c->gc != NULL) {
+    if (c->gc != NULL || c->parent != NULL) {
         ms_grpc_api_end(c, e->grpc_code, e->message);
         return;
     }
@@ -260,6 +260,8 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
         ms_admin_handle(c);
     } else if (is(req, "/internal/op")) {
         ms_cluster_serve_op(c);
+    } else if (prefix(req, "/internal/grpc/")) {
+        ms_grpc_api_internal(c);
     } else if (prefix(req, "/v3/")) {
         ms_v3_handle(c);
     } else if (is(req, "/kv") || prefix(req, "/kv/")) {

@@ -108,6 +108,16 @@ struct ms_call {
     bool started; /* grpc.c: the request message arrived */
     bool op_call; /* runs c->op (ms_call_execute): forwarded as the op */
     struct ms_batch fwd; /* cluster.c: an op forwarded to us (its memory) */
+    /* grpc.c: a call that runs a protobuf request on the leader (not an
+     * op): the request message (in arena) and the method's path; cluster.c
+     * forwards it as such to /internal/grpc<path> */
+    const uint8_t *msg;
+    size_t msg_len;
+    const char *method_path;
+    /* grpc.c: one request of a LeaseKeepAlive stream, answered on it */
+    struct ms_call *parent;
+    unsigned nchildren;
+    bool half_closed;
     enum ms_api_kind kind;
     uint64_t start_ns;
     struct ms_arena arena; /* the parsed operation's memory */
@@ -171,6 +181,10 @@ void ms_cluster_member_op(struct ms_call *c);
  * operation here and answers its result as etcd's protobuf response, or
  * an error in the gateway's JSON shape. */
 void ms_cluster_serve_op(struct ms_call *c);
+/* POST /internal/grpc/<service>/<method> from a follower: runs the
+ * protobuf request on this member (the leader) and answers the protobuf
+ * response, or the gateway's JSON error (grpc.c). */
+void ms_grpc_api_internal(struct ms_call *c);
 /* Closes the connection to the leader (shutdown). */
 void ms_cluster_close(struct ms_server *s);
 
@@ -234,6 +248,13 @@ void ms_lease_api_tick(struct ms_server *s);
 void ms_lease_api_free(struct ms_server *s);
 /* The TTL a grant asking for ttl gets (etcd's minimum lease TTL). */
 int64_t ms_lease_grant_ttl(const struct ms_server *s, int64_t ttl);
+/* Leader only: renews lease id; *ttl its fresh TTL, 0 for an unknown or
+ * expired lease. Returns 0 or MS_ENOLEADER (not leading). */
+int ms_lease_keepalive(struct ms_server *s, int64_t id, int64_t *ttl);
+/* Leader only: *left the remaining TTL and *granted the granted one; -1
+ * and 0 for an unknown or expired lease. 0 or MS_ENOLEADER. */
+int ms_lease_timetolive(struct ms_server *s, int64_t id, int64_t *left,
+                        int64_t *granted);
 /* /v3/lease/{keepalive,timetolive,leases} and the /v3/kv/lease/ aliases:
  * returns false (c untouched) for any other path. */
 bool ms_lease_v3(struct ms_call *c);
