@@ -129,8 +129,9 @@ static void call_unlink_free(struct ms_grpc_call *call)
 /* The stream is gone for the handler: tell it once. */
 static void call_cancel(struct ms_grpc_call *call)
 {
-    if (call->answered)
+    if (call->cancel_told)
         return;
+    call->cancel_told = true;
     call->answered = true;
     if (!call->finished && call->on_cancel != NULL)
         call->on_cancel(call);

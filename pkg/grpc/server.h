@@ -68,6 +68,7 @@ struct ms_grpc_call {
     bool finished;     /* ms_grpc_finish called */
     bool closed;       /* the stream closed in nghttp2 */
     bool remote_done;  /* the client half-closed */
+    bool cancel_told;  /* on_cancel considered */
     int status;
     char *message;
 };
