@@ -8,6 +8,7 @@
 #include "util/log.h"
 
 #include <inttypes.h>
+#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ enum how {
     H_KEEPALIVE, /* LeaseKeepAlive: each request as an H_LEADER call */
     H_LEASES,  /* LeaseLeases, from this member's store */
     H_WATCH,   /* watch.c */
+    H_MAINT,   /* Alarm, Defragment, HashKV, MoveLeader (maintenance()) */
     H_AUTH,    /* "authentication is not enabled" */
     H_TODO,    /* not implemented yet */
 };
@@ -53,13 +55,13 @@ static const struct method methods[] = {
     {"/etcdserverpb.Cluster/MemberUpdate", H_TODO, 0, false},
     {"/etcdserverpb.Cluster/MemberList", H_MEMBERS, 0, false},
     {"/etcdserverpb.Cluster/MemberPromote", H_TODO, 0, false},
-    {"/etcdserverpb.Maintenance/Alarm", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/Alarm", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/Status", H_STATUS, 0, false},
-    {"/etcdserverpb.Maintenance/Defragment", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/Defragment", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/Hash", H_TODO, 0, false},
-    {"/etcdserverpb.Maintenance/HashKV", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/HashKV", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/Snapshot", H_TODO, 0, false},
-    {"/etcdserverpb.Maintenance/MoveLeader", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/MoveLeader", H_MAINT, 0, false},
     {"/etcdserverpb.Auth/AuthEnable", H_AUTH, 0, false},
     {"/etcdserverpb.Auth/AuthDisable", H_AUTH, 0, false},
     {"/etcdserverpb.Auth/Authenticate", H_AUTH, 0, false},
@@ -545,6 +547,159 @@ static void on_keepalive_cancel(struct ms_grpc_call *gc)
     stream_end(p, MS_GRPC_CANCELED, "context canceled");
 }
 
+/* --- maintenance -------------------------------------------------------------------- */
+
+/* HashKV: CRC-32 of every key-value version at or below the revision (key,
+ * value, revisions, version, lease), from this member's store. Members
+ * with the same history agree; the value is not etcd's (bbolt) hash. */
+static void hash_kv(struct ms_call *c, const Etcdserverpb__HashKVRequest *q)
+{
+    struct ms_server *s = c->srv;
+    struct ms_range r = {0};
+    struct ms_results rs = {0};
+    static const uint8_t zero = 0;
+    char err[MS_ERRMSG_SIZE];
+    Etcdserverpb__HashKVResponse m = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct ms_gw_header hdr;
+    uLong crc = crc32(0, NULL, 0);
+    int rc;
+
+    r.key = (struct ms_bytes){&zero, 1};
+    r.range_end = (struct ms_bytes){&zero, 1};
+    r.revision = q->revision;
+    rc = ms_store_read(s->store, &r, &rs, err, sizeof(err));
+    if (rc == 0 && rs.r[0].err != 0) {
+        struct ms_gw_error e;
+        ms_gw_error_from_result(&rs.r[0], &e);
+        ms_results_free(&rs);
+        ms_call_error(c, &e);
+        return;
+    }
+    if (rc != 0) {
+        ms_results_free(&rs);
+        ms_call_fail(c, rc, err);
+        return;
+    }
+    for (size_t i = 0; i < rs.r[0].u.range.n_kvs; i++) {
+        const struct ms_kv *kv = &rs.r[0].u.range.kvs[i];
+        int64_t nums[4] = {kv->create_revision, kv->mod_revision, kv->version,
+                           kv->lease};
+        crc = crc32(crc, kv->key.data, (uInt)kv->key.len);
+        if (kv->value.len > 0)
+            crc = crc32(crc, kv->value.data, (uInt)kv->value.len);
+        crc = crc32(crc, (const Bytef *)nums, sizeof(nums));
+    }
+    hdr = ms_server_header(s, rs.r[0].revision);
+    ms_results_free(&rs);
+    header_of(&hdr, &h);
+    m.header = &h;
+    m.hash = (uint32_t)crc;
+    m.compact_revision = ms_store_compact_revision(s->store);
+    reply(c, &m.base);
+}
+
+struct transfer {
+    struct ms_raft_change_req req;
+    struct ms_call *c;
+};
+
+static void on_transferred(struct ms_raft_change_req *req, int status)
+{
+    struct transfer *t = req->data;
+    struct ms_call *c = t->c;
+    Etcdserverpb__MoveLeaderResponse m =
+        ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct ms_gw_header hdr =
+        ms_server_header(c->srv, ms_store_revision(c->srv->store));
+
+    free(t);
+    if (status != 0) {
+        ms_call_fail(c, status, NULL);
+        return;
+    }
+    header_of(&hdr, &h);
+    m.header = &h;
+    reply(c, &m.base);
+}
+
+static void move_leader(struct ms_call *c, uint64_t target)
+{
+    struct ms_server *s = c->srv;
+    struct transfer *t;
+    int rc;
+
+    /* as etcd: the client sends it to the leader (etcdctl finds it) */
+    if (!ms_raft_is_leader(&s->raft)) {
+        ms_grpc_api_end(c, MS_GRPC_FAILED_PRECONDITION,
+                        "etcdserver: not leader");
+        return;
+    }
+    if (target == 0 || target == s->member_id) {
+        ms_grpc_api_end(c, MS_GRPC_FAILED_PRECONDITION,
+                        "etcdserver: bad leader transferee");
+        return;
+    }
+    if ((t = calloc(1, sizeof(*t))) == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    t->req.data = t;
+    t->c = c;
+    rc = ms_raft_transfer(&s->raft, &t->req, target, on_transferred);
+    if (rc != 0) {
+        free(t);
+        if (rc == MS_ENOTFOUND)
+            ms_grpc_api_end(c, MS_GRPC_FAILED_PRECONDITION,
+                            "etcdserver: bad leader transferee");
+        else
+            ms_call_fail(c, rc, NULL);
+    }
+}
+
+static void maintenance(struct ms_call *c, const uint8_t *msg, size_t len)
+{
+    struct ms_server *s = c->srv;
+    const char *name = strrchr(methods[c->gmethod].path, '/') + 1;
+    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+
+    header_of(&hdr, &h);
+    if (strcmp(name, "Alarm") == 0) {
+        /* no alarm is ever raised here: list, activate and deactivate all
+         * answer the empty set (etcd's Alarm responses carry no header) */
+        Etcdserverpb__AlarmResponse m = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+        reply(c, &m.base);
+    } else if (strcmp(name, "Defragment") == 0) {
+        /* nothing to defragment: the stores compact themselves */
+        Etcdserverpb__DefragmentResponse m =
+            ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
+        m.header = &h;
+        reply(c, &m.base);
+    } else if (strcmp(name, "HashKV") == 0) {
+        Etcdserverpb__HashKVRequest *q =
+            etcdserverpb__hash_kvrequest__unpack(NULL, len, msg);
+        if (q == NULL) {
+            ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
+            return;
+        }
+        hash_kv(c, q);
+        etcdserverpb__hash_kvrequest__free_unpacked(q, NULL);
+    } else {
+        Etcdserverpb__MoveLeaderRequest *q =
+            etcdserverpb__move_leader_request__unpack(NULL, len, msg);
+        uint64_t target;
+        if (q == NULL) {
+            ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
+            return;
+        }
+        target = q->targetid;
+        etcdserverpb__move_leader_request__free_unpacked(q, NULL);
+        move_leader(c, target);
+    }
+}
+
 /* --- calls ----------------------------------------------------------------------- */
 
 static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
@@ -572,6 +727,9 @@ static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
         return;
     case H_LEASES:
         leases(c);
+        return;
+    case H_MAINT:
+        maintenance(c, msg, len);
         return;
     case H_LEADER:
         c->method_path = m->path;
