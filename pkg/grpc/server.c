@@ -273,7 +273,7 @@ void ms_grpc_finish(struct ms_grpc_call *call, int code, const char *message)
         return;
     call->finished = true;
     answer(call, code, message);
-    if (call->closed)
+    if (call->closed && !call->busy)
         call_unlink_free(call);
 }
 
@@ -506,7 +506,9 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t err,
     call->closed = true;
     c->nstreams--;
     c->last_active = uv_now(c->srv->loop);
+    call->busy = true; /* a finish inside on_cancel must not free it */
     call_cancel(call);
+    call->busy = false;
     if (call->finished)
         call_unlink_free(call);
     return 0;

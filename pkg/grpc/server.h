@@ -69,6 +69,7 @@ struct ms_grpc_call {
     bool closed;       /* the stream closed in nghttp2 */
     bool remote_done;  /* the client half-closed */
     bool cancel_told;  /* on_cancel considered */
+    bool busy;         /* inside on_stream_close: freed there */
     int status;
     char *message;
 };
