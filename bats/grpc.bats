@@ -254,7 +254,7 @@ EOF
     run $PY "$BATS_TEST_DIRNAME/grpc_raw.py" unknown "$PORT"
     assert_line --index 0 "UNIMPLEMENTED unknown method Nope for service etcdserverpb.KV"
     assert_line --index 1 "UNIMPLEMENTED unknown service foo.Bar"
-    assert_line --index 2 --partial "UNIMPLEMENTED metastore: etcdserverpb.Maintenance/Snapshot is not implemented"
+    assert_line --index 2 --partial "UNIMPLEMENTED metastore: etcdserverpb.Maintenance/Hash is not implemented"
     run $PY "$BATS_TEST_DIRNAME/grpc_raw.py" badpb "$PORT"
     assert_line --index 0 --partial "INTERNAL grpc: error unmarshalling request"
     assert_line --index 1 "INVALID_ARGUMENT etcdserver: key is not provided"

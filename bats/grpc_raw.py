@@ -35,7 +35,7 @@ def pb_put(key, value):
 if check == 'unknown':
     call('/etcdserverpb.KV/Nope', b'')
     call('/foo.Bar/Baz', b'')
-    call('/etcdserverpb.Maintenance/Snapshot', b'')
+    call('/etcdserverpb.Maintenance/Hash', b'')
 elif check == 'badpb':
     call('/etcdserverpb.KV/Put', b'\xff\xff\xff')
     call('/etcdserverpb.KV/Put', b'')  # no key
