@@ -133,6 +133,10 @@ static void call_cancel(struct ms_grpc_call *call)
         return;
     call->cancel_told = true;
     call->answered = true;
+    if (!call->started) {
+        call->finished = true; /* no handler ever saw it: ours to free */
+        return;
+    }
     if (!call->finished && call->on_cancel != NULL)
         call->on_cancel(call);
 }
@@ -387,6 +391,7 @@ static void start_call(struct ms_grpc_conn *c, struct ms_grpc_call *call)
         return;
     }
     c->srv->calls++;
+    call->started = true;
     c->srv->on_call(call, c->srv->data);
 }
 

@@ -70,6 +70,7 @@ struct ms_grpc_call {
     bool remote_done;  /* the client half-closed */
     bool cancel_told;  /* on_cancel considered */
     bool busy;         /* inside on_stream_close: freed there */
+    bool started;      /* handed to on_call */
     int status;
     char *message;
 };
