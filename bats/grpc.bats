@@ -350,3 +350,34 @@ EOF
     assert_output OK
     wait_for "$out" '^2$'
 }
+
+@test "3 members: etcdctl member add and remove through a follower" {
+    three
+    local u follower
+    for u in "$U1" "$U2" "$U3"; do
+        etcdctl --endpoints="${u#http://}" endpoint status | grep -q ', false, false,' && follower=$u
+    done
+    EP=${follower#http://}
+    local base=${U1##*:}
+    run ectl member add n4 --peer-urls="http://127.0.0.1:$((base + 7))"
+    assert_success
+    assert_output --partial "added to cluster"
+    assert_output --partial 'ETCD_INITIAL_CLUSTER_STATE="existing"'
+    run ectl member list
+    [ "${#lines[@]}" -eq 4 ]
+    assert_output --partial ", unstarted, , http://127.0.0.1:$((base + 7)), , true"
+    local id i
+    id=$(ectl member list | grep "$((base + 7))" | cut -d, -f1)
+    for i in $(seq 1 20); do
+        run ectl member remove "$id"
+        [ "$status" -eq 0 ] && break
+        sleep 0.25 # the add's configuration change may still be in flight
+    done
+    assert_success
+    assert_output --partial "removed from cluster"
+    run ectl member list
+    [ "${#lines[@]}" -eq 3 ]
+    run ectl member update "$id" --peer-urls=http://127.0.0.1:1
+    assert_failure
+    assert_output --partial "etcdserverpb.Cluster/MemberUpdate is not implemented"
+}

@@ -588,6 +588,11 @@ static void answer_members(struct ms_call *c, const struct ms_member *added)
     struct ms_gw_header hdr = ms_server_header(s, 0);
     struct ms_buf b = MS_BUF_INIT;
 
+    if (c->member_verb != NULL) {
+        ms_grpc_api_members(c, added); /* a gRPC call: protobuf answer */
+        return;
+    }
+
     ms_buf_puts(&b, "{\"header\":");
     ms_gw_write_header(&b, &hdr);
     ms_buf_putc(&b, ',');
@@ -831,17 +836,36 @@ static void bad_request(struct ms_call *c, const char *msg)
     ms_call_error(c, &e);
 }
 
+/* The verb (add, remove, promote, publish) and the JSON arguments of a
+ * member operation: from the gateway request, or as grpc.c put them. */
+static void member_args(struct ms_call *c, const char **p, size_t *plen,
+                        const char **body, size_t *blen)
+{
+    if (c->member_verb != NULL) {
+        *p = c->member_verb;
+        *plen = strlen(c->member_verb);
+        *body = c->member_json;
+        *blen = strlen(c->member_json);
+        return;
+    }
+    *p = c->req->path + strlen("/v3/cluster/member/");
+    *plen = c->req->path_len - strlen("/v3/cluster/member/");
+    *body = (const char *)c->req->body;
+    *blen = c->req->body_len;
+}
+
 static void run_member_op(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
-    cJSON *o = cJSON_ParseWithLength((const char *)c->req->body,
-                                     c->req->body_len);
     struct change *ch;
-    const char *p = c->req->path + strlen("/v3/cluster/member/");
-    size_t plen = c->req->path_len - strlen("/v3/cluster/member/");
+    const char *p, *body;
+    size_t plen, blen;
+    cJSON *o;
     int rc;
 
-    if (c->req->body_len > 0 && !cJSON_IsObject(o)) {
+    member_args(c, &p, &plen, &body, &blen);
+    o = cJSON_ParseWithLength(body, blen);
+    if (blen > 0 && !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         bad_request(c, "body: expected a JSON object");
         return;
@@ -960,6 +984,11 @@ static void run_member_op(struct ms_call *c)
 done_free:
     cJSON_Delete(o);
     free(ch);
+}
+
+void ms_cluster_member_run(struct ms_call *c)
+{
+    run_member_op(c);
 }
 
 void ms_cluster_member_op(struct ms_call *c)

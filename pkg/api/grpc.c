@@ -26,6 +26,8 @@ enum how {
     H_LEADER,  /* a protobuf request run by the leader (run_on_leader) */
     H_KEEPALIVE, /* LeaseKeepAlive: each request as an H_LEADER call */
     H_LEASES,  /* LeaseLeases, from this member's store */
+    H_MEMBER,  /* MemberAdd/Remove/Promote: cluster.c's member code, on the
+                  leader (run_on_leader) */
     H_WATCH,   /* watch.c */
     H_SNAPSHOT, /* Maintenance.Snapshot: our snapshot in etcd's envelope */
     H_MAINT,   /* Alarm, Defragment, HashKV, MoveLeader (maintenance()) */
@@ -52,11 +54,11 @@ static const struct method methods[] = {
     {"/etcdserverpb.Lease/LeaseKeepAlive", H_KEEPALIVE, 0, true},
     {"/etcdserverpb.Lease/LeaseTimeToLive", H_LEADER, 0, false},
     {"/etcdserverpb.Lease/LeaseLeases", H_LEASES, 0, false},
-    {"/etcdserverpb.Cluster/MemberAdd", H_TODO, 0, false},
-    {"/etcdserverpb.Cluster/MemberRemove", H_TODO, 0, false},
+    {"/etcdserverpb.Cluster/MemberAdd", H_MEMBER, 0, false},
+    {"/etcdserverpb.Cluster/MemberRemove", H_MEMBER, 0, false},
     {"/etcdserverpb.Cluster/MemberUpdate", H_TODO, 0, false},
     {"/etcdserverpb.Cluster/MemberList", H_MEMBERS, 0, false},
-    {"/etcdserverpb.Cluster/MemberPromote", H_TODO, 0, false},
+    {"/etcdserverpb.Cluster/MemberPromote", H_MEMBER, 0, false},
     {"/etcdserverpb.Maintenance/Alarm", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/Status", H_STATUS, 0, false},
     {"/etcdserverpb.Maintenance/Defragment", H_MAINT, 0, false},
@@ -443,13 +445,133 @@ out:
     ms_buf_free(&ids);
 }
 
+/* MemberAdd/Remove/Promote: the request as the JSON arguments cluster.c's
+ * member code takes from the gateway, then that code. */
+static void member_op(struct ms_call *c)
+{
+    const char *name = strrchr(c->method_path, '/') + 1;
+    struct ms_buf j = MS_BUF_INIT;
+    int ok = 1;
+
+    if (strcmp(name, "MemberAdd") == 0) {
+        Etcdserverpb__MemberAddRequest *q =
+            etcdserverpb__member_add_request__unpack(NULL, c->msg_len, c->msg);
+        if ((ok = q != NULL)) {
+            ms_buf_puts(&j, "{\"peerURLs\":[");
+            for (size_t i = 0; i < q->n_peerurls; i++) {
+                ms_buf_puts(&j, i ? "," : "");
+                ms_gw_write_string(&j, q->peerurls[i], strlen(q->peerurls[i]));
+            }
+            ms_buf_printf(&j, "],\"isLearner\":%s}",
+                          q->islearner ? "true" : "false");
+            etcdserverpb__member_add_request__free_unpacked(q, NULL);
+        }
+        c->member_verb = "add";
+    } else {
+        /* MemberRemoveRequest and MemberPromoteRequest are both {ID = 1} */
+        Etcdserverpb__MemberRemoveRequest *q =
+            etcdserverpb__member_remove_request__unpack(NULL, c->msg_len,
+                                                        c->msg);
+        if ((ok = q != NULL)) {
+            ms_buf_printf(&j, "{\"ID\":\"%" PRIu64 "\"}", q->id);
+            etcdserverpb__member_remove_request__free_unpacked(q, NULL);
+        }
+        c->member_verb = strcmp(name, "MemberRemove") == 0 ? "remove"
+                                                            : "promote";
+    }
+    ms_buf_putc(&j, 0);
+    c->member_json = ok ? ms_arena_dup(&c->arena, j.data, j.len) : NULL;
+    ms_buf_free(&j);
+    if (!ok) {
+        c->member_verb = NULL;
+        ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
+        return;
+    }
+    if (c->member_json == NULL) {
+        c->member_verb = NULL;
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    c->kind = MS_API_V3_CLUSTER;
+    ms_cluster_member_run(c);
+}
+
+static Etcdserverpb__Member *member_pb(struct ms_arena *a,
+                                       const struct ms_gw_member *g)
+{
+    Etcdserverpb__Member *m = ms_arena_zalloc(a, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    etcdserverpb__member__init(m);
+    m->id = g->id;
+    m->name = (char *)(g->name ? g->name : "");
+    m->n_peerurls = g->n_peer_urls;
+    m->peerurls = (char **)g->peer_urls;
+    m->n_clienturls = g->n_client_urls;
+    m->clienturls = (char **)g->client_urls;
+    m->islearner = g->is_learner;
+    return m;
+}
+
+void ms_grpc_api_members(struct ms_call *c, const struct ms_member *added)
+{
+    struct ms_server *s = c->srv;
+    const char *name = strrchr(c->method_path, '/') + 1;
+    struct ms_member_view v;
+    struct ms_gw_header hdr = ms_server_header(s, 0);
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct ms_arena a = {.chunk_size = 1024};
+    Etcdserverpb__Member **list;
+    int rc;
+
+    if ((rc = ms_member_view_get(s, &v)) != 0) {
+        ms_call_fail(c, rc, NULL);
+        return;
+    }
+    header_of(&hdr, &h);
+    list = ms_arena_zalloc(&a, (v.n + 1) * sizeof(*list));
+    for (size_t i = 0; list != NULL && i < v.n; i++)
+        if ((list[i] = member_pb(&a, &v.m[i])) == NULL)
+            list = NULL;
+    if (list == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+    } else if (strcmp(name, "MemberAdd") == 0) {
+        Etcdserverpb__MemberAddResponse m =
+            ETCDSERVERPB__MEMBER_ADD_RESPONSE__INIT;
+        const char *peer = added ? added->peer_url : "";
+        struct ms_gw_member g = {.id = added ? added->id : 0,
+                                 .peer_urls = &peer,
+                                 .n_peer_urls = 1,
+                                 .is_learner = added && added->learner};
+        m.header = &h;
+        m.member = member_pb(&a, &g);
+        m.n_members = v.n;
+        m.members = list;
+        reply(c, &m.base);
+    } else {
+        /* MemberRemoveResponse and MemberPromoteResponse: {header,
+         * members} with the same field numbers */
+        Etcdserverpb__MemberRemoveResponse m =
+            ETCDSERVERPB__MEMBER_REMOVE_RESPONSE__INIT;
+        m.header = &h;
+        m.n_members = v.n;
+        m.members = list;
+        reply(c, &m.base);
+    }
+    ms_arena_free(&a);
+    ms_member_view_free(&v);
+}
+
 /* Runs c's protobuf request here, on the leader. */
 static void run_on_leader(struct ms_call *c)
 {
     if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
         time_to_live(c);
-    else
+    else if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseKeepAlive") == 0)
         keep_alive(c);
+    else
+        member_op(c);
 }
 
 /* A forwarded answer comes back as r->type 0 with the packed response in
@@ -479,23 +601,23 @@ static void route_to_leader(struct ms_call *c, const uint8_t *msg, size_t len)
 void ms_grpc_api_internal(struct ms_call *c)
 {
     const char *path = c->req->path + strlen("/internal/grpc");
-    size_t len = c->req->path_len - strlen("/internal/grpc");
+    size_t len = c->req->path_len - strlen("/internal/grpc"), i;
 
+    for (i = 0; i < NMETHODS; i++)
+        if (strlen(methods[i].path) == len &&
+            memcmp(methods[i].path, path, len) == 0)
+            break;
     if (strcmp(c->req->method, "POST") != 0 ||
         ms_http_request_header(c->req, "X-Metastore-Forwarded") == NULL ||
-        !((len == strlen("/etcdserverpb.Lease/LeaseTimeToLive") &&
-           memcmp(path, "/etcdserverpb.Lease/LeaseTimeToLive", len) == 0) ||
-          (len == strlen("/etcdserverpb.Lease/LeaseKeepAlive") &&
-           memcmp(path, "/etcdserverpb.Lease/LeaseKeepAlive", len) == 0))) {
+        i == NMETHODS ||
+        !(methods[i].how == H_LEADER || methods[i].how == H_KEEPALIVE ||
+          methods[i].how == H_MEMBER)) {
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
                         9);
         return;
     }
     c->kind = MS_API_V3_LEASE;
-    c->method_path = memcmp(path, "/etcdserverpb.Lease/LeaseTimeToLive",
-                            len) == 0
-                         ? "/etcdserverpb.Lease/LeaseTimeToLive"
-                         : "/etcdserverpb.Lease/LeaseKeepAlive";
+    c->method_path = methods[i].path;
     route_to_leader(c, c->req->body, c->req->body_len);
 }
 
@@ -780,6 +902,7 @@ static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
         snapshot(c);
         return;
     case H_LEADER:
+    case H_MEMBER:
         c->method_path = m->path;
         route_to_leader(c, msg, len);
         return;

@@ -118,6 +118,9 @@ struct ms_call {
     struct ms_call *parent;
     unsigned nchildren;
     bool half_closed;
+    /* grpc.c: a member operation as cluster.c's gateway code takes it */
+    const char *member_verb; /* "add", "remove", "promote" */
+    const char *member_json; /* its arguments, NUL-terminated, in arena */
     enum ms_api_kind kind;
     uint64_t start_ns;
     struct ms_arena arena; /* the parsed operation's memory */
@@ -185,6 +188,9 @@ void ms_cluster_serve_op(struct ms_call *c);
  * protobuf request on this member (the leader) and answers the protobuf
  * response, or the gateway's JSON error (grpc.c). */
 void ms_grpc_api_internal(struct ms_call *c);
+/* Runs the member operation c->member_verb with c->member_json here (the
+ * leader); the answer goes through ms_grpc_api_members. */
+void ms_cluster_member_run(struct ms_call *c);
 /* Closes the connection to the leader (shutdown). */
 void ms_cluster_close(struct ms_server *s);
 
@@ -287,6 +293,10 @@ void ms_grpc_api_stop(struct ms_server *s, void (*cb)(struct ms_server *s));
 void ms_grpc_api_free(struct ms_server *s);
 /* Answers c's gRPC call with status code and message and frees c. */
 void ms_grpc_api_end(struct ms_call *c, int code, const char *message);
+/* Answers a gRPC member add/remove/promote: the members, and the added
+ * one (may be NULL). */
+struct ms_member;
+void ms_grpc_api_members(struct ms_call *c, const struct ms_member *added);
 /* Appends the gRPC metrics (calls by method and code) to /metrics. */
 void ms_grpc_api_metrics(struct ms_server *s, struct ms_buf *b);
 
