@@ -168,6 +168,7 @@ struct wstream {
     struct wstream *prev, *next;
     bool rest;  /* GET /kv/..?watch=true: one line per event */
     bool grpc;  /* etcdserverpb.Watch/Watch: c->gc, protobuf messages */
+    bool bad;   /* gRPC: a request that did not decode */
     bool b64;   /* REST: keys and values in base64 */
     bool gone;  /* client disconnected */
     bool ended; /* to be finished by the reaper */
@@ -214,6 +215,9 @@ static void finish_stream(struct wstream *ws)
         if (aw->s->stopping)
             ms_grpc_api_end(c, MS_GRPC_UNAVAILABLE,
                             "etcdserver: server stopped");
+        else if (ws->bad)
+            ms_grpc_api_end(c, MS_GRPC_INTERNAL,
+                            "grpc: error unmarshalling request");
         else if (ws->ended)
             ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED,
                             "metastore: watch stream too slow");
@@ -671,6 +675,7 @@ static void on_grpc_message(struct ms_grpc_call *gc, const uint8_t *msg,
     rc = ms_pb_decode_watch(msg, len, &a, &kind, &spec, &id);
     if (rc != 0) {
         ms_arena_free(&a);
+        ws->bad = true;
         ws->gone = true; /* the reaper ends the stream */
         kick(ws->aw, 0);
         return;
