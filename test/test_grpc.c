@@ -30,7 +30,8 @@ static void test_sha256_vectors(void **state)
         const char *in;
         const char *digest;
     } v[] = {
-        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"",
+         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
         {"abc",
          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
         {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
@@ -216,8 +217,8 @@ static void test_result_roundtrip(void **state)
     assert_int_equal(back.u.txn.responses[0].u.range.n_kvs, 2);
     assert_int_equal(back.u.txn.responses[0].u.range.count, 5);
     assert_true(back.u.txn.responses[0].u.range.more);
-    assert_memory_equal(back.u.txn.responses[0].u.range.kvs[0].value.data,
-                        "1", 1);
+    assert_memory_equal(back.u.txn.responses[0].u.range.kvs[0].value.data, "1",
+                        1);
     assert_int_equal(back.u.txn.responses[0].u.range.kvs[1].lease, 7);
     assert_int_equal(back.u.txn.responses[1].type, MS_OP_PUT);
     assert_true(back.u.txn.responses[1].u.put.has_prev);

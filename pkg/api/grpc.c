@@ -20,19 +20,19 @@
 
 /* How a method is served. */
 enum how {
-    H_OP,      /* a KV or lease operation (ms_call_execute) */
-    H_STATUS,  /* Maintenance.Status */
-    H_MEMBERS, /* Cluster.MemberList */
-    H_LEADER,  /* a protobuf request run by the leader (run_on_leader) */
+    H_OP,        /* a KV or lease operation (ms_call_execute) */
+    H_STATUS,    /* Maintenance.Status */
+    H_MEMBERS,   /* Cluster.MemberList */
+    H_LEADER,    /* a protobuf request run by the leader (run_on_leader) */
     H_KEEPALIVE, /* LeaseKeepAlive: each request as an H_LEADER call */
-    H_LEASES,  /* LeaseLeases, from this member's store */
-    H_MEMBER,  /* MemberAdd/Remove/Promote: cluster.c's member code, on the
-                  leader (run_on_leader) */
-    H_WATCH,   /* watch.c */
-    H_SNAPSHOT, /* Maintenance.Snapshot: our snapshot in etcd's envelope */
-    H_MAINT,   /* Alarm, Defragment, HashKV, MoveLeader (maintenance()) */
-    H_AUTH,    /* "authentication is not enabled" */
-    H_TODO,    /* not implemented yet */
+    H_LEASES,    /* LeaseLeases, from this member's store */
+    H_MEMBER,    /* MemberAdd/Remove/Promote: cluster.c's member code, on the
+                    leader (run_on_leader) */
+    H_WATCH,     /* watch.c */
+    H_SNAPSHOT,  /* Maintenance.Snapshot: our snapshot in etcd's envelope */
+    H_MAINT,     /* Alarm, Defragment, HashKV, MoveLeader (maintenance()) */
+    H_AUTH,      /* "authentication is not enabled" */
+    H_TODO,      /* not implemented yet */
 };
 
 struct method {
@@ -92,7 +92,8 @@ struct ms_api_grpc {
     void (*stopped)(struct ms_server *s);
 };
 
-/* --- ending calls ------------------------------------------------------------ */
+/* --- ending calls ------------------------------------------------------------
+ */
 
 static void child_done(struct ms_call *c, int code, const char *message);
 
@@ -173,7 +174,8 @@ static void header_of(const struct ms_gw_header *h,
     m->raft_term = h->raft_term;
 }
 
-/* --- operations ------------------------------------------------------------- */
+/* --- operations -------------------------------------------------------------
+ */
 
 static void render_pb(struct ms_call *c, int status, const struct ms_result *r)
 {
@@ -232,13 +234,15 @@ static void run_op(struct ms_call *c, enum ms_op_type t, const uint8_t *msg,
     if (t == MS_OP_LEASE_GRANT) {
         if (c->op.u.lease_grant.id == 0)
             c->op.u.lease_grant.id = ms_v3_new_lease_id(s);
-        c->op.u.lease_grant.ttl = ms_lease_grant_ttl(s, c->op.u.lease_grant.ttl);
+        c->op.u.lease_grant.ttl =
+            ms_lease_grant_ttl(s, c->op.u.lease_grant.ttl);
     }
     c->render = render_pb;
     ms_call_execute(c);
 }
 
-/* --- Maintenance.Status, Cluster.MemberList ------------------------------------ */
+/* --- Maintenance.Status, Cluster.MemberList
+ * ------------------------------------ */
 
 static void status(struct ms_call *c)
 {
@@ -306,7 +310,8 @@ out:
     ms_member_view_free(&v);
 }
 
-/* --- leases ----------------------------------------------------------------------- */
+/* --- leases
+ * ----------------------------------------------------------------------- */
 
 struct lease_keys {
     ProtobufCBinaryData *k;
@@ -476,8 +481,8 @@ static void member_op(struct ms_call *c)
             ms_buf_printf(&j, "{\"ID\":\"%" PRIu64 "\"}", q->id);
             etcdserverpb__member_remove_request__free_unpacked(q, NULL);
         }
-        c->member_verb = strcmp(name, "MemberRemove") == 0 ? "remove"
-                                                            : "promote";
+        c->member_verb =
+            strcmp(name, "MemberRemove") == 0 ? "remove" : "promote";
     }
     ms_buf_putc(&j, 0);
     c->member_json = ok ? ms_arena_dup(&c->arena, j.data, j.len) : NULL;
@@ -612,8 +617,7 @@ void ms_grpc_api_internal(struct ms_call *c)
         i == NMETHODS ||
         !(methods[i].how == H_LEADER || methods[i].how == H_KEEPALIVE ||
           methods[i].how == H_MEMBER)) {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
-                        9);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
         return;
     }
     c->kind = MS_API_V3_LEASE;
@@ -671,7 +675,8 @@ static void on_keepalive_cancel(struct ms_grpc_call *gc)
     stream_end(p, MS_GRPC_CANCELED, "context canceled");
 }
 
-/* --- maintenance -------------------------------------------------------------------- */
+/* --- maintenance
+ * -------------------------------------------------------------------- */
 
 /* HashKV: CRC-32 of every key-value version at or below the revision (key,
  * value, revisions, version, lease), from this member's store. Members
@@ -867,7 +872,8 @@ static void maintenance(struct ms_call *c, const uint8_t *msg, size_t len)
     }
 }
 
-/* --- calls ----------------------------------------------------------------------- */
+/* --- calls
+ * ----------------------------------------------------------------------- */
 
 static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
                              size_t len)
@@ -956,8 +962,8 @@ static void on_call(struct ms_grpc_call *gc, void *data)
         int svc = (int)(se - gc->path - 1);
         bool known = false;
         for (size_t k = 0; k < NMETHODS && !known; k++)
-            known = strncmp(methods[k].path, gc->path, (size_t)(se - gc->path)) ==
-                        0 &&
+            known = strncmp(methods[k].path, gc->path,
+                            (size_t)(se - gc->path)) == 0 &&
                     methods[k].path[se - gc->path] == '/';
         if (known)
             snprintf(msg, sizeof(msg), "unknown method %s for service %.*s",
@@ -992,7 +998,8 @@ static void on_call(struct ms_grpc_call *gc, void *data)
     gc->on_cancel = on_unary_cancel;
 }
 
-/* --- setup ------------------------------------------------------------------------ */
+/* --- setup
+ * ------------------------------------------------------------------------ */
 
 static void on_h2(uv_os_sock_t fd, const void *data, size_t len,
                   const char *remote, void *arg)
@@ -1049,13 +1056,23 @@ void ms_grpc_api_free(struct ms_server *s)
 
 void ms_grpc_api_metrics(struct ms_server *s, struct ms_buf *b)
 {
-    static const char *const codes[NCODES] = {
-        "OK",          "Canceled",           "Unknown",
-        "InvalidArgument", "DeadlineExceeded", "NotFound",
-        "AlreadyExists", "PermissionDenied", "ResourceExhausted",
-        "FailedPrecondition", "Aborted",     "OutOfRange",
-        "Unimplemented", "Internal",         "Unavailable",
-        "DataLoss",      "Unauthenticated"};
+    static const char *const codes[NCODES] = {"OK",
+                                              "Canceled",
+                                              "Unknown",
+                                              "InvalidArgument",
+                                              "DeadlineExceeded",
+                                              "NotFound",
+                                              "AlreadyExists",
+                                              "PermissionDenied",
+                                              "ResourceExhausted",
+                                              "FailedPrecondition",
+                                              "Aborted",
+                                              "OutOfRange",
+                                              "Unimplemented",
+                                              "Internal",
+                                              "Unavailable",
+                                              "DataLoss",
+                                              "Unauthenticated"};
 
     if (s->gapi == NULL)
         return;
@@ -1072,8 +1089,8 @@ void ms_grpc_api_metrics(struct ms_server *s, struct ms_buf *b)
             ms_buf_printf(b,
                           "metastore_grpc_handled_total{grpc_service=\"%.*s\","
                           "grpc_method=\"%s\",grpc_code=\"%s\"} %" PRIu64 "\n",
-                          (int)(se - p - 1), p + 1, *se ? se + 1 : "",
-                          codes[k], s->gapi->calls[i][k]);
+                          (int)(se - p - 1), p + 1, *se ? se + 1 : "", codes[k],
+                          s->gapi->calls[i][k]);
         }
     }
     ms_buf_printf(b,

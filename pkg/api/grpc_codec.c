@@ -72,9 +72,8 @@ static int conv_delete(struct ms_arena *a,
 static int conv_txn(struct ms_arena *a, const Etcdserverpb__TxnRequest *m,
                     int depth, struct ms_txn *t);
 
-static int conv_request_op(struct ms_arena *a,
-                           const Etcdserverpb__RequestOp *m, int depth,
-                           struct ms_op *op)
+static int conv_request_op(struct ms_arena *a, const Etcdserverpb__RequestOp *m,
+                           int depth, struct ms_op *op)
 {
     switch (m->request_case) {
     case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
@@ -95,8 +94,8 @@ static int conv_request_op(struct ms_arena *a,
     }
 }
 
-static int conv_ops(struct ms_arena *a, Etcdserverpb__RequestOp **in,
-                    size_t n, int depth, struct ms_op **out)
+static int conv_ops(struct ms_arena *a, Etcdserverpb__RequestOp **in, size_t n,
+                    int depth, struct ms_op **out)
 {
     int rc;
 
@@ -166,8 +165,7 @@ static int conv_txn(struct ms_arena *a, const Etcdserverpb__TxnRequest *m,
     }
     t->n_success = m->n_success;
     t->n_failure = m->n_failure;
-    if ((rc = conv_ops(a, m->success, m->n_success, depth, &t->success)) !=
-            0 ||
+    if ((rc = conv_ops(a, m->success, m->n_success, depth, &t->success)) != 0 ||
         (rc = conv_ops(a, m->failure, m->n_failure, depth, &t->failure)) != 0)
         return rc;
     return 0;
@@ -250,7 +248,8 @@ int ms_pb_decode_op(enum ms_op_type t, const uint8_t *data, size_t len,
     return MS_EINVAL;
 }
 
-/* --- results to responses --------------------------------------------------- */
+/* --- results to responses ---------------------------------------------------
+ */
 
 /* Messages are built in an arena (no frees one by one) and packed once. */
 #define NEW(a, T, init)                                                        \
@@ -264,9 +263,8 @@ int ms_pb_decode_op(enum ms_op_type t, const uint8_t *data, size_t len,
 static Etcdserverpb__ResponseHeader *header(struct ms_arena *a,
                                             const struct ms_gw_header *h)
 {
-    Etcdserverpb__ResponseHeader *m =
-        NEW(a, Etcdserverpb__ResponseHeader,
-            ETCDSERVERPB__RESPONSE_HEADER__INIT);
+    Etcdserverpb__ResponseHeader *m = NEW(a, Etcdserverpb__ResponseHeader,
+                                          ETCDSERVERPB__RESPONSE_HEADER__INIT);
     if (m != NULL) {
         m->cluster_id = h->cluster_id;
         m->member_id = h->member_id;
@@ -326,8 +324,8 @@ static ProtobufCMessage *response(struct ms_arena *a,
         return NULL;
     switch (r->type) {
     case MS_OP_PUT: {
-        Etcdserverpb__PutResponse *m = NEW(a, Etcdserverpb__PutResponse,
-                                           ETCDSERVERPB__PUT_RESPONSE__INIT);
+        Etcdserverpb__PutResponse *m =
+            NEW(a, Etcdserverpb__PutResponse, ETCDSERVERPB__PUT_RESPONSE__INIT);
         if (m == NULL)
             return NULL;
         m->header = hm;
@@ -340,9 +338,8 @@ static ProtobufCMessage *response(struct ms_arena *a,
         return &m->base;
     }
     case MS_OP_RANGE: {
-        Etcdserverpb__RangeResponse *m =
-            NEW(a, Etcdserverpb__RangeResponse,
-                ETCDSERVERPB__RANGE_RESPONSE__INIT);
+        Etcdserverpb__RangeResponse *m = NEW(
+            a, Etcdserverpb__RangeResponse, ETCDSERVERPB__RANGE_RESPONSE__INIT);
         if (m == NULL)
             return NULL;
         m->header = hm;
@@ -366,22 +363,21 @@ static ProtobufCMessage *response(struct ms_arena *a,
         return ok ? &m->base : NULL;
     }
     case MS_OP_TXN: {
-        Etcdserverpb__TxnResponse *m = NEW(a, Etcdserverpb__TxnResponse,
-                                           ETCDSERVERPB__TXN_RESPONSE__INIT);
+        Etcdserverpb__TxnResponse *m =
+            NEW(a, Etcdserverpb__TxnResponse, ETCDSERVERPB__TXN_RESPONSE__INIT);
         size_t n = r->u.txn.n_responses;
         if (m == NULL)
             return NULL;
         m->header = hm;
         m->succeeded = r->u.txn.succeeded;
         m->n_responses = n;
-        if (n > 0 && (m->responses = ms_arena_alloc(
-                          a, n * sizeof(*m->responses))) == NULL)
+        if (n > 0 && (m->responses =
+                          ms_arena_alloc(a, n * sizeof(*m->responses))) == NULL)
             return NULL;
         for (size_t i = 0; i < n; i++) {
             const struct ms_result *s = &r->u.txn.responses[i];
-            Etcdserverpb__ResponseOp *o =
-                NEW(a, Etcdserverpb__ResponseOp,
-                    ETCDSERVERPB__RESPONSE_OP__INIT);
+            Etcdserverpb__ResponseOp *o = NEW(a, Etcdserverpb__ResponseOp,
+                                              ETCDSERVERPB__RESPONSE_OP__INIT);
             ProtobufCMessage *inner = response(a, hdr, s, depth + 1);
             if (o == NULL || inner == NULL)
                 return NULL;
@@ -561,8 +557,8 @@ static int from_txn(struct ms_arena *a, const Etcdserverpb__TxnResponse *m,
     if (r->u.txn.responses == NULL)
         return MS_ENOMEM;
     for (size_t i = 0; i < m->n_responses; i++)
-        if ((rc = from_op(a, m->responses[i], &r->u.txn.responses[i],
-                          depth)) != 0)
+        if ((rc = from_op(a, m->responses[i], &r->u.txn.responses[i], depth)) !=
+            0)
             return rc;
     return 0;
 }
@@ -585,7 +581,7 @@ int ms_pb_decode_result(enum ms_op_type t, const uint8_t *data, size_t len,
         const ProtobufCMessageDescriptor *d =
             t == MS_OP_PUT     ? &etcdserverpb__put_response__descriptor
             : t == MS_OP_RANGE ? &etcdserverpb__range_response__descriptor
-            : t == MS_OP_TXN ? &etcdserverpb__txn_response__descriptor
+            : t == MS_OP_TXN   ? &etcdserverpb__txn_response__descriptor
                              : &etcdserverpb__delete_range_response__descriptor;
         m = protobuf_c_message_unpack(d, NULL, len, data);
         if (m == NULL)
@@ -600,8 +596,7 @@ int ms_pb_decode_result(enum ms_op_type t, const uint8_t *data, size_t len,
         o.response_range = (Etcdserverpb__RangeResponse *)m; /* the union */
         rc = from_op(arena, &o, r, 0);
         if (t == MS_OP_TXN)
-            r->revision =
-                rev_of(((Etcdserverpb__TxnResponse *)m)->header);
+            r->revision = rev_of(((Etcdserverpb__TxnResponse *)m)->header);
         protobuf_c_message_free_unpacked(m, NULL);
         return rc;
     }
@@ -631,7 +626,8 @@ int ms_pb_decode_result(enum ms_op_type t, const uint8_t *data, size_t len,
     return MS_EINVAL;
 }
 
-/* --- watch ------------------------------------------------------------------ */
+/* --- watch ------------------------------------------------------------------
+ */
 
 int ms_pb_encode_watch(const struct ms_gw_header *hdr, int64_t watch_id,
                        const struct ms_watch_notice *n,
@@ -687,9 +683,9 @@ out:
     return rc;
 }
 
-int ms_pb_decode_watch(const uint8_t *data, size_t len,
-                       struct ms_arena *arena, int *kind,
-                       struct ms_watch_spec *spec, int64_t *cancel_id)
+int ms_pb_decode_watch(const uint8_t *data, size_t len, struct ms_arena *arena,
+                       int *kind, struct ms_watch_spec *spec,
+                       int64_t *cancel_id)
 {
     Etcdserverpb__WatchRequest *m =
         etcdserverpb__watch_request__unpack(NULL, len, data);

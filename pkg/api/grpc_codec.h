@@ -52,8 +52,8 @@ int ms_pb_encode_watch(const struct ms_gw_header *hdr, int64_t watch_id,
 /* Decodes a WatchRequest: *kind 1 create (spec filled, bytes into arena),
  * 2 cancel (*cancel_id), 3 progress, 0 none set. Returns 0, MS_EMALFORMED
  * or MS_ENOMEM. */
-int ms_pb_decode_watch(const uint8_t *data, size_t len,
-                       struct ms_arena *arena, int *kind,
-                       struct ms_watch_spec *spec, int64_t *cancel_id);
+int ms_pb_decode_watch(const uint8_t *data, size_t len, struct ms_arena *arena,
+                       int *kind, struct ms_watch_spec *spec,
+                       int64_t *cancel_id);
 
 #endif /* MS_API_GRPC_CODEC_H */

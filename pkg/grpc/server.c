@@ -259,8 +259,8 @@ static void answer(struct ms_grpc_call *call, int code, const char *message)
         if (ms_grpc_pct_encode(&m, message ? message : "") != 0 ||
             ms_buf_putc(&m, 0) != 0) {
             ms_buf_free(&m);
-            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE,
-                                      call->stream_id, NGHTTP2_INTERNAL_ERROR);
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, call->stream_id,
+                                      NGHTTP2_INTERNAL_ERROR);
         } else {
             h[3] = nv("grpc-message", (const char *)m.data);
             call->headers_sent = true;
@@ -281,7 +281,8 @@ void ms_grpc_finish(struct ms_grpc_call *call, int code, const char *message)
         call_unlink_free(call);
 }
 
-/* --- nghttp2 callbacks ------------------------------------------------------ */
+/* --- nghttp2 callbacks ------------------------------------------------------
+ */
 
 static struct ms_grpc_call *stream_call(struct ms_grpc_conn *c, int32_t sid)
 {
@@ -294,8 +295,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f,
     struct ms_grpc_conn *c = user;
     struct ms_grpc_call *call;
 
-    if (f->hd.type != NGHTTP2_HEADERS ||
-        f->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     if (c->srv->stopping || c->goaway) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id,
@@ -345,8 +345,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f,
     } else if (name_is(name, nlen, ":method")) {
         call->method_post = vlen == 4 && memcmp(value, "POST", 4) == 0;
     } else if (name_is(name, nlen, "content-type")) {
-        size_t n = vlen < sizeof(call->ctype) - 1 ? vlen
-                                                  : sizeof(call->ctype) - 1;
+        size_t n =
+            vlen < sizeof(call->ctype) - 1 ? vlen : sizeof(call->ctype) - 1;
         memcpy(call->ctype, value, n);
         call->ctype[n] = 0;
     } else if (name_is(name, nlen, "grpc-timeout")) {
@@ -413,8 +413,8 @@ static void deliver(struct ms_grpc_call *call)
         if (len > call->srv->cfg.max_recv_bytes) {
             char m[128];
             snprintf(m, sizeof(m),
-                     "grpc: received message larger than max (%u vs. %zu)",
-                     len, call->srv->cfg.max_recv_bytes);
+                     "grpc: received message larger than max (%u vs. %zu)", len,
+                     call->srv->cfg.max_recv_bytes);
             answer(call, 8, m);
             call_cancel(call);
             break;
@@ -464,8 +464,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
     call = stream_call(c, f->hd.stream_id);
     if (call == NULL)
         return 0;
-    if (f->hd.type == NGHTTP2_HEADERS &&
-        f->headers.cat == NGHTTP2_HCAT_REQUEST)
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
         start_call(c, call);
     if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !call->remote_done) {
         call->remote_done = true;
@@ -519,7 +518,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t err,
     return 0;
 }
 
-/* --- connection I/O ---------------------------------------------------------- */
+/* --- connection I/O ----------------------------------------------------------
+ */
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -758,7 +758,8 @@ static void conn_close(struct ms_grpc_conn *c)
         conn_free(c);
 }
 
-/* --- the server ----------------------------------------------------------------- */
+/* --- the server
+ * ----------------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
 {
@@ -864,8 +865,7 @@ int ms_grpc_server_adopt(struct ms_grpc_server *s, uv_os_sock_t fd,
         return MS_ESHUTDOWN;
     }
     c = calloc(1, sizeof(*c));
-    if (c == NULL || callbacks() == NULL ||
-        nghttp2_option_new(&opt) != 0) {
+    if (c == NULL || callbacks() == NULL || nghttp2_option_new(&opt) != 0) {
         free(c);
         close(fd);
         return MS_ENOMEM;

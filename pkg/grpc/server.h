@@ -59,7 +59,7 @@ struct ms_grpc_call {
     size_t out_off;
     char pathbuf[128];
     char ctype[64];
-    bool bad_header;   /* an over-long :path */
+    bool bad_header; /* an over-long :path */
     bool method_post;
     bool headers_sent;
     bool deferred;     /* data provider waits for more */
@@ -77,16 +77,16 @@ struct ms_grpc_call {
 
 /* Limits. A field left 0 takes the default. */
 struct ms_grpc_config {
-    size_t max_recv_bytes;     /* one message; 2 MiB + 1 KiB (grpc-go's 8) */
-    unsigned max_streams;      /* concurrent per connection; 1024 */
-    unsigned max_connections;  /* 1024 */
-    uint64_t idle_timeout_ms;  /* no stream and no input; 300000 */
-    size_t max_queued_bytes;   /* unsent bytes per stream; 8 MiB (see
-                                  ms_grpc_queued) */
+    size_t max_recv_bytes;    /* one message; 2 MiB + 1 KiB (grpc-go's 8) */
+    unsigned max_streams;     /* concurrent per connection; 1024 */
+    unsigned max_connections; /* 1024 */
+    uint64_t idle_timeout_ms; /* no stream and no input; 300000 */
+    size_t max_queued_bytes;  /* unsent bytes per stream; 8 MiB (see
+                                 ms_grpc_queued) */
 };
 
 struct ms_grpc_server {
-    void *data;                  /* for the owner, passed to on_call */
+    void *data; /* for the owner, passed to on_call */
     char errmsg[MS_ERRMSG_SIZE];
     /* counters (read-only) */
     uint64_t calls, conns_total, bad_frames;
