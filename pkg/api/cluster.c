@@ -137,7 +137,7 @@ static void forward(struct ms_call *c, const char *addr)
     }
 }
 
-/* --- forwarding an operation ----------------------------------------------------
+/* --- forwarding an operation -------------------------------------------
  *
  * A call that runs an operation (ms_call_execute) is forwarded as the
  * operation, whatever front end it came from: the op in the protobuf codec
@@ -179,8 +179,8 @@ static void on_op_forwarded(struct ms_http_client_req *creq, int status,
         if (cJSON_IsNumber(code) && cJSON_IsString(msg))
             ms_gw_error_set(&e, code->valueint, "%s", msg->valuestring);
         else
-            ms_gw_error_set(&e, MS_GRPC_UNKNOWN,
-                            "forward: leader answered %d", resp->status);
+            ms_gw_error_set(&e, MS_GRPC_UNKNOWN, "forward: leader answered %d",
+                            resp->status);
         e.http_status = resp->status;
     }
     cJSON_Delete(o);
@@ -304,8 +304,7 @@ void ms_cluster_serve_op(struct ms_call *c)
 
     if (strcmp(c->req->method, "POST") != 0 ||
         ms_http_request_header(c->req, FORWARDED_HEADER) == NULL) {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
-                        9);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
         return;
     }
     if (ms_codec_decode_batch(c->req->body, c->req->body_len, &c->fwd, err,

@@ -146,7 +146,7 @@ int64_t ms_lease_grant_ttl(const struct ms_server *s, int64_t ttl)
     return ttl < min ? min : ttl;
 }
 
-/* --- the service (every front end) ------------------------------------------- */
+/* --- the service (every front end) ------------------------------------ */
 
 /* The lessor answers only where this member leads. */
 static int primary(struct ms_server *s)

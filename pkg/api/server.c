@@ -431,8 +431,8 @@ static int start(struct ms_server *s)
     hc.on_error = ms_api_on_http_error;
     r = ms_grpc_api_init(s, &hc); /* gRPC shares the client port */
     if (r != 0) {
-        ms_error("grpc: %s", s->grpc.errmsg[0] ? s->grpc.errmsg
-                                               : ms_strerror(r));
+        ms_error("grpc: %s",
+                 s->grpc.errmsg[0] ? s->grpc.errmsg : ms_strerror(r));
         return r;
     }
     r = ms_http_server_init(&s->http, &s->loop, &hc, ms_api_on_request);

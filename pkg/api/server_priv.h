@@ -63,7 +63,7 @@ struct ms_server {
     struct ms_http_server http;
     struct ms_grpc_server grpc; /* gRPC on the client port (grpc.c) */
     bool grpc_started, grpc_closed;
-    struct ms_api_grpc *gapi;   /* grpc.c: per-method counters */
+    struct ms_api_grpc *gapi; /* grpc.c: per-method counters */
     struct ms_raft_barrier_req barrier;
 
     uv_signal_t sigint, sigterm;
@@ -104,9 +104,9 @@ struct ms_call {
      * internal) or a gRPC call; exactly one is set */
     struct ms_http_request *req;
     struct ms_grpc_call *gc;
-    int gmethod;  /* grpc.c: index of the method, for /metrics */
-    bool started; /* grpc.c: the request message arrived */
-    bool op_call; /* runs c->op (ms_call_execute): forwarded as the op */
+    int gmethod;         /* grpc.c: index of the method, for /metrics */
+    bool started;        /* grpc.c: the request message arrived */
+    bool op_call;        /* runs c->op (ms_call_execute): forwarded as the op */
     struct ms_batch fwd; /* cluster.c: an op forwarded to us (its memory) */
     /* grpc.c: a call that runs a protobuf request on the leader (not an
      * op): the request message (in arena) and the method's path; cluster.c

@@ -388,8 +388,8 @@ static int sink_notice(void *ctx, const struct ms_watch_notice *n)
         struct ms_gw_header h = ms_server_header(ws->aw->s, n->revision);
         if (n->revision == 0)
             h = (struct ms_gw_header){0, 0, 0, 0};
-        if (ms_pb_encode_watch(&h, n->watch_id, n, NULL, 0, false,
-                               &ws->out) != 0)
+        if (ms_pb_encode_watch(&h, n->watch_id, n, NULL, 0, false, &ws->out) !=
+            0)
             return MS_ENOMEM;
         return flush_out(ws);
     }
@@ -659,7 +659,8 @@ bool ms_watch_v3(struct ms_call *c)
     return true;
 }
 
-/* --- gRPC: etcdserverpb.Watch/Watch ------------------------------------------ */
+/* --- gRPC: etcdserverpb.Watch/Watch ------------------------------------------
+ */
 
 static void on_grpc_message(struct ms_grpc_call *gc, const uint8_t *msg,
                             size_t len)

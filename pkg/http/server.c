@@ -1257,14 +1257,12 @@ static int sniff(struct ms_http_conn *c)
     if (n < 24)
         return 1;
     c->sniffing = 0;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
-        (dup_fd = dup(fd)) < 0) {
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (dup_fd = dup(fd)) < 0) {
         conn_close(c);
         return 1;
     }
     /* the duplicate keeps the socket open once our handle closes */
-    c->srv->cfg.on_h2(dup_fd, c->in.data, c->in.len, c->remote,
-                      c->srv->data);
+    c->srv->cfg.on_h2(dup_fd, c->in.data, c->in.len, c->remote, c->srv->data);
     c->in.len = c->in_off = 0;
     conn_close(c);
     return 1;

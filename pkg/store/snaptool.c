@@ -152,8 +152,8 @@ static uint64_t snapshot_extent(FILE *f)
         off += got;
     }
     ms_sha256_final(&h, sum);
-    if (off != size - MS_SHA256_SIZE || fseek(f, (long)(size - ENV_TAIL),
-                                              SEEK_SET) != 0 ||
+    if (off != size - MS_SHA256_SIZE ||
+        fseek(f, (long)(size - ENV_TAIL), SEEK_SET) != 0 ||
         fread(tail, 1, ENV_TAIL, f) != ENV_TAIL ||
         memcmp(tail + 8, sum, MS_SHA256_SIZE) != 0) {
         rewind(f);
