@@ -24,6 +24,21 @@ SANFLAGS :=
 OPT      := -O2 -g
 endif
 
+# The dependency step comes before everything else, at any -j: the stamp
+# below is an included makefile, so GNU make first brings it up to date
+# (running tools/install-deps), then reads this Makefile again from the top
+# -- now with the packages installed, so pkg-config answers -- and only then
+# builds the goals. `make deps` runs the step again by hand.
+DEPS_STAMP := build/.deps-ok
+ifneq ($(filter-out clean format,$(or $(MAKECMDGOALS),all)),)
+include $(DEPS_STAMP)
+endif
+
+$(DEPS_STAMP): tools/install-deps
+	@tools/install-deps
+	@mkdir -p $(dir $@)
+	@echo "# tools/install-deps succeeded; make re-reads the Makefile after this" >$@
+
 DEPS_PC  := raft libuv libcjson libprotobuf-c rocksdb zlib libnghttp2
 PC_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 PC_LIBS   := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
@@ -59,7 +74,7 @@ FUZZ_BIN := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 .PHONY: all deps test unit bats run install format fuzz fuzz-run clean
 .DEFAULT_GOAL := all
 
-all: deps $(LIB) $(BINS)
+all: $(LIB) $(BINS)
 
 deps:
 	@tools/install-deps
@@ -143,7 +158,7 @@ $(FZ)/libmetastore.a: $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-fuzz: deps $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
 
 $(FZ)/fuzz_%: fuzz/fuzz_%.c $(FZ)/libmetastore.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FZ)/libmetastore.a \

@@ -267,3 +267,65 @@ catch_up_by_snapshot() {
     run curl -s "$alive/kv/f"
     assert_output after
 }
+
+# leader_name URL: the member name (n1..) of the leader as seen by URL
+leader_name() {
+    local url
+    url=$(leader_url "$1")
+    basename "$(grep -l "serving clients on $url," "$DIR"/n*.log)" .log
+}
+
+@test "a follower forwarding to a leader that was just killed waits for the new leader and succeeds" {
+    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --request-timeout 5000
+    urls
+    name=$(leader_name "$U1")
+    follower=$U1; [ "$name" = n1 ] && follower=$U2
+    # the follower's keep-alive connection to the leader exists
+    curl -s -f -X PUT --data-binary warm "$follower/kv/warm" >/dev/null
+    dead=$(leader_url "$U1")
+    kill -KILL "$(cat "$DIR/$name.pid")"
+    # gone (its port refuses), yet well within the election timeout: the
+    # follower still names the dead leader, so its forward is refused
+    for i in $(seq 1 100); do
+        curl -s -o /dev/null --max-time 1 "$dead/health" || [ $? -ne 7 ] || break
+        sleep 0.005
+    done
+    run curl -s -w ' %{http_code}' --max-time 10 -X PUT --data-binary after "$follower/kv/k"
+    assert_output --partial ' 200'
+    run curl -s -w ' %{http_code}' --max-time 10 "$follower/kv/k"
+    assert_output 'after 200'
+    grep -q "forward to leader .* failed.*waiting for a leader to retry" "$DIR"/n*.log
+}
+
+@test "a forward whose leader dies mid-request: reads are retried, a write's unknown outcome is etcd's error and it is applied at most once" {
+    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --request-timeout 5000
+    urls
+    name=$(leader_name "$U1")
+    follower=$U1; [ "$name" = n1 ] && follower=$U2
+    curl -s -f "$follower/v3/kv/put" -d "{\"key\":\"$(b64 r)\",\"value\":\"$(b64 before)\"}" >/dev/null
+    pid=$(cat "$DIR/$name.pid")
+    kill -STOP "$pid"
+    # both requests reach the stopped leader's socket, unanswered
+    curl -s -w ' %{http_code}' --max-time 10 "$follower/v3/kv/put" \
+        -d "{\"key\":\"$(b64 w)\",\"value\":\"$(b64 once)\"}" >"$BATS_TEST_TMPDIR/put" &
+    p1=$!
+    curl -s -w ' %{http_code}' --max-time 10 "$follower/v3/kv/range" \
+        -d "{\"key\":\"$(b64 r)\"}" >"$BATS_TEST_TMPDIR/get" &
+    p2=$!
+    sleep 0.3
+    "$CLUSTER" kill "$DIR" "$name"
+    wait "$p1" "$p2"
+    run cat "$BATS_TEST_TMPDIR/put"
+    assert_output --partial 'etcdserver: leader changed'
+    assert_output --partial ' 503'
+    # the read was repeated on the new leader
+    run cat "$BATS_TEST_TMPDIR/get"
+    assert_output --partial "\"value\":\"$(b64 before)\""
+    assert_output --partial ' 200'
+    # the write of unknown outcome was never applied twice (here: never,
+    # the stopped leader did not read it)
+    run curl -s "$follower/v3/kv/range" -d "{\"key\":\"$(b64 w)\"}"
+    refute_output --partial '"version":"2"'
+    "$CLUSTER" restart "$DIR" "$name"
+    converge >/dev/null
+}

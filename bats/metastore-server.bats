@@ -213,6 +213,10 @@ teardown() {
     assert_output --partial 'metastore_http_requests_total{api="rest_put",code="2xx"} 1'
     assert_output --partial 'metastore_batch_size_ops_bucket'
     assert_output --partial 'metastore_raft_is_leader 1'
+    # the loop's iterations are measured: some ran, the longest is > 0
+    n=$(curl -s "$URL/metrics" | awk '$1 == "metastore_loop_busy_seconds_count" {print int($2)}')
+    [ "$n" -gt 0 ]
+    curl -s "$URL/metrics" | awk '$1 == "metastore_loop_stall_max_seconds" {exit !($2 > 0)}'
     # every acknowledged put went through at least one durable log append
     a1=$(curl -s "$URL/metrics" | awk '$1 == "metastore_raft_disk_appends_total" {print int($2)}')
     f1=$(curl -s "$URL/metrics" | awk '$1 == "metastore_raft_disk_writes_total" {print int($2)}')

@@ -1524,6 +1524,8 @@ static void test_client_refused(void **state)
     run_until(fx, &fx->c_done, 2);
     assert_int_equal(fx->c_status[0], MS_EIO);
     assert_int_equal(fx->c_status[1], MS_EIO);
+    assert_int_equal(creqs[0].req.sent, 0); /* cannot have reached it */
+    assert_int_equal(creqs[1].req.sent, 0);
     assert_non_null(strstr(fx->client.errmsg, "connect"));
     assert_non_null(strstr(fx->client.errmsg, "refused"));
     client_stop(fx);
@@ -1532,6 +1534,103 @@ static void test_client_refused(void **state)
         assert_int_equal(ms_http_client_init(&bad, &fx->loop, "nope", NULL),
                          MS_EINVAL);
     }
+}
+
+/* A raw server: answers one request per connection (keep-alive, as far
+ * as the client can tell), then closes it; n connections in all. */
+struct oneshot {
+    int lfd, n, conns;
+};
+
+static void *oneshot_main(void *arg)
+{
+    struct oneshot *o = arg;
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    for (int i = 0; i < o->n; i++) {
+        char buf[1024];
+        size_t got = 0;
+        int fd = accept(o->lfd, NULL, NULL);
+        if (fd < 0)
+            break;
+        while (got < sizeof(buf) - 1) {
+            ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            buf[got] = '\0';
+            if (strstr(buf, "\r\n\r\n") != NULL)
+                break;
+        }
+        if (write(fd, resp, sizeof(resp) - 1) < 0)
+            break;
+        close(fd);
+        o->conns++;
+    }
+    return NULL;
+}
+
+/* oneshot_roundtrip: two requests, the second after the server closed the
+ * first's connection while the client's loop was not running. */
+static void oneshot_roundtrip(struct fx *fx, struct oneshot *o, int probe)
+{
+    struct ms_http_client_config cfg = {.probe_idle = probe};
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    pthread_t th;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    o->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(o->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(o->lfd, 4), 0);
+    getsockname(o->lfd, (struct sockaddr *)&a, &len);
+    fx->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&th, NULL, oneshot_main, o), 0);
+    client_start(fx, &cfg);
+    assert_int_equal(submit(fx, 0, "GET", "/a", NULL, NULL, 0), 0);
+    run_until(fx, &fx->c_done, 1);
+    assert_int_equal(fx->c_status[0], 0);
+    assert_int_equal(creqs[0].req.sent, 1);
+    pthread_join(th, NULL); /* the connection is closed now */
+    usleep(20000);          /* ... and its end is in our socket, unread */
+    assert_int_equal(submit(fx, 1, "GET", "/b", NULL, NULL, 0), 0);
+    if (probe) {
+        o->n = 1;
+        assert_int_equal(pthread_create(&th, NULL, oneshot_main, o), 0);
+    }
+    run_until(fx, &fx->c_done, 2);
+    if (probe)
+        pthread_join(th, NULL);
+    close(o->lfd);
+    client_stop(fx);
+}
+
+/* With probe_idle, a request submitted after the server closed the idle
+ * kept-alive connection goes out on a new one and succeeds. */
+static void test_client_probe_idle(void **state)
+{
+    struct fx *fx = *state;
+    struct oneshot o = {.n = 1};
+
+    oneshot_roundtrip(fx, &o, 1);
+    assert_int_equal(fx->c_status[1], 0);
+    assert_string_equal(fx->c_body[1], "200 ok");
+    assert_int_equal(o.conns, 2);
+}
+
+/* Without it the request is written where nobody reads it: it fails, and
+ * sent says it may have reached the server. Refused requests say not. */
+static void test_client_sent_flag(void **state)
+{
+    struct fx *fx = *state;
+    struct oneshot o = {.n = 1};
+
+    oneshot_roundtrip(fx, &o, 0);
+    assert_int_equal(fx->c_status[1], MS_EIO);
+    assert_int_equal(creqs[1].req.sent, 1);
+    assert_int_equal(o.conns, 1);
 }
 
 /* When the server closes the connection (Connection: close) the next
@@ -1672,6 +1771,8 @@ int main(void)
         T(test_client_refused),
         T(test_client_reconnect),
         T(test_client_timeout),
+        T(test_client_probe_idle),
+        T(test_client_sent_flag),
         T(test_client_too_large),
         T(test_client_close_pending),
         T(test_bench),

@@ -60,6 +60,7 @@ static void health(struct ms_call *c)
                        c->srv->fsm.fatal ? MS_EIO : MS_ENOLEADER);
         return;
     }
+    c->retry_safe = true;
     ms_cluster_route(c, health_on_leader);
 }
 
@@ -115,6 +116,7 @@ static void metrics(struct ms_call *c)
                              i == 0 ? "Request latency, by API." : NULL,
                              labels, &s->api[i].latency);
     }
+    ms_loopstat_metrics(&s->loopstat, &b);
     ms_metrics_gauge(&b, "metastore_raft_term", "Current Raft term.",
                      (double)st.term);
     ms_metrics_gauge(&b, "metastore_raft_is_leader",

@@ -54,7 +54,8 @@ static struct ms_http_client *leader_conn(struct ms_server *s,
 {
     struct ms_http_client_config cfg = {.connect_timeout_ms = 2000,
                                         .request_timeout_ms =
-                                            s->cfg.request_timeout_ms};
+                                            s->cfg.request_timeout_ms,
+                                        .probe_idle = 1};
 
     if (s->fwd != NULL && strcmp(s->fwd_addr, addr) == 0)
         return s->fwd;
@@ -82,17 +83,45 @@ struct fwd {
     struct ms_call *c;
 };
 
+static void park(struct ms_call *c);
+
+/* The leader did not answer a forwarded call (it died, or the connection
+ * failed or timed out). A call that cannot have reached it, or whose repeat
+ * is harmless (a read), waits for a leader again and is retried within its
+ * --request-timeout; a write that may have reached it has an unknown
+ * outcome, which the client learns as etcd says it: sending it again could
+ * apply it twice. */
+static void forward_failed(struct ms_call *c, int status, int sent)
+{
+    struct ms_server *s = c->srv;
+    uint64_t now = ms_now_ns();
+    bool retry = !s->stopping && (!sent || c->retry_safe);
+
+    if (now - s->fwd_warned_ns >= 1000000000ull) { /* a line a second */
+        s->fwd_warned_ns = now;
+        ms_warn("forward to leader %s failed: %s; %s", s->fwd_addr,
+                s->fwd != NULL ? s->fwd->errmsg : ms_strerror(status),
+                retry ? "waiting for a leader to retry"
+                      : "a write may have reached it: outcome unknown");
+    }
+    if (retry)
+        park(c);
+    else
+        ms_call_fail(c, status == MS_ETIMEOUT ? MS_ETIMEOUT : MS_ENOTLEADER,
+                     NULL);
+}
+
 static void on_forwarded(struct ms_http_client_req *creq, int status,
                          const struct ms_http_response *resp)
 {
     struct fwd *f = creq->data;
     struct ms_call *c = f->c;
+    int sent = creq->sent; /* creq lives in f */
     const char *ctype;
 
     free(f);
     if (status != 0) {
-        ms_warn("forward to leader failed: %s", ms_strerror(status));
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        forward_failed(c, status, sent);
         return;
     }
     for (size_t i = 0; i < ms_http_resp_header_count(resp); i++) {
@@ -116,7 +145,7 @@ static void forward(struct ms_call *c, const char *addr)
     int rc;
 
     if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        park(c);
         return;
     }
     for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
@@ -133,7 +162,7 @@ static void forward(struct ms_call *c, const char *addr)
                                 on_forwarded);
     if (rc != 0) {
         free(f);
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        forward_failed(c, rc, 0);
     }
 }
 
@@ -152,14 +181,14 @@ static void on_op_forwarded(struct ms_http_client_req *creq, int status,
 {
     struct fwd *f = creq->data;
     struct ms_call *c = f->c;
+    int sent = creq->sent; /* creq lives in f */
     struct ms_result r;
     struct ms_gw_error e;
     cJSON *o;
 
     free(f);
     if (status != 0) {
-        ms_warn("forward to leader failed: %s", ms_strerror(status));
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        forward_failed(c, status, sent);
         return;
     }
     if (resp->status == 200) {
@@ -199,7 +228,7 @@ static void forward_op(struct ms_call *c, const char *addr)
     int rc;
 
     if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        park(c);
         return;
     }
     rc = ms_codec_encode_batch(MS_CODEC_PROTOBUF, &b, &body);
@@ -217,7 +246,7 @@ static void forward_op(struct ms_call *c, const char *addr)
     ms_buf_free(&body);
     if (rc != 0) {
         free(f);
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        forward_failed(c, rc, 0);
     }
 }
 
@@ -229,13 +258,13 @@ static void on_msg_forwarded(struct ms_http_client_req *creq, int status,
 {
     struct fwd *f = creq->data;
     struct ms_call *c = f->c;
+    int sent = creq->sent; /* creq lives in f */
     struct ms_result r = {0};
 
     if (status != 0 || resp->status == 200) {
         free(f);
         if (status != 0) {
-            ms_warn("forward to leader failed: %s", ms_strerror(status));
-            ms_call_fail(c, MS_ENOLEADER, NULL);
+            forward_failed(c, status, sent);
             return;
         }
         /* the raw answer: render it as is (grpc.c knows the shape) */
@@ -258,7 +287,7 @@ static void forward_msg(struct ms_call *c, const char *addr)
     struct fwd *f;
 
     if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        park(c);
         return;
     }
     snprintf(target, sizeof(target), "/internal/grpc%s", c->method_path);
@@ -268,7 +297,7 @@ static void forward_msg(struct ms_call *c, const char *addr)
     if (ms_http_client_request(cl, &f->creq, "POST", target, h, 2, c->msg,
                                c->msg_len, on_msg_forwarded) != 0) {
         free(f);
-        ms_call_fail(c, MS_ENOLEADER, NULL);
+        forward_failed(c, MS_EIO, 0);
     }
 }
 
@@ -322,14 +351,16 @@ void ms_cluster_serve_op(struct ms_call *c)
 
 static void dispatch(struct ms_call *c);
 
+/* Waits for a leader: ms_cluster_kick (every tick and on each Raft state
+ * change) retries it. */
 static void park(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
 
     c->wait_next = NULL;
-    if (c->deadline_ns <= 1) /* first park: the wait is bounded from here */
+    if (c->deadline_ns <= 1) /* first park: bounded from the call's start */
         c->deadline_ns =
-            ms_now_ns() + (uint64_t)s->cfg.request_timeout_ms * 1000000;
+            c->start_ns + (uint64_t)s->cfg.request_timeout_ms * 1000000;
     if (s->waiting_tail != NULL)
         s->waiting_tail->wait_next = c;
     else

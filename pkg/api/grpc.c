@@ -600,6 +600,8 @@ static void route_to_leader(struct ms_call *c, const uint8_t *msg, size_t len)
         return;
     }
     c->render = render_raw;
+    /* a lease renewal or look-up sent twice does no harm (lease.c) */
+    c->retry_safe = strncmp(c->method_path, "/etcdserverpb.Lease/", 20) == 0;
     ms_cluster_route(c, run_on_leader);
 }
 

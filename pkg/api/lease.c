@@ -415,7 +415,9 @@ bool ms_lease_v3(struct ms_call *c)
             leases(c);
         return true;
     }
-    /* the leader keeps the deadlines: it answers */
+    /* the leader keeps the deadlines: it answers (a renewal or a look-up
+     * sent twice does no harm) */
+    c->retry_safe = true;
     ms_cluster_route(c, ka ? run_keepalive : run_timetolive);
     return true;
 }

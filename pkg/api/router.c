@@ -234,6 +234,7 @@ void ms_call_execute(struct ms_call *c)
         serve_read(c); /* local, at once, on any member */
         return;
     }
+    c->retry_safe = c->op.type == MS_OP_RANGE;
     ms_cluster_route(c, execute_on_leader);
 }
 

@@ -481,6 +481,7 @@ static void finish(struct ms_server *s)
         ms_cluster_close(s);
         ms_watch_api_close(s);
         uv_close((uv_handle_t *)&s->tick, on_handle_closed);
+        ms_loopstat_close(&s->loopstat, on_handle_closed);
         uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
         uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
         uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
@@ -582,6 +583,8 @@ int ms_server_run(const struct ms_server_config *c)
         ms_histogram_init(&s->api[i].latency, ms_latency_bounds,
                           ms_latency_n_bounds);
     uv_loop_init(&s->loop);
+    if (ms_loopstat_init(&s->loopstat, &s->loop) != 0)
+        ms_warn("loop: idle-time metrics unavailable");
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     uv_timer_init(&s->loop, &s->shutdown_timer);

@@ -17,6 +17,7 @@
 #include "raft/node.h"
 #include "store/store.h"
 #include "util/arena.h"
+#include "util/loopstat.h"
 #include "util/metrics.h"
 
 /* The request kinds we count in /metrics. */
@@ -66,6 +67,7 @@ struct ms_server {
     struct ms_api_grpc *gapi; /* grpc.c: per-method counters */
     struct ms_raft_barrier_req barrier;
 
+    struct ms_loopstat loopstat; /* busy time per loop iteration */
     uv_signal_t sigint, sigterm;
     uv_timer_t shutdown_timer;
     bool raft_started, bp_started, http_started;
@@ -85,6 +87,7 @@ struct ms_server {
     bool publishing;
     bool fresh; /* started on an empty data directory */
     uint64_t forwarded;
+    uint64_t fwd_warned_ns; /* last "forward failed" log line */
     struct ms_call *live; /* calls with a proposal or read in flight */
     uint64_t timeouts;
 
@@ -135,6 +138,8 @@ struct ms_call {
     struct ms_call *wait_next;
     uint64_t deadline_ns;
     bool reforward; /* may be forwarded again (leadership moved away) */
+    bool retry_safe; /* running it twice is harmless (reads): a forward
+                        that failed after sending is retried */
     /* router.c: a proposal or read in flight on this leader, bounded by
      * --request-timeout */
     int waiting_on; /* 0, WAIT_PROPOSAL or WAIT_READ */

@@ -4,6 +4,7 @@
 #include "util/buf.h"
 
 #include <http_parser.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -81,7 +82,7 @@ static void fail_all(struct ms_http_client *c, int code)
 {
     struct ms_http_client_req *r = c->head, *next;
 
-    c->head = c->tail = NULL;
+    c->head = c->tail = c->unsent = NULL;
     c->npending = 0;
     for (; r != NULL; r = next) {
         next = r->next;
@@ -155,6 +156,14 @@ static void on_write(uv_write_t *req, int status)
         conn_fail(conn, MS_EIO, "write to", uv_strerror(status));
 }
 
+/* Every listed request's bytes are now on an established connection. */
+static void mark_sent(struct ms_http_client *c)
+{
+    for (struct ms_http_client_req *r = c->unsent; r != NULL; r = r->next)
+        r->sent = 1;
+    c->unsent = NULL;
+}
+
 static void conn_flush(struct ms_http_client_conn *conn)
 {
     uv_buf_t b;
@@ -188,6 +197,7 @@ static void conn_flush(struct ms_http_client_conn *conn)
         }
     }
     ms_buf_reset(&conn->out);
+    mark_sent(conn->client);
 }
 
 /* --- reading --- */
@@ -284,12 +294,14 @@ static int on_message_complete(http_parser *p)
     c->head = r->next;
     if (c->head == NULL)
         c->tail = NULL;
+    if (c->unsent == r) /* a misbehaving server answered early */
+        c->unsent = r->next;
     c->npending--;
     if (!keep) {
         /* the server ends the connection: later requests sent on it fail,
          * requests submitted from the callback go to a new one */
         rest = c->head;
-        c->head = c->tail = NULL;
+        c->head = c->tail = c->unsent = NULL;
         c->npending = 0;
         conn_close(conn);
     }
@@ -459,6 +471,22 @@ int ms_http_client_init(struct ms_http_client *client, uv_loop_t *loop,
     return 0;
 }
 
+/* An established connection whose server has closed or reset it: its end
+ * or error is already in the socket, not yet read. */
+static int peer_gone(struct ms_http_client_conn *conn)
+{
+    uv_os_fd_t fd;
+    char b;
+    ssize_t n;
+
+    if (!conn->connected || conn->closing ||
+        uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0)
+        return 0;
+    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                      errno != EINTR);
+}
+
 static int bad_token(const char *s)
 {
     return s[0] == '\0' || strpbrk(s, " \r\n\t") != NULL;
@@ -520,6 +548,9 @@ int ms_http_client_request(struct ms_http_client *client,
             return MS_EINVAL;
     if (client->closing)
         return MS_ESHUTDOWN;
+    if (client->conn != NULL && client->head == NULL &&
+        client->cfg.probe_idle && peer_gone(client->conn))
+        conn_close(client->conn); /* nothing in flight: nothing to fail */
     if (client->conn == NULL && (rc = conn_open(client)) != 0)
         return rc;
     conn = client->conn;
@@ -532,6 +563,9 @@ int ms_http_client_request(struct ms_http_client *client,
     }
     req->cb = cb;
     req->next = NULL;
+    req->sent = 0;
+    if (client->unsent == NULL)
+        client->unsent = req;
     req->head_only = strcmp(method, "HEAD") == 0;
     req->deadline = client->cfg.request_timeout_ms
                         ? uv_now(client->loop) + client->cfg.request_timeout_ms

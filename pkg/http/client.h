@@ -54,9 +54,14 @@ typedef void (*ms_http_client_cb)(struct ms_http_client_req *req, int status,
 
 typedef void (*ms_http_client_close_cb)(struct ms_http_client *client);
 
-/* A request; allocate it yourself, treat fields below data as private. */
+/* A request; allocate it yourself, treat fields below sent as private. */
 struct ms_http_client_req {
     void *data; /* for the caller; never touched here */
+    /* Read it in the callback of a failed request: 0 when the request's
+     * bytes never went out on an established connection (it cannot have
+     * reached the server: connect refused or timed out, the connection
+     * failed or closed first), 1 when they did (it may have reached it). */
+    int sent;
     /* private */
     struct ms_http_client_req *next;
     ms_http_client_cb cb;
@@ -69,6 +74,11 @@ struct ms_http_client_config {
     uint64_t connect_timeout_ms; /* 5000 */
     uint64_t request_timeout_ms; /* per request, from submission; 0: none */
     size_t max_response_bytes;   /* body limit; 64 MiB */
+    /* Before writing on a kept-alive connection with nothing in flight,
+     * check (one recv peek) that the server has not closed or reset it
+     * meanwhile; if it has, use a new connection, so that the request is
+     * not written where nobody can read it (a server that died). */
+    int probe_idle;
 };
 
 /* The client handle; fields below data and errmsg are private. */
@@ -85,6 +95,7 @@ struct ms_http_client {
     int timer_armed;
     struct ms_http_client_conn *conn;       /* current connection or NULL */
     struct ms_http_client_req *head, *tail; /* sent on conn, in order */
+    struct ms_http_client_req *unsent; /* first listed one not written yet */
     size_t npending;
     unsigned nconns; /* connection structs not yet freed */
     int closing, timer_closed;
