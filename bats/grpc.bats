@@ -254,7 +254,7 @@ EOF
     run $PY "$BATS_TEST_DIRNAME/grpc_raw.py" unknown "$PORT"
     assert_line --index 0 "UNIMPLEMENTED unknown method Nope for service etcdserverpb.KV"
     assert_line --index 1 "UNIMPLEMENTED unknown service foo.Bar"
-    assert_line --index 2 --partial "UNIMPLEMENTED metastore: etcdserverpb.Maintenance/Hash is not implemented"
+    assert_line --index 2 --partial "UNIMPLEMENTED metastore: etcdserverpb.Cluster/MemberUpdate is not implemented"
     run $PY "$BATS_TEST_DIRNAME/grpc_raw.py" badpb "$PORT"
     assert_line --index 0 --partial "INTERNAL grpc: error unmarshalling request"
     assert_line --index 1 "INVALID_ARGUMENT etcdserver: key is not provided"
@@ -380,4 +380,19 @@ EOF
     run ectl member update "$id" --peer-urls=http://127.0.0.1:1
     assert_failure
     assert_output --partial "etcdserverpb.Cluster/MemberUpdate is not implemented"
+}
+
+@test "3 members: without a leader, watch streams that ask for one get 14 'no leader'" {
+    three
+    local p3=${U3##*:} i out
+    run $PY "$BATS_TEST_DIRNAME/grpc_raw.py" noleader "$p3"
+    assert_output created
+    "$CLUSTER" kill "$DIR" n1
+    "$CLUSTER" kill "$DIR" n2
+    for i in $(seq 1 50); do
+        out=$($PY "$BATS_TEST_DIRNAME/grpc_raw.py" noleader "$p3")
+        [ "$out" = "UNAVAILABLE etcdserver: no leader" ] && break
+        sleep 0.2
+    done
+    [ "$out" = "UNAVAILABLE etcdserver: no leader" ]
 }

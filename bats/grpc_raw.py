@@ -35,7 +35,7 @@ def pb_put(key, value):
 if check == 'unknown':
     call('/etcdserverpb.KV/Nope', b'')
     call('/foo.Bar/Baz', b'')
-    call('/etcdserverpb.Maintenance/Hash', b'')
+    call('/etcdserverpb.Cluster/MemberUpdate', b'')
 elif check == 'badpb':
     call('/etcdserverpb.KV/Put', b'\xff\xff\xff')
     call('/etcdserverpb.KV/Put', b'')  # no key
@@ -58,6 +58,17 @@ elif check == 'watchstop':
         print('OK')
     except grpc.RpcError as e:
         print(e.code().name, e.details(), flush=True)
+elif check == 'noleader':
+    # a Watch stream that asks for a leader, as clientv3 marks it
+    ch = grpc.insecure_channel(target)
+    f = ch.stream_stream('/etcdserverpb.Watch/Watch')
+    it = f(iter([b'\x0a\x03\x0a\x01a']), metadata=[('hasleader', 'true')],
+           timeout=5)
+    try:
+        next(it)
+        print('created')
+    except grpc.RpcError as e:
+        print(e.code().name, e.details())
 elif check == 'garbage':
     # the preface, then frames that are not HTTP/2: the server must close
     # this connection and keep serving others

@@ -62,7 +62,7 @@ static const struct method methods[] = {
     {"/etcdserverpb.Maintenance/Alarm", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/Status", H_STATUS, 0, false},
     {"/etcdserverpb.Maintenance/Defragment", H_MAINT, 0, false},
-    {"/etcdserverpb.Maintenance/Hash", H_TODO, 0, false},
+    {"/etcdserverpb.Maintenance/Hash", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/HashKV", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/Snapshot", H_SNAPSHOT, 0, false},
     {"/etcdserverpb.Maintenance/MoveLeader", H_MAINT, 0, false},
@@ -683,7 +683,7 @@ static void on_keepalive_cancel(struct ms_grpc_call *gc)
 /* HashKV: CRC-32 of every key-value version at or below the revision (key,
  * value, revisions, version, lease), from this member's store. Members
  * with the same history agree; the value is not etcd's (bbolt) hash. */
-static void hash_kv(struct ms_call *c, const Etcdserverpb__HashKVRequest *q)
+static void hash_kv(struct ms_call *c, int64_t revision, bool kv)
 {
     struct ms_server *s = c->srv;
     struct ms_range r = {0};
@@ -698,7 +698,7 @@ static void hash_kv(struct ms_call *c, const Etcdserverpb__HashKVRequest *q)
 
     r.key = (struct ms_bytes){&zero, 1};
     r.range_end = (struct ms_bytes){&zero, 1};
-    r.revision = q->revision;
+    r.revision = revision;
     rc = ms_store_read(s->store, &r, &rs, err, sizeof(err));
     if (rc == 0 && rs.r[0].err != 0) {
         struct ms_gw_error e;
@@ -724,6 +724,13 @@ static void hash_kv(struct ms_call *c, const Etcdserverpb__HashKVRequest *q)
     hdr = ms_server_header(s, rs.r[0].revision);
     ms_results_free(&rs);
     header_of(&hdr, &h);
+    if (!kv) { /* Hash: the same value, in HashResponse */
+        Etcdserverpb__HashResponse hm = ETCDSERVERPB__HASH_RESPONSE__INIT;
+        hm.header = &h;
+        hm.hash = (uint32_t)crc;
+        reply(c, &hm.base);
+        return;
+    }
     m.header = &h;
     m.hash = (uint32_t)crc;
     m.compact_revision = ms_store_compact_revision(s->store);
@@ -858,8 +865,11 @@ static void maintenance(struct ms_call *c, const uint8_t *msg, size_t len)
             ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
             return;
         }
-        hash_kv(c, q);
+        int64_t rev = q->revision;
         etcdserverpb__hash_kvrequest__free_unpacked(q, NULL);
+        hash_kv(c, rev, true);
+    } else if (strcmp(name, "Hash") == 0) {
+        hash_kv(c, 0, false); /* of the current revision */
     } else {
         Etcdserverpb__MoveLeaderRequest *q =
             etcdserverpb__move_leader_request__unpack(NULL, len, msg);
@@ -986,6 +996,19 @@ static void on_call(struct ms_grpc_call *gc, void *data)
                  gc->path + 1);
         ms_grpc_api_end(c, MS_GRPC_UNIMPLEMENTED, msg);
         return;
+    case H_WATCH:
+    case H_KEEPALIVE:
+        /* clientv3 marks these streams "hasleader": etcd refuses them
+         * while it knows no leader, and clientv3 tries another member */
+        if (gc->leader_required && ms_raft_leader(&s->raft, NULL, 0) == 0) {
+            ms_grpc_api_end(c, MS_GRPC_UNAVAILABLE, "etcdserver: no leader");
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    switch (methods[i].how) {
     case H_WATCH:
         ms_watch_grpc(c);
         return;

@@ -806,7 +806,6 @@ int ms_grpc_server_init(struct ms_grpc_server *s, uv_loop_t *loop,
     s->cfg.max_streams = 1024;
     s->cfg.max_connections = 1024;
     s->cfg.idle_timeout_ms = 300000;
-    s->cfg.max_queued_bytes = 8u << 20;
     if (cfg != NULL) {
         if (cfg->max_recv_bytes)
             s->cfg.max_recv_bytes = cfg->max_recv_bytes;
@@ -816,8 +815,6 @@ int ms_grpc_server_init(struct ms_grpc_server *s, uv_loop_t *loop,
             s->cfg.max_connections = cfg->max_connections;
         if (cfg->idle_timeout_ms)
             s->cfg.idle_timeout_ms = cfg->idle_timeout_ms;
-        if (cfg->max_queued_bytes)
-            s->cfg.max_queued_bytes = cfg->max_queued_bytes;
     }
     uv_idle_init(loop, &s->flush);
     uv_timer_init(loop, &s->timer);

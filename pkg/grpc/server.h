@@ -81,8 +81,6 @@ struct ms_grpc_config {
     unsigned max_streams;     /* concurrent per connection; 1024 */
     unsigned max_connections; /* 1024 */
     uint64_t idle_timeout_ms; /* no stream and no input; 300000 */
-    size_t max_queued_bytes;  /* unsent bytes per stream; 8 MiB (see
-                                 ms_grpc_queued) */
 };
 
 struct ms_grpc_server {
