@@ -137,6 +137,26 @@ EOF
     assert_output --partial "$(printf 'PUT\nw0\nold')"
 }
 
+@test "etcdctl watch: a compacted start revision; two watches on one stream (watch -i)" {
+    one
+    ectl put a 1 >/dev/null
+    ectl put a 2 >/dev/null
+    ectl compaction 3 >/dev/null
+    run timeout 3 etcdctl --endpoints="$EP" watch a --rev 1
+    assert_output --partial "watch was canceled (etcdserver: mvcc: required revision has been compacted)"
+    local out=$BATS_TEST_TMPDIR/wi.out
+    { printf 'watch a\nwatch b --prev-kv\n'; sleep 5; } |
+        etcdctl --endpoints="$EP" watch -i >"$out" 2>&1 &
+    BGPIDS+=($!)
+    sleep 0.7
+    ectl put b 1 >/dev/null
+    ectl put a 3 >/dev/null
+    ectl put b 4 >/dev/null
+    wait_for "$out" '^4$'
+    run cat "$out"
+    assert_output --partial "$(printf 'PUT\nb\n1\nPUT\na\n3\nPUT\nb\n1\nb\n4')"
+}
+
 @test "etcdctl lease grant, put --lease, timetolive --keys, keep-alive, revoke" {
     one
     run ectl lease grant 10
