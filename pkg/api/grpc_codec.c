@@ -251,14 +251,9 @@ int ms_pb_decode_op(enum ms_op_type t, const uint8_t *data, size_t len,
 /* --- results to responses ---------------------------------------------------
  */
 
-/* Messages are built in an arena (no frees one by one) and packed once. */
-#define NEW(a, T, init)                                                        \
-    ({                                                                         \
-        T *p_ = ms_arena_alloc((a), sizeof(T));                                \
-        if (p_ != NULL)                                                        \
-            *p_ = (T)init;                                                     \
-        p_;                                                                    \
-    })
+/* Messages are built in an arena (no frees one by one) and packed once:
+ * NEW copies a message's initializer (a compound literal) into it. */
+#define NEW(a, T, init) ((T *)ms_arena_dup((a), &(T)init, sizeof(T)))
 
 static Etcdserverpb__ResponseHeader *header(struct ms_arena *a,
                                             const struct ms_gw_header *h)
