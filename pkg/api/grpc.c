@@ -797,46 +797,107 @@ static void move_leader(struct ms_call *c, uint64_t target)
 }
 
 /* Maintenance.Snapshot: this member's snapshot file (pkg/store/snapshot.h)
- * in the envelope etcdctl checks (ms_snaptool_envelope), as a stream of
- * 32 KiB blobs. The whole stream is queued at once. */
+ * in the envelope etcdctl checks (ms_snaptool_envelope_tail): the bytes of
+ * snap, pad zeros, then tail, as 32 KiB blobs queued while the client
+ * takes them (on_drained), so the stream holds the snapshot once. */
+struct snap_stream {
+    struct ms_buf snap;
+    size_t pad;
+    uint8_t tail[MS_SNAPTOOL_ENVELOPE_TAIL];
+    uint64_t off, total;
+};
+
+#define SNAP_BLOB 32768
+
+static void snapshot_free(struct ms_call *c)
+{
+    struct snap_stream *st = c->stream;
+
+    c->gc->on_drained = NULL;
+    c->gc->on_cancel = NULL;
+    ms_buf_free(&st->snap);
+    free(st);
+    c->stream = NULL;
+}
+
+/* Copies bytes [off, off + n) of the enveloped file into out. */
+static void snapshot_read(const struct snap_stream *st, uint64_t off,
+                          uint8_t *out, size_t n)
+{
+    uint64_t len = st->snap.len, zend = len + st->pad;
+
+    for (size_t i = 0; i < n; i++, off++)
+        out[i] = off < len    ? st->snap.data[off]
+                 : off < zend ? 0
+                              : st->tail[off - zend];
+}
+
+static void snapshot_more(struct ms_grpc_call *gc)
+{
+    struct ms_call *c = gc->data;
+    struct snap_stream *st = c->stream;
+    struct ms_gw_header hdr =
+        ms_server_header(c->srv, ms_store_revision(c->srv->store));
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    uint8_t blob[SNAP_BLOB], pb[SNAP_BLOB + 256];
+
+    header_of(&hdr, &h);
+    while (st->off < st->total && ms_grpc_queued(gc) < 4 * SNAP_BLOB) {
+        Etcdserverpb__SnapshotResponse m =
+            ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
+        size_t n = st->total - st->off < SNAP_BLOB
+                       ? (size_t)(st->total - st->off)
+                       : SNAP_BLOB;
+        snapshot_read(st, st->off, blob, n);
+        st->off += n;
+        m.header = &h;
+        m.blob.data = blob;
+        m.blob.len = n;
+        m.remaining_bytes = st->total - st->off;
+        if (ms_grpc_send(gc, pb, protobuf_c_message_pack(&m.base, pb)) ==
+            MS_ENOMEM) {
+            snapshot_free(c);
+            ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+    }
+    if (st->off == st->total) {
+        snapshot_free(c);
+        ms_grpc_api_end(c, MS_GRPC_OK, "");
+    }
+}
+
+static void snapshot_cancel(struct ms_grpc_call *gc)
+{
+    struct ms_call *c = gc->data;
+
+    snapshot_free(c);
+    ms_grpc_api_end(c, MS_GRPC_CANCELED, "context canceled");
+}
+
 static void snapshot(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
-    struct ms_buf snap = MS_BUF_INIT, env = MS_BUF_INIT, pb = MS_BUF_INIT;
-    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct snap_stream *st = calloc(1, sizeof(*st));
     int rc;
 
-    header_of(&hdr, &h);
-    rc = ms_fsm_snapshot(&s->fsm, &snap);
-    if (rc == 0)
-        rc = ms_snaptool_envelope(snap.data, snap.len, &env);
-    ms_buf_free(&snap);
-    for (size_t off = 0; rc == 0 && off < env.len;) {
-        Etcdserverpb__SnapshotResponse m =
-            ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
-        size_t n = env.len - off < 32768 ? env.len - off : 32768;
-        m.header = &h;
-        m.blob.data = env.data + off;
-        m.blob.len = n;
-        off += n;
-        m.remaining_bytes = env.len - off;
-        ms_buf_reset(&pb);
-        if (ms_buf_reserve(&pb, protobuf_c_message_get_packed_size(&m.base)) !=
-            0) {
-            rc = MS_ENOMEM;
-            break;
-        }
-        pb.len = protobuf_c_message_pack(&m.base, pb.data);
-        if (ms_grpc_send(c->gc, pb.data, pb.len) == MS_ENOMEM)
-            rc = MS_ENOMEM;
+    if (st == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
     }
-    ms_buf_free(&env);
-    ms_buf_free(&pb);
-    if (rc != 0)
+    rc = ms_fsm_snapshot(&s->fsm, &st->snap);
+    if (rc != 0) {
+        ms_buf_free(&st->snap);
+        free(st);
         ms_call_fail(c, rc, s->fsm.errmsg[0] ? s->fsm.errmsg : NULL);
-    else
-        ms_grpc_api_end(c, MS_GRPC_OK, "");
+        return;
+    }
+    st->pad = ms_snaptool_envelope_tail(st->snap.data, st->snap.len, st->tail);
+    st->total = st->snap.len + st->pad + MS_SNAPTOOL_ENVELOPE_TAIL;
+    c->stream = st;
+    c->gc->on_cancel = snapshot_cancel;
+    c->gc->on_drained = snapshot_more;
+    snapshot_more(c->gc);
 }
 
 static void maintenance(struct ms_call *c, const uint8_t *msg, size_t len)

@@ -124,6 +124,7 @@ struct ms_call {
     /* grpc.c: a member operation as cluster.c's gateway code takes it */
     const char *member_verb; /* "add", "remove", "promote" */
     const char *member_json; /* its arguments, NUL-terminated, in arena */
+    void *stream; /* grpc.c: a server stream's state (Snapshot) */
     enum ms_api_kind kind;
     uint64_t start_ns;
     struct ms_arena arena; /* the parsed operation's memory */

@@ -42,6 +42,7 @@ static void conn_close(struct ms_grpc_conn *c);
 static void conn_end(struct ms_grpc_conn *c);
 static void conn_flush(struct ms_grpc_conn *c);
 static void mark_dirty(struct ms_grpc_conn *c);
+static bool wants_more(const struct ms_grpc_call *call);
 
 /* --- helpers ------------------------------------------------------------ */
 
@@ -621,6 +622,13 @@ static void conn_flush(struct ms_grpc_conn *c)
         }
     }
     ms_buf_free(&b);
+    for (struct ms_grpc_call *call = c->calls; call != NULL;
+         call = call->next) {
+        if (wants_more(call)) {
+            mark_dirty(c); /* its producer runs in on_flush */
+            break;
+        }
+    }
     if ((!nghttp2_session_want_read(c->ng) &&
          !nghttp2_session_want_write(c->ng)) ||
         (c->goaway && c->nstreams == 0)) {
@@ -630,17 +638,30 @@ static void conn_flush(struct ms_grpc_conn *c)
     update_reading(c);
 }
 
+static bool wants_more(const struct ms_grpc_call *call)
+{
+    return call->on_drained != NULL && !call->answered && !call->finished &&
+           ms_grpc_queued(call) < MS_GRPC_DRAIN_BYTES;
+}
+
 static void on_flush(uv_idle_t *h)
 {
     struct ms_grpc_server *s = h->data;
     struct ms_grpc_conn *c, *next;
+    struct ms_grpc_call *call, *cn;
 
     uv_idle_stop(&s->flush);
     s->flush_on = false;
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->dirty)
-            conn_flush(c);
+        if (!c->dirty || c->closing)
+            continue;
+        for (call = c->calls; call != NULL; call = cn) {
+            cn = call->next;
+            if (wants_more(call))
+                call->on_drained(call);
+        }
+        conn_flush(c);
     }
 }
 

@@ -36,6 +36,11 @@ typedef void (*ms_grpc_message_cb)(struct ms_grpc_call *call,
 /* The stream is gone (reset, deadline, connection closed, server stopped
  * with ms_grpc_server_stop's cancel): the handler must still finish it. */
 typedef void (*ms_grpc_cancel_cb)(struct ms_grpc_call *call);
+/* Fewer than MS_GRPC_DRAIN_BYTES are queued on the call: the handler may
+ * queue more (or clear on_drained when it has no more). Called from the
+ * loop, outside every other callback of this server. */
+typedef void (*ms_grpc_drain_cb)(struct ms_grpc_call *call);
+#define MS_GRPC_DRAIN_BYTES (256 * 1024)
 /* A new call; data is the server's data. The handler sets on_message (and
  * on_cancel) or finishes the call at once. */
 typedef void (*ms_grpc_call_cb)(struct ms_grpc_call *call, void *data);
@@ -50,6 +55,7 @@ struct ms_grpc_call {
     bool leader_required;       /* header hasleader: true */
     ms_grpc_message_cb on_message;
     ms_grpc_cancel_cb on_cancel;
+    ms_grpc_drain_cb on_drained; /* a server stream's producer, or NULL */
     /* private */
     struct ms_grpc_conn *conn;
     struct ms_grpc_call *next, *prev;

@@ -84,24 +84,34 @@ static void finish_info(struct ms_snapshot_info *info,
 
 #define ENV_TAIL (8 + MS_SHA256_SIZE)
 
+size_t ms_snaptool_envelope_tail(const uint8_t *snap, size_t len,
+                                 uint8_t tail[MS_SNAPTOOL_ENVELOPE_TAIL])
+{
+    static const uint8_t zeros[512];
+    size_t pad = (512 - (len + 8) % 512) % 512;
+    struct ms_sha256 h;
+
+    for (int i = 0; i < 8; i++)
+        tail[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    ms_sha256_init(&h);
+    ms_sha256_update(&h, snap, len);
+    ms_sha256_update(&h, zeros, pad);
+    ms_sha256_update(&h, tail, 8);
+    ms_sha256_final(&h, tail + 8);
+    return pad;
+}
+
 int ms_snaptool_envelope(const uint8_t *snap, size_t len, struct ms_buf *out)
 {
-    size_t pad = (512 - (len + 8) % 512) % 512;
     uint8_t tail[ENV_TAIL];
-    struct ms_sha256 h;
+    size_t pad = ms_snaptool_envelope_tail(snap, len, tail);
 
     if (ms_buf_reserve(out, len + pad + ENV_TAIL) != 0)
         return MS_ENOMEM;
     ms_buf_append(out, snap, len);
     memset(out->data + out->len, 0, pad);
     out->len += pad;
-    for (int i = 0; i < 8; i++)
-        tail[i] = (uint8_t)((uint64_t)len >> (8 * i));
-    ms_buf_append(out, tail, 8);
-    ms_sha256_init(&h);
-    ms_sha256_update(&h, out->data, out->len);
-    ms_sha256_final(&h, tail);
-    ms_buf_append(out, tail, MS_SHA256_SIZE);
+    ms_buf_append(out, tail, ENV_TAIL);
     return 0;
 }
 
