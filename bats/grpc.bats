@@ -242,6 +242,20 @@ EOF
     echo "$output" | grep ", $target, " | grep -q ', true, false,'
 }
 
+@test "disk-space alarm: etcd's NOSPACE error, alarm list and status errors" {
+    start_server n1 --space-reserve 100000000000000
+    EP=127.0.0.1:$PORT
+    run ectl put a b
+    assert_failure
+    assert_output --partial "etcdserver: mvcc: database space exceeded"
+    run ectl alarm list
+    assert_output --partial "alarm:NOSPACE"
+    run ectl endpoint status
+    assert_output --partial "alarm:NOSPACE"
+    run ectl get a
+    assert_success
+}
+
 @test "etcdctl lock with two contenders, elect" {
     one
     local out=$BATS_TEST_TMPDIR/lock.out

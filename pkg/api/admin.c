@@ -323,6 +323,11 @@ void ms_server_status(struct ms_server *s, struct ms_gw_status *gs)
     gs->raft_term = st.term;
     gs->raft_applied_index = st.last_applied;
     gs->is_learner = me != NULL && me->learner;
+    if (s->nospace) { /* etcd lists raised alarms as errors */
+        static const char *const nospace[] = {"alarm:NOSPACE"};
+        gs->errors = nospace;
+        gs->n_errors = 1;
+    }
 }
 
 static void status(struct ms_call *c)

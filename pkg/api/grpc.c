@@ -263,6 +263,8 @@ static void status(struct ms_call *c)
     m.raftappliedindex = gs.raft_applied_index;
     m.dbsizeinuse = gs.db_size_in_use;
     m.islearner = gs.is_learner;
+    m.errors = (char **)gs.errors;
+    m.n_errors = gs.n_errors;
     reply(c, &m.base);
 }
 
@@ -909,9 +911,18 @@ static void maintenance(struct ms_call *c, const uint8_t *msg, size_t len)
 
     header_of(&hdr, &h);
     if (strcmp(name, "Alarm") == 0) {
-        /* no alarm is ever raised here: list, activate and deactivate all
-         * answer the empty set (etcd's Alarm responses carry no header) */
+        /* the one alarm is this member's NOSPACE (space.c), raised and
+         * cleared by the member itself: every action answers whether it
+         * is raised (etcd's Alarm responses carry no header) */
         Etcdserverpb__AlarmResponse m = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+        Etcdserverpb__AlarmMember am = ETCDSERVERPB__ALARM_MEMBER__INIT;
+        Etcdserverpb__AlarmMember *list[1] = {&am};
+        if (s->nospace) {
+            am.memberid = s->member_id;
+            am.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+            m.alarms = list;
+            m.n_alarms = 1;
+        }
         reply(c, &m.base);
     } else if (strcmp(name, "Defragment") == 0) {
         /* nothing to defragment: the stores compact themselves */
