@@ -243,8 +243,19 @@ EOF
 }
 
 @test "disk-space alarm: etcd's NOSPACE error, alarm list and status errors" {
-    start_server n1 --space-reserve 100000000000000
+    # /health answers 503 under the alarm: start without start_server
+    local i
+    PORT=$(free_port)
     EP=127.0.0.1:$PORT
+    "$SERVER" --data-dir "$BATS_TEST_TMPDIR/n1" --listen-client-urls "http://$EP" \
+        --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" --heartbeat-interval 20 \
+        --election-timeout 200 --space-reserve 100000000000000 \
+        >>"$BATS_TEST_TMPDIR/n1.log" 2>&1 &
+    PID=$!
+    for i in $(seq 1 100); do
+        ectl endpoint status 2>/dev/null | grep -q ', true, false,' && break
+        sleep 0.1
+    done
     run ectl put a b
     assert_failure
     assert_output --partial "etcdserver: mvcc: database space exceeded"
