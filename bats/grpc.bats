@@ -18,7 +18,9 @@ setup() {
 
 teardown() {
     local p
-    for p in "${BGPIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # SIGKILL: etcdctl lock/elect would try to resign from a server that
+    # is about to stop, and retry
+    for p in "${BGPIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     [ -n "${PID:-}" ] && stop_server "$PID" >/dev/null 2>&1 || true
     if [ -n "${DIR:-}" ]; then "$CLUSTER" stop "$DIR" >/dev/null 2>&1 || true; fi
 }
@@ -119,7 +121,7 @@ EOF
     one
     ectl put w0 old
     local out=$BATS_TEST_TMPDIR/watch.out
-    etcdctl --endpoints="$EP" watch w --prefix --prev-kv >"$out" 2>&1 &
+    etcdctl --endpoints="$EP" watch w --prefix --prev-kv >"$out" 2>&1 3>&- &
     BGPIDS+=($!)
     sleep 0.5
     ectl put w0 new
@@ -145,8 +147,8 @@ EOF
     run timeout 3 etcdctl --endpoints="$EP" watch a --rev 1
     assert_output --partial "watch was canceled (etcdserver: mvcc: required revision has been compacted)"
     local out=$BATS_TEST_TMPDIR/wi.out
-    { printf 'watch a\nwatch b --prev-kv\n'; sleep 5; } |
-        etcdctl --endpoints="$EP" watch -i >"$out" 2>&1 &
+    { printf 'watch a\nwatch b --prev-kv\n'; sleep 5; } 3>&- |
+        etcdctl --endpoints="$EP" watch -i >"$out" 2>&1 3>&- &
     BGPIDS+=($!)
     sleep 0.7
     ectl put b 1 >/dev/null
@@ -250,7 +252,7 @@ EOF
     "$SERVER" --data-dir "$BATS_TEST_TMPDIR/n1" --listen-client-urls "http://$EP" \
         --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" --heartbeat-interval 20 \
         --election-timeout 200 --space-reserve 100000000000000 \
-        >>"$BATS_TEST_TMPDIR/n1.log" 2>&1 &
+        >>"$BATS_TEST_TMPDIR/n1.log" 2>&1 3>&- &
     PID=$!
     for i in $(seq 1 100); do
         ectl endpoint status 2>/dev/null | grep -q ', true, false,' && break
@@ -270,7 +272,7 @@ EOF
 @test "etcdctl lock with two contenders, elect" {
     one
     local out=$BATS_TEST_TMPDIR/lock.out
-    etcdctl --endpoints="$EP" lock L -- sh -c 'echo first; sleep 1.5; echo first-done' >"$out" 2>&1 &
+    etcdctl --endpoints="$EP" lock L -- sh -c 'echo first; sleep 1.5; echo first-done' >"$out" 2>&1 3>&- &
     BGPIDS+=($!)
     wait_for "$out" first
     run ectl lock L -- sh -c 'echo second'
@@ -280,7 +282,7 @@ EOF
     run cat "$out"
     assert_output --partial first-done
     local eout=$BATS_TEST_TMPDIR/elect.out
-    etcdctl --endpoints="$EP" elect E p1 >"$eout" 2>&1 &
+    etcdctl --endpoints="$EP" elect E p1 >"$eout" 2>&1 3>&- &
     BGPIDS+=($!)
     wait_for "$eout" p1
     run timeout 3 etcdctl --endpoints="$EP" elect -l E
@@ -320,7 +322,7 @@ EOF
 @test "SIGTERM ends an open watch stream with 14 'etcdserver: server stopped'" {
     one
     local out=$BATS_TEST_TMPDIR/ws.out
-    $PY "$BATS_TEST_DIRNAME/grpc_raw.py" watchstop "$PORT" >"$out" 2>&1 &
+    $PY "$BATS_TEST_DIRNAME/grpc_raw.py" watchstop "$PORT" >"$out" 2>&1 3>&- &
     BGPIDS+=($!)
     wait_for "$out" created
     stop_server "$PID"
@@ -376,7 +378,7 @@ EOF
     run ectl lease timetolive "$id"
     assert_output --partial "granted with TTL(30s)"
     local out=$BATS_TEST_TMPDIR/w.out
-    etcdctl --endpoints="$EP" watch wk >"$out" 2>&1 &
+    etcdctl --endpoints="$EP" watch wk >"$out" 2>&1 3>&- &
     BGPIDS+=($!)
     sleep 0.5
     etcdctl --endpoints="${leader#http://}" put wk 1
