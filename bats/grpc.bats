@@ -319,6 +319,14 @@ EOF
     kill -0 "$PID"
 }
 
+@test "a watcher that stops reading is cut off (8), its memory bounded" {
+    one
+    run timeout 60 $PY "$BATS_TEST_DIRNAME/grpc_raw.py" slowwatch "$PORT"
+    assert_output "RESOURCE_EXHAUSTED metastore: watch stream too slow"
+    run curl -s "$URL/metrics"
+    assert_output --partial "metastore_watchers_slow_canceled_total 1"
+}
+
 @test "SIGTERM ends an open watch stream with 14 'etcdserver: server stopped'" {
     one
     local out=$BATS_TEST_TMPDIR/ws.out

@@ -69,6 +69,27 @@ elif check == 'noleader':
         print('created')
     except grpc.RpcError as e:
         print(e.code().name, e.details())
+elif check == 'slowwatch':
+    # a watcher that stops reading while 12 MB of events come: the server
+    # ends its stream instead of queueing without bound
+    import etcd3
+    ch = grpc.insecure_channel(target)
+    f = ch.stream_stream('/etcdserverpb.Watch/Watch')
+    def reqs():
+        yield b'\x0a\x06\x0a\x04slow'  # create_request {key: "slow"}
+        time.sleep(120)
+    it = f(reqs())
+    next(it)
+    c = etcd3.client(host='127.0.0.1', port=port)
+    for i in range(120):
+        c.put('slow', 'x' * 100000)
+    time.sleep(1)
+    try:
+        for _ in it:
+            pass
+        print('OK')
+    except grpc.RpcError as e:
+        print(e.code().name, e.details())
 elif check == 'garbage':
     # the preface, then frames that are not HTTP/2: the server must close
     # this connection and keep serving others
