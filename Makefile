@@ -39,7 +39,7 @@ $(DEPS_STAMP): tools/install-deps
 	@mkdir -p $(dir $@)
 	@echo "# tools/install-deps succeeded; make re-reads the Makefile after this" >$@
 
-DEPS_PC  := raft libuv libcjson libprotobuf-c rocksdb zlib openssl
+DEPS_PC  := raft libuv libcjson libprotobuf-c rocksdb zlib openssl libnghttp2
 PC_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 PC_LIBS   := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
 
@@ -49,7 +49,8 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   := $(PC_LIBS) -lhttp_parser -lm -lpthread
 
-PROTO_SRC := $(wildcard proto/*.proto)
+# proto/etcd/: etcd 3.4's API, stripped copies (tools/strip-etcd-proto)
+PROTO_SRC := $(wildcard proto/*.proto) $(wildcard proto/etcd/*/*/*.proto)
 PROTO_C   := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTO_SRC))
 PROTO_H   := $(PROTO_C:.c=.h)
 PROTO_O   := $(PROTO_C:.c=.o)
@@ -80,7 +81,7 @@ deps:
 
 # --- generated protobuf-c code ------------------------------------------
 $(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto
-	@mkdir -p $(B)/gen
+	@mkdir -p $(dir $@)
 	protoc-c --proto_path=proto --c_out=$(B)/gen $<
 
 $(B)/gen/%.pb-c.o: $(B)/gen/%.pb-c.c
@@ -143,7 +144,7 @@ FUZZ_OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(PKG_SRC)) \
             $(patsubst proto/%.proto,$(FZ)/gen/%.pb-c.o,$(PROTO_SRC))
 
 $(FZ)/gen/%.pb-c.c $(FZ)/gen/%.pb-c.h: proto/%.proto
-	@mkdir -p $(FZ)/gen
+	@mkdir -p $(dir $@)
 	protoc-c --proto_path=proto --c_out=$(FZ)/gen $<
 
 $(FZ)/gen/%.pb-c.o: $(FZ)/gen/%.pb-c.c

@@ -185,6 +185,7 @@ static void metrics(struct ms_call *c)
                        "connection ready in one loop iteration share one).",
                        (double)s->http.writes);
     ms_watch_lease_metrics(s, &b);
+    ms_grpc_api_metrics(s, &b);
     ms_call_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
     ms_buf_free(&b);
 }
@@ -307,92 +308,116 @@ static void batch(struct ms_call *c)
 
 /* --- /v3/maintenance/status and /v3/cluster/member/list -------------------- */
 
+void ms_server_status(struct ms_server *s, struct ms_gw_status *gs)
+{
+    struct ms_raft_status st;
+    struct ms_member *me = ms_members_find(&s->fsm.members, s->member_id);
+
+    memset(gs, 0, sizeof(*gs));
+    ms_raft_get_status(&s->raft, &st);
+    gs->version = "3.4.0-metastore";
+    gs->db_size = (int64_t)ms_store_bytes(s->store);
+    gs->db_size_in_use = gs->db_size;
+    gs->leader = st.leader_id;
+    gs->raft_index = st.commit_index;
+    gs->raft_term = st.term;
+    gs->raft_applied_index = st.last_applied;
+    gs->is_learner = me != NULL && me->learner;
+    if (s->nospace) { /* etcd lists raised alarms as errors */
+        static const char *const nospace[] = {"alarm:NOSPACE"};
+        gs->errors = nospace;
+        gs->n_errors = 1;
+    }
+}
+
 static void status(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
-    struct ms_raft_status st;
-    struct ms_gw_status gs = {0};
+    struct ms_gw_status gs;
     struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
     struct ms_buf b = MS_BUF_INIT;
 
     c->kind = MS_API_V3_MAINTENANCE;
-    ms_raft_get_status(&s->raft, &st);
-    gs.version = "3.4.0-metastore";
-    gs.db_size = (int64_t)ms_store_bytes(s->store);
-    gs.db_size_in_use = gs.db_size;
-    gs.leader = st.leader_id;
-    gs.raft_index = st.commit_index;
-    gs.raft_term = st.term;
-    gs.raft_applied_index = st.last_applied;
-    {
-        struct ms_member *me = ms_members_find(&s->fsm.members, s->member_id);
-        gs.is_learner = me != NULL && me->learner;
-    }
+    ms_server_status(s, &gs);
     ms_gw_write_status(&b, &hdr, &gs);
     ms_call_respond(c, 200, "application/json", b.data, b.len);
     ms_buf_free(&b);
 }
 
-static void member_list(struct ms_call *c)
+int ms_member_view_get(struct ms_server *s, struct ms_member_view *v)
 {
-    struct ms_server *s = c->srv;
     const struct ms_members *t = &s->fsm.members;
-    struct ms_raft_member *rm = NULL;
     size_t n = 0, k = 0;
-    struct ms_gw_member *gm;
-    struct ms_gw_header hdr = ms_server_header(s, 0);
-    struct ms_buf b = MS_BUF_INIT;
-    char(*urls)[MS_MEMBER_URL_MAX];
-    const char **peer, **client;
 
-    c->kind = MS_API_V3_CLUSTER;
-    if (ms_raft_members(&s->raft, &rm, &n) != 0) {
-        ms_call_fail(c, MS_ENOLEADER, NULL);
-        return;
-    }
+    memset(v, 0, sizeof(*v));
+    if (ms_raft_members(&s->raft, &v->rm, &n) != 0)
+        return MS_ENOLEADER;
     /* the Raft configuration says who is in; the replicated member table
      * adds names and client URLs once members have published them */
-    gm = calloc(n + 1, sizeof(*gm));
-    urls = calloc(n + 1, sizeof(*urls));
-    peer = calloc(n + 1, sizeof(*peer));
-    client = calloc(n + 1, sizeof(*client));
-    if (gm == NULL || urls == NULL || peer == NULL || client == NULL) {
-        ms_call_fail(c, MS_ENOMEM, NULL);
-        goto out;
+    v->m = calloc(n + 1, sizeof(*v->m));
+    v->urls = calloc(n + 1, sizeof(*v->urls));
+    v->peer = calloc(n + 1, sizeof(*v->peer));
+    v->client = calloc(n + 1, sizeof(*v->client));
+    if (v->m == NULL || v->urls == NULL || v->peer == NULL ||
+        v->client == NULL) {
+        ms_member_view_free(v);
+        return MS_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
         const struct ms_member *m = NULL;
         for (size_t j = 0; j < t->n; j++)
-            if (t->m[j].id == rm[i].id)
+            if (t->m[j].id == v->rm[i].id)
                 m = &t->m[j];
-        gm[k].id = rm[i].id;
-        gm[k].is_learner = rm[i].role != MS_RAFT_VOTER;
+        v->m[k].id = v->rm[i].id;
+        v->m[k].is_learner = v->rm[i].role != MS_RAFT_VOTER;
         if (m != NULL) {
-            gm[k].name = m->name;
-            peer[k] = m->peer_url;
+            v->m[k].name = m->name;
+            v->peer[k] = m->peer_url;
             if (m->client_url[0]) {
-                client[k] = m->client_url;
-                gm[k].client_urls = &client[k];
-                gm[k].n_client_urls = 1;
+                v->client[k] = m->client_url;
+                v->m[k].client_urls = &v->client[k];
+                v->m[k].n_client_urls = 1;
             }
         } else {
-            snprintf(urls[k], sizeof(urls[k]), "%s://%s",
+            snprintf(v->urls[k], sizeof(v->urls[k]), "%s://%s",
                      ms_server_peer_tls(&s->cfg) ? "https" : "http",
-                     rm[i].address);
-            peer[k] = urls[k];
+                     v->rm[i].address);
+            v->peer[k] = v->urls[k];
         }
-        gm[k].peer_urls = &peer[k];
-        gm[k].n_peer_urls = 1;
+        v->m[k].peer_urls = &v->peer[k];
+        v->m[k].n_peer_urls = 1;
         k++;
     }
-    ms_gw_write_member_list(&b, &hdr, gm, k);
+    v->n = k;
+    return 0;
+}
+
+void ms_member_view_free(struct ms_member_view *v)
+{
+    free(v->m);
+    free(v->urls);
+    free(v->peer);
+    free(v->client);
+    free(v->rm);
+    memset(v, 0, sizeof(*v));
+}
+
+static void member_list(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    struct ms_member_view v;
+    struct ms_gw_header hdr = ms_server_header(s, 0);
+    struct ms_buf b = MS_BUF_INIT;
+    int rc;
+
+    c->kind = MS_API_V3_CLUSTER;
+    if ((rc = ms_member_view_get(s, &v)) != 0) {
+        ms_call_fail(c, rc, NULL);
+        return;
+    }
+    ms_gw_write_member_list(&b, &hdr, v.m, v.n);
     ms_call_respond(c, 200, "application/json", b.data, b.len);
-out:
-    free(gm);
-    free(urls);
-    free(peer);
-    free(client);
-    free(rm);
+    ms_member_view_free(&v);
     ms_buf_free(&b);
 }
 

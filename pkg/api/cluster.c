@@ -1,7 +1,9 @@
 /* cluster.c - what makes any member serve any request: forwarding to the
  * leader, waiting (bounded) for a leader, publishing this member's name and
  * client URL, and runtime membership (member add/remove/promote). */
+#include "api/grpc_codec.h"
 #include "api/server_priv.h"
+#include "codec/codec.h"
 #include "http/client.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -164,6 +166,187 @@ static void forward(struct ms_call *c, const char *addr)
     }
 }
 
+/* --- forwarding an operation -------------------------------------------
+ *
+ * A call that runs an operation (ms_call_execute) is forwarded as the
+ * operation, whatever front end it came from: the op in the protobuf codec
+ * of Raft entries (a batch of one) to the leader's POST /internal/op; the
+ * leader runs it through the same path and answers etcd's protobuf
+ * response for the result, or the gateway's JSON error. The result comes
+ * back here as a struct ms_result that c->render turns into the client's
+ * answer (JSON, REST or gRPC). */
+
+static void on_op_forwarded(struct ms_http_client_req *creq, int status,
+                            const struct ms_http_response *resp)
+{
+    struct fwd *f = creq->data;
+    struct ms_call *c = f->c;
+    int sent = creq->sent; /* creq lives in f */
+    struct ms_result r;
+    struct ms_gw_error e;
+    cJSON *o;
+
+    free(f);
+    if (status != 0) {
+        forward_failed(c, status, sent);
+        return;
+    }
+    if (resp->status == 200) {
+        if (ms_pb_decode_result(c->op.type, resp->body, resp->body_len,
+                                &c->arena, &r) != 0) {
+            ms_call_fail(c, MS_EMALFORMED, "forward: bad result from leader");
+            return;
+        }
+        c->render(c, 0, &r);
+        return;
+    }
+    /* {"error":M,"message":M,"code":C} */
+    o = cJSON_ParseWithLength((const char *)resp->body, resp->body_len);
+    {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
+        if (cJSON_IsNumber(code) && cJSON_IsString(msg))
+            ms_gw_error_set(&e, code->valueint, "%s", msg->valuestring);
+        else
+            ms_gw_error_set(&e, MS_GRPC_UNKNOWN, "forward: leader answered %d",
+                            resp->status);
+        e.http_status = resp->status;
+    }
+    cJSON_Delete(o);
+    ms_call_error(c, &e);
+}
+
+static void forward_op(struct ms_call *c, const char *addr)
+{
+    struct ms_server *s = c->srv;
+    struct ms_http_client *cl = leader_conn(s, addr);
+    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+                                  {FORWARDED_HEADER, "1"}};
+    struct ms_batch b = {.ops = &c->op, .n_ops = 1};
+    struct ms_buf body = MS_BUF_INIT;
+    struct fwd *f;
+    int rc;
+
+    if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
+        park(c);
+        return;
+    }
+    rc = ms_codec_encode_batch(MS_CODEC_PROTOBUF, &b, &body);
+    if (rc != 0) {
+        free(f);
+        ms_buf_free(&body);
+        ms_call_fail(c, rc, NULL);
+        return;
+    }
+    f->creq.data = f;
+    f->c = c;
+    s->forwarded++;
+    rc = ms_http_client_request(cl, &f->creq, "POST", "/internal/op", h, 2,
+                                body.data, body.len, on_op_forwarded);
+    ms_buf_free(&body);
+    if (rc != 0) {
+        free(f);
+        forward_failed(c, rc, 0);
+    }
+}
+
+/* A gRPC request that is not an op (lease keep-alive, time-to-live): the
+ * request message goes to the leader's /internal/grpc<path>, whose
+ * protobuf answer is the client's. */
+static void on_msg_forwarded(struct ms_http_client_req *creq, int status,
+                             const struct ms_http_response *resp)
+{
+    struct fwd *f = creq->data;
+    struct ms_call *c = f->c;
+    int sent = creq->sent; /* creq lives in f */
+    struct ms_result r = {0};
+
+    if (status != 0 || resp->status == 200) {
+        free(f);
+        if (status != 0) {
+            forward_failed(c, status, sent);
+            return;
+        }
+        /* the raw answer: render it as is (grpc.c knows the shape) */
+        r.type = 0;
+        c->msg = resp->body;
+        c->msg_len = resp->body_len;
+        c->render(c, 0, &r);
+        return;
+    }
+    on_op_forwarded(creq, status, resp); /* the JSON error */
+}
+
+static void forward_msg(struct ms_call *c, const char *addr)
+{
+    struct ms_server *s = c->srv;
+    struct ms_http_client *cl = leader_conn(s, addr);
+    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+                                  {FORWARDED_HEADER, "1"}};
+    char target[160];
+    struct fwd *f;
+
+    if (cl == NULL || (f = calloc(1, sizeof(*f))) == NULL) {
+        park(c);
+        return;
+    }
+    snprintf(target, sizeof(target), "/internal/grpc%s", c->method_path);
+    f->creq.data = f;
+    f->c = c;
+    s->forwarded++;
+    if (ms_http_client_request(cl, &f->creq, "POST", target, h, 2, c->msg,
+                               c->msg_len, on_msg_forwarded) != 0) {
+        free(f);
+        forward_failed(c, MS_EIO, 0);
+    }
+}
+
+/* Leader side: the result as etcd's protobuf response. */
+static void render_forwarded(struct ms_call *c, int status,
+                             const struct ms_result *r)
+{
+    struct ms_gw_error e;
+    struct ms_gw_header hdr;
+    struct ms_buf *b = &c->srv->scratch;
+
+    if (status != 0) {
+        ms_call_fail(c, status, NULL);
+        return;
+    }
+    if (r->err != 0) {
+        ms_gw_error_from_result(r, &e);
+        ms_call_error(c, &e);
+        return;
+    }
+    hdr = ms_server_header(c->srv, r->revision);
+    ms_buf_reset(b);
+    if (ms_pb_encode_result(&hdr, r, b) != 0) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    ms_call_respond(c, 200, "application/x-protobuf", b->data, b->len);
+}
+
+void ms_cluster_serve_op(struct ms_call *c)
+{
+    char err[MS_ERRMSG_SIZE];
+
+    if (strcmp(c->req->method, "POST") != 0 ||
+        ms_http_request_header(c->req, FORWARDED_HEADER) == NULL) {
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
+        return;
+    }
+    if (ms_codec_decode_batch(c->req->body, c->req->body_len, &c->fwd, err,
+                              sizeof(err)) != 0 ||
+        c->fwd.n_ops != 1) {
+        ms_call_fail(c, MS_EMALFORMED, "forwarded op: malformed");
+        return;
+    }
+    c->op = c->fwd.ops[0];
+    c->render = render_forwarded;
+    ms_call_execute(c);
+}
+
 /* --- waiting for a leader --------------------------------------------------------- */
 
 static void dispatch(struct ms_call *c);
@@ -214,7 +397,8 @@ static void dispatch(struct ms_call *c)
         c->run(c);
         return;
     }
-    if (ms_http_request_header(c->req, FORWARDED_HEADER) != NULL &&
+    if (c->req != NULL &&
+        ms_http_request_header(c->req, FORWARDED_HEADER) != NULL &&
         !c->reforward) {
         /* forwarded to us, but we are not the leader (any more): the
          * sender retries after its next leader lookup */
@@ -222,7 +406,11 @@ static void dispatch(struct ms_call *c)
         return;
     }
     addr = leader_client(s);
-    if (addr != NULL)
+    if (addr != NULL && c->op_call)
+        forward_op(c, addr);
+    else if (addr != NULL && c->req == NULL)
+        forward_msg(c, addr);
+    else if (addr != NULL)
         forward(c, addr);
     else
         park(c);
@@ -429,6 +617,11 @@ static void answer_members(struct ms_call *c, const struct ms_member *added)
     struct ms_server *s = c->srv;
     struct ms_gw_header hdr = ms_server_header(s, 0);
     struct ms_buf b = MS_BUF_INIT;
+
+    if (c->member_verb != NULL) {
+        ms_grpc_api_members(c, added); /* a gRPC call: protobuf answer */
+        return;
+    }
 
     ms_buf_puts(&b, "{\"header\":");
     ms_gw_write_header(&b, &hdr);
@@ -673,17 +866,36 @@ static void bad_request(struct ms_call *c, const char *msg)
     ms_call_error(c, &e);
 }
 
+/* The verb (add, remove, promote, publish) and the JSON arguments of a
+ * member operation: from the gateway request, or as grpc.c put them. */
+static void member_args(struct ms_call *c, const char **p, size_t *plen,
+                        const char **body, size_t *blen)
+{
+    if (c->member_verb != NULL) {
+        *p = c->member_verb;
+        *plen = strlen(c->member_verb);
+        *body = c->member_json;
+        *blen = strlen(c->member_json);
+        return;
+    }
+    *p = c->req->path + strlen("/v3/cluster/member/");
+    *plen = c->req->path_len - strlen("/v3/cluster/member/");
+    *body = (const char *)c->req->body;
+    *blen = c->req->body_len;
+}
+
 static void run_member_op(struct ms_call *c)
 {
     struct ms_server *s = c->srv;
-    cJSON *o = cJSON_ParseWithLength((const char *)c->req->body,
-                                     c->req->body_len);
     struct change *ch;
-    const char *p = c->req->path + strlen("/v3/cluster/member/");
-    size_t plen = c->req->path_len - strlen("/v3/cluster/member/");
+    const char *p, *body;
+    size_t plen, blen;
+    cJSON *o;
     int rc;
 
-    if (c->req->body_len > 0 && !cJSON_IsObject(o)) {
+    member_args(c, &p, &plen, &body, &blen);
+    o = cJSON_ParseWithLength(body, blen);
+    if (blen > 0 && !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         bad_request(c, "body: expected a JSON object");
         return;
@@ -803,6 +1015,11 @@ static void run_member_op(struct ms_call *c)
 done_free:
     cJSON_Delete(o);
     free(ch);
+}
+
+void ms_cluster_member_run(struct ms_call *c)
+{
+    run_member_op(c);
 }
 
 void ms_cluster_member_op(struct ms_call *c)

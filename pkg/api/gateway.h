@@ -101,6 +101,14 @@ int ms_gw_parse(enum ms_gw_endpoint ep, const char *body, size_t len,
                 size_t max_txn_ops, struct ms_arena *arena, struct ms_op *out,
                 struct ms_gw_error *err);
 
+/* The checks of ms_gw_parse after decoding, on an operation any front end
+ * decoded (the gRPC one): key not provided, value/lease provided with
+ * ignore_*, too many txn operations (max_txn_ops 0: 128), lease TTL too
+ * large. Returns 0, or MS_EKEYEMPTY / MS_EINVAL / MS_ETOOMANYOPS with *err
+ * filled. op is borrowed. */
+int ms_gw_check_op(const struct ms_op *op, size_t max_txn_ops,
+                   struct ms_gw_error *err);
+
 /* --- responses ----------------------------------------------------------- */
 
 /* Appends the response body for a successful result r (r->err == 0) of

@@ -1403,6 +1403,33 @@ static int check_txn(struct pctx *c, const struct ms_txn *t, size_t max_ops)
     return 0;
 }
 
+int ms_gw_check_op(const struct ms_op *op, size_t max_txn_ops,
+                   struct ms_gw_error *err)
+{
+    struct pctx c = {NULL, err};
+
+    memset(err, 0, sizeof(*err));
+    if (max_txn_ops == 0)
+        max_txn_ops = MS_GW_DEFAULT_MAX_TXN_OPS;
+    switch (op->type) {
+    case MS_OP_RANGE:
+    case MS_OP_PUT:
+    case MS_OP_DELETE_RANGE:
+        return check_op(&c, op, max_txn_ops);
+    case MS_OP_TXN:
+        return check_txn(&c, &op->u.txn, max_txn_ops);
+    case MS_OP_LEASE_GRANT:
+        if (op->u.lease_grant.ttl > MS_GW_MAX_LEASE_TTL) {
+            ms_gw_error_set(err, MS_GRPC_OUT_OF_RANGE,
+                            "etcdserver: too large lease TTL");
+            return MS_EINVAL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 /* --- entry points -------------------------------------------------------- */
 
 static const struct {

@@ -146,6 +146,43 @@ int64_t ms_lease_grant_ttl(const struct ms_server *s, int64_t ttl)
     return ttl < min ? min : ttl;
 }
 
+/* --- the service (every front end) ------------------------------------ */
+
+/* The lessor answers only where this member leads. */
+static int primary(struct ms_server *s)
+{
+    if (!s->lease->lessor.primary)
+        ms_lease_api_tick(s); /* leading since the last state callback */
+    return s->lease->lessor.primary ? 0 : MS_ENOLEADER;
+}
+
+int ms_lease_keepalive(struct ms_server *s, int64_t id, int64_t *ttl)
+{
+    int rc = primary(s);
+
+    if (rc != 0)
+        return rc;
+    if (ms_lessor_renew(&s->lease->lessor, id, ttl) != 0)
+        *ttl = 0; /* unknown or expired */
+    s->lease->keepalives_total++;
+    return 0;
+}
+
+int ms_lease_timetolive(struct ms_server *s, int64_t id, int64_t *left,
+                        int64_t *granted)
+{
+    int rc = primary(s);
+
+    if (rc != 0)
+        return rc;
+    s->lease->timetolive_total++;
+    if (ms_lessor_remaining(&s->lease->lessor, id, left, granted) != 0) {
+        *left = -1;
+        *granted = 0;
+    }
+    return 0;
+}
+
 /* --- endpoints --------------------------------------------------------------- */
 
 static void bad_request(struct ms_call *c, int grpc, const char *msg)
@@ -203,9 +240,7 @@ static void run_keepalive(struct ms_call *c)
             break;
         }
         cJSON_Delete(m);
-        if (ms_lessor_renew(&al->lessor, id, &ttl) != 0)
-            ttl = 0; /* unknown or expired: TTL omitted */
-        al->keepalives_total++;
+        ms_lease_keepalive(s, id, &ttl); /* 0: unknown, TTL omitted */
         ms_buf_puts(&b, "{\"result\":");
         start_result(s, &b);
         ms_buf_printf(&b, ",\"ID\":\"%" PRId64 "\"", id);

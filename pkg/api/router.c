@@ -69,10 +69,11 @@ void ms_api_sweep(struct ms_server *s)
     }
 }
 
-static void call_free(struct ms_call *c)
+void ms_call_free(struct ms_call *c)
 {
     live_unlink(c);
     ms_arena_free(&c->arena);
+    ms_batch_free(&c->fwd);
     free(c);
 }
 
@@ -92,12 +93,17 @@ void ms_call_respond(struct ms_call *c, int status, const char *ctype,
 {
     count(c, status);
     ms_http_respond(c->req, status, ctype, body, len);
-    call_free(c);
+    ms_call_free(c);
 }
 
 void ms_call_error(struct ms_call *c, const struct ms_gw_error *e)
 {
     struct ms_buf *b = &c->srv->scratch;
+
+    if (c->gc != NULL || c->parent != NULL) {
+        ms_grpc_api_end(c, e->grpc_code, e->message);
+        return;
+    }
 
     ms_buf_reset(b);
     ms_gw_error_json(e, b);
@@ -228,6 +234,7 @@ static void execute_on_leader(struct ms_call *c)
 
 void ms_call_execute(struct ms_call *c)
 {
+    c->op_call = true;
     if (c->op.type == MS_OP_RANGE && c->op.u.range.serializable) {
         serve_read(c); /* local, at once, on any member */
         return;
@@ -261,6 +268,10 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
     if (is(req, "/v3/maintenance/status") || prefix(req, "/v3/cluster/") ||
         is(req, "/health") || is(req, "/metrics") || prefix(req, "/admin/")) {
         ms_admin_handle(c);
+    } else if (is(req, "/internal/op")) {
+        ms_cluster_serve_op(c);
+    } else if (prefix(req, "/internal/grpc/")) {
+        ms_grpc_api_internal(c);
     } else if (prefix(req, "/v3/")) {
         ms_v3_handle(c);
     } else if (is(req, "/kv") || prefix(req, "/kv/")) {

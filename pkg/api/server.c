@@ -450,6 +450,12 @@ static int start(struct ms_server *s)
     hc.max_body_bytes = s->cfg.max_request_bytes;
     hc.max_connections = s->cfg.max_connections;
     hc.on_error = ms_api_on_http_error;
+    r = ms_grpc_api_init(s, &hc); /* gRPC shares the client port */
+    if (r != 0) {
+        ms_error("grpc: %s",
+                 s->grpc.errmsg[0] ? s->grpc.errmsg : ms_strerror(r));
+        return r;
+    }
     r = ms_http_server_init(&s->http, &s->loop, &hc, ms_api_on_request);
     if (r != 0) {
         ms_error("http: %s", s->http.errmsg);
@@ -487,7 +493,7 @@ static void on_bp_closed(struct ms_batch_proposer *bp)
 /* Everything stopped: close our own handles so uv_run returns. */
 static void finish(struct ms_server *s)
 {
-    if (!s->raft_closed || !s->http_closed)
+    if (!s->raft_closed || !s->http_closed || !s->grpc_closed)
         return;
     if (s->bp_started) {
         s->bp_started = false;
@@ -528,11 +534,20 @@ static void close_raft(struct ms_server *s)
     }
 }
 
+/* Both front ends closed (every call answered): stop Raft. */
 static void on_http_closed(struct ms_http_server *h)
 {
     struct ms_server *s = h->data;
     s->http_closed = true;
-    close_raft(s);
+    if (s->grpc_closed)
+        close_raft(s);
+    finish(s);
+}
+
+static void on_grpc_closed(struct ms_server *s)
+{
+    if (s->http_closed)
+        close_raft(s);
     finish(s);
 }
 
@@ -557,12 +572,15 @@ void ms_server_stop(struct ms_server *s, int exit_status)
     ms_cluster_kick(s); /* fails parked calls: shutting down */
     uv_timer_start(&s->shutdown_timer, on_shutdown_timer,
                    s->cfg.request_timeout_ms, 0);
+    /* GOAWAY; gRPC streams end with "etcdserver: server stopped" */
+    ms_grpc_api_stop(s, on_grpc_closed);
     if (s->http_started) {
         /* stop accepting; let in-flight requests finish first */
         ms_http_server_stop(&s->http, on_http_closed);
     } else {
         s->http_closed = true;
-        close_raft(s);
+        if (s->grpc_closed)
+            close_raft(s);
     }
 }
 
@@ -611,6 +629,7 @@ int ms_server_run(const struct ms_server_config *c)
         ms_warn("loop: %s", uv_strerror(rc));
     ms_watch_api_free(s);
     ms_lease_api_free(s);
+    ms_grpc_api_free(s);
     ms_store_close(s->store);
     ms_buf_free(&s->scratch);
     rc = s->exit_status;

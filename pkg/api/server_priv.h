@@ -12,6 +12,7 @@
 #include "batch/proposer.h"
 #include "batch/readindex.h"
 #include "fsm/fsm.h"
+#include "grpc/server.h"
 #include "http/server.h"
 #include "raft/node.h"
 #include "store/store.h"
@@ -61,6 +62,9 @@ struct ms_server {
     struct ms_batch_proposer bp;
     struct ms_readindex ri;
     struct ms_http_server http;
+    struct ms_grpc_server grpc; /* gRPC on the client port (grpc.c) */
+    bool grpc_started, grpc_closed;
+    struct ms_api_grpc *gapi; /* grpc.c: per-method counters */
     struct ms_raft_barrier_req barrier;
 
     struct ms_loopstat loopstat; /* busy time per loop iteration */
@@ -107,7 +111,28 @@ struct ms_server {
 /* One client request in flight. Lives from on_request until its answer. */
 struct ms_call {
     struct ms_server *srv;
+    /* the front end it came from: an HTTP/1.1 request (gateway, REST,
+     * internal) or a gRPC call; exactly one is set */
     struct ms_http_request *req;
+    struct ms_grpc_call *gc;
+    int gmethod;         /* grpc.c: index of the method, for /metrics */
+    bool started;        /* grpc.c: the request message arrived */
+    bool op_call;        /* runs c->op (ms_call_execute): forwarded as the op */
+    struct ms_batch fwd; /* cluster.c: an op forwarded to us (its memory) */
+    /* grpc.c: a call that runs a protobuf request on the leader (not an
+     * op): the request message (in arena) and the method's path; cluster.c
+     * forwards it as such to /internal/grpc<path> */
+    const uint8_t *msg;
+    size_t msg_len;
+    const char *method_path;
+    /* grpc.c: one request of a LeaseKeepAlive stream, answered on it */
+    struct ms_call *parent;
+    unsigned nchildren;
+    bool half_closed;
+    /* grpc.c: a member operation as cluster.c's gateway code takes it */
+    const char *member_verb; /* "add", "remove", "promote" */
+    const char *member_json; /* its arguments, NUL-terminated, in arena */
+    void *stream; /* grpc.c: a server stream's state (Snapshot) */
     enum ms_api_kind kind;
     uint64_t start_ns;
     struct ms_arena arena; /* the parsed operation's memory */
@@ -163,6 +188,8 @@ void ms_call_respond(struct ms_call *c, int status, const char *ctype,
                      const void *body, size_t len);
 /* Answers c with an error in the gateway shape and frees it. */
 void ms_call_error(struct ms_call *c, const struct ms_gw_error *e);
+/* Frees c without answering (the front end answered it). */
+void ms_call_free(struct ms_call *c);
 /* Answers c with err's mapping (ms_gw_error_from_code) and frees it. */
 void ms_call_fail(struct ms_call *c, int ms_code, const char *detail);
 /* Runs c->op: writes through the proposer, ranges through the read path
@@ -183,6 +210,17 @@ void ms_cluster_on_state(struct ms_server *s);
 void ms_cluster_kick(struct ms_server *s);
 /* /v3/cluster/member/{add,remove,promote,publish}. */
 void ms_cluster_member_op(struct ms_call *c);
+/* POST /internal/op from a follower (forward_op): runs the forwarded
+ * operation here and answers its result as etcd's protobuf response, or
+ * an error in the gateway's JSON shape. */
+void ms_cluster_serve_op(struct ms_call *c);
+/* POST /internal/grpc/<service>/<method> from a follower: runs the
+ * protobuf request on this member (the leader) and answers the protobuf
+ * response, or the gateway's JSON error (grpc.c). */
+void ms_grpc_api_internal(struct ms_call *c);
+/* Runs the member operation c->member_verb with c->member_json here (the
+ * leader); the answer goes through ms_grpc_api_members. */
+void ms_cluster_member_run(struct ms_call *c);
 /* Closes the connection to the leader (shutdown). */
 void ms_cluster_close(struct ms_server *s);
 
@@ -204,6 +242,9 @@ void ms_watch_api_stop(struct ms_server *s);
 void ms_watch_api_close(struct ms_server *s);
 /* After the loop ended: frees the hub. */
 void ms_watch_api_free(struct ms_server *s);
+/* etcdserverpb.Watch/Watch: opens c's gRPC call as a watch stream (served
+ * from this member's store), or ends it with an error. */
+void ms_watch_grpc(struct ms_call *c);
 /* POST /v3/watch: returns false (c untouched) for any other path. */
 bool ms_watch_v3(struct ms_call *c);
 /* GET /kv/<key>?watch=true[&prefix=true][&rev=N][&prev_kv=true]
@@ -243,10 +284,54 @@ void ms_lease_api_tick(struct ms_server *s);
 void ms_lease_api_free(struct ms_server *s);
 /* The TTL a grant asking for ttl gets (etcd's minimum lease TTL). */
 int64_t ms_lease_grant_ttl(const struct ms_server *s, int64_t ttl);
+/* Leader only: renews lease id; *ttl its fresh TTL, 0 for an unknown or
+ * expired lease. Returns 0 or MS_ENOLEADER (not leading). */
+int ms_lease_keepalive(struct ms_server *s, int64_t id, int64_t *ttl);
+/* Leader only: *left the remaining TTL and *granted the granted one; -1
+ * and 0 for an unknown or expired lease. 0 or MS_ENOLEADER. */
+int ms_lease_timetolive(struct ms_server *s, int64_t id, int64_t *left,
+                        int64_t *granted);
 /* /v3/lease/{keepalive,timetolive,leases} and the /v3/kv/lease/ aliases:
  * returns false (c untouched) for any other path. */
 bool ms_lease_v3(struct ms_call *c);
 void ms_lease_metrics(struct ms_server *s, struct ms_buf *b);
+
+/* admin.c: what Status and MemberList report, for every front end. */
+/* Fills *gs (strings static or owned by s). */
+void ms_server_status(struct ms_server *s, struct ms_gw_status *gs);
+/* The members: Raft's configuration with the replicated names and URLs. */
+struct ms_member_view {
+    struct ms_gw_member *m; /* n entries; strings borrowed from s or below */
+    size_t n;
+    /* private */
+    struct ms_raft_member *rm;
+    char (*urls)[MS_MEMBER_URL_MAX];
+    const char **peer, **client;
+};
+/* Returns 0 (free v with ms_member_view_free), MS_ENOLEADER or
+ * MS_ENOMEM. v is valid until the table changes (same loop callback). */
+int ms_member_view_get(struct ms_server *s, struct ms_member_view *v);
+void ms_member_view_free(struct ms_member_view *v);
+
+/* grpc.c: the gRPC front end (etcd's v3 services over pkg/grpc). */
+/* Starts the gRPC server and hooks it into the HTTP listener's config
+ * (before ms_http_server_init). Returns 0 or MS_ENOMEM. */
+int ms_grpc_api_init(struct ms_server *s, struct ms_http_server_config *hc);
+/* Shutdown: GOAWAY, streams end with "etcdserver: server stopped"; cb when
+ * every connection is closed. */
+void ms_grpc_api_stop(struct ms_server *s, void (*cb)(struct ms_server *s));
+void ms_grpc_api_free(struct ms_server *s);
+/* Answers c's gRPC call with status code and message and frees c. */
+void ms_grpc_api_end(struct ms_call *c, int code, const char *message);
+/* Answers a gRPC member add/remove/promote: the members, and the added
+ * one (may be NULL). */
+struct ms_member;
+void ms_grpc_api_members(struct ms_call *c, const struct ms_member *added);
+/* Appends the gRPC metrics (calls by method and code) to /metrics. */
+void ms_grpc_api_metrics(struct ms_server *s, struct ms_buf *b);
+
+/* v3.c: a fresh lease id for a grant that did not choose one. */
+int64_t ms_v3_new_lease_id(struct ms_server *s);
 
 /* v3.c, rest.c, admin.c: handlers; each answers c (now or later). */
 void ms_v3_handle(struct ms_call *c);

@@ -52,7 +52,7 @@ static enum ms_api_kind kind_of(enum ms_gw_endpoint ep)
 
 /* A lease id for a grant that did not choose one: unique per member (the
  * member id's low bits, then a counter), positive, never 0. */
-static int64_t new_lease_id(struct ms_server *s)
+int64_t ms_v3_new_lease_id(struct ms_server *s)
 {
     static uint64_t counter; /* loop thread only */
     uint64_t t = ms_now_ns();
@@ -88,7 +88,7 @@ void ms_v3_handle(struct ms_call *c)
         return;
     }
     if (c->op.type == MS_OP_LEASE_GRANT && c->op.u.lease_grant.id == 0)
-        c->op.u.lease_grant.id = new_lease_id(c->srv);
+        c->op.u.lease_grant.id = ms_v3_new_lease_id(c->srv);
     if (c->op.type == MS_OP_LEASE_GRANT)
         c->op.u.lease_grant.ttl =
             ms_lease_grant_ttl(c->srv, c->op.u.lease_grant.ttl);

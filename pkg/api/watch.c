@@ -1,6 +1,7 @@
 /* watch.c - POST /v3/watch (etcd's streaming gateway) and GET
  * /kv/<key>?watch=true over the watch hub; the JSON message reader the
  * streaming endpoints share; watch and lease metrics. */
+#include "api/grpc_codec.h"
 #include "api/server_priv.h"
 #include "lease/lessor.h"
 #include "util/base64.h"
@@ -166,6 +167,8 @@ struct wstream {
     struct ms_watch_stream *hs; /* NULL once closed */
     struct wstream *prev, *next;
     bool rest;  /* GET /kv/..?watch=true: one line per event */
+    bool grpc;  /* etcdserverpb.Watch/Watch: c->gc, protobuf messages */
+    bool bad;   /* gRPC: a request that did not decode */
     bool b64;   /* REST: keys and values in base64 */
     bool gone;  /* client disconnected */
     bool ended; /* to be finished by the reaper */
@@ -205,6 +208,25 @@ static void finish_stream(struct wstream *ws)
         aw->streams = ws->next;
     if (ws->next != NULL)
         ws->next->prev = ws->prev;
+    if (ws->grpc) {
+        /* the status says why: stopping, too slow, or the client left */
+        c->gc->on_message = NULL;
+        c->gc->on_cancel = NULL;
+        if (aw->s->stopping)
+            ms_grpc_api_end(c, MS_GRPC_UNAVAILABLE,
+                            "etcdserver: server stopped");
+        else if (ws->bad)
+            ms_grpc_api_end(c, MS_GRPC_INTERNAL,
+                            "grpc: error unmarshalling request");
+        else if (ws->ended)
+            ms_grpc_api_end(c, MS_GRPC_RESOURCE_EXHAUSTED,
+                            "metastore: watch stream too slow");
+        else
+            ms_grpc_api_end(c, MS_GRPC_CANCELED, "context canceled");
+        ms_buf_free(&ws->out);
+        free(ws);
+        return;
+    }
     ms_http_request_on_cancel(c->req, NULL);
     ms_http_stream_end(c->req);
     /* the call ends here (router.c's calls end in ms_call_respond) */
@@ -259,7 +281,10 @@ static int flush_out(struct wstream *ws)
 
     if (ws->gone || ws->ended)
         return MS_ECANCELED;
-    rc = ms_http_stream_write(ws->c->req, ws->out.data, ws->out.len);
+    if (ws->grpc)
+        rc = ms_grpc_send(ws->c->gc, ws->out.data, ws->out.len);
+    else
+        rc = ms_http_stream_write(ws->c->req, ws->out.data, ws->out.len);
     ms_buf_reset(&ws->out);
     if (rc != 0) {
         ws->gone = true;
@@ -317,6 +342,12 @@ static int sink_events(void *ctx, int64_t id, int64_t rev,
 {
     struct wstream *ws = ctx;
 
+    if (ws->grpc) {
+        struct ms_gw_header h = ms_server_header(ws->aw->s, rev);
+        if (ms_pb_encode_watch(&h, id, NULL, ev, n, prev_kv, &ws->out) != 0)
+            return MS_ENOMEM;
+        return flush_out(ws);
+    }
     if (ws->rest) {
         if (n == 0)
             return 0; /* no progress lines in the REST form */
@@ -353,6 +384,15 @@ static int sink_notice(void *ctx, const struct ms_watch_notice *n)
 {
     struct wstream *ws = ctx;
 
+    if (ws->grpc) {
+        struct ms_gw_header h = ms_server_header(ws->aw->s, n->revision);
+        if (n->revision == 0)
+            h = (struct ms_gw_header){0, 0, 0, 0};
+        if (ms_pb_encode_watch(&h, n->watch_id, n, NULL, 0, false, &ws->out) !=
+            0)
+            return MS_ENOMEM;
+        return flush_out(ws);
+    }
     if (ws->rest) {
         int rc;
         if (!n->canceled)
@@ -399,6 +439,8 @@ static size_t sink_pending(void *ctx)
 
     if (ws->gone || ws->ended)
         return 0;
+    if (ws->grpc)
+        return ms_grpc_queued(ws->c->gc);
     return ms_http_stream_pending(ws->c->req);
 }
 
@@ -434,11 +476,20 @@ static struct wstream *open_stream(struct ms_call *c, bool rest)
     ws->aw = aw;
     ws->c = c;
     ws->rest = rest;
+    ws->grpc = c->gc != NULL;
     rc = ms_watch_stream_open(aw->hub, &sink, ws, &ws->hs);
     if (rc != 0) {
         free(ws);
         ms_call_fail(c, rc == MS_ESHUTDOWN ? MS_ESHUTDOWN : MS_ENOMEM, NULL);
         return NULL;
+    }
+    if (ws->grpc) {
+        ws->next = aw->streams;
+        if (aw->streams != NULL)
+            aw->streams->prev = ws;
+        aw->streams = ws;
+        aw->streams_total++;
+        return ws;
     }
     snprintf(num, sizeof(num), "%" PRId64, ms_store_revision(c->srv->store));
     ms_http_response_header(c->req, "X-Metastore-Revision", num);
@@ -606,6 +657,57 @@ bool ms_watch_v3(struct ms_call *c)
     }
     kick(ws->aw, 0);
     return true;
+}
+
+/* --- gRPC: etcdserverpb.Watch/Watch ------------------------------------------
+ */
+
+static void on_grpc_message(struct ms_grpc_call *gc, const uint8_t *msg,
+                            size_t len)
+{
+    struct wstream *ws = gc->data;
+    struct ms_arena a = {.chunk_size = 512};
+    struct ms_watch_spec spec;
+    int64_t id = 0;
+    int kind, rc;
+
+    if (msg == NULL || ws->gone || ws->ended || ws->hs == NULL)
+        return; /* a half-closed Watch stream stays open (etcd) */
+    rc = ms_pb_decode_watch(msg, len, &a, &kind, &spec, &id);
+    if (rc != 0) {
+        ms_arena_free(&a);
+        ws->bad = true;
+        ws->gone = true; /* the reaper ends the stream */
+        kick(ws->aw, 0);
+        return;
+    }
+    if (kind == 1)
+        rc = ms_watch_create(ws->hs, &spec);
+    else if (kind == 2)
+        ms_watch_cancel(ws->hs, id);
+    else if (kind == 3)
+        ms_watch_progress(ws->hs);
+    ms_arena_free(&a);
+    kick(ws->aw, 0);
+}
+
+static void on_grpc_cancel(struct ms_grpc_call *gc)
+{
+    struct wstream *ws = gc->data;
+
+    ws->gone = true;
+    kick(ws->aw, 0);
+}
+
+void ms_watch_grpc(struct ms_call *c)
+{
+    struct wstream *ws = open_stream(c, false);
+
+    if (ws == NULL)
+        return;
+    c->gc->data = ws;
+    c->gc->on_message = on_grpc_message;
+    c->gc->on_cancel = on_grpc_cancel;
 }
 
 /* Parses a query flag "true"/"1"/"" (absent: false). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define RBUF_SIZE (64 * 1024)
 #define MAX_SEGS 32            /* buffers per write */
@@ -79,6 +80,7 @@ struct ms_http_conn {
     unsigned counted : 1;   /* counted in nconns */
     unsigned rejecting : 1; /* counted in nrejecting */
     unsigned dirty : 1;     /* on the server's list of answers to write */
+    unsigned sniffing : 1;  /* first bytes may still be the HTTP/2 preface */
     char remote[64];
 };
 
@@ -1193,6 +1195,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     update_reading(c);
 }
 
+static int sniff(struct ms_http_conn *c);
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct ms_http_conn *c = stream->data;
@@ -1207,6 +1211,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->read_done || c->lingering)
         return; /* discard */
     c->last_read = uv_now(c->srv->loop);
+    if (c->sniffing) {
+        if (ms_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+            conn_close(c);
+            return;
+        }
+        if (!sniff(c))
+            conn_process(c, 1); /* HTTP/1: parse what was buffered */
+        return;
+    }
     if (c->in_off == c->in.len) {
         /* common case: parse straight from the shared buffer */
         c->in_process = 1;
@@ -1224,6 +1237,35 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     conn_process(c, 1);
+}
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* Buffered first bytes of c (in c->in): returns 1 while they may still
+ * become the HTTP/2 preface, or once c was handed to on_h2 (c is closing);
+ * 0 when c speaks HTTP/1 (parse c->in as usual). */
+static int sniff(struct ms_http_conn *c)
+{
+    size_t n = c->in.len < 24 ? c->in.len : 24;
+    uv_os_fd_t fd;
+    int dup_fd;
+
+    if (memcmp(c->in.data, h2_preface, n) != 0) {
+        c->sniffing = 0;
+        return 0;
+    }
+    if (n < 24)
+        return 1;
+    c->sniffing = 0;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (dup_fd = dup(fd)) < 0) {
+        conn_close(c);
+        return 1;
+    }
+    /* the duplicate keeps the socket open once our handle closes */
+    c->srv->cfg.on_h2(dup_fd, c->in.data, c->in.len, c->remote, c->srv->data);
+    c->in.len = c->in_off = 0;
+    conn_close(c);
+    return 1;
 }
 
 static void on_close(uv_handle_t *h)
@@ -1384,6 +1426,7 @@ static void on_connection(uv_stream_t *server, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->last_read = uv_now(s->loop);
+    c->sniffing = s->cfg.on_h2 != NULL;
     if (s->nconns >= s->cfg.max_connections) {
         if (s->nrejecting >= REJECT_MAX) {
             conn_close(c);
@@ -1435,6 +1478,7 @@ static void apply_config(struct ms_http_server_config *out,
     if (cfg->linger_ms != 0)
         out->linger_ms = cfg->linger_ms;
     out->on_error = cfg->on_error;
+    out->on_h2 = cfg->on_h2;
 }
 
 int ms_http_server_init(struct ms_http_server *server, uv_loop_t *loop,

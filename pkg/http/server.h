@@ -79,6 +79,15 @@ typedef void (*ms_http_error_cb)(enum ms_http_error_kind kind,
 /* Called for every complete request; data is the server's data. */
 typedef void (*ms_http_request_cb)(struct ms_http_request *req, void *data);
 
+/* Called for a connection that starts with the HTTP/2 client preface
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", h2c with prior knowledge, as
+ * gRPC clients send): fd is a duplicate of the connection's socket, which
+ * passes to the hook in every case; data[0..len) are the bytes read so far
+ * (the preface and maybe more; borrowed). The server then forgets the
+ * connection. arg is the server's data. */
+typedef void (*ms_http_h2_cb)(uv_os_sock_t fd, const void *data, size_t len,
+                              const char *remote, void *arg);
+
 /* Called when the connection of a pending request closes (see
  * ms_http_request_on_cancel). The handler still has to finish req. */
 typedef void (*ms_http_cancel_cb)(struct ms_http_request *req);
@@ -99,6 +108,7 @@ struct ms_http_server_config {
     uint64_t linger_ms;         /* after the last answer, wait this long for
                                    the client to close; 2000 */
     ms_http_error_cb on_error;  /* NULL: the default plain-text answers */
+    ms_http_h2_cb on_h2;        /* NULL: HTTP/2 prefaces are bad requests */
 };
 
 /* The server handle; allocate it yourself, treat fields below data and

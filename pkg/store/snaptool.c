@@ -1,6 +1,7 @@
 /* snaptool.c - snapshot file operations of metastore-snapshot: atomic save,
  * verify, status, export, rewrite and restore. */
 #include "store/snaptool.h"
+#include "util/sha256.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -79,19 +80,118 @@ static void finish_info(struct ms_snapshot_info *info,
     info->crc = src_crc(s);
 }
 
+/* --- the etcdctl envelope ------------------------------------------------ */
+
+#define ENV_TAIL (8 + MS_SHA256_SIZE)
+
+size_t ms_snaptool_envelope_tail(const uint8_t *snap, size_t len,
+                                 uint8_t tail[MS_SNAPTOOL_ENVELOPE_TAIL])
+{
+    static const uint8_t zeros[512];
+    size_t pad = (512 - (len + 8) % 512) % 512;
+    struct ms_sha256 h;
+
+    for (int i = 0; i < 8; i++)
+        tail[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    ms_sha256_init(&h);
+    ms_sha256_update(&h, snap, len);
+    ms_sha256_update(&h, zeros, pad);
+    ms_sha256_update(&h, tail, 8);
+    ms_sha256_final(&h, tail + 8);
+    return pad;
+}
+
+int ms_snaptool_envelope(const uint8_t *snap, size_t len, struct ms_buf *out)
+{
+    uint8_t tail[ENV_TAIL];
+    size_t pad = ms_snaptool_envelope_tail(snap, len, tail);
+
+    if (ms_buf_reserve(out, len + pad + ENV_TAIL) != 0)
+        return MS_ENOMEM;
+    ms_buf_append(out, snap, len);
+    memset(out->data + out->len, 0, pad);
+    out->len += pad;
+    ms_buf_append(out, tail, ENV_TAIL);
+    return 0;
+}
+
+/* Reading at most `left` bytes of a stdio stream. */
+struct limited {
+    FILE *f;
+    uint64_t left;
+};
+
+static int limited_fread(void *ctx, void *p, size_t n, size_t *got)
+{
+    struct limited *l = ctx;
+
+    if (n > l->left)
+        n = (size_t)l->left;
+    *got = 0;
+    if (n == 0)
+        return 0;
+    *got = fread(p, 1, n, l->f);
+    l->left -= *got;
+    return ferror(l->f) ? MS_EIO : 0;
+}
+
+/* How many bytes of the open file f are the snapshot: the length inside a
+ * valid envelope, else the whole file. Rewinds f. */
+static uint64_t snapshot_extent(FILE *f)
+{
+    uint8_t buf[65536], tail[ENV_TAIL], sum[MS_SHA256_SIZE];
+    struct ms_sha256 h;
+    uint64_t size, len = 0, off = 0;
+    long end;
+
+    if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0)
+        return UINT64_MAX;
+    size = (uint64_t)end;
+    rewind(f);
+    if (size < 512 + MS_SHA256_SIZE || size % 512 != MS_SHA256_SIZE)
+        return size;
+    ms_sha256_init(&h);
+    while (off < size - MS_SHA256_SIZE) {
+        size_t want = size - MS_SHA256_SIZE - off < sizeof(buf)
+                          ? (size_t)(size - MS_SHA256_SIZE - off)
+                          : sizeof(buf);
+        size_t got = fread(buf, 1, want, f);
+        if (got == 0)
+            break;
+        ms_sha256_update(&h, buf, got);
+        off += got;
+    }
+    ms_sha256_final(&h, sum);
+    if (off != size - MS_SHA256_SIZE ||
+        fseek(f, (long)(size - ENV_TAIL), SEEK_SET) != 0 ||
+        fread(tail, 1, ENV_TAIL, f) != ENV_TAIL ||
+        memcmp(tail + 8, sum, MS_SHA256_SIZE) != 0) {
+        rewind(f);
+        return size;
+    }
+    for (int i = 0; i < 8; i++)
+        len |= (uint64_t)tail[i] << (8 * i);
+    rewind(f);
+    /* a valid hash over a bad length: let the reader report the bytes */
+    return len <= size - ENV_TAIL ? len : size;
+}
+
 /* --- verify and status ---------------------------------------------------- */
 
 int ms_snaptool_verify_file(const char *path, struct ms_snapshot_info *info,
                             char *errmsg, size_t errmsg_size)
 {
     FILE *f = fopen(path, "rb");
+    struct limited l;
     int rc;
 
     memset(info, 0, sizeof(*info));
     if (f == NULL)
         return ms_seterr(errmsg, errmsg_size, MS_EIO, "open %s: %s", path,
                          strerror(errno));
-    rc = ms_snapshot_verify(ms_snapshot_fread, f, info, errmsg, errmsg_size);
+    l.f = f;
+    l.left = snapshot_extent(f);
+    rc = ms_snapshot_verify(limited_fread, &l, info, errmsg, errmsg_size);
     if (rc != 0 && ferror(f))
         rc = ms_seterr(errmsg, errmsg_size, MS_EIO, "read %s: %s", path,
                        strerror(errno));
@@ -234,8 +334,11 @@ int ms_snaptool_export_file(const char *path, struct ms_bytes prefix, FILE *out,
     if ((f = fopen(path, "rb")) == NULL)
         return ms_seterr(errmsg, errmsg_size, MS_EIO, "open %s: %s", path,
                          strerror(errno));
-    rc = ms_snaptool_export(ms_snapshot_fread, f, prefix, ms_snapshot_fwrite,
-                            out, count, errmsg, errmsg_size);
+    {
+        struct limited l = {f, snapshot_extent(f)};
+        rc = ms_snaptool_export(limited_fread, &l, prefix, ms_snapshot_fwrite,
+                                out, count, errmsg, errmsg_size);
+    }
     if (rc == 0 && fflush(out) != 0)
         rc = ms_seterr(errmsg, errmsg_size, MS_EIO, "write output: %s",
                        strerror(errno));

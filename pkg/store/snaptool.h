@@ -18,6 +18,21 @@
 #define MS_SNAPTOOL_RESTORE_SNAP "restore.snap"
 #define MS_SNAPTOOL_RESTORE_JSON "restore.json"
 
+/* The envelope etcd clients expect around a snapshot they save (etcdctl
+ * snapshot save over gRPC checks that the file is 32 mod 512 bytes long
+ * and ends with the SHA-256 of the rest): appends zero padding, the
+ * snapshot's length (8 bytes, little-endian) and the SHA-256 of snap plus
+ * those, to out (which holds nothing else). Returns 0 or MS_ENOMEM.
+ * The file functions below accept a file in this envelope (its hash and
+ * padding checked) as well as a bare snapshot. */
+int ms_snaptool_envelope(const uint8_t *snap, size_t len, struct ms_buf *out);
+
+/* The same envelope without copying snap: fills tail with what follows
+ * the zero padding (length, SHA-256) and returns the padding's length. */
+#define MS_SNAPTOOL_ENVELOPE_TAIL 40
+size_t ms_snaptool_envelope_tail(const uint8_t *snap, size_t len,
+                                 uint8_t tail[MS_SNAPTOOL_ENVELOPE_TAIL]);
+
 /* Reads the whole snapshot file at path, verifying it, and fills *info.
  * Returns 0, MS_EIO (cannot open or read; errmsg "open PATH: reason"), or
  * the reader's MS_ECORRUPT / MS_ECHECKSUM / MS_ETRUNCATED / MS_EVERSION /

@@ -909,7 +909,7 @@ static int do_range(struct ms_store *s, int64_t cur, const struct ms_range *r,
             fail(s, rc, "range");
         goto out;
     }
-    if (order != MS_SORT_NONE &&
+    if (order != MS_SORT_NONE && c.kvs.n > 1 &&
         !(order == MS_SORT_ASCEND && r->sort_target == MS_SORT_KEY)) {
         struct sort_spec ss = {r->sort_target, order == MS_SORT_DESCEND};
         qsort_r(c.kvs.v, c.kvs.n, sizeof(*c.kvs.v), kv_sort_cmp, &ss);
