@@ -1,100 +1,26 @@
-/* sha256.c - SHA-256 as FIPS 180-4 specifies it (section 6.2). */
+/* sha256.c - SHA-256 through OpenSSL's one-shot-free SHA256_* functions.
+ * They are deprecated in OpenSSL 3 in favour of EVP, which allocates a
+ * context per hash; for one fixed algorithm the plain functions are the
+ * same code without the allocation, and they stay in 3.x. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "util/sha256.h"
 
-#include <string.h>
+#include <openssl/sha.h>
 
-static const uint32_t k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
-    0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
-    0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-    0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-static uint32_t rotr(uint32_t x, int n)
-{
-    return (x >> n) | (x << (32 - n));
-}
-
-static void compress(struct ms_sha256 *s, const uint8_t *p)
-{
-    uint32_t w[64], a, b, c, d, e, f, g, h, t1, t2;
-    int i;
-
-    for (i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (i = 16; i < 64; i++) {
-        uint32_t s0 =
-            rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 =
-            rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
-    e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
-    for (i = 0; i < 64; i++) {
-        t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) +
-             ((e & f) ^ (~e & g)) + k[i] + w[i];
-        t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) +
-             ((a & b) ^ (a & c) ^ (b & c));
-        h = g, g = f, f = e, e = d + t1;
-        d = c, c = b, b = a, a = t1 + t2;
-    }
-    s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d;
-    s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
-}
+_Static_assert(sizeof(SHA256_CTX) <= sizeof(((struct ms_sha256 *)0)->ctx),
+               "struct ms_sha256 too small for SHA256_CTX");
 
 void ms_sha256_init(struct ms_sha256 *s)
 {
-    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372,
-                                   0xa54ff53a, 0x510e527f, 0x9b05688c,
-                                   0x1f83d9ab, 0x5be0cd19};
-
-    memcpy(s->h, h0, sizeof(h0));
-    s->len = 0;
-    s->n = 0;
+    SHA256_Init((SHA256_CTX *)s->ctx);
 }
 
-void ms_sha256_update(struct ms_sha256 *s, const void *data, size_t n)
+void ms_sha256_update(struct ms_sha256 *s, const void *p, size_t n)
 {
-    const uint8_t *p = data;
-
-    s->len += n;
-    if (s->n > 0) {
-        size_t take = 64 - s->n < n ? 64 - s->n : n;
-        memcpy(s->block + s->n, p, take);
-        s->n += take, p += take, n -= take;
-        if (s->n < 64)
-            return;
-        compress(s, s->block);
-        s->n = 0;
-    }
-    for (; n >= 64; p += 64, n -= 64)
-        compress(s, p);
-    memcpy(s->block, p, n);
-    s->n = n;
+    SHA256_Update((SHA256_CTX *)s->ctx, p, n);
 }
 
 void ms_sha256_final(struct ms_sha256 *s, uint8_t out[MS_SHA256_SIZE])
 {
-    uint64_t bits = s->len * 8;
-    uint8_t pad[72] = {0x80};
-    size_t padn = (s->n < 56 ? 56 : 120) - s->n;
-
-    for (int i = 0; i < 8; i++)
-        pad[padn + i] = (uint8_t)(bits >> (56 - 8 * i));
-    ms_sha256_update(s, pad, padn + 8);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(s->h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)s->h[i];
-    }
+    SHA256_Final(out, (SHA256_CTX *)s->ctx);
 }

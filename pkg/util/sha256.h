@@ -1,4 +1,4 @@
-/* sha256.h - SHA-256 (FIPS 180-4), incremental. */
+/* sha256.h - SHA-256, incremental, by OpenSSL's libcrypto. */
 #ifndef MS_UTIL_SHA256_H
 #define MS_UTIL_SHA256_H
 
@@ -7,12 +7,11 @@
 
 #define MS_SHA256_SIZE 32
 
-/* The hash state; zero it or call ms_sha256_init before use. */
+/* The hash state: OpenSSL's SHA256_CTX, kept opaque here (112 bytes; the
+ * size is checked where it is used) so callers need no OpenSSL header and
+ * nothing is allocated. */
 struct ms_sha256 {
-    uint32_t h[8];
-    uint64_t len; /* bytes hashed so far */
-    uint8_t block[64];
-    size_t n; /* bytes waiting in block */
+    _Alignas(8) uint8_t ctx[128];
 };
 
 void ms_sha256_init(struct ms_sha256 *s);
