@@ -546,6 +546,90 @@ static void test_many_keys(void **state)
     free(keys);
 }
 
+/* Both stores apply op (the reference sweeps its compactions at once). */
+static void apply_both(struct fx *f, struct fx *ref, struct ms_op op)
+{
+    char err[MS_ERRMSG_SIZE];
+
+    fx_apply(f, op);
+    fx_apply(ref, op);
+    if (op.type == MS_OP_COMPACT &&
+        ms_store_compact_finish(ref->s, err, sizeof(err)) != 0)
+        fail_msg("compact: %s", err);
+}
+
+static void assert_same_snapshot(struct fx *a, struct fx *b)
+{
+    struct ms_buf sa = MS_BUF_INIT, sb = MS_BUF_INIT;
+
+    fx_save(a, NULL, &sa);
+    fx_save(b, NULL, &sb);
+    assert_int_equal(sa.len, sb.len);
+    assert_memory_equal(sa.data, sb.data, sa.len);
+    ms_buf_free(&sa);
+    ms_buf_free(&sb);
+}
+
+/* Compaction in steps: it takes effect at once (reads below fail, the
+ * snapshot already leaves the unreachable versions out), the sweep runs in
+ * bounded steps with writes and deletes between them, and ends with the
+ * same state and size as a compaction swept at once. */
+static void test_compaction_steps(void **state)
+{
+    FX(state);
+    enum { N = 300 };
+    struct fx *ref = fx_new(f->backend);
+    char keys[N][8], err[MS_ERRMSG_SIZE];
+    struct ms_result *r;
+    bool more = true;
+    int steps = 0, w = 0;
+
+    assert_non_null(ref);
+    for (int i = 0; i < N; i++)
+        snprintf(keys[i], sizeof(keys[i]), "k%03d", i);
+    for (int round = 0; round < 4; round++)
+        for (int i = 0; i < N; i++)
+            apply_both(f, ref,
+                       round == 2 && i % 10 == 0 ? op_del(keys[i], BNONE)
+                                                 : op_put(keys[i], "v"));
+    /* 2 .. 4N+1; compact in the middle of round 3 */
+    apply_both(f, ref, op_compact(2 * N + N / 2));
+    assert_true(ms_store_compact_pending(f->s));
+    assert_false(ms_store_compact_pending(ref->s));
+    r = fx_get(f, "k", B("l"), 2 * N + N / 2 - 1);
+    assert_int_equal(r->err, MS_ECOMPACTED);
+    assert_same_snapshot(f, ref);
+
+    while (more) {
+        assert_int_equal(
+            ms_store_compact_step(f->s, 7, &more, err, sizeof(err)), 0);
+        steps++;
+        /* writes between steps: puts, deletes, a put over a delete */
+        int i = (w * 37) % N;
+        apply_both(f, ref,
+                   w % 3 == 0 ? op_del(keys[i], BNONE) : op_put(keys[i], "w"));
+        w++;
+    }
+    assert_true(steps > 2 * (4 * N) / 7 / 2);
+    assert_false(ms_store_compact_pending(f->s));
+    assert_same_snapshot(f, ref);
+    if (f->backend == MS_BACKEND_MEMORY)
+        assert_int_equal(ms_store_bytes(f->s), ms_store_bytes(ref->s));
+    r = fx_get(f, "k", B("l"), 2 * N + N / 2);
+    assert_int_equal(r->err, 0);
+    assert_int_equal(r->u.range.count, N - N / 20);
+    /* a second compaction while one is under way restarts the sweep */
+    apply_both(f, ref, op_compact(3 * N));
+    assert_int_equal(ms_store_compact_step(f->s, 5, &more, err, sizeof(err)),
+                     0);
+    apply_both(f, ref, op_compact(4 * N));
+    assert_int_equal(ms_store_compact_finish(f->s, err, sizeof(err)), 0);
+    assert_same_snapshot(f, ref);
+    if (f->backend == MS_BACKEND_MEMORY)
+        assert_int_equal(ms_store_bytes(f->s), ms_store_bytes(ref->s));
+    fx_free(ref);
+}
+
 /* ------------------------------------------------------------------------
  * delete range
  * ---------------------------------------------------------------------- */
@@ -1284,6 +1368,7 @@ int main(void)
         CASE(test_history_reads),
         CASE(test_compaction),
         CASE(test_many_keys),
+        CASE(test_compaction_steps),
         CASE(test_delete_range),
         CASE(test_txn_compares),
         CASE(test_txn_branches),

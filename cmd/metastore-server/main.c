@@ -22,7 +22,8 @@ static const char usage[] =
     "  --name NAME                       member name (default \"default\")\n"
     "  --data-dir DIR                    data directory (./metastore.data)\n"
     "  --listen-client-urls URL          client URL (http://127.0.0.1:2379)\n"
-    "  --advertise-client-urls URL       client URL told to others (listen URL)\n"
+    "  --advertise-client-urls URL       client URL told to others (listen "
+    "URL)\n"
     "  --listen-peer-urls URL            peer URL (http://127.0.0.1:2380)\n"
     "  --initial-advertise-peer-urls URL peer URL told to others (listen URL)\n"
     "  --initial-cluster LIST            name=peerURL,... (NAME=peer URL)\n"
@@ -44,6 +45,15 @@ static const char usage[] =
     "  --max-request-bytes N             request body limit (1572864)\n"
     "  --max-connections N               client connections (1024)\n"
     "  --request-timeout MS              proposal/read timeout (5000)\n"
+    "  --quota-backend-bytes N           NOSPACE alarm above this many bytes\n"
+    "                                    of data (0: 2 GiB, etcd's default)\n"
+    "compaction:\n"
+    "  --auto-compaction-mode MODE       periodic or revision (periodic)\n"
+    "  --auto-compaction-retention R     periodic: history kept, in hours or\n"
+    "                                    as a duration (\"30m\"); revision:\n"
+    "                                    revisions kept; 0: off (0)\n"
+    "  --auto-compaction-interval D      revision mode: how often the leader\n"
+    "                                    checks (5m)\n"
     "other:\n"
     "  --log-level debug|info|warn|error (info)\n"
     "  --version                         print the version and exit\n"
@@ -76,6 +86,10 @@ enum {
     OPT_REQUEST_TIMEOUT,
     OPT_LOG_LEVEL,
     OPT_VERSION,
+    OPT_QUOTA,
+    OPT_AUTO_MODE,
+    OPT_AUTO_RETENTION,
+    OPT_AUTO_INTERVAL,
 };
 
 static const struct option options[] = {
@@ -102,6 +116,10 @@ static const struct option options[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"quota-backend-bytes", required_argument, NULL, OPT_QUOTA},
+    {"auto-compaction-mode", required_argument, NULL, OPT_AUTO_MODE},
+    {"auto-compaction-retention", required_argument, NULL, OPT_AUTO_RETENTION},
+    {"auto-compaction-interval", required_argument, NULL, OPT_AUTO_INTERVAL},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -138,6 +156,7 @@ int main(int argc, char **argv)
     enum ms_log_level level;
     unsigned long long v;
     char errmsg[256];
+    const char *retention = "0";
     int opt;
 
     ms_server_config_default(&c);
@@ -267,6 +286,31 @@ int main(int argc, char **argv)
                                  optarg);
             ms_log_set_level(level);
             break;
+        case OPT_QUOTA:
+            if (parse_num(optarg, 0, 1ull << 50, &v) != 0)
+                return bad_usage("--quota-backend-bytes: '%s': expected "
+                                 "bytes 0..2^50",
+                                 optarg);
+            c.quota_backend_bytes = v;
+            break;
+        case OPT_AUTO_MODE:
+            if (ms_server_parse_compaction_mode(optarg,
+                                                &c.auto_compaction_mode) != 0)
+                return bad_usage("--auto-compaction-mode: '%s': expected "
+                                 "periodic or revision",
+                                 optarg);
+            break;
+        case OPT_AUTO_RETENTION:
+            retention = optarg;
+            break;
+        case OPT_AUTO_INTERVAL:
+            if (ms_server_parse_duration_ms(
+                    optarg, &c.auto_compaction_interval_ms) != 0 ||
+                c.auto_compaction_interval_ms == 0)
+                return bad_usage("--auto-compaction-interval: '%s': expected "
+                                 "a duration such as 5m or 500ms",
+                                 optarg);
+            break;
         case OPT_VERSION:
             printf("metastore-server %s\n", METASTORE_VERSION);
             return 0;
@@ -280,9 +324,18 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return bad_usage("unexpected argument '%s'", argv[optind]);
+    if (ms_server_parse_retention(c.auto_compaction_mode, retention,
+                                  &c.auto_compaction_retention) != 0)
+        return bad_usage(c.auto_compaction_mode == MS_AUTOCOMPACT_REVISION
+                             ? "--auto-compaction-retention: '%s': expected "
+                               "a count of revisions"
+                             : "--auto-compaction-retention: '%s': expected "
+                               "hours or a duration such as 30m",
+                         retention);
     if (c.election_ms < 2 * c.heartbeat_ms) {
-        fprintf(stderr, "metastore-server: --election-timeout (%u) must be at "
-                        "least twice --heartbeat-interval (%u)\n",
+        fprintf(stderr,
+                "metastore-server: --election-timeout (%u) must be at "
+                "least twice --heartbeat-interval (%u)\n",
                 c.election_ms, c.heartbeat_ms);
         return 2;
     }

@@ -171,6 +171,7 @@ static void metrics(struct ms_call *c)
                        "connection ready in one loop iteration share one).",
                        (double)s->http.writes);
     ms_watch_lease_metrics(s, &b);
+    ms_compact_api_metrics(s, &b);
     ms_call_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
     ms_buf_free(&b);
 }

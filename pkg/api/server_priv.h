@@ -45,6 +45,25 @@ struct ms_api_stats {
     struct ms_histogram latency;
 };
 
+/* compact.c: the sweep driver and the auto-compactor. */
+struct ms_api_compact {
+    bool started;
+    uv_idle_t sweep;         /* runs while the store has a sweep under way */
+    uv_timer_t timer;        /* auto-compaction */
+    uint64_t sweep_steps_ns; /* loop time of the current sweep */
+    uint64_t sweeps_done;
+    uint64_t auto_compactions;
+    /* the auto-compactor (etcd's periodic / revision compactors) */
+    int64_t *revs; /* periodic: revisions sampled, oldest first */
+    size_t n_revs, cap_revs;
+    uint64_t last_success_ms;
+    uint64_t base_ms; /* periodic: wait since the last success */
+    int64_t prev_rev; /* revision mode: the last one compacted */
+    bool in_flight;
+    struct ms_proposal prop;
+    struct ms_op op;
+};
+
 struct ms_server {
     uv_loop_t loop;
     struct ms_server_config cfg;
@@ -74,18 +93,20 @@ struct ms_server {
     uint64_t started_ns;
 
     /* cluster.c */
-    uv_timer_t tick;               /* publish retries, parked-call expiry */
-    struct ms_http_client *fwd;    /* keep-alive connection to the leader */
+    uv_timer_t tick;            /* publish retries, parked-call expiry */
+    struct ms_http_client *fwd; /* keep-alive connection to the leader */
     char fwd_addr[64];
-    char leader_url[128];          /* leader's client URL, as published */
-    char leader_addr[64];          /* ... as IP:port */
+    char leader_url[128]; /* leader's client URL, as published */
+    char leader_addr[64]; /* ... as IP:port */
     struct ms_call *waiting, *waiting_tail; /* parked until a leader */
     bool publishing;
     bool fresh; /* started on an empty data directory */
     uint64_t forwarded;
     uint64_t fwd_warned_ns; /* last "forward failed" log line */
-    struct ms_call *live; /* calls with a proposal or read in flight */
+    struct ms_call *live;   /* calls with a proposal or read in flight */
     uint64_t timeouts;
+
+    struct ms_api_compact compact;
 
     /* watch.c, lease.c: watchers and lease deadlines */
     struct ms_api_watch *watch;
@@ -113,7 +134,7 @@ struct ms_call {
     void (*run)(struct ms_call *c);
     struct ms_call *wait_next;
     uint64_t deadline_ns;
-    bool reforward; /* may be forwarded again (leadership moved away) */
+    bool reforward;  /* may be forwarded again (leadership moved away) */
     bool retry_safe; /* running it twice is harmless (reads): a forward
                         that failed after sending is retried */
     /* router.c: a proposal or read in flight on this leader, bounded by
@@ -164,6 +185,22 @@ void ms_cluster_close(struct ms_server *s);
 
 /* server.c: starts a clean shutdown that ends with exit status. */
 void ms_server_stop(struct ms_server *s, int exit_status);
+
+/* compact.c */
+/* After the store and proposer started: the sweep handle and, when
+ * configured, the auto-compaction timer. Returns 0 or MS_ENOMEM. */
+int ms_compact_api_init(struct ms_server *s);
+/* After an apply or restore: runs the store's sweep, if one is pending, in
+ * bounded steps from the loop's idle phase. */
+void ms_compact_api_kick(struct ms_server *s);
+/* Shutdown starts: no more steps or proposals. */
+void ms_compact_api_stop(struct ms_server *s);
+/* Closes the handles (with the server's other handles). */
+void ms_compact_api_close(struct ms_server *s);
+/* After the loop ended. */
+void ms_compact_api_free(struct ms_server *s);
+/* Appends the compaction metrics to /metrics. */
+void ms_compact_api_metrics(struct ms_server *s, struct ms_buf *b);
 
 /* watch.c: watchers over the applied stream (pkg/watch/hub.h). */
 /* After the store opened: the hub and its timer. Returns 0 or MS_ENOMEM. */
