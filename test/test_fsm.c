@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sys/wait.h>
 
+#include "codec/codec.h"
 #include "fsm/fsm.h"
 
 static bool no_children(void)
@@ -148,6 +149,68 @@ static void test_collected_bytes_restore(void **state)
     fx_free(g);
 }
 
+/* Applies an alarm entry to fsm as f's next index. */
+static void apply_alarm(struct fx *f, struct ms_fsm *fsm, bool activate,
+                        uint64_t member)
+{
+    struct ms_buf b = MS_BUF_INIT;
+
+    assert_int_equal(
+        ms_fsm_encode_alarm(activate, member, MS_ALARM_NOSPACE, &b), 0);
+    assert_int_equal(ms_fsm_apply(fsm, ++f->index, b.data, b.len), 0);
+    ms_buf_free(&b);
+}
+
+/* The NOSPACE alarm: raised by an entry, it makes the store refuse puts,
+ * lease grants and txns with a put (deletes and compactions go on); it
+ * travels in snapshots; cleared by an entry, writes go on. A malformed
+ * alarm entry is skipped. */
+static void test_alarm_entries(void **state)
+{
+    struct fx *f = fx_new(MS_BACKEND_MEMORY), *g = fx_new(MS_BACKEND_MEMORY);
+    struct ms_fsm fsm, fsm2;
+    struct ms_buf snap = MS_BUF_INIT;
+    struct ms_op put = op_put("t", "v");
+    static const uint8_t bad[] = {MS_CODEC_FORMAT_VERSION, MS_ENTRY_ALARM, '{',
+                                  '}'};
+    (void)state;
+
+    build_state(f, &fsm, 10);
+    assert_int_equal(ms_fsm_encode_alarm(true, 1, MS_ALARM_NONE, &snap),
+                     MS_EINVAL);
+    apply_alarm(f, &fsm, true, 5);
+    apply_alarm(f, &fsm, true, 5); /* idempotent */
+    assert_int_equal(fsm.alarms.n, 1);
+    assert_true(ms_alarms_active(&fsm.alarms, MS_ALARM_NOSPACE));
+    int64_t rev = ms_store_revision(f->s);
+    assert_int_equal(fx_apply(f, put)->err, MS_ENOSPACE);
+    assert_int_equal(fx_apply(f, op_grant(12, 60))->err, MS_ENOSPACE);
+    assert_int_equal(fx_apply(f, op_txn(NULL, 0, NULL, 0, &put, 1))->err,
+                     MS_ENOSPACE);
+    assert_int_equal(ms_store_revision(f->s), rev);
+    assert_int_equal(fx_apply(f, op_del("key/000005", BNONE))->err, 0);
+    assert_int_equal(fx_apply(f, op_compact(rev))->err, 0);
+    assert_int_equal(ms_fsm_apply(&fsm, ++f->index, bad, sizeof bad), 0);
+    assert_int_equal(fsm.stats.entries_rejected, 1);
+    assert_int_equal(fsm.alarms.n, 1);
+
+    assert_int_equal(ms_fsm_snapshot(&fsm, &snap), 0);
+    ms_fsm_init(&fsm2, g->s, 2, 1);
+    assert_int_equal(ms_fsm_restore(&fsm2, snap.data, snap.len), 0);
+    assert_int_equal(fsm2.alarms.n, 1);
+    assert_int_equal(fsm2.alarms.a[0].member_id, 5);
+    assert_int_equal(fsm2.members.n, 1);
+    g->index = ms_store_applied_index(g->s);
+    assert_int_equal(fx_apply(g, put)->err, MS_ENOSPACE);
+
+    apply_alarm(f, &fsm, false, 5);
+    assert_int_equal(fsm.alarms.n, 0);
+    assert_int_equal(fx_apply(f, put)->err, 0);
+    ms_buf_free(&snap);
+    fx_free(f);
+    fx_free(g);
+}
+
 /* cancel makes collect fail at once; end after it leaves no child. */
 static void test_cancel_then_end(void **state)
 {
@@ -208,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_collected_bytes_restore),
         cmocka_unit_test(test_cancel_then_end),
         cmocka_unit_test(test_end_without_collect),
+        cmocka_unit_test(test_alarm_entries),
     };
     alarm(120); /* hard stop should a collect hang */
     return cmocka_run_group_tests(tests, NULL, NULL);

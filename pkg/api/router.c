@@ -1,5 +1,6 @@
 /* router.c - request dispatch, the life of a call, and the shared write and
  * read paths (proposer for writes, read index for linearizable reads). */
+#include "api/alarm.h"
 #include "api/server_priv.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -15,7 +16,8 @@ static bool prefix(const struct ms_http_request *req, const char *p)
 
 static bool is(const struct ms_http_request *req, const char *p)
 {
-    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+    return req->path_len == strlen(p) &&
+           memcmp(req->path, p, req->path_len) == 0;
 }
 
 enum { WAIT_PROPOSAL = 1, WAIT_READ = 2 };
@@ -211,6 +213,10 @@ static void execute_on_leader(struct ms_call *c)
         ms_call_wait_read(c, on_read_ready);
         return;
     }
+    if ((rc = ms_api_quota_check(s, &c->op, true)) != 0) {
+        c->render(c, rc, NULL);
+        return;
+    }
     c->prop.data = c;
     c->prop.cb = on_proposed;
     live_link(c, WAIT_PROPOSAL);
@@ -225,6 +231,10 @@ void ms_call_execute(struct ms_call *c)
 {
     if (c->op.type == MS_OP_RANGE && c->op.u.range.serializable) {
         serve_read(c); /* local, at once, on any member */
+        return;
+    }
+    if (ms_api_quota_check(c->srv, &c->op, false) != 0) {
+        c->render(c, MS_ENOSPACE, NULL); /* the alarm is up: not forwarded */
         return;
     }
     c->retry_safe = c->op.type == MS_OP_RANGE;
@@ -249,15 +259,17 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
     c->arena.chunk_size = 1024;
     req->data = c;
 
-    if (is(req, "/v3/maintenance/status") || prefix(req, "/v3/cluster/") ||
-        is(req, "/health") || is(req, "/metrics") || prefix(req, "/admin/")) {
+    if (is(req, "/v3/maintenance/alarm")) {
+        ms_alarm_v3(c);
+    } else if (is(req, "/v3/maintenance/status") ||
+               prefix(req, "/v3/cluster/") || is(req, "/health") ||
+               is(req, "/metrics") || prefix(req, "/admin/")) {
         ms_admin_handle(c);
     } else if (prefix(req, "/v3/")) {
         ms_v3_handle(c);
     } else if (is(req, "/kv") || prefix(req, "/kv/")) {
         ms_rest_handle(c);
     } else {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
-                        9);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
     }
 }

@@ -107,6 +107,7 @@ struct ms_server {
     uint64_t timeouts;
 
     struct ms_api_compact compact;
+    bool alarm_raising; /* alarm.c: a NOSPACE activation in flight */
 
     /* watch.c, lease.c: watchers and lease deadlines */
     struct ms_api_watch *watch;
@@ -185,6 +186,9 @@ void ms_cluster_close(struct ms_server *s);
 
 /* server.c: starts a clean shutdown that ends with exit status. */
 void ms_server_stop(struct ms_server *s, int exit_status);
+
+/* alarm.c: POST /v3/maintenance/alarm (routed to the leader). */
+void ms_alarm_v3(struct ms_call *c);
 
 /* compact.c */
 /* After the store and proposer started: the sweep handle and, when

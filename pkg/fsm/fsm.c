@@ -109,6 +109,67 @@ static int apply_member(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
     return ms_fsm_apply_empty(fsm, index);
 }
 
+int ms_fsm_encode_alarm(bool activate, uint64_t member_id,
+                        enum ms_alarm_type type, struct ms_buf *out)
+{
+    int rc;
+
+    if (type == MS_ALARM_NONE || ms_alarm_type_name(type) == NULL)
+        return MS_EINVAL;
+    rc = ms_buf_putc(out, MS_CODEC_FORMAT_VERSION);
+    rc |= ms_buf_putc(out, MS_ENTRY_ALARM);
+    rc |= ms_buf_printf(out,
+                        "{\"action\":\"%s\",\"member_id\":\"%" PRIu64
+                        "\",\"alarm\":\"%s\"}",
+                        activate ? "activate" : "deactivate", member_id,
+                        ms_alarm_type_name(type));
+    return rc ? MS_ENOMEM : 0;
+}
+
+static void alarms_changed(struct ms_fsm *fsm)
+{
+    ms_store_set_nospace(fsm->store,
+                         ms_alarms_active(&fsm->alarms, MS_ALARM_NOSPACE));
+}
+
+/* Applies an alarm entry; a malformed one is skipped alike on every node.
+ * Replays below the store's applied index apply too: the table lives in
+ * memory (and in snapshots), and raising or clearing is idempotent. */
+static int apply_alarm(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                       size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)buf + 2, len - 2);
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "action");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "member_id");
+    const cJSON *al = cJSON_GetObjectItemCaseSensitive(o, "alarm");
+    enum ms_alarm_type type = MS_ALARM_NONE;
+    char *end = NULL;
+    uint64_t member = 0;
+
+    if (cJSON_IsString(id))
+        member = strtoull(id->valuestring, &end, 10);
+    if (!cJSON_IsString(act) || end == NULL || *end != '\0' ||
+        !cJSON_IsString(al) ||
+        ms_alarm_type_parse(al->valuestring, &type) != 0) {
+        fsm->stats.entries_rejected++;
+        ms_error("fsm: entry %llu: malformed alarm entry",
+                 (unsigned long long)index);
+    } else if (strcmp(act->valuestring, "activate") == 0) {
+        if (ms_alarms_activate(&fsm->alarms, member, type) != 0)
+            ms_error("alarms: table full, %s of %" PRIx64 " not raised",
+                     al->valuestring, member);
+        else
+            ms_warn("alarm raised: %s (member %" PRIx64 ")", al->valuestring,
+                    member);
+    } else if (ms_alarms_deactivate(&fsm->alarms, member, type) == 0) {
+        ms_info("alarm cleared: %s (member %" PRIx64 ")", al->valuestring,
+                member);
+    }
+    cJSON_Delete(o);
+    alarms_changed(fsm);
+    return ms_fsm_apply_empty(fsm, index);
+}
+
 int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
                  size_t len)
 {
@@ -125,6 +186,9 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
          * table lives in memory, and upserts and removals are idempotent */
         return apply_member(fsm, index, buf, len);
     }
+    if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
+        buf[1] == MS_ENTRY_ALARM)
+        return apply_alarm(fsm, index, buf, len);
     rc = ms_codec_decode_batch(buf, len, &batch, why, sizeof(why));
     if (rc != 0) {
         /* A payload every node decodes the same way: skip it everywhere. */
@@ -183,6 +247,20 @@ static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx, char *errmsg,
     struct ms_snapshot_extra extra = {.codec = fsm->codec};
     int rc = ms_members_encode(&fsm->members, &members);
 
+    /* the alarms ride in the member table's JSON object (older readers
+     * ignore the field): {...,"alarms":[...]} */
+    if (rc == 0 && fsm->alarms.n > 0) {
+        if (members.len == 0 || members.data[members.len - 1] != '}')
+            rc = MS_EINVAL;
+        else {
+            members.len--;
+            rc = ms_buf_printf(&members, ",\"alarms\":") != 0
+                     ? MS_ENOMEM
+                     : ms_alarms_encode(&fsm->alarms, &members);
+            if (rc == 0 && ms_buf_putc(&members, '}') != 0)
+                rc = MS_ENOMEM;
+        }
+    }
     if (rc != 0)
         return ms_seterr(errmsg, errmsg_size, rc,
                          "snapshot: encode member table: %s", ms_strerror(rc));
@@ -310,13 +388,24 @@ int ms_fsm_restore(struct ms_fsm *fsm, const uint8_t *buf, size_t len)
     struct ms_snapshot_extra extra = {0};
     int rc;
 
-    rc = ms_store_snapshot_load(fsm->store, mem_read, &r, &extra,
-                                fsm->errmsg, sizeof(fsm->errmsg));
-    if (rc == 0 &&
-        ms_members_decode(&fsm->members, extra.members, extra.members_len) !=
-            0) {
+    rc = ms_store_snapshot_load(fsm->store, mem_read, &r, &extra, fsm->errmsg,
+                                sizeof(fsm->errmsg));
+    if (rc == 0 && ms_members_decode(&fsm->members, extra.members,
+                                     extra.members_len) != 0) {
         rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
                        "snapshot: malformed member table");
+    }
+    if (rc == 0) {
+        cJSON *o = extra.members_len > 0
+                       ? cJSON_ParseWithLength((const char *)extra.members,
+                                               extra.members_len)
+                       : NULL;
+        if (ms_alarms_decode(&fsm->alarms, cJSON_GetObjectItemCaseSensitive(
+                                               o, "alarms")) != 0)
+            rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
+                           "snapshot: malformed alarm table");
+        cJSON_Delete(o);
+        alarms_changed(fsm);
     }
     free(extra.members);
     if (rc != 0) {

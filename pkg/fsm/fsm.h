@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fsm/alarms.h"
 #include "fsm/members.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -28,6 +29,11 @@ typedef void (*ms_fsm_observe_fn)(void *data, const struct ms_op *op,
  * Member changes are rare and proposed one per entry, never batched with
  * client operations; they do not advance the store revision. */
 #define MS_ENTRY_MEMBERS 0x10
+
+/* An alarm entry: MS_ENTRY_ALARM, then JSON {"action":"activate" or
+ * "deactivate","member_id":"N","alarm":"NOSPACE"}. Like member changes:
+ * one per entry, no store revision. */
+#define MS_ENTRY_ALARM 0x11
 
 /* Called after a member entry was applied (the table is in fsm->members). */
 typedef void (*ms_fsm_members_fn)(void *data);
@@ -51,8 +57,9 @@ struct ms_fsm {
     ms_fsm_members_fn members_changed;
     void *members_data;
     struct ms_members members; /* replicated member table */
-    uint8_t codec; /* recorded in snapshots */
-    bool snapshot_inline; /* never fork in ms_fsm_snapshot_begin */
+    struct ms_alarms alarms;   /* replicated alarms; NOSPACE caps the store */
+    uint8_t codec;             /* recorded in snapshots */
+    bool snapshot_inline;      /* never fork in ms_fsm_snapshot_begin */
     struct ms_fsm_stats stats;
     int fatal; /* the store failed: MS_EIO / MS_ENOMEM, 0 while healthy */
     char errmsg[256];
@@ -81,6 +88,12 @@ int ms_fsm_apply_empty(struct ms_fsm *fsm, uint64_t index);
  * printable ASCII without quotes). */
 int ms_fsm_encode_member(const struct ms_member *m, bool remove,
                          uint64_t cluster_id, struct ms_buf *out);
+
+/* Appends an alarm entry payload to out: raise (activate) or clear
+ * (member_id, type). Returns 0, MS_ENOMEM or MS_EINVAL (type NONE or
+ * unknown). */
+int ms_fsm_encode_alarm(bool activate, uint64_t member_id,
+                        enum ms_alarm_type type, struct ms_buf *out);
 
 /* Serialises the whole state into out (appends), on the calling thread.
  * Returns 0 or an MS_E code with fsm->errmsg. */

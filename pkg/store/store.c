@@ -58,6 +58,7 @@ struct ms_store {
         struct ms_buf from; /* next engine key to look at ("": start) */
         struct hist_sweep h;
     } sw;
+    bool nospace;            /* refuse ops that add data (NOSPACE alarm) */
     ms_store_event_fn ev_fn; /* change hook (watchers), or NULL */
     void *ev_ctx;
     char errmsg[MS_ERRMSG_SIZE];
@@ -2119,6 +2120,33 @@ out:
 /* --- apply -----------------------------------------------------------------
  */
 
+/* Whether op may add data: a put, a lease grant, a txn with a put in
+ * either branch (etcd's quota cost > 0). */
+static bool adds_data(const struct ms_op *op)
+{
+    if (op->type == MS_OP_PUT || op->type == MS_OP_LEASE_GRANT)
+        return true;
+    if (op->type != MS_OP_TXN)
+        return false;
+    for (size_t i = 0; i < op->u.txn.n_success; i++)
+        if (adds_data(&op->u.txn.success[i]))
+            return true;
+    for (size_t i = 0; i < op->u.txn.n_failure; i++)
+        if (adds_data(&op->u.txn.failure[i]))
+            return true;
+    return false;
+}
+
+bool ms_store_op_adds_data(const struct ms_op *op)
+{
+    return adds_data(op);
+}
+
+void ms_store_set_nospace(struct ms_store *s, bool nospace)
+{
+    s->nospace = nospace;
+}
+
 static int apply_op(struct ms_store *s, const struct ms_op *op,
                     struct ms_result *res, struct ms_arena *a)
 {
@@ -2126,6 +2154,11 @@ static int apply_op(struct ms_store *s, const struct ms_op *op,
     int rc = 0, operr = 0;
 
     res->type = op->type;
+    if (s->nospace && adds_data(op)) {
+        res->err = MS_ENOSPACE;
+        res->revision = s->rev;
+        return 0;
+    }
     switch (op->type) {
     case MS_OP_PUT:
         operr = check_put_shape(s, &op->u.put);

@@ -111,6 +111,17 @@ void ms_results_free(struct ms_results *rs);
 int ms_store_apply(struct ms_store *s, const struct ms_batch *b, uint64_t index,
                    struct ms_results *out, char *errmsg, size_t errmsg_size);
 
+/* While nospace is set (the cluster's NOSPACE alarm is raised), applying
+ * an op that may add data (ms_store_op_adds_data) changes nothing and
+ * gives MS_ENOSPACE in its result; deletes, compactions, revocations and
+ * reads go on. The state machine sets it from its replicated alarm table,
+ * so every member refuses the same ops. */
+void ms_store_set_nospace(struct ms_store *s, bool nospace);
+
+/* True for a put, a lease grant, and a txn with a put in either branch
+ * (nested txns included): etcd's ops of non-zero quota cost. */
+bool ms_store_op_adds_data(const struct ms_op *op);
+
 /* Serves a read (MS_OP_RANGE) locally, at once, into out (one result).
  * Returns 0 (the per-op error, e.g. MS_ECOMPACTED, is in out->r[0].err) or
  * MS_EINVAL for an op that is not a range, MS_EIO / MS_ENOMEM. */
