@@ -5,7 +5,7 @@
 #   bench/stall.sh BUILD_DIR OUT_DIR [compact|snapshot]...
 #
 # BUILD_DIR holds metastore-server and metastore-bench. Each phase starts a
-# fresh single-node memory server in OUT_DIR, loads it, runs a probe load
+# fresh single-node server in OUT_DIR (memory; STORAGE=rocksdb for rocksdb), loads it, runs a probe load
 # during the event and prints: the probe's latency, the loop iterations
 # longer than 5 / 10 / 25 ms during the event (from the
 # metastore_loop_busy_seconds histogram), and the longest loop iteration
@@ -31,7 +31,8 @@ over() { echo $(($(count | cut -d. -f1) - $(bucket "$1" | cut -d. -f1))); }
 start() {
     rm -rf "$OUT/data"
     "$BUILD/metastore-server" --data-dir "$OUT/data" --listen-client-urls "$URL" \
-        --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" "$@" >"$OUT/server.log" 2>&1 &
+        --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" --storage "${STORAGE:-memory}" \
+        "$@" >"$OUT/server.log" 2>&1 &
     SPID=$!
     for _ in $(seq 1 100); do
         curl -s -o /dev/null --max-time 1 "$URL/health" && return 0
@@ -88,7 +89,7 @@ snapshot)
     # 5000 entries
     start --snapshot-count 5000
     load --op put --clients 32 --total 1000000 --key-space 1000000 --val-size 64 >"$OUT/snap-load.txt"
-    echo "snapshot: RSS $(ps -o rss= -p "$SPID") KiB, keys $(metric metastore_store_keys)"
+    echo "snapshot: ${STORAGE:-memory}, RSS $(ps -o rss= -p "$SPID") KiB, keys $(metric metastore_store_keys)"
     n0=$(metric metastore_snapshots_taken_total)
     mark
     strace -T -e trace=io_destroy,clone,clone3,fork -p "$SPID" -o "$OUT/strace.txt" &

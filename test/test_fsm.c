@@ -3,6 +3,7 @@
 #include "store_fixture.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/wait.h>
 
 #include "codec/codec.h"
@@ -106,11 +107,77 @@ static void test_memory_inline(void **state)
 }
 
 /* rocksdb: never forked (RocksDB in a forked child may deadlock);
- * serialised in begin, same bytes. */
-static void test_rocksdb_inline(void **state)
+ * serialised by collect from a read-only view taken in begin: the bytes
+ * of the state at begin. */
+static void test_rocksdb_view(void **state)
 {
     (void)state;
     snapshot_of_begin_time(MS_BACKEND_ROCKSDB, false, false);
+}
+
+/* rocksdb with snapshot_inline: serialised in begin, same bytes. */
+static void test_rocksdb_inline(void **state)
+{
+    (void)state;
+    snapshot_of_begin_time(MS_BACKEND_ROCKSDB, true, false);
+}
+
+struct collector {
+    struct ms_fsm_snapjob *job;
+    const uint8_t *buf;
+    size_t len;
+    int rc;
+    char err[MS_ERRMSG_SIZE];
+};
+
+static void *collect_thread(void *arg)
+{
+    struct collector *c = arg;
+    c->rc = ms_fsm_snapshot_collect(c->job, &c->buf, &c->len, c->err,
+                                    sizeof c->err);
+    return NULL;
+}
+
+/* rocksdb: collect on another thread while this one applies writes (and
+ * compaction steps): the bytes are those of the state at begin. Cancel
+ * makes a running collect fail. */
+static void test_rocksdb_view_threaded(void **state)
+{
+    struct fx *f = fx_new(MS_BACKEND_ROCKSDB);
+    struct ms_fsm fsm;
+    struct ms_buf before = MS_BUF_INIT;
+    struct collector c = {0};
+    pthread_t t;
+    char k[32], err[MS_ERRMSG_SIZE];
+    bool more;
+    (void)state;
+
+    build_state(f, &fsm, 20000);
+    assert_int_equal(ms_fsm_snapshot(&fsm, &before), 0);
+    assert_int_equal(ms_fsm_snapshot_begin(&fsm, &c.job), 0);
+    assert_int_equal(pthread_create(&t, NULL, collect_thread, &c), 0);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "key/%06d", i * 7);
+        fx_apply(f, op_put(k, "during"));
+    }
+    fx_apply(f, op_compact(ms_store_revision(f->s)));
+    assert_int_equal(ms_store_compact_step(f->s, 100, &more, err, sizeof err),
+                     0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.len, before.len);
+    assert_memory_equal(c.buf, before.data, before.len);
+    ms_fsm_snapshot_end(&fsm, c.job, true);
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ms_fsm_snapshot_begin(&fsm, &c.job), 0);
+    ms_fsm_snapshot_cancel(c.job);
+    assert_int_equal(
+        ms_fsm_snapshot_collect(c.job, &c.buf, &c.len, c.err, sizeof c.err),
+        MS_ECANCELED);
+    ms_fsm_snapshot_end(&fsm, c.job, false);
+    ms_buf_free(&before);
+    fx_free(f);
 }
 
 /* The restored snapshot is the state at begin: a store loaded from the
@@ -267,7 +334,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_forked),
         cmocka_unit_test(test_memory_inline),
+        cmocka_unit_test(test_rocksdb_view),
         cmocka_unit_test(test_rocksdb_inline),
+        cmocka_unit_test(test_rocksdb_view_threaded),
         cmocka_unit_test(test_collected_bytes_restore),
         cmocka_unit_test(test_cancel_then_end),
         cmocka_unit_test(test_end_without_collect),

@@ -579,7 +579,7 @@ static void test_compaction_steps(void **state)
     FX(state);
     enum { N = 300 };
     struct fx *ref = fx_new(f->backend);
-    char keys[N][8], err[MS_ERRMSG_SIZE];
+    char keys[N][16], err[MS_ERRMSG_SIZE];
     struct ms_result *r;
     bool more = true;
     int steps = 0, w = 0;

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include <stdlib.h>
@@ -239,35 +240,55 @@ static int buf_write(void *ctx, const void *p, size_t n)
     return ms_buf_append(ctx, p, n);
 }
 
-/* The snapshot of the store plus member table, streamed to write/wctx. */
-static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx, char *errmsg,
-                size_t errmsg_size)
+/* The snapshot's extra section: the member table, with the alarms riding
+ * in its JSON object (older readers ignore the field):
+ * {...,"alarms":[...]}. */
+static int encode_extra(const struct ms_fsm *fsm, struct ms_buf *out,
+                        char *errmsg, size_t errmsg_size)
 {
-    struct ms_buf members = MS_BUF_INIT;
-    struct ms_snapshot_extra extra = {.codec = fsm->codec};
-    int rc = ms_members_encode(&fsm->members, &members);
+    int rc = ms_members_encode(&fsm->members, out);
 
-    /* the alarms ride in the member table's JSON object (older readers
-     * ignore the field): {...,"alarms":[...]} */
     if (rc == 0 && fsm->alarms.n > 0) {
-        if (members.len == 0 || members.data[members.len - 1] != '}')
+        if (out->len == 0 || out->data[out->len - 1] != '}') {
             rc = MS_EINVAL;
-        else {
-            members.len--;
-            rc = ms_buf_printf(&members, ",\"alarms\":") != 0
+        } else {
+            out->len--;
+            rc = ms_buf_printf(out, ",\"alarms\":") != 0
                      ? MS_ENOMEM
-                     : ms_alarms_encode(&fsm->alarms, &members);
-            if (rc == 0 && ms_buf_putc(&members, '}') != 0)
+                     : ms_alarms_encode(&fsm->alarms, out);
+            if (rc == 0 && ms_buf_putc(out, '}') != 0)
                 rc = MS_ENOMEM;
         }
     }
     if (rc != 0)
         return ms_seterr(errmsg, errmsg_size, rc,
                          "snapshot: encode member table: %s", ms_strerror(rc));
-    extra.members = members.data;
-    extra.members_len = members.len;
-    rc = ms_store_snapshot_save(fsm->store, &extra, write, wctx, errmsg,
-                                errmsg_size);
+    return 0;
+}
+
+/* The snapshot of store with the extra section, streamed to write/wctx. */
+static int save_store(struct ms_store *store, uint8_t codec,
+                      const struct ms_buf *extra_bytes, ms_write_fn write,
+                      void *wctx, char *errmsg, size_t errmsg_size)
+{
+    struct ms_snapshot_extra extra = {.codec = codec};
+
+    extra.members = extra_bytes->data;
+    extra.members_len = extra_bytes->len;
+    return ms_store_snapshot_save(store, &extra, write, wctx, errmsg,
+                                  errmsg_size);
+}
+
+/* The snapshot of the store plus member table, streamed to write/wctx. */
+static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx, char *errmsg,
+                size_t errmsg_size)
+{
+    struct ms_buf members = MS_BUF_INIT;
+    int rc = encode_extra(fsm, &members, errmsg, errmsg_size);
+
+    if (rc == 0)
+        rc = save_store(fsm->store, fsm->codec, &members, write, wctx, errmsg,
+                        errmsg_size);
     ms_buf_free(&members);
     return rc;
 }
@@ -283,9 +304,26 @@ int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out)
 
 struct ms_fsm_snapjob {
     struct ms_cowdump *dump; /* forked: the child writing the bytes */
-    struct ms_buf bytes;     /* inline: the bytes, serialised in begin */
+    struct ms_buf bytes;     /* inline: the bytes, serialised in begin;
+                                view: serialised by collect */
+    /* rocksdb: a read-only view of the store at begin, and the extra
+     * section as it was then; collect serialises them */
+    struct ms_store *view;
+    struct ms_buf extra;
+    uint8_t codec;
+    atomic_bool canceled;
     bool collected;
 };
+
+/* The writer of a view's snapshot: appends, or stops at a cancel. */
+static int view_write(void *ctx, const void *p, size_t n)
+{
+    struct ms_fsm_snapjob *job = ctx;
+
+    if (atomic_load(&job->canceled))
+        return MS_ECANCELED;
+    return ms_buf_append(&job->bytes, p, n);
+}
 
 /* Runs in the forked child, on its copy of fsm (util/cowdump.h rules:
  * memory reads, malloc and the write callback only). */
@@ -316,6 +354,22 @@ int ms_fsm_snapshot_begin(struct ms_fsm *fsm, struct ms_fsm_snapjob **out)
         ms_warn("fsm: snapshot: %s; serialising on the event loop instead",
                 fsm->errmsg);
     }
+    if (!fsm->snapshot_inline &&
+        ms_store_backend(fsm->store) == MS_BACKEND_ROCKSDB) {
+        /* a RocksDB snapshot, read by collect on another thread */
+        job->codec = fsm->codec;
+        rc = encode_extra(fsm, &job->extra, fsm->errmsg, sizeof(fsm->errmsg));
+        if (rc == 0)
+            rc = ms_store_view(fsm->store, &job->view, fsm->errmsg,
+                               sizeof(fsm->errmsg));
+        if (rc == 0) {
+            *out = job;
+            return 0;
+        }
+        ms_buf_free(&job->extra);
+        ms_warn("fsm: snapshot: %s; serialising on the event loop instead",
+                fsm->errmsg);
+    }
     rc = save(fsm, buf_write, &job->bytes, fsm->errmsg, sizeof(fsm->errmsg));
     if (rc != 0) {
         ms_buf_free(&job->bytes);
@@ -337,6 +391,16 @@ int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
     job->collected = true;
     if (job->dump != NULL)
         return ms_cowdump_wait(job->dump, buf, len, errmsg, errmsg_size);
+    if (job->view != NULL) {
+        int rc = save_store(job->view, job->codec, &job->extra, view_write, job,
+                            errmsg, errmsg_size);
+        if (rc != 0) {
+            ms_buf_free(&job->bytes);
+            return rc == MS_ECANCELED ? ms_seterr(errmsg, errmsg_size, rc,
+                                                  "snapshot: canceled")
+                                      : rc;
+        }
+    }
     *buf = job->bytes.data;
     *len = job->bytes.len;
     return 0;
@@ -344,8 +408,11 @@ int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
 
 void ms_fsm_snapshot_cancel(struct ms_fsm_snapjob *job)
 {
-    if (job != NULL && job->dump != NULL)
+    if (job == NULL)
+        return;
+    if (job->dump != NULL)
         ms_cowdump_cancel(job->dump);
+    atomic_store(&job->canceled, true);
 }
 
 bool ms_fsm_snapjob_forked(const struct ms_fsm_snapjob *job)
@@ -361,6 +428,8 @@ void ms_fsm_snapshot_end(struct ms_fsm *fsm, struct ms_fsm_snapjob *job,
     if (taken)
         fsm->stats.snapshots_taken++;
     ms_cowdump_free(job->dump);
+    ms_store_close(job->view);
+    ms_buf_free(&job->extra);
     ms_buf_free(&job->bytes);
     free(job);
 }

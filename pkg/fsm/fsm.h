@@ -110,10 +110,14 @@ int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out);
  * memory backend: begin forks (util/cowdump.h); the child serialises its
  * copy-on-write image of the store and member table into a memory file,
  * and collect waits for it. The loop pays only for the fork.
- * rocksdb backend, a fork that failed, or fsm->snapshot_inline: begin
- * serialises on the calling thread, as ms_fsm_snapshot does (a forked
- * child must not call RocksDB: its background threads may hold mutexes at
- * fork time), and collect returns those bytes at once. */
+ * rocksdb backend: begin takes a read-only view of the store (a RocksDB
+ * snapshot, ms_store_view) and encodes the member table; collect
+ * serialises them on its own thread (never in a forked child: RocksDB's
+ * background threads may hold mutexes at fork time). The loop pays only
+ * for the view.
+ * A fork or view that failed, or fsm->snapshot_inline: begin serialises
+ * on the calling thread, as ms_fsm_snapshot does, and collect returns
+ * those bytes at once. */
 struct ms_fsm_snapjob;
 
 /* Loop thread. Returns 0 and *out (owned by the caller until

@@ -53,6 +53,13 @@ struct ms_engine_ops {
     /* Approximate bytes of keys + values held. */
     uint64_t (*bytes)(struct ms_engine *e);
     void (*close)(struct ms_engine *e);
+
+    /* Optional (NULL: not supported). A read-only engine showing the state
+     * committed at the call, applied index included, whatever e commits
+     * later. It may be used from another thread (one at a time) while e
+     * goes on; its writes fail with MS_EINVAL; close releases it, before e
+     * is closed. Call outside a transaction. */
+    int (*view)(struct ms_engine *e, struct ms_engine **out);
 };
 
 /* Common head of every engine object. */

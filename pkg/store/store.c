@@ -2355,6 +2355,39 @@ err:
     return rc;
 }
 
+int ms_store_view(struct ms_store *s, struct ms_store **out, char *errmsg,
+                  size_t errmsg_size)
+{
+    struct ms_store *v;
+    int rc;
+
+    *out = NULL;
+    if (s->eng->ops->view == NULL)
+        return ms_seterr(errmsg, errmsg_size, MS_ENOTIMPL,
+                         "store: the %s backend has no read-only views",
+                         ms_store_backend_name(s->backend));
+    v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
+                         "store: view: out of memory");
+    if ((rc = s->eng->ops->view(s->eng, &v->eng)) != 0) {
+        free(v);
+        return to_caller(s, eng_fail(s, rc), errmsg, errmsg_size);
+    }
+    v->backend = s->backend;
+    v->max_key = s->max_key;
+    v->max_value = s->max_value;
+    v->max_txn_ops = s->max_txn_ops;
+    v->rev = s->rev;
+    v->compact_rev = s->compact_rev;
+    v->live = s->live;
+    v->tombs = s->tombs;
+    v->hist = s->hist;
+    v->swept_rev = s->swept_rev;
+    *out = v;
+    return 0;
+}
+
 void ms_store_close(struct ms_store *s)
 {
     if (s == NULL)

@@ -40,8 +40,20 @@ struct ms_store_options {
 int ms_store_open(const struct ms_store_options *opts, struct ms_store **out,
                   char *errmsg, size_t errmsg_size);
 
-/* Closes and frees. NULL is fine. */
+/* Closes and frees. NULL is fine. A view must be closed before its
+ * store. */
 void ms_store_close(struct ms_store *s);
+
+/* A read-only copy of s as it is at the call (revisions, applied index,
+ * every version), for a snapshot serialised on another thread while s goes
+ * on applying: reads and ms_store_snapshot_save work on it, from one
+ * thread at a time; applies fail. Backed by a RocksDB snapshot (the
+ * rocksdb backend); the memory backend has none (MS_ENOTIMPL: fork
+ * instead, util/cowdump.h). Call between applies. Returns 0 and *out
+ * (close it with ms_store_close, on any thread, before s), or
+ * MS_ENOTIMPL / MS_ENOMEM with errmsg. */
+int ms_store_view(struct ms_store *s, struct ms_store **out, char *errmsg,
+                  size_t errmsg_size);
 
 /* A key-value with its metadata, as etcd's mvccpb.KeyValue. In results its
  * bytes point into the result set's arena. */
