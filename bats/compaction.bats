@@ -101,7 +101,16 @@ NOSPACE='{"error":"etcdserver: mvcc: database space exceeded","message":"etcdser
     refute_output --partial '"alarms"'
     assert_output --partial ' 200'
     run v3 /v3/maintenance/alarm '{"action":"SOMETIMES"}'
-    assert_output --partial ' 400'
+    assert_output '{"error":"unknown value \"SOMETIMES\" for enum etcdserverpb.AlarmRequest_AlarmAction","message":"unknown value \"SOMETIMES\" for enum etcdserverpb.AlarmRequest_AlarmAction","code":3} 400'
+    # etcd 3.4's shapes: no header, {} when empty; enums as numbers too
+    run v3 /v3/maintenance/alarm '{"action":"GET"}'
+    assert_output '{} 200'
+    run v3 /v3/maintenance/alarm '{"action":1,"memberID":5,"alarm":1}'
+    assert_output '{"alarms":[{"memberID":"5","alarm":"NOSPACE"}]} 200'
+    run put k2
+    assert_output "$NOSPACE"
+    run v3 /v3/maintenance/alarm '{"action":"DEACTIVATE","memberID":"5","alarm":"NOSPACE"}'
+    assert_output '{"alarms":[{"memberID":"5","alarm":"NOSPACE"}]} 200'
     stop_server
 }
 

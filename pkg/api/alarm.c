@@ -137,13 +137,16 @@ int ms_api_alarm_change(struct ms_server *s, struct ms_alarm_req *req,
  * ------------------------------------------------ */
 
 /* An AlarmRequest field: enums as names or numbers, uint64 as a string or
- * a number; absent: 0. Returns 0 or -1. */
+ * a number; absent: 0. Returns 0 or -1 with bad set to the value (etcd
+ * names it in its error). */
 static int enum_field(const cJSON *o, const char *name,
-                      const char *const *names, size_t n, int *out)
+                      const char *const *names, size_t n, int *out,
+                      const char **bad)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
     *out = 0;
+    *bad = cJSON_IsString(v) ? v->valuestring : "";
     if (v == NULL || cJSON_IsNull(v))
         return 0;
     if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < n &&
@@ -182,19 +185,18 @@ static int u64_field(const cJSON *o, const char *name, const char *alt,
     return *end == '\0' ? 0 : -1;
 }
 
-/* {"header":{..},"alarms":[{"memberID":"N","alarm":"NOSPACE"},..]} */
+/* {"alarms":[{"memberID":"N","alarm":"NOSPACE"},..]}: etcd 3.4 fills no
+ * header in an AlarmResponse, so its gateway answers "{}" when there is no
+ * alarm. */
 static void answer(struct ms_call *c, const struct ms_alarm *a, size_t n)
 {
-    struct ms_server *s = c->srv;
-    struct ms_gw_header hdr = ms_server_header(s, ms_store_revision(s->store));
-    struct ms_buf *b = &s->scratch;
-    int rc;
+    struct ms_buf *b = &c->srv->scratch;
+    int rc = 0;
 
     ms_buf_reset(b);
-    rc = ms_buf_printf(b, "{\"header\":");
-    rc |= ms_gw_write_header(b, &hdr);
+    rc |= ms_buf_putc(b, '{');
     if (n > 0) {
-        rc |= ms_buf_printf(b, ",\"alarms\":[");
+        rc |= ms_buf_printf(b, "\"alarms\":[");
         for (size_t i = 0; i < n; i++) {
             rc |= ms_buf_printf(b, "%s{", i ? "," : "");
             if (a[i].member_id != 0)
@@ -239,8 +241,9 @@ static void run_alarm(struct ms_call *c)
     static const char *const types[] = {"NONE", "NOSPACE", "CORRUPT"};
     struct ms_server *s = c->srv;
     cJSON *o = NULL;
-    int action, type, rc;
+    int action, type, rc = -1;
     uint64_t member;
+    const char *bad;
     struct ms_gw_error e;
 
     if (c->req->body_len > 0) {
@@ -253,13 +256,23 @@ static void run_alarm(struct ms_call *c)
             return;
         }
     }
-    rc = enum_field(o, "action", actions, 3, &action);
-    rc |= enum_field(o, "alarm", types, 3, &type);
-    rc |= u64_field(o, "memberID", "member_id", &member);
+    if (enum_field(o, "action", actions, 3, &action, &bad) != 0)
+        ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT,
+                        "unknown value \"%.64s\" for enum "
+                        "etcdserverpb.AlarmRequest_AlarmAction",
+                        bad);
+    else if (enum_field(o, "alarm", types, 3, &type, &bad) != 0)
+        ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT,
+                        "unknown value \"%.64s\" for enum "
+                        "etcdserverpb.AlarmType",
+                        bad);
+    else if (u64_field(o, "memberID", "member_id", &member) != 0)
+        ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT,
+                        "invalid value for uint64 field memberID");
+    else
+        rc = 0;
     cJSON_Delete(o);
     if (rc != 0) {
-        ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT,
-                        "invalid value in alarm request");
         ms_call_error(c, &e);
         return;
     }
@@ -269,7 +282,10 @@ static void run_alarm(struct ms_call *c)
         return;
     }
     if (type == MS_ALARM_NONE) {
-        answer(c, NULL, 0); /* etcd: nothing to raise or clear */
+        /* etcd 3.4 answers an ACTIVATE of NONE with the pair (and keeps it
+         * in its list, which we do not); a DEACTIVATE finds nothing */
+        struct ms_alarm none = {.member_id = member, .type = MS_ALARM_NONE};
+        answer(c, &none, action == 1 ? 1 : 0);
         return;
     }
     struct alarm_call *ac = calloc(1, sizeof(*ac));
