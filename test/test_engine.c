@@ -692,6 +692,44 @@ static void test_rocksdb_view(void **state)
     expect_getz(e, "c", "3");
 }
 
+/* defragment drops deleted data from the files: bytes (the live files
+ * plus memtables) fall back after a delete of everything; the memory
+ * engine has nothing to defragment. */
+static void test_rocksdb_defragment(void **state)
+{
+    struct ms_engine *e = eng(state);
+    char k[32], v[1024];
+    uint64_t full, empty;
+
+    uint32_t x = 12345;
+
+    v[sizeof(v) - 1] = '\0';
+    assert_int_equal(e->ops->begin(e), 0);
+    for (int i = 0; i < 4000; i++) {
+        snprintf(k, sizeof(k), "key%06d", i);
+        for (size_t j = 0; j + 1 < sizeof(v); j++) {
+            x = x * 1103515245u + 12345u; /* incompressible values */
+            v[j] = (char)('a' + (x >> 16) % 26);
+        }
+        putz(e, k, v);
+    }
+    assert_int_equal(e->ops->commit(e, 1), 0);
+    assert_int_equal(e->ops->defragment(e), 0);
+    full = e->ops->bytes(e);
+    assert_true(full >= 4000u * 500);
+    assert_int_equal(e->ops->begin(e), 0);
+    for (int i = 0; i < 4000; i++) {
+        snprintf(k, sizeof(k), "key%06d", i);
+        assert_int_equal(e->ops->del(e, B(k), strlen(k)), 0);
+    }
+    assert_int_equal(e->ops->commit(e, 2), 0);
+    assert_int_equal(e->ops->defragment(e), 0);
+    empty = e->ops->bytes(e);
+    assert_true(empty < full / 10);
+    assert_int_equal(e->ops->applied_index(e), 2);
+    expect_getz(e, "key000001", NULL);
+}
+
 /* Opening a path that is a regular file fails with MS_EIO naming it. */
 static void test_rocksdb_open_regular_file(void **state)
 {
@@ -756,6 +794,7 @@ int main(void)
         T(test_rocksdb_live_iterator, kind_rocksdb),
         T(test_rocksdb_write_outside_txn, kind_rocksdb),
         T(test_rocksdb_view, kind_rocksdb),
+        T(test_rocksdb_defragment, kind_rocksdb),
         T(test_rocksdb_open_regular_file, kind_rocksdb),
         T(test_rocksdb_open_locked, kind_rocksdb),
     };

@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,8 @@ static bool path_is(const struct ms_http_request *req, const char *p)
 
 static void method_not_allowed(struct ms_call *c)
 {
-    ms_call_respond(c, 405, "text/plain; charset=utf-8",
-                    "Method Not Allowed", 18);
+    ms_call_respond(c, 405, "text/plain; charset=utf-8", "Method Not Allowed",
+                    18);
 }
 
 /* --- /health: a leader, and an apply loop that serves a barrier --------- */
@@ -35,10 +36,9 @@ static void on_health_read(struct ms_read_waiter *w, int status)
                         18);
         return;
     }
-    n = snprintf(body, sizeof(body),
-                 "{\"health\":\"false\",\"reason\":\"%s\"}\n",
-                 c->srv->fsm.fatal ? "state machine failed"
-                                   : ms_strerror(status));
+    n = snprintf(
+        body, sizeof(body), "{\"health\":\"false\",\"reason\":\"%s\"}\n",
+        c->srv->fsm.fatal ? "state machine failed" : ms_strerror(status));
     ms_call_respond(c, 503, "application/json", body, (size_t)n);
 }
 
@@ -113,8 +113,8 @@ static void metrics(struct ms_call *c)
             continue;
         snprintf(labels, sizeof(labels), "api=\"%s\"", api_names[i]);
         ms_metrics_histogram(&b, "metastore_http_request_duration_seconds",
-                             i == 0 ? "Request latency, by API." : NULL,
-                             labels, &s->api[i].latency);
+                             i == 0 ? "Request latency, by API." : NULL, labels,
+                             &s->api[i].latency);
     }
     ms_loopstat_metrics(&s->loopstat, &b);
     ms_metrics_gauge(&b, "metastore_raft_term", "Current Raft term.",
@@ -124,8 +124,8 @@ static void metrics(struct ms_call *c)
                      st.state == MS_RAFT_LEADER ? 1 : 0);
     ms_metrics_gauge(&b, "metastore_raft_commit_index", "Raft commit index.",
                      (double)st.commit_index);
-    ms_metrics_gauge(&b, "metastore_raft_applied_index",
-                     "Raft applied index.", (double)st.last_applied);
+    ms_metrics_gauge(&b, "metastore_raft_applied_index", "Raft applied index.",
+                     (double)st.last_applied);
     ms_metrics_gauge(&b, "metastore_raft_last_index",
                      "Last index in the local log.", (double)st.last_index);
     ms_metrics_counter(&b, "metastore_raft_disk_appends_total",
@@ -176,7 +176,8 @@ static void metrics(struct ms_call *c)
     ms_buf_free(&b);
 }
 
-/* --- /admin/snapshot -------------------------------------------------------- */
+/* --- /admin/snapshot --------------------------------------------------------
+ */
 
 static void snapshot(struct ms_call *c)
 {
@@ -199,16 +200,16 @@ static void snapshot(struct ms_call *c)
     ms_buf_free(&b);
 }
 
-/* --- /admin/batch ------------------------------------------------------------ */
+/* --- /admin/batch ------------------------------------------------------------
+ */
 
 static void batch_json(const struct ms_batch_config *cfg, struct ms_buf *b)
 {
     ms_buf_printf(b,
                   "{\"mode\":\"%s\",\"max_ops\":%zu,\"max_bytes\":%zu,"
                   "\"max_delay_us\":%llu,\"max_inflight\":%u}\n",
-                  ms_batch_mode_name(cfg->mode), cfg->max_ops,
-                  cfg->max_bytes, (unsigned long long)cfg->max_delay_us,
-                  cfg->max_inflight);
+                  ms_batch_mode_name(cfg->mode), cfg->max_ops, cfg->max_bytes,
+                  (unsigned long long)cfg->max_delay_us, cfg->max_inflight);
 }
 
 /* Reads a non-negative integer field of o into *out if present. */
@@ -240,8 +241,7 @@ static void batch(struct ms_call *c)
 
     if (strcmp(c->req->method, "PUT") == 0 ||
         strcmp(c->req->method, "POST") == 0) {
-        o = cJSON_ParseWithLength((const char *)c->req->body,
-                                  c->req->body_len);
+        o = cJSON_ParseWithLength((const char *)c->req->body, c->req->body_len);
         if (o == NULL || !cJSON_IsObject(o)) {
             cJSON_Delete(o);
             ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT,
@@ -255,21 +255,21 @@ static void batch(struct ms_call *c)
             rc = ms_seterr(err, sizeof(err), MS_EINVAL,
                            "mode: expected \"off\", \"fixed\" or "
                            "\"adaptive\"");
-        if (rc == 0 && (v = cfg.max_ops,
-                        rc = json_uint(o, "max_ops", MS_CODEC_MAX_OPS, &v, err,
-                                       sizeof(err))) == 0)
+        if (rc == 0 &&
+            (v = cfg.max_ops, rc = json_uint(o, "max_ops", MS_CODEC_MAX_OPS, &v,
+                                             err, sizeof(err))) == 0)
             cfg.max_ops = v;
         if (rc == 0 && (v = cfg.max_bytes,
-                        rc = json_uint(o, "max_bytes", MS_CODEC_MAX_PAYLOAD,
-                                       &v, err, sizeof(err))) == 0)
+                        rc = json_uint(o, "max_bytes", MS_CODEC_MAX_PAYLOAD, &v,
+                                       err, sizeof(err))) == 0)
             cfg.max_bytes = v;
-        if (rc == 0 && (v = cfg.max_delay_us,
-                        rc = json_uint(o, "max_delay_us", 1000000, &v, err,
-                                       sizeof(err))) == 0)
+        if (rc == 0 &&
+            (v = cfg.max_delay_us, rc = json_uint(o, "max_delay_us", 1000000,
+                                                  &v, err, sizeof(err))) == 0)
             cfg.max_delay_us = v;
-        if (rc == 0 && (v = cfg.max_inflight,
-                        rc = json_uint(o, "max_inflight", 1024, &v, err,
-                                       sizeof(err))) == 0)
+        if (rc == 0 &&
+            (v = cfg.max_inflight, rc = json_uint(o, "max_inflight", 1024, &v,
+                                                  err, sizeof(err))) == 0)
             cfg.max_inflight = (unsigned)v;
         cJSON_Delete(o);
         if (rc == 0)
@@ -292,7 +292,8 @@ static void batch(struct ms_call *c)
     ms_buf_free(&b);
 }
 
-/* --- /v3/maintenance/status and /v3/cluster/member/list -------------------- */
+/* --- /v3/maintenance/status and /v3/cluster/member/list --------------------
+ */
 
 static void status(struct ms_call *c)
 {
@@ -318,6 +319,64 @@ static void status(struct ms_call *c)
     ms_gw_write_status(&b, &hdr, &gs);
     ms_call_respond(c, 200, "application/json", b.data, b.len);
     ms_buf_free(&b);
+}
+
+/* --- /v3/maintenance/defragment --------------------------------------------
+ */
+
+/* This member's store, defragmented on a threadpool thread (etcd's
+ * Defragment is per member too); the loop goes on meanwhile. */
+struct defrag {
+    uv_work_t work;
+    struct ms_call *c;
+    int rc;
+    char err[MS_ERRMSG_SIZE];
+    uint64_t before, ns;
+};
+
+static void defrag_work(uv_work_t *w)
+{
+    struct defrag *d = w->data;
+    uint64_t t0 = ms_now_ns();
+
+    d->rc = ms_store_defragment(d->c->srv->store, d->err, sizeof(d->err));
+    d->ns = ms_now_ns() - t0;
+}
+
+static void defrag_done(uv_work_t *w, int status)
+{
+    struct defrag *d = w->data;
+    struct ms_call *c = d->c;
+
+    if (status != 0 || d->rc != 0) {
+        ms_error("defragment: %s", d->rc ? d->err : uv_strerror(status));
+        ms_call_fail(c, d->rc ? d->rc : MS_EIO, NULL);
+    } else {
+        ms_info("defragment: %" PRIu64 " -> %" PRIu64 " bytes in %.1f ms",
+                d->before, ms_store_bytes(c->srv->store), (double)d->ns / 1e6);
+        ms_call_respond(c, 200, "application/json", "{}", 2);
+    }
+    free(d);
+}
+
+static void defragment(struct ms_call *c)
+{
+    struct defrag *d = calloc(1, sizeof(*d));
+    int rc;
+
+    c->kind = MS_API_V3_MAINTENANCE;
+    if (d == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    d->c = c;
+    d->work.data = d;
+    d->before = ms_store_bytes(c->srv->store);
+    rc = uv_queue_work(&c->srv->loop, &d->work, defrag_work, defrag_done);
+    if (rc != 0) {
+        free(d);
+        ms_call_fail(c, MS_EIO, uv_strerror(rc));
+    }
 }
 
 static void member_list(struct ms_call *c)
@@ -406,6 +465,11 @@ void ms_admin_handle(struct ms_call *c)
             method_not_allowed(c);
         else
             status(c);
+    } else if (path_is(req, "/v3/maintenance/defragment")) {
+        if (strcmp(m, "POST") != 0)
+            method_not_allowed(c);
+        else
+            defragment(c);
     } else if (path_is(req, "/v3/cluster/member/list")) {
         if (strcmp(m, "POST") != 0)
             method_not_allowed(c);
@@ -415,7 +479,6 @@ void ms_admin_handle(struct ms_call *c)
                memcmp(req->path, "/v3/cluster/member/", 19) == 0) {
         ms_cluster_member_op(c);
     } else {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
-                        9);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
     }
 }

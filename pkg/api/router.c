@@ -262,6 +262,7 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
     if (is(req, "/v3/maintenance/alarm")) {
         ms_alarm_v3(c);
     } else if (is(req, "/v3/maintenance/status") ||
+               is(req, "/v3/maintenance/defragment") ||
                prefix(req, "/v3/cluster/") || is(req, "/health") ||
                is(req, "/metrics") || prefix(req, "/admin/")) {
         ms_admin_handle(c);

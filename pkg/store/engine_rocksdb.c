@@ -439,14 +439,15 @@ static void rocks_iter_free(struct ms_engine_iter *it)
     free(ri);
 }
 
-/* SST live data plus memtables: two property reads, no I/O. */
+/* The live table files on disk plus the memtables (whose writes are in
+ * the WAL on disk): two property reads, no I/O. Deleted and overwritten
+ * data counts until a compaction of the files drops it (defragment). */
 static uint64_t rocks_bytes(struct ms_engine *base)
 {
     struct rocks_engine *e = (struct rocks_engine *)base;
     uint64_t live = 0, mem = 0;
 
-    if (rocksdb_property_int(e->db, "rocksdb.estimate-live-data-size", &live) !=
-        0)
+    if (rocksdb_property_int(e->db, "rocksdb.live-sst-files-size", &live) != 0)
         live = 0;
     if (rocksdb_property_int(e->db, "rocksdb.cur-size-all-mem-tables", &mem) !=
         0)
@@ -591,6 +592,16 @@ static const struct ms_engine_ops rocks_view_ops = {
     .close = rocks_view_close,
 };
 
+/* A manual compaction of the whole key space: RocksDB rewrites the table
+ * files without the deleted and overwritten records. Thread-safe. */
+static int rocks_defragment(struct ms_engine *base)
+{
+    struct rocks_engine *e = (struct rocks_engine *)base;
+
+    rocksdb_compact_range(e->db, NULL, 0, NULL, 0);
+    return 0;
+}
+
 static const struct ms_engine_ops rocks_ops = {
     .get = rocks_get,
     .begin = rocks_begin,
@@ -611,6 +622,7 @@ static const struct ms_engine_ops rocks_ops = {
     .bytes = rocks_bytes,
     .close = rocks_close,
     .view = rocks_view,
+    .defragment = rocks_defragment,
 };
 
 /* Options for the database; the caller destroys them (and the cache) after

@@ -2355,6 +2355,16 @@ err:
     return rc;
 }
 
+int ms_store_defragment(struct ms_store *s, char *errmsg, size_t errmsg_size)
+{
+    (void)errmsg;
+    (void)errmsg_size;
+    if (s->eng->ops->defragment == NULL)
+        return 0;
+    /* no errmsg of the engine's is touched: the loop thread owns it */
+    return s->eng->ops->defragment(s->eng);
+}
+
 int ms_store_view(struct ms_store *s, struct ms_store **out, char *errmsg,
                   size_t errmsg_size)
 {

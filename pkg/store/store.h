@@ -164,6 +164,12 @@ bool ms_store_compact_pending(const struct ms_store *s);
 int ms_store_compact_finish(struct ms_store *s, char *errmsg,
                             size_t errmsg_size);
 
+/* Makes the space of removed versions free again (etcd's defragment):
+ * rocksdb compacts all its files (seconds for gigabytes); memory has
+ * nothing to do. Blocks: call it on a worker thread; it may run while the
+ * store is used on its own thread. Returns 0 or MS_EIO with errmsg. */
+int ms_store_defragment(struct ms_store *s, char *errmsg, size_t errmsg_size);
+
 /* Current state (cheap). */
 int64_t ms_store_revision(const struct ms_store *s);
 int64_t ms_store_compact_revision(const struct ms_store *s);
