@@ -237,6 +237,9 @@ int ms_compact_api_init(struct ms_server *s)
         ac->revs = calloc(ac->cap_revs, sizeof(*ac->revs));
         if (ac->revs == NULL)
             return MS_ENOMEM;
+        /* etcd samples at the start too: the first compaction, one period
+         * from now, is at the revision of now */
+        ac->revs[ac->n_revs++] = ms_store_revision(s->store);
     }
     if (every == 0)
         every = 1;
