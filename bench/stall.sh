@@ -1,8 +1,9 @@
 #!/bin/bash
 # stall.sh - event-loop stalls of metastore-server while 1M revisions are
-# compacted and while a 1M-key store snapshots (bench/RESULTS.md).
+# compacted, while a 1M-key store snapshots, and while a watcher catches up
+# through 300k revisions (bench/RESULTS.md).
 #
-#   bench/stall.sh BUILD_DIR OUT_DIR [compact|snapshot]...
+#   bench/stall.sh BUILD_DIR OUT_DIR [compact|snapshot|watch]...
 #
 # BUILD_DIR holds metastore-server and metastore-bench. Each phase starts a
 # fresh single-node server in OUT_DIR (memory; STORAGE=rocksdb for rocksdb), loads it, runs a probe load
@@ -22,11 +23,13 @@ URL=http://127.0.0.1:$PORT
 mkdir -p "$OUT"
 
 metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-bucket() { curl -s "$URL/metrics" | awk -v b="metastore_loop_busy_seconds_bucket{le=\"$1\"}" '$1 == b {print $2}'; }
-count() { metric metastore_loop_busy_seconds_count; }
 
-# over LE: loop iterations longer than LE seconds so far
-over() { echo $(($(count | cut -d. -f1) - $(bucket "$1" | cut -d. -f1))); }
+# over LE: loop iterations longer than LE seconds so far (one scrape)
+over() {
+    curl -s "$URL/metrics" | awk -v b="metastore_loop_busy_seconds_bucket{le=\"$1\"}" '
+        $1 == b {le = $2} $1 == "metastore_loop_busy_seconds_count" {n = $2}
+        END {printf "%d\n", n - le}'
+}
 
 start() {
     rm -rf "$OUT/data"
@@ -34,8 +37,14 @@ start() {
         --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" --storage "${STORAGE:-memory}" \
         "$@" >"$OUT/server.log" 2>&1 &
     SPID=$!
+    trap 'kill "$SPID" 2>/dev/null || true' EXIT
     for _ in $(seq 1 100); do
-        curl -s -o /dev/null --max-time 1 "$URL/health" && return 0
+        if curl -s -o /dev/null --max-time 1 "$URL/health"; then
+            sleep 0.2
+            kill -0 "$SPID" 2>/dev/null && return 0
+            echo "server exited (port $PORT taken?): $(tail -1 "$OUT/server.log")" >&2
+            exit 1
+        fi
         sleep 0.1
     done
     echo "server did not start" >&2
@@ -59,6 +68,23 @@ load() {
 
 for phase in $PHASES; do
 case $phase in
+watch)
+    # 300,000 puts to 100 keys, then a watch of every key from revision 2
+    # (a catch-up through the whole history) while one connection reads
+    start --snapshot-count 100000000
+    load --op put --clients 32 --total 300000 --key-space 100 --val-size 64 >/dev/null
+    mark
+    load --op range --consistency s --clients 1 --duration 6 --key-space 100 >"$OUT/watch-probe.txt" &
+    LPID=$!
+    sleep 1
+    bytes=$( (timeout 4 curl -s -N -X POST "$URL/v3/watch" \
+        -d '{"create_request":{"key":"AA==","range_end":"AA==","start_revision":"2"}}' || true) | wc -c)
+    wait "$LPID"
+    echo "watch: $bytes bytes of events received in 4 s"
+    report watch
+    awk '/max_ms/ {print; getline; print}' "$OUT/watch-probe.txt" | sed 's/^/watch probe: /'
+    stop
+    ;;
 compact)
     # 1,000,000 puts to 100 keys (64-byte values), no snapshot meanwhile
     start --snapshot-count 100000000

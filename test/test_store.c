@@ -630,6 +630,78 @@ static void test_compaction_steps(void **state)
     fx_free(ref);
 }
 
+/* Collected events, flattened to text: "rev key value|prev" per line. */
+static int collect_ev(void *ctx, const struct ms_store_event *ev)
+{
+    struct ms_buf *b = ctx;
+
+    ms_buf_printf(b, "%lld %.*s %s %.*s|", (long long)ev->kv.mod_revision,
+                  (int)ev->kv.key.len, (const char *)ev->kv.key.data,
+                  ev->is_delete ? "DEL" : "PUT", (int)ev->kv.value.len,
+                  (const char *)ev->kv.value.data);
+    if (ev->has_prev)
+        ms_buf_printf(b, "%lld %.*s", (long long)ev->prev_kv.mod_revision,
+                      (int)ev->prev_kv.value.len,
+                      (const char *)ev->prev_kv.value.data);
+    return ms_buf_putc(b, '\n');
+}
+
+static void changes(struct fx *f, int64_t from, int64_t to, bool prev,
+                    struct ms_buf *out)
+{
+    char err[MS_ERRMSG_SIZE];
+
+    ms_buf_reset(out);
+    assert_int_equal(ms_store_changes(f->s, B0, B0, from, to, prev, collect_ev,
+                                      out, err, sizeof(err)),
+                     0);
+}
+
+/* ms_store_changes over a window [from, to] gives exactly the events of the
+ * whole history whose revision is in the window, with the same prev_kv,
+ * for windows far behind the current revision too. */
+static void test_changes_windows(void **state)
+{
+    FX(state);
+    static const char *const keys[] = {"a", "b", "c"};
+    struct ms_buf all = MS_BUF_INIT, win = MS_BUF_INIT, want = MS_BUF_INIT;
+    char v[16];
+    int64_t rev;
+
+    for (int i = 0; i < 300; i++) {
+        snprintf(v, sizeof(v), "v%d", i);
+        if (i % 7 == 3)
+            fx_apply(f, op_del(keys[i % 3], BNONE));
+        else
+            fx_apply(f, op_put(keys[i % 3], v));
+    }
+    rev = ms_store_revision(f->s);
+    for (int prev = 0; prev < 2; prev++) {
+        changes(f, 1, rev, prev, &all);
+        assert_true(all.len > 300 * 10);
+        for (int64_t from = 1; from <= rev; from += 37) {
+            for (int64_t to = from; to <= rev + 5; to += 53) {
+                ms_buf_reset(&want);
+                for (size_t off = 0; off < all.len;) {
+                    const char *line = (const char *)all.data + off;
+                    const char *nl = memchr(line, '\n', all.len - off);
+                    long long r = strtoll(line, NULL, 10);
+                    size_t n = (size_t)(nl - line) + 1;
+                    if (r >= from && r <= to)
+                        ms_buf_append(&want, line, n);
+                    off += n;
+                }
+                changes(f, from, to, prev, &win);
+                assert_int_equal(win.len, want.len);
+                assert_memory_equal(win.data, want.data, want.len);
+            }
+        }
+    }
+    ms_buf_free(&all);
+    ms_buf_free(&win);
+    ms_buf_free(&want);
+}
+
 /* ------------------------------------------------------------------------
  * delete range
  * ---------------------------------------------------------------------- */
@@ -1369,6 +1441,7 @@ int main(void)
         CASE(test_compaction),
         CASE(test_many_keys),
         CASE(test_compaction_steps),
+        CASE(test_changes_windows),
         CASE(test_delete_range),
         CASE(test_txn_compares),
         CASE(test_txn_branches),

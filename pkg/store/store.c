@@ -1998,8 +1998,10 @@ static int chg_key(struct ms_store *s, struct chg_ctx *c,
         return rc;
     if (*hit == NULL && (rc = o->iter_new(s->eng, hit)) != 0)
         return eng_fail(s, rc);
-    /* history records of this key, newest first */
-    if (key_hist(&s->kb2, ck, ckn, INT64_MAX) != 0)
+    /* history records of this key, newest first, from the newest one at or
+     * below the window's end: a watcher catching up from far back walks
+     * only its window, not every newer version each time */
+    if (key_hist(&s->kb2, ck, ckn, c->to) != 0)
         return MS_ENOMEM;
     for (o->iter_seek(*hit, s->kb2.data, s->kb2.len); o->iter_valid(*hit);
          o->iter_next(*hit)) {
