@@ -112,6 +112,12 @@ NOSPACE='{"error":"etcdserver: mvcc: database space exceeded","message":"etcdser
     run v3 /v3/maintenance/alarm '{"action":"DEACTIVATE","memberID":"5","alarm":"NOSPACE"}'
     assert_output '{"alarms":[{"memberID":"5","alarm":"NOSPACE"}]} 200'
     stop_server
+    # the alarm entries in the Raft log, as walinspect shows them
+    run "$MS_BUILD/metastore-walinspect" "$DATA/raft"
+    assert_output --partial "alarm: action=activate member_id=$member alarm=NOSPACE"
+    assert_output --partial "alarm: action=deactivate member_id=5 alarm=NOSPACE"
+    run "$MS_BUILD/metastore-walinspect" --json "$DATA/raft"
+    assert_output --partial '"alarm":{"action":"activate"'
 }
 
 @test "NOSPACE with rocksdb: compaction, then defragment (this member's files), then disarm" {
