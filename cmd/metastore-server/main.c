@@ -1,6 +1,7 @@
 /* main.c - metastore-server: parse flags, run the server. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,5 +344,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "metastore-server: %s\n", errmsg);
         return 2;
     }
+    /* Snapshot buffers (tens to hundreds of MB, made on threadpool threads
+     * by the snapshot collect and libraft's compression) must go back to
+     * the kernel when freed. With glibc's dynamic threshold the first such
+     * free raises the mmap threshold to 32 MiB, later buffers come from
+     * per-thread arenas and stay resident (measured: 171 MB held by four
+     * arenas with 10 kB in use, half the RSS of a 1M-key server). A fixed
+     * threshold keeps them mmapped. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     return ms_server_run(&c);
 }
