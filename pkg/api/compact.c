@@ -13,13 +13,6 @@
 #define SWEEP_RECORDS 256
 #define SWEEP_BUDGET_NS 1000000ull
 
-/* etcd: revision mode looks every 5 minutes; periodic mode samples the
- * revision every tenth of the period (at most an hour) and compacts every
- * period (at most an hour). */
-#define REVISION_INTERVAL_MS (5ull * 60 * 1000)
-#define HOUR_MS (3600ull * 1000)
-#define RETRY_DIVISOR 10
-
 /* --- parsing -------------------------------------------------------------- */
 
 int ms_server_parse_compaction_mode(const char *s,
@@ -80,7 +73,7 @@ int ms_server_parse_retention(enum ms_autocompact_mode mode, const char *s,
             if (mode == MS_AUTOCOMPACT_PERIODIC) {
                 if (n > 1000000ull * 24 * 365)
                     return MS_EINVAL;
-                n *= HOUR_MS;
+                n *= 3600ull * 1000;
             }
             *out = n;
             return 0;
@@ -139,80 +132,58 @@ void ms_compact_api_kick(struct ms_server *s)
         uv_idle_start(&s->compact.sweep, on_sweep);
 }
 
-/* --- auto-compaction --------------------------------------------------------
+/* --- auto-compaction (compact/policy.h decides) ----------------------------
  */
+
+static uint64_t now_ms(void)
+{
+    return ms_now_ns() / 1000000;
+}
 
 static void on_compacted(struct ms_proposal *p, int status,
                          const struct ms_result *r)
 {
     struct ms_api_compact *ac = p->data;
     int err = status != 0 ? status : r->err;
+    int64_t rev = ac->op.u.compact.revision;
 
-    ac->in_flight = false;
+    ms_compact_done(&ac->policy, now_ms(), rev,
+                    err == 0 || err == MS_ECOMPACTED);
     if (err == 0 || err == MS_ECOMPACTED) {
-        ac->last_success_ms = ms_now_ns() / 1000000;
-        ac->prev_rev = ac->op.u.compact.revision;
         ac->auto_compactions += err == 0;
-        ms_info("auto-compaction: compacted at revision %" PRId64,
-                ac->op.u.compact.revision);
+        ms_info("auto-compaction: compacted at revision %" PRId64, rev);
     } else {
-        ms_warn("auto-compaction at revision %" PRId64 " failed: %s",
-                ac->op.u.compact.revision, ms_strerror(err));
+        ms_warn("auto-compaction at revision %" PRId64 " failed: %s", rev,
+                ms_strerror(err));
     }
-}
-
-static void propose(struct ms_server *s, int64_t rev)
-{
-    struct ms_api_compact *ac = &s->compact;
-
-    memset(&ac->op, 0, sizeof(ac->op));
-    ac->op.type = MS_OP_COMPACT;
-    ac->op.u.compact.revision = rev;
-    ac->prop.data = ac;
-    ac->prop.cb = on_compacted;
-    if (ms_batch_submit(&s->bp, &ac->op, &ac->prop) == 0)
-        ac->in_flight = true;
 }
 
 static void on_auto(uv_timer_t *t)
 {
     struct ms_server *s = t->data;
     struct ms_api_compact *ac = &s->compact;
-    const struct ms_server_config *c = &s->cfg;
-    uint64_t now = ms_now_ns() / 1000000;
-    int64_t rev = ms_store_revision(s->store);
     bool lead = !s->stopping && ms_raft_is_leader(&s->raft);
+    int64_t rev =
+        ms_compact_tick(&ac->policy, now_ms(), ms_store_revision(s->store),
+                        ms_store_compact_revision(s->store), lead);
 
-    if (c->auto_compaction_mode == MS_AUTOCOMPACT_REVISION) {
-        rev -= (int64_t)c->auto_compaction_retention;
-        if (lead && !ac->in_flight && rev > 0 && rev != ac->prev_rev &&
-            rev > ms_store_compact_revision(s->store))
-            propose(s, rev);
+    if (rev == 0)
         return;
-    }
-    /* periodic: revs[0] is the revision of one period ago */
-    if (ac->n_revs == ac->cap_revs) {
-        memmove(ac->revs, ac->revs + 1, (ac->n_revs - 1) * sizeof(*ac->revs));
-        ac->n_revs--;
-    }
-    ac->revs[ac->n_revs++] = rev;
-    if (!lead || ac->in_flight || now - ac->last_success_ms < ac->base_ms)
-        return;
-    ac->base_ms = c->auto_compaction_retention < HOUR_MS
-                      ? c->auto_compaction_retention
-                      : HOUR_MS;
-    rev = ac->revs[0];
-    if (rev > ms_store_compact_revision(s->store))
-        propose(s, rev);
-    else
-        ac->last_success_ms = now; /* nothing new: wait another interval */
+    memset(&ac->op, 0, sizeof(ac->op));
+    ac->op.type = MS_OP_COMPACT;
+    ac->op.u.compact.revision = rev;
+    ac->prop.data = ac;
+    ac->prop.cb = on_compacted;
+    if (ms_batch_submit(&s->bp, &ac->op, &ac->prop) != 0)
+        ms_compact_done(&ac->policy, now_ms(), rev, false);
 }
 
 int ms_compact_api_init(struct ms_server *s)
 {
     struct ms_api_compact *ac = &s->compact;
     const struct ms_server_config *c = &s->cfg;
-    uint64_t every;
+    bool revision = c->auto_compaction_mode == MS_AUTOCOMPACT_REVISION;
+    int rc;
 
     uv_idle_init(&s->loop, &ac->sweep);
     ac->sweep.data = s;
@@ -222,36 +193,18 @@ int ms_compact_api_init(struct ms_server *s)
     ms_compact_api_kick(s); /* a rocksdb store reopened mid-sweep */
     if (c->auto_compaction_retention == 0)
         return 0;
-    ac->last_success_ms = ms_now_ns() / 1000000;
-    if (c->auto_compaction_mode == MS_AUTOCOMPACT_REVISION) {
-        every = c->auto_compaction_interval_ms ? c->auto_compaction_interval_ms
-                                               : REVISION_INTERVAL_MS;
-    } else {
-        uint64_t itv = c->auto_compaction_retention < HOUR_MS
-                           ? c->auto_compaction_retention
-                           : HOUR_MS;
-        every = itv / RETRY_DIVISOR;
-        ac->base_ms = c->auto_compaction_retention;
-        ac->cap_revs =
-            (size_t)(c->auto_compaction_retention / (every ? every : 1)) + 1;
-        ac->revs = calloc(ac->cap_revs, sizeof(*ac->revs));
-        if (ac->revs == NULL)
-            return MS_ENOMEM;
-        /* etcd samples at the start too: the first compaction, one period
-         * from now, is at the revision of now */
-        ac->revs[ac->n_revs++] = ms_store_revision(s->store);
-    }
-    if (every == 0)
-        every = 1;
-    uv_timer_start(&ac->timer, on_auto, every, every);
+    rc = ms_compact_policy_init(
+        &ac->policy, revision ? MS_COMPACT_REVISION : MS_COMPACT_PERIODIC,
+        c->auto_compaction_retention, c->auto_compaction_interval_ms, now_ms(),
+        ms_store_revision(s->store));
+    if (rc != 0)
+        return rc;
+    ac->auto_on = true;
+    uv_timer_start(&ac->timer, on_auto, ac->policy.tick_ms, ac->policy.tick_ms);
     ms_info("auto-compaction: %s mode, retention %" PRIu64 "%s, checked "
             "every %" PRIu64 " ms",
-            c->auto_compaction_mode == MS_AUTOCOMPACT_REVISION ? "revision"
-                                                               : "periodic",
-            c->auto_compaction_retention,
-            c->auto_compaction_mode == MS_AUTOCOMPACT_REVISION ? " revisions"
-                                                               : " ms",
-            every);
+            revision ? "revision" : "periodic", c->auto_compaction_retention,
+            revision ? " revisions" : " ms", ac->policy.tick_ms);
     return 0;
 }
 
@@ -279,8 +232,9 @@ void ms_compact_api_close(struct ms_server *s)
 
 void ms_compact_api_free(struct ms_server *s)
 {
-    free(s->compact.revs);
-    s->compact.revs = NULL;
+    if (s->compact.auto_on)
+        ms_compact_policy_free(&s->compact.policy);
+    s->compact.auto_on = false;
 }
 
 void ms_compact_api_metrics(struct ms_server *s, struct ms_buf *b)

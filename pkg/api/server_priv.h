@@ -11,6 +11,7 @@
 #include "api/server.h"
 #include "batch/proposer.h"
 #include "batch/readindex.h"
+#include "compact/policy.h"
 #include "fsm/fsm.h"
 #include "http/server.h"
 #include "raft/node.h"
@@ -54,12 +55,8 @@ struct ms_api_compact {
     uint64_t sweeps_done;
     uint64_t auto_compactions;
     /* the auto-compactor (etcd's periodic / revision compactors) */
-    int64_t *revs; /* periodic: revisions sampled, oldest first */
-    size_t n_revs, cap_revs;
-    uint64_t last_success_ms;
-    uint64_t base_ms; /* periodic: wait since the last success */
-    int64_t prev_rev; /* revision mode: the last one compacted */
-    bool in_flight;
+    bool auto_on;
+    struct ms_compact_policy policy;
     struct ms_proposal prop;
     struct ms_op op;
 };
