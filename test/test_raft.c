@@ -46,7 +46,40 @@ struct toy {
     int begins, ends, taken, cancels;
     atomic_int collects;
     size_t applied_while_collecting;
+
+    /* apply tries to submit to this node (from inside libraft) */
+    struct ms_raft *reenter;
+    int reenter_rc[2]; /* what ms_raft_propose and ms_raft_barrier said */
 };
+
+static void never_called_prop(struct ms_raft_propose_req *req, int status,
+                              void *result)
+{
+    (void)req;
+    (void)status;
+    (void)result;
+    fail_msg("a refused proposal must not call back");
+}
+
+static void never_called_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    (void)req;
+    (void)status;
+    fail_msg("a refused barrier must not call back");
+}
+
+/* Submits to t->reenter from inside toy_apply (not allowed). */
+static void toy_reenter(struct toy *t)
+{
+    struct ms_raft_propose_req p = {0};
+    struct ms_raft_barrier_req b = {0};
+    struct ms_buf buf = MS_BUF_INIT;
+
+    assert_int_equal(ms_buf_puts(&buf, "inside"), 0);
+    t->reenter_rc[0] = ms_raft_propose(t->reenter, &p, &buf, never_called_prop);
+    t->reenter_rc[1] = ms_raft_barrier(t->reenter, &b, never_called_barrier);
+    ms_buf_free(&buf);
+}
 
 static void toy_clear(struct toy *t)
 {
@@ -64,6 +97,8 @@ static int toy_apply(void *data, uint64_t index, const uint8_t *buf, size_t len,
 
     if (++t->calls == t->fail_at)
         return MS_EIO;
+    if (t->reenter != NULL)
+        toy_reenter(t);
     assert_true(t->n < MAX_ENTRIES);
     if (t->n > 0)
         assert_true(index > t->index[t->n - 1]);
@@ -862,6 +897,7 @@ struct cluster {
     struct tnode *n[3];
     struct ms_raft_server servers[3];
     unsigned threshold, trailing;
+    const char *pki; /* peer TLS with certificates in this dir; NULL: TCP */
 };
 
 static void cluster_init(struct fx *f, struct cluster *cl)
@@ -894,6 +930,18 @@ static void cluster_start_node(struct fx *f, struct cluster *cl, int i)
     c.n_servers = 3;
     c.snapshot_threshold = cl->threshold;
     c.snapshot_trailing = cl->trailing;
+    char cert[256], key[256], ca[256];
+    struct ms_tls_config tls = {.cert_file = cert,
+                                .key_file = key,
+                                .ca_file = ca,
+                                .client_cert_auth = true,
+                                .allowed_cn = "c1,c2,c3"};
+    if (cl->pki != NULL) {
+        snprintf(cert, sizeof cert, "%s/c%d.crt", cl->pki, i + 1);
+        snprintf(key, sizeof key, "%s/c%d.key", cl->pki, i + 1);
+        snprintf(ca, sizeof ca, "%s/ca.crt", cl->pki);
+        c.peer_tls = &tls;
+    }
     tnode_start_cfg(f, cl->n[i], &c);
 }
 
@@ -1044,6 +1092,115 @@ static void test_three_node_cluster(void **state)
     assert_int_equal(cl.n[leader]->toy.n, 20);
 
     cluster_free(f, &cl);
+}
+
+/* A CA and certificates c1..c3 (SAN IP 127.0.0.1) in dir, by the openssl
+ * command. */
+static void make_pki(const char *dir)
+{
+    char cmd[2048];
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 %s -keyout ca.key -out ca.crt "
+             "-days 1 -subj /CN=ca && printf 'subjectAltName=IP:127.0.0.1\\n"
+             "extendedKeyUsage=serverAuth,clientAuth\\n' >ext && for n in "
+             "c1 c2 c3; do openssl req %s -keyout $n.key -out $n.csr "
+             "-subj /CN=$n && openssl x509 -req -in $n.csr -CA ca.crt "
+             "-CAkey ca.key -CAcreateserial -days 1 -extfile ext -out "
+             "$n.crt || exit 1; done >/dev/null 2>&1",
+             dir, ec, ec);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Peer TLS: three nodes over mutual TLS (our own transport: handshake,
+ * preamble, socketpair pump) elect, replicate small entries and a 3 MiB
+ * one (many TLS records, the pump's chunks), fail over, and close with
+ * every handle released (fx_teardown's uv_loop_close). */
+static void test_three_node_cluster_tls(void **state)
+{
+    struct fx *f = *state;
+    struct cluster cl = {0};
+    struct prop props[12];
+    struct all_done all = {props, 11};
+    int order = 0, i, leader = -1;
+    char pki[200], s[32];
+    char *big;
+
+    dir_path(f, pki, sizeof pki, "pki");
+    assert_int_equal(mkdir(pki, 0700), 0);
+    make_pki(pki);
+    cl.pki = pki;
+    cluster_init(f, &cl);
+    for (i = 0; i < 3; i++)
+        cluster_start_node(f, &cl, i);
+    assert_true(run_until(f, one_leader, &cl, 5000));
+    count_leaders(&cl, &leader);
+    for (i = 0; i < 10; i++) {
+        snprintf(s, sizeof s, "tls-%d", i);
+        assert_int_equal(propose_str(&cl.n[leader]->node, &props[i], &order, s),
+                         0);
+        props[i].free_result = true;
+    }
+    big = malloc(3u << 20);
+    assert_non_null(big);
+    memset(big, 'b', (3u << 20) - 1);
+    big[(3u << 20) - 1] = '\0';
+    assert_int_equal(propose_str(&cl.n[leader]->node, &props[10], &order, big),
+                     0);
+    props[10].free_result = true;
+    free(big);
+    assert_true(run_until(f, props_done, &all, 10000));
+    for (i = 0; i < 11; i++)
+        assert_int_equal(props[i].status, 0);
+    struct all_at at = {&cl, 11, -1};
+    assert_true(run_until(f, all_reached, &at, 10000));
+    assert_same_state(&cl.n[0]->toy, &cl.n[1]->toy);
+    assert_same_state(&cl.n[0]->toy, &cl.n[2]->toy);
+    assert_int_equal(cl.n[(leader + 1) % 3]->toy.len[10], (3u << 20) - 1);
+
+    /* the leader goes; the other two elect over TLS and commit */
+    struct survivors sv = {&cl, leader};
+    assert_int_equal(ms_raft_close(&cl.n[leader]->node, on_closed), 0);
+    assert_true(run_until(f, new_leader, &sv, 10000));
+    int nl = -1;
+    count_leaders(&cl, &nl);
+    assert_int_equal(propose_str(&cl.n[nl]->node, &props[11], &order, "after"),
+                     0);
+    props[11].free_result = true;
+    all.props = props + 11;
+    all.n = 1;
+    assert_true(run_until(f, props_done, &all, 5000));
+    assert_int_equal(props[11].status, 0);
+    cluster_free(f, &cl);
+}
+
+/* A bad peer TLS file fails the start, naming the file. */
+static void test_tls_bad_file(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *t = calloc(1, sizeof *t);
+    struct ms_raft_config c;
+    struct ms_tls_config tls = {.cert_file = "/nonexistent/c1.crt",
+                                .key_file = "/nonexistent/c1.key",
+                                .ca_file = "/nonexistent/ca.crt"};
+    unsigned port;
+    int rc;
+
+    assert_non_null(t);
+    free_ports(&port, 1);
+    t->id = 1;
+    dir_path(f, t->dir, sizeof t->dir, "bad");
+    snprintf(t->addr, sizeof t->addr, "127.0.0.1:%u", port);
+    fast_config(&c, t);
+    c.peer_tls = &tls;
+    t->fsm = toy_fsm(&t->toy);
+    rc = ms_raft_start(&t->node, &f->loop, &c, &t->fsm);
+    assert_int_equal(rc, MS_EIO);
+    assert_string_equal(t->node.errmsg,
+                        "raft: peer TLS: certificate file /nonexistent/c1.crt: "
+                        "No such file or directory");
+    free(t);
 }
 
 /* CRAFT_NOTES rule 2: closing a leader with many proposals in flight
@@ -1291,6 +1448,274 @@ static void test_membership_join_and_transfer(void **state)
     free(b);
 }
 
+/* --- libraft callbacks and leadership loss (see the rule in node.h) --- */
+
+/* A request whose callback submits follow-up work, as the batch proposer
+ * and the read index do: on failure it tries every kind of submission
+ * once more and records what each call returned. */
+struct resub {
+    struct ms_raft_propose_req preq;
+    struct ms_raft_barrier_req breq;
+    struct ms_raft_change_req creq;
+    struct ms_raft *node;
+    int status;
+    bool done;
+    bool saw_leader; /* the node still read as leader inside the callback */
+    int rc_propose, rc_barrier, rc_assign, rc_transfer;
+};
+
+static void on_resub_change(struct ms_raft_change_req *req, int status)
+{
+    (void)req;
+    (void)status;
+    fail_msg("a refused change must not call back");
+}
+
+static void on_resub_prop(struct ms_raft_propose_req *req, int status,
+                          void *result);
+static void on_resub_barrier(struct ms_raft_barrier_req *req, int status);
+
+static void resubmit(struct resub *r, int status)
+{
+    struct ms_buf b = MS_BUF_INIT;
+
+    r->status = status;
+    r->done = true;
+    if (status == 0)
+        return;
+    r->saw_leader = ms_raft_is_leader(r->node);
+    assert_int_equal(ms_buf_puts(&b, "again"), 0);
+    r->preq.data = r;
+    r->rc_propose = ms_raft_propose(r->node, &r->preq, &b, on_resub_prop);
+    ms_buf_free(&b);
+    r->breq.data = r;
+    r->rc_barrier = ms_raft_barrier(r->node, &r->breq, on_resub_barrier);
+    r->creq.data = r;
+    r->rc_assign =
+        ms_raft_assign(r->node, &r->creq, 2, MS_RAFT_STANDBY, on_resub_change);
+    r->rc_transfer = ms_raft_transfer(r->node, &r->creq, 0, on_resub_change);
+}
+
+static void on_resub_prop(struct ms_raft_propose_req *req, int status,
+                          void *result)
+{
+    free(result);
+    resubmit(req->data, status);
+}
+
+static void on_resub_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    resubmit(req->data, status);
+}
+
+struct resub_all {
+    struct resub *r;
+    int n;
+    struct tnode *leader;
+};
+
+static bool resub_settled(void *arg)
+{
+    struct resub_all *a = arg;
+    int i;
+
+    for (i = 0; i < a->n; i++)
+        if (!a->r[i].done)
+            return false;
+    return !ms_raft_is_leader(&a->leader->node);
+}
+
+/* A leader that loses its quorum fails its in-flight proposals and
+ * barriers with MS_ENOTLEADER; callbacks that submit new proposals,
+ * barriers, role changes and transfers from there get MS_ENOTLEADER back
+ * (libraft 0.15 crashed: it fires these callbacks while still reading as
+ * leader, its progress array already freed), and the node never reads
+ * as leader inside them. */
+static void test_leadership_lost_callbacks_resubmit(void **state)
+{
+    struct fx *f = *state;
+    struct cluster cl = {0};
+    struct resub r[16];
+    struct resub_all all = {r, 16, NULL};
+    struct ms_buf b = MS_BUF_INIT;
+    int i, leader = -1;
+
+    cluster_init(f, &cl);
+    for (i = 0; i < 3; i++)
+        cluster_start_node(f, &cl, i);
+    assert_true(run_until(f, one_leader, &cl, 5000));
+    count_leaders(&cl, &leader);
+    all.leader = cl.n[leader];
+    /* cut the leader off: its followers go away */
+    for (i = 0; i < 3; i++)
+        if (i != leader)
+            tnode_close(f, cl.n[i]);
+    memset(r, 0, sizeof r);
+    for (i = 0; i < 16; i++) {
+        r[i].node = &cl.n[leader]->node;
+        if (i % 2 == 0) {
+            r[i].preq.data = &r[i];
+            assert_int_equal(ms_buf_puts(&b, "cut-off"), 0);
+            assert_int_equal(
+                ms_raft_propose(r[i].node, &r[i].preq, &b, on_resub_prop), 0);
+        } else {
+            r[i].breq.data = &r[i];
+            assert_int_equal(
+                ms_raft_barrier(r[i].node, &r[i].breq, on_resub_barrier), 0);
+        }
+        assert_false(r[i].done); /* never called back synchronously */
+    }
+    ms_buf_free(&b);
+    assert_true(run_until(f, resub_settled, &all, 5000));
+    for (i = 0; i < 16; i++) {
+        assert_int_equal(r[i].status, MS_ENOTLEADER);
+        assert_false(r[i].saw_leader);
+        assert_int_equal(r[i].rc_propose, MS_ENOTLEADER);
+        assert_int_equal(r[i].rc_barrier, MS_ENOTLEADER);
+        assert_int_equal(r[i].rc_assign, MS_ENOTLEADER);
+        assert_int_equal(r[i].rc_transfer, MS_ENOTLEADER);
+    }
+    cluster_free(f, &cl);
+}
+
+/* Submitting from inside a fsm callback (inside libraft) is refused with
+ * MS_EINVAL, submits nothing, and the node goes on. */
+static void test_submit_from_fsm_refused(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct ms_raft_config c;
+    struct prop props[2];
+    struct all_done all = {props, 2};
+    unsigned port;
+    int order = 0;
+
+    free_ports(&port, 1);
+    a->id = 8;
+    dir_path(f, a->dir, sizeof a->dir, "reenter");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    assert_true(run_until(f, node_leads, a, 3000));
+    a->toy.reenter = &a->node;
+    assert_int_equal(propose_str(&a->node, &props[0], &order, "one"), 0);
+    all.n = 1;
+    assert_true(run_until(f, props_done, &all, 3000));
+    assert_int_equal(props[0].status, 0);
+    assert_int_equal(a->toy.reenter_rc[0], MS_EINVAL);
+    assert_int_equal(a->toy.reenter_rc[1], MS_EINVAL);
+    assert_non_null(strstr(a->node.errmsg, "inside a fsm callback"));
+    a->toy.reenter = NULL;
+    assert_int_equal(propose_str(&a->node, &props[1], &order, "two"), 0);
+    all.n = 2;
+    assert_true(run_until(f, props_done, &all, 3000));
+    assert_int_equal(props[1].status, 0);
+    assert_int_equal(a->toy.n, 2); /* nothing else was appended */
+    tnode_close(f, a);
+    toy_clear(&a->toy);
+    free(a);
+}
+
+struct chain {
+    struct ms_raft *node;
+    struct ms_raft_propose_req preq;
+    struct ms_raft_barrier_req breq;
+    int left;    /* proposals still to submit from callbacks */
+    int applied; /* proposals called back with 0 */
+    int barriers;
+    int failed;
+};
+
+static void chain_next(struct chain *ch);
+
+static void on_chain_prop(struct ms_raft_propose_req *req, int status,
+                          void *result)
+{
+    struct chain *ch = req->data;
+
+    (void)result;
+    if (status != 0) {
+        ch->failed++;
+        return;
+    }
+    ch->applied++;
+    chain_next(ch);
+}
+
+static void on_chain_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    struct chain *ch = req->data;
+
+    if (status != 0) {
+        ch->failed++;
+        return;
+    }
+    ch->barriers++;
+    chain_next(ch);
+}
+
+/* Alternates proposals and barriers, each submitted from the callback of
+ * the one before. */
+static void chain_next(struct chain *ch)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    int rc;
+
+    if (ch->left == 0)
+        return;
+    ch->left--;
+    if (ch->left % 2 == 0) {
+        ch->breq.data = ch;
+        rc = ms_raft_barrier(ch->node, &ch->breq, on_chain_barrier);
+    } else {
+        assert_int_equal(ms_buf_puts(&b, "chained"), 0);
+        ch->preq.data = ch;
+        rc = ms_raft_propose(ch->node, &ch->preq, &b, on_chain_prop);
+        ms_buf_free(&b);
+    }
+    if (rc != 0)
+        ch->failed++;
+}
+
+static bool chain_done(void *arg)
+{
+    struct chain *ch = arg;
+
+    return ch->failed > 0 ||
+           (ch->left == 0 && ch->applied + ch->barriers == 40);
+}
+
+/* On a healthy leader, work submitted from completion callbacks goes on:
+ * a chain of proposals and barriers, each issued from the callback of the
+ * previous one, all complete. */
+static void test_callbacks_chain_submissions(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct ms_raft_config c;
+    struct chain ch = {0};
+    unsigned port;
+
+    free_ports(&port, 1);
+    a->id = 7;
+    dir_path(f, a->dir, sizeof a->dir, "chain");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    assert_true(run_until(f, node_leads, a, 3000));
+    ch.node = &a->node;
+    ch.left = 40;
+    chain_next(&ch);
+    assert_true(run_until(f, chain_done, &ch, 5000));
+    assert_int_equal(ch.failed, 0);
+    assert_int_equal(ch.applied, 20);
+    assert_int_equal(ch.barriers, 20);
+    assert_int_equal(a->toy.n, 20);
+    tnode_close(f, a);
+    toy_clear(&a->toy);
+    free(a);
+}
+
 /* An unwritable (or impossible) data directory fails start with MS_EIO
  * and a message naming the directory; nothing to close, no crash. */
 static void test_unwritable_data_dir(void **state)
@@ -1472,6 +1897,10 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_three_node_cluster, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_three_node_cluster_tls, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_bad_file, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_single_leader_drains,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_leader_with_inflight,
@@ -1480,6 +1909,12 @@ int main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_membership_join_and_transfer,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_leadership_lost_callbacks_resubmit,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_callbacks_chain_submissions,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_submit_from_fsm_refused, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_data_dir, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_data_dir_locked, fx_setup,

@@ -173,6 +173,11 @@ void ms_call_wait_read(struct ms_call *c, ms_read_cb cb)
 {
     c->rw.data = c;
     c->rw.cb = cb;
+    if (ms_space_local_read(c->srv)) {
+        /* out of space: a barrier would be a log write (space.c) */
+        cb(&c->rw, 0);
+        return;
+    }
     live_link(c, WAIT_READ);
     ms_readindex_wait(&c->srv->ri, &c->rw);
 }
@@ -233,8 +238,10 @@ void ms_call_execute(struct ms_call *c)
         serve_read(c); /* local, at once, on any member */
         return;
     }
-    if (ms_api_quota_check(c->srv, &c->op, false) != 0) {
-        c->render(c, MS_ENOSPACE, NULL); /* the alarm is up: not forwarded */
+    if (ms_space_refuses(c->srv, &c->op) ||
+        ms_api_quota_check(c->srv, &c->op, false) != 0) {
+        /* the disk-space or the quota alarm is up: not forwarded */
+        c->render(c, MS_ENOSPACE, NULL);
         return;
     }
     c->retry_safe = c->op.type == MS_OP_RANGE;

@@ -26,6 +26,7 @@ void ms_server_config_default(struct ms_server_config *c)
         .backend = MS_BACKEND_MEMORY,
         .codec = MS_CODEC_PROTOBUF,
         .request_timeout_ms = 5000,
+        .space_reserve_bytes = MS_SERVER_DEFAULT_SPACE_RESERVE,
     };
     ms_batch_config_default(&c->batch);
 }
@@ -40,6 +41,12 @@ static uint64_t hash64(const char *s, uint64_t h)
         h *= 1099511628211ull;
     }
     return h;
+}
+
+bool ms_server_peer_tls(const struct ms_server_config *c)
+{
+    return c->peer_cert_file != NULL || c->peer_key_file != NULL ||
+           c->peer_trusted_ca_file != NULL;
 }
 
 uint64_t ms_server_member_id(const char *peer_addr)
@@ -278,6 +285,7 @@ static void on_raft_state(struct ms_raft *node)
 static void on_tick(uv_timer_t *t)
 {
     ms_api_sweep(t->data);
+    ms_space_check(t->data, false);
     ms_cluster_on_state(t->data);
     ms_lease_api_tick(t->data);
     ms_watch_api_tick(t->data);
@@ -319,6 +327,7 @@ static int start(struct ms_server *s)
 {
     struct ms_store_options so = {0};
     struct ms_raft_config rc;
+    struct ms_tls_config peer_tls = {0};
     struct ms_raft_fsm fsm = {.data = s,
                               .apply = fsm_apply,
                               .snapshot = fsm_snapshot,
@@ -422,6 +431,17 @@ static int start(struct ms_server *s)
     rc.n_servers = n_servers;
     rc.join = s->cfg.join_existing;
     rc.state_cb = on_raft_state;
+    if (ms_server_peer_tls(&s->cfg)) {
+        peer_tls.cert_file = s->cfg.peer_cert_file;
+        peer_tls.key_file = s->cfg.peer_key_file;
+        peer_tls.ca_file = s->cfg.peer_trusted_ca_file;
+        peer_tls.client_cert_auth = s->cfg.peer_client_cert_auth;
+        peer_tls.allowed_cn = s->cfg.peer_cert_allowed_cn;
+        rc.peer_tls = &peer_tls;
+        if (!s->cfg.peer_client_cert_auth)
+            ms_warn("peer TLS without --peer-client-cert-auth: members do "
+                    "not check the certificates of members dialing them");
+    }
     s->raft.data = s;
     r = ms_raft_start(&s->raft, &s->loop, &rc, &fsm);
     if (r != 0) {
@@ -429,6 +449,7 @@ static int start(struct ms_server *s)
         return r;
     }
     s->raft_started = true;
+    ms_space_check(s, true);
 
     ms_http_server_config_init(&hc);
     hc.max_body_bytes = s->cfg.max_request_bytes;
@@ -447,10 +468,11 @@ static int start(struct ms_server *s)
         return r;
     }
     uv_timer_start(&s->tick, on_tick, 50, 50);
-    ms_info("member %s (id %llx) serving clients on http://%s, peers on %s, "
-            "data in %s, codec %s, batch mode %s",
+    ms_info("member %s (id %llx) serving clients on http://%s, peers on "
+            "%s://%s, data in %s, codec %s, batch mode %s",
             s->cfg.name, (unsigned long long)s->member_id, s->client_addr,
-            s->peer_addr, s->cfg.data_dir, ms_codec_name(s->cfg.codec),
+            ms_server_peer_tls(&s->cfg) ? "https" : "http", s->peer_addr,
+            s->cfg.data_dir, ms_codec_name(s->cfg.codec),
             ms_batch_mode_name(s->cfg.batch.mode));
     return 0;
 }

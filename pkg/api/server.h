@@ -50,6 +50,17 @@ struct ms_server_config {
     uint64_t auto_compaction_retention;
     uint64_t auto_compaction_interval_ms; /* revision mode; 0: 5 minutes */
     uint64_t quota_backend_bytes;         /* 0: the default (2 GiB) */
+    /* Disk-space alarm: writes are refused while a data directory has
+     * fewer free bytes than this (0: never). See space.c. */
+    uint64_t space_reserve_bytes;
+    /* Peer TLS (--peer-*, etcd's meanings). All NULL: members talk plain
+     * TCP. cert+key+CA set: mutual TLS between members, peer URLs are
+     * https:// (see raft/tls_transport.h). */
+    const char *peer_cert_file;
+    const char *peer_key_file;
+    const char *peer_trusted_ca_file;
+    bool peer_client_cert_auth;       /* refuse members without a valid cert */
+    const char *peer_cert_allowed_cn; /* comma-separated CNs; NULL: any */
 };
 
 /* Parses "periodic" / "revision"; returns 0 or MS_EINVAL. */
@@ -66,6 +77,11 @@ int ms_server_parse_retention(enum ms_autocompact_mode mode, const char *s,
 /* Parses a duration ("5m", "1.5s", "200ms") into milliseconds. Returns 0
  * or MS_EINVAL. */
 int ms_server_parse_duration_ms(const char *s, uint64_t *out);
+
+#define MS_SERVER_DEFAULT_SPACE_RESERVE (64ull << 20)
+
+/* True when the peer TLS flags are set (peer URLs are then https://). */
+bool ms_server_peer_tls(const struct ms_server_config *c);
 
 /* Fills c with the defaults: a single-node cluster "default" in
  * ./metastore.data serving clients on 127.0.0.1:2379, peers on :2380. */

@@ -90,21 +90,29 @@ struct ms_server {
     uint64_t started_ns;
 
     /* cluster.c */
-    uv_timer_t tick;            /* publish retries, parked-call expiry */
-    struct ms_http_client *fwd; /* keep-alive connection to the leader */
+    uv_timer_t tick;               /* publish retries, parked-call expiry */
+    struct ms_http_client *fwd;    /* keep-alive connection to the leader */
     char fwd_addr[64];
-    char leader_url[128]; /* leader's client URL, as published */
-    char leader_addr[64]; /* ... as IP:port */
+    char leader_url[128];          /* leader's client URL, as published */
+    char leader_addr[64];          /* ... as IP:port */
     struct ms_call *waiting, *waiting_tail; /* parked until a leader */
     bool publishing;
     bool fresh; /* started on an empty data directory */
     uint64_t forwarded;
     uint64_t fwd_warned_ns; /* last "forward failed" log line */
-    struct ms_call *live;   /* calls with a proposal or read in flight */
+    struct ms_call *live; /* calls with a proposal or read in flight */
     uint64_t timeouts;
 
     struct ms_api_compact compact;
     bool alarm_raising; /* alarm.c: a NOSPACE activation in flight */
+
+    /* space.c: the disk-space alarm */
+    bool nospace;              /* below --space-reserve: writes refused */
+    uint64_t space_free;       /* bytes free at the last check */
+    uint64_t space_checked_ns; /* when */
+    uint64_t space_handover_ns; /* when the alarm last moved leadership */
+    bool space_xfer_busy;
+    struct ms_raft_change_req space_xfer;
 
     /* watch.c, lease.c: watchers and lease deadlines */
     struct ms_api_watch *watch;
@@ -132,7 +140,7 @@ struct ms_call {
     void (*run)(struct ms_call *c);
     struct ms_call *wait_next;
     uint64_t deadline_ns;
-    bool reforward;  /* may be forwarded again (leadership moved away) */
+    bool reforward; /* may be forwarded again (leadership moved away) */
     bool retry_safe; /* running it twice is harmless (reads): a forward
                         that failed after sending is retried */
     /* router.c: a proposal or read in flight on this leader, bounded by
@@ -141,6 +149,22 @@ struct ms_call {
     uint64_t op_deadline_ns;
     struct ms_call *live_prev, *live_next;
 };
+
+/* space.c */
+/* Checks the free space of the data directories (at most once a second
+ * unless force): raises the alarm below --space-reserve, clears it once
+ * space is back, and while it is raised moves leadership to another voter
+ * if there is one (a leader's linearizable reads need log writes; at most
+ * one handover per 10 s). */
+void ms_space_check(struct ms_server *s, bool force);
+/* True when op may grow the store and the alarm refuses it (put, lease
+ * grant, a txn with a put), as etcd's quota does; deletes, compactions,
+ * reads and revocations pass. */
+bool ms_space_refuses(const struct ms_server *s, const struct ms_op *op);
+/* True when a linearizable read may be served from local state without a
+ * barrier (which is a log write): the alarm is raised and this node is the
+ * leader and the only voter, with everything committed applied. */
+bool ms_space_local_read(struct ms_server *s);
 
 /* router.c */
 /* Waits for a read barrier (bounded by --request-timeout), then cb. The
