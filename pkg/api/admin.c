@@ -54,8 +54,10 @@ static void health(struct ms_call *c)
     struct ms_raft_status st;
 
     c->kind = MS_API_HEALTH;
-    if (c->srv->nospace) {
-        /* etcd's answer while its NOSPACE alarm is raised */
+    if (c->srv->nospace ||
+        ms_alarms_active(&c->srv->fsm.alarms, MS_ALARM_NOSPACE)) {
+        /* etcd's answer while its NOSPACE alarm is raised (the disk-space
+         * alarm of this member, or the replicated quota alarm) */
         static const char alarm[] =
             "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n";
         ms_call_respond(c, 503, "application/json", alarm, sizeof alarm - 1);
