@@ -43,8 +43,7 @@ static int open_engine(struct fx *f)
 {
     if (f->kind == KIND_MEMORY)
         return ms_engine_memory_open(&f->e, f->errmsg, sizeof(f->errmsg));
-    return ms_engine_rocksdb_open(f->path, &f->e, f->errmsg,
-                                  sizeof(f->errmsg));
+    return ms_engine_rocksdb_open(f->path, &f->e, f->errmsg, sizeof(f->errmsg));
 }
 
 static int setup(void **state)
@@ -278,7 +277,7 @@ static void test_binary_order(void **state)
         const char *k;
         size_t n;
     } sorted[] = {
-        {"a", 1},    {"a\0", 2}, {"a\0\0", 3}, {"a\x01", 2}, {"ab", 2},
+        {"a", 1},     {"a\0", 2}, {"a\0\0", 3}, {"a\x01", 2}, {"ab", 2},
         {"a\xff", 2}, {"b", 1},   {"b\0c", 3},  {"\xff", 1},  {"\xff\xff", 2},
     };
     const size_t n = sizeof(sorted) / sizeof(sorted[0]);
@@ -547,8 +546,7 @@ static void test_rocksdb_reserved_keys(void **state)
     struct ms_engine *e = eng(state);
 
     assert_int_equal(e->ops->begin(e), 0);
-    assert_int_equal(e->ops->put(e, B("\0applied"), 8, B("x"), 1),
-                     MS_EINVAL);
+    assert_int_equal(e->ops->put(e, B("\0applied"), 8, B("x"), 1), MS_EINVAL);
     assert_int_equal(e->ops->del(e, B("\0applied"), 8), MS_EINVAL);
     putz(e, "a", "1");
     assert_int_equal(e->ops->commit(e, 3), 0);
@@ -656,6 +654,82 @@ static void test_rocksdb_write_outside_txn(void **state)
     expect_getz(e, "a", NULL);
 }
 
+/* A view shows the state committed when it was taken (gets, iteration,
+ * applied index) while the engine goes on; writes to it fail with
+ * MS_EINVAL; the memory engine has none. */
+static void test_rocksdb_view(void **state)
+{
+    struct ms_engine *e = eng(state), *v = NULL;
+    static const char *kv1[] = {"a", "1", "b", "2"};
+    static const char *kv2[] = {"a", "changed", "c", "3"};
+    struct ms_engine_iter *it;
+    size_t n = 0, kn;
+
+    commit_kvs(e, 5, kv1, 4);
+    assert_non_null(e->ops->view);
+    assert_int_equal(e->ops->view(e, &v), 0);
+    commit_kvs(e, 6, kv2, 4);
+    expect_getz(v, "a", "1");
+    expect_getz(v, "c", NULL);
+    expect_getz(e, "a", "changed");
+    assert_int_equal(v->ops->applied_index(v), 5);
+    assert_int_equal(e->ops->applied_index(e), 6);
+    assert_int_equal(v->ops->iter_new(v, &it), 0);
+    for (v->ops->iter_seek(it, B(""), 0); v->ops->iter_valid(it);
+         v->ops->iter_next(it)) {
+        const uint8_t *k = v->ops->iter_key(it, &kn);
+        assert_true(kn == 1 && (k[0] == 'a' || k[0] == 'b'));
+        n++;
+    }
+    assert_int_equal(n, 2);
+    v->ops->iter_free(it);
+    assert_int_equal(v->ops->begin(v), MS_EINVAL);
+    assert_int_equal(v->ops->put(v, B("x"), 1, B("1"), 1), MS_EINVAL);
+    assert_int_equal(v->ops->del(v, B("a"), 1), MS_EINVAL);
+    assert_int_equal(v->ops->commit(v, 9), MS_EINVAL);
+    assert_int_equal(v->ops->clear(v), MS_EINVAL);
+    v->ops->close(v);
+    expect_getz(e, "c", "3");
+}
+
+/* defragment drops deleted data from the files: bytes (the live files
+ * plus memtables) fall back after a delete of everything; the memory
+ * engine has nothing to defragment. */
+static void test_rocksdb_defragment(void **state)
+{
+    struct ms_engine *e = eng(state);
+    char k[32], v[1024];
+    uint64_t full, empty;
+
+    uint32_t x = 12345;
+
+    v[sizeof(v) - 1] = '\0';
+    assert_int_equal(e->ops->begin(e), 0);
+    for (int i = 0; i < 4000; i++) {
+        snprintf(k, sizeof(k), "key%06d", i);
+        for (size_t j = 0; j + 1 < sizeof(v); j++) {
+            x = x * 1103515245u + 12345u; /* incompressible values */
+            v[j] = (char)('a' + (x >> 16) % 26);
+        }
+        putz(e, k, v);
+    }
+    assert_int_equal(e->ops->commit(e, 1), 0);
+    assert_int_equal(e->ops->defragment(e), 0);
+    full = e->ops->bytes(e);
+    assert_true(full >= 4000u * 500);
+    assert_int_equal(e->ops->begin(e), 0);
+    for (int i = 0; i < 4000; i++) {
+        snprintf(k, sizeof(k), "key%06d", i);
+        assert_int_equal(e->ops->del(e, B(k), strlen(k)), 0);
+    }
+    assert_int_equal(e->ops->commit(e, 2), 0);
+    assert_int_equal(e->ops->defragment(e), 0);
+    empty = e->ops->bytes(e);
+    assert_true(empty < full / 10);
+    assert_int_equal(e->ops->applied_index(e), 2);
+    expect_getz(e, "key000001", NULL);
+}
+
 /* Opening a path that is a regular file fails with MS_EIO naming it. */
 static void test_rocksdb_open_regular_file(void **state)
 {
@@ -669,8 +743,7 @@ static void test_rocksdb_open_regular_file(void **state)
     fd = open(path, O_CREAT | O_WRONLY, 0644);
     assert_true(fd >= 0);
     close(fd);
-    assert_int_equal(ms_engine_rocksdb_open(path, &e2, errmsg,
-                                            sizeof(errmsg)),
+    assert_int_equal(ms_engine_rocksdb_open(path, &e2, errmsg, sizeof(errmsg)),
                      MS_EIO);
     assert_null(e2);
     assert_non_null(strstr(errmsg, path));
@@ -678,8 +751,7 @@ static void test_rocksdb_open_regular_file(void **state)
 
     /* ... and so does a directory below a missing parent */
     snprintf(path, sizeof(path), "%s/missing/db", f->dir);
-    assert_int_equal(ms_engine_rocksdb_open(path, &e2, errmsg,
-                                            sizeof(errmsg)),
+    assert_int_equal(ms_engine_rocksdb_open(path, &e2, errmsg, sizeof(errmsg)),
                      MS_EIO);
     assert_non_null(strstr(errmsg, path));
 }
@@ -692,22 +764,20 @@ static void test_rocksdb_open_locked(void **state)
     struct ms_engine *e2 = NULL;
 
     (void)eng(state);
-    assert_int_equal(ms_engine_rocksdb_open(f->path, &e2, errmsg,
-                                            sizeof(errmsg)),
-                     MS_EIO);
+    assert_int_equal(
+        ms_engine_rocksdb_open(f->path, &e2, errmsg, sizeof(errmsg)), MS_EIO);
     assert_null(e2);
     assert_non_null(strstr(errmsg, f->path));
 }
 
-#define T(t, kind)                                                        \
-    cmocka_unit_test_prestate_setup_teardown(t, setup, teardown,          \
-                                             (void *)&kind)
-#define COMMON(kind)                                                      \
-    T(test_new_engine_empty, kind), T(test_put_get_del, kind),            \
-        T(test_read_your_writes_get, kind),                               \
-        T(test_read_your_writes_iter, kind), T(test_binary_order, kind),  \
-        T(test_seek_edges, kind), T(test_values, kind),                   \
-        T(test_applied_index, kind), T(test_applied_key_hidden, kind),    \
+#define T(t, kind)                                                             \
+    cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, (void *)&kind)
+#define COMMON(kind)                                                           \
+    T(test_new_engine_empty, kind), T(test_put_get_del, kind),                 \
+        T(test_read_your_writes_get, kind),                                    \
+        T(test_read_your_writes_iter, kind), T(test_binary_order, kind),       \
+        T(test_seek_edges, kind), T(test_values, kind),                        \
+        T(test_applied_index, kind), T(test_applied_key_hidden, kind),         \
         T(test_clear, kind), T(test_bytes, kind)
 
 int main(void)
@@ -723,13 +793,15 @@ int main(void)
         T(test_rocksdb_write_during_iteration, kind_rocksdb),
         T(test_rocksdb_live_iterator, kind_rocksdb),
         T(test_rocksdb_write_outside_txn, kind_rocksdb),
+        T(test_rocksdb_view, kind_rocksdb),
+        T(test_rocksdb_defragment, kind_rocksdb),
         T(test_rocksdb_open_regular_file, kind_rocksdb),
         T(test_rocksdb_open_locked, kind_rocksdb),
     };
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("engine_memory", memory, NULL, NULL);
-    failed += cmocka_run_group_tests_name("engine_rocksdb", rocksdb, NULL,
-                                          NULL);
+    failed +=
+        cmocka_run_group_tests_name("engine_rocksdb", rocksdb, NULL, NULL);
     return failed;
 }

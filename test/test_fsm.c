@@ -3,8 +3,10 @@
 #include "store_fixture.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/wait.h>
 
+#include "codec/codec.h"
 #include "fsm/fsm.h"
 
 static bool no_children(void)
@@ -105,11 +107,77 @@ static void test_memory_inline(void **state)
 }
 
 /* rocksdb: never forked (RocksDB in a forked child may deadlock);
- * serialised in begin, same bytes. */
-static void test_rocksdb_inline(void **state)
+ * serialised by collect from a read-only view taken in begin: the bytes
+ * of the state at begin. */
+static void test_rocksdb_view(void **state)
 {
     (void)state;
     snapshot_of_begin_time(MS_BACKEND_ROCKSDB, false, false);
+}
+
+/* rocksdb with snapshot_inline: serialised in begin, same bytes. */
+static void test_rocksdb_inline(void **state)
+{
+    (void)state;
+    snapshot_of_begin_time(MS_BACKEND_ROCKSDB, true, false);
+}
+
+struct collector {
+    struct ms_fsm_snapjob *job;
+    const uint8_t *buf;
+    size_t len;
+    int rc;
+    char err[MS_ERRMSG_SIZE];
+};
+
+static void *collect_thread(void *arg)
+{
+    struct collector *c = arg;
+    c->rc = ms_fsm_snapshot_collect(c->job, &c->buf, &c->len, c->err,
+                                    sizeof c->err);
+    return NULL;
+}
+
+/* rocksdb: collect on another thread while this one applies writes (and
+ * compaction steps): the bytes are those of the state at begin. Cancel
+ * makes a running collect fail. */
+static void test_rocksdb_view_threaded(void **state)
+{
+    struct fx *f = fx_new(MS_BACKEND_ROCKSDB);
+    struct ms_fsm fsm;
+    struct ms_buf before = MS_BUF_INIT;
+    struct collector c = {0};
+    pthread_t t;
+    char k[32], err[MS_ERRMSG_SIZE];
+    bool more;
+    (void)state;
+
+    build_state(f, &fsm, 20000);
+    assert_int_equal(ms_fsm_snapshot(&fsm, &before), 0);
+    assert_int_equal(ms_fsm_snapshot_begin(&fsm, &c.job), 0);
+    assert_int_equal(pthread_create(&t, NULL, collect_thread, &c), 0);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "key/%06d", i * 7);
+        fx_apply(f, op_put(k, "during"));
+    }
+    fx_apply(f, op_compact(ms_store_revision(f->s)));
+    assert_int_equal(ms_store_compact_step(f->s, 100, &more, err, sizeof err),
+                     0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.len, before.len);
+    assert_memory_equal(c.buf, before.data, before.len);
+    ms_fsm_snapshot_end(&fsm, c.job, true);
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ms_fsm_snapshot_begin(&fsm, &c.job), 0);
+    ms_fsm_snapshot_cancel(c.job);
+    assert_int_equal(
+        ms_fsm_snapshot_collect(c.job, &c.buf, &c.len, c.err, sizeof c.err),
+        MS_ECANCELED);
+    ms_fsm_snapshot_end(&fsm, c.job, false);
+    ms_buf_free(&before);
+    fx_free(f);
 }
 
 /* The restored snapshot is the state at begin: a store loaded from the
@@ -144,6 +212,68 @@ static void test_collected_bytes_restore(void **state)
     assert_int_equal(rs.r[0].u.range.n_kvs, 1);
     assert_int_equal(rs.r[0].u.range.kvs[0].version, 1); /* not "changed" */
     ms_results_free(&rs);
+    fx_free(f);
+    fx_free(g);
+}
+
+/* Applies an alarm entry to fsm as f's next index. */
+static void apply_alarm(struct fx *f, struct ms_fsm *fsm, bool activate,
+                        uint64_t member)
+{
+    struct ms_buf b = MS_BUF_INIT;
+
+    assert_int_equal(
+        ms_fsm_encode_alarm(activate, member, MS_ALARM_NOSPACE, &b), 0);
+    assert_int_equal(ms_fsm_apply(fsm, ++f->index, b.data, b.len), 0);
+    ms_buf_free(&b);
+}
+
+/* The NOSPACE alarm: raised by an entry, it makes the store refuse puts,
+ * lease grants and txns with a put (deletes and compactions go on); it
+ * travels in snapshots; cleared by an entry, writes go on. A malformed
+ * alarm entry is skipped. */
+static void test_alarm_entries(void **state)
+{
+    struct fx *f = fx_new(MS_BACKEND_MEMORY), *g = fx_new(MS_BACKEND_MEMORY);
+    struct ms_fsm fsm, fsm2;
+    struct ms_buf snap = MS_BUF_INIT;
+    struct ms_op put = op_put("t", "v");
+    static const uint8_t bad[] = {MS_CODEC_FORMAT_VERSION, MS_ENTRY_ALARM, '{',
+                                  '}'};
+    (void)state;
+
+    build_state(f, &fsm, 10);
+    assert_int_equal(ms_fsm_encode_alarm(true, 1, MS_ALARM_NONE, &snap),
+                     MS_EINVAL);
+    apply_alarm(f, &fsm, true, 5);
+    apply_alarm(f, &fsm, true, 5); /* idempotent */
+    assert_int_equal(fsm.alarms.n, 1);
+    assert_true(ms_alarms_active(&fsm.alarms, MS_ALARM_NOSPACE));
+    int64_t rev = ms_store_revision(f->s);
+    assert_int_equal(fx_apply(f, put)->err, MS_ENOSPACE);
+    assert_int_equal(fx_apply(f, op_grant(12, 60))->err, MS_ENOSPACE);
+    assert_int_equal(fx_apply(f, op_txn(NULL, 0, NULL, 0, &put, 1))->err,
+                     MS_ENOSPACE);
+    assert_int_equal(ms_store_revision(f->s), rev);
+    assert_int_equal(fx_apply(f, op_del("key/000005", BNONE))->err, 0);
+    assert_int_equal(fx_apply(f, op_compact(rev))->err, 0);
+    assert_int_equal(ms_fsm_apply(&fsm, ++f->index, bad, sizeof bad), 0);
+    assert_int_equal(fsm.stats.entries_rejected, 1);
+    assert_int_equal(fsm.alarms.n, 1);
+
+    assert_int_equal(ms_fsm_snapshot(&fsm, &snap), 0);
+    ms_fsm_init(&fsm2, g->s, 2, 1);
+    assert_int_equal(ms_fsm_restore(&fsm2, snap.data, snap.len), 0);
+    assert_int_equal(fsm2.alarms.n, 1);
+    assert_int_equal(fsm2.alarms.a[0].member_id, 5);
+    assert_int_equal(fsm2.members.n, 1);
+    g->index = ms_store_applied_index(g->s);
+    assert_int_equal(fx_apply(g, put)->err, MS_ENOSPACE);
+
+    apply_alarm(f, &fsm, false, 5);
+    assert_int_equal(fsm.alarms.n, 0);
+    assert_int_equal(fx_apply(f, put)->err, 0);
+    ms_buf_free(&snap);
     fx_free(f);
     fx_free(g);
 }
@@ -204,10 +334,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_forked),
         cmocka_unit_test(test_memory_inline),
+        cmocka_unit_test(test_rocksdb_view),
         cmocka_unit_test(test_rocksdb_inline),
+        cmocka_unit_test(test_rocksdb_view_threaded),
         cmocka_unit_test(test_collected_bytes_restore),
         cmocka_unit_test(test_cancel_then_end),
         cmocka_unit_test(test_end_without_collect),
+        cmocka_unit_test(test_alarm_entries),
     };
     alarm(120); /* hard stop should a collect hang */
     return cmocka_run_group_tests(tests, NULL, NULL);

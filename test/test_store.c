@@ -546,6 +546,162 @@ static void test_many_keys(void **state)
     free(keys);
 }
 
+/* Both stores apply op (the reference sweeps its compactions at once). */
+static void apply_both(struct fx *f, struct fx *ref, struct ms_op op)
+{
+    char err[MS_ERRMSG_SIZE];
+
+    fx_apply(f, op);
+    fx_apply(ref, op);
+    if (op.type == MS_OP_COMPACT &&
+        ms_store_compact_finish(ref->s, err, sizeof(err)) != 0)
+        fail_msg("compact: %s", err);
+}
+
+static void assert_same_snapshot(struct fx *a, struct fx *b)
+{
+    struct ms_buf sa = MS_BUF_INIT, sb = MS_BUF_INIT;
+
+    fx_save(a, NULL, &sa);
+    fx_save(b, NULL, &sb);
+    assert_int_equal(sa.len, sb.len);
+    assert_memory_equal(sa.data, sb.data, sa.len);
+    ms_buf_free(&sa);
+    ms_buf_free(&sb);
+}
+
+/* Compaction in steps: it takes effect at once (reads below fail, the
+ * snapshot already leaves the unreachable versions out), the sweep runs in
+ * bounded steps with writes and deletes between them, and ends with the
+ * same state and size as a compaction swept at once. */
+static void test_compaction_steps(void **state)
+{
+    FX(state);
+    enum { N = 300 };
+    struct fx *ref = fx_new(f->backend);
+    char keys[N][16], err[MS_ERRMSG_SIZE];
+    struct ms_result *r;
+    bool more = true;
+    int steps = 0, w = 0;
+
+    assert_non_null(ref);
+    for (int i = 0; i < N; i++)
+        snprintf(keys[i], sizeof(keys[i]), "k%03d", i);
+    for (int round = 0; round < 4; round++)
+        for (int i = 0; i < N; i++)
+            apply_both(f, ref,
+                       round == 2 && i % 10 == 0 ? op_del(keys[i], BNONE)
+                                                 : op_put(keys[i], "v"));
+    /* 2 .. 4N+1; compact in the middle of round 3 */
+    apply_both(f, ref, op_compact(2 * N + N / 2));
+    assert_true(ms_store_compact_pending(f->s));
+    assert_false(ms_store_compact_pending(ref->s));
+    r = fx_get(f, "k", B("l"), 2 * N + N / 2 - 1);
+    assert_int_equal(r->err, MS_ECOMPACTED);
+    assert_same_snapshot(f, ref);
+
+    while (more) {
+        assert_int_equal(
+            ms_store_compact_step(f->s, 7, &more, err, sizeof(err)), 0);
+        steps++;
+        /* writes between steps: puts, deletes, a put over a delete */
+        int i = (w * 37) % N;
+        apply_both(f, ref,
+                   w % 3 == 0 ? op_del(keys[i], BNONE) : op_put(keys[i], "w"));
+        w++;
+    }
+    assert_true(steps > 2 * (4 * N) / 7 / 2);
+    assert_false(ms_store_compact_pending(f->s));
+    assert_same_snapshot(f, ref);
+    if (f->backend == MS_BACKEND_MEMORY)
+        assert_int_equal(ms_store_bytes(f->s), ms_store_bytes(ref->s));
+    r = fx_get(f, "k", B("l"), 2 * N + N / 2);
+    assert_int_equal(r->err, 0);
+    assert_int_equal(r->u.range.count, N - N / 20);
+    /* a second compaction while one is under way restarts the sweep */
+    apply_both(f, ref, op_compact(3 * N));
+    assert_int_equal(ms_store_compact_step(f->s, 5, &more, err, sizeof(err)),
+                     0);
+    apply_both(f, ref, op_compact(4 * N));
+    assert_int_equal(ms_store_compact_finish(f->s, err, sizeof(err)), 0);
+    assert_same_snapshot(f, ref);
+    if (f->backend == MS_BACKEND_MEMORY)
+        assert_int_equal(ms_store_bytes(f->s), ms_store_bytes(ref->s));
+    fx_free(ref);
+}
+
+/* Collected events, flattened to text: "rev key value|prev" per line. */
+static int collect_ev(void *ctx, const struct ms_store_event *ev)
+{
+    struct ms_buf *b = ctx;
+
+    ms_buf_printf(b, "%lld %.*s %s %.*s|", (long long)ev->kv.mod_revision,
+                  (int)ev->kv.key.len, (const char *)ev->kv.key.data,
+                  ev->is_delete ? "DEL" : "PUT", (int)ev->kv.value.len,
+                  (const char *)ev->kv.value.data);
+    if (ev->has_prev)
+        ms_buf_printf(b, "%lld %.*s", (long long)ev->prev_kv.mod_revision,
+                      (int)ev->prev_kv.value.len,
+                      (const char *)ev->prev_kv.value.data);
+    return ms_buf_putc(b, '\n');
+}
+
+static void changes(struct fx *f, int64_t from, int64_t to, bool prev,
+                    struct ms_buf *out)
+{
+    char err[MS_ERRMSG_SIZE];
+
+    ms_buf_reset(out);
+    assert_int_equal(ms_store_changes(f->s, B0, B0, from, to, prev, collect_ev,
+                                      out, err, sizeof(err)),
+                     0);
+}
+
+/* ms_store_changes over a window [from, to] gives exactly the events of the
+ * whole history whose revision is in the window, with the same prev_kv,
+ * for windows far behind the current revision too. */
+static void test_changes_windows(void **state)
+{
+    FX(state);
+    static const char *const keys[] = {"a", "b", "c"};
+    struct ms_buf all = MS_BUF_INIT, win = MS_BUF_INIT, want = MS_BUF_INIT;
+    char v[16];
+    int64_t rev;
+
+    for (int i = 0; i < 300; i++) {
+        snprintf(v, sizeof(v), "v%d", i);
+        if (i % 7 == 3)
+            fx_apply(f, op_del(keys[i % 3], BNONE));
+        else
+            fx_apply(f, op_put(keys[i % 3], v));
+    }
+    rev = ms_store_revision(f->s);
+    for (int prev = 0; prev < 2; prev++) {
+        changes(f, 1, rev, prev, &all);
+        assert_true(all.len > 300 * 10);
+        for (int64_t from = 1; from <= rev; from += 37) {
+            for (int64_t to = from; to <= rev + 5; to += 53) {
+                ms_buf_reset(&want);
+                for (size_t off = 0; off < all.len;) {
+                    const char *line = (const char *)all.data + off;
+                    const char *nl = memchr(line, '\n', all.len - off);
+                    long long r = strtoll(line, NULL, 10);
+                    size_t n = (size_t)(nl - line) + 1;
+                    if (r >= from && r <= to)
+                        ms_buf_append(&want, line, n);
+                    off += n;
+                }
+                changes(f, from, to, prev, &win);
+                assert_int_equal(win.len, want.len);
+                assert_memory_equal(win.data, want.data, want.len);
+            }
+        }
+    }
+    ms_buf_free(&all);
+    ms_buf_free(&win);
+    ms_buf_free(&want);
+}
+
 /* ------------------------------------------------------------------------
  * delete range
  * ---------------------------------------------------------------------- */
@@ -1284,6 +1440,8 @@ int main(void)
         CASE(test_history_reads),
         CASE(test_compaction),
         CASE(test_many_keys),
+        CASE(test_compaction_steps),
+        CASE(test_changes_windows),
         CASE(test_delete_range),
         CASE(test_txn_compares),
         CASE(test_txn_branches),

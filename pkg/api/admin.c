@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,8 @@ static bool path_is(const struct ms_http_request *req, const char *p)
 
 static void method_not_allowed(struct ms_call *c)
 {
-    ms_call_respond(c, 405, "text/plain; charset=utf-8",
-                    "Method Not Allowed", 18);
+    ms_call_respond(c, 405, "text/plain; charset=utf-8", "Method Not Allowed",
+                    18);
 }
 
 /* --- /health: a leader, and an apply loop that serves a barrier --------- */
@@ -35,10 +36,9 @@ static void on_health_read(struct ms_read_waiter *w, int status)
                         18);
         return;
     }
-    n = snprintf(body, sizeof(body),
-                 "{\"health\":\"false\",\"reason\":\"%s\"}\n",
-                 c->srv->fsm.fatal ? "state machine failed"
-                                   : ms_strerror(status));
+    n = snprintf(
+        body, sizeof(body), "{\"health\":\"false\",\"reason\":\"%s\"}\n",
+        c->srv->fsm.fatal ? "state machine failed" : ms_strerror(status));
     ms_call_respond(c, 503, "application/json", body, (size_t)n);
 }
 
@@ -54,8 +54,10 @@ static void health(struct ms_call *c)
     struct ms_raft_status st;
 
     c->kind = MS_API_HEALTH;
-    if (c->srv->nospace) {
-        /* etcd's answer while its NOSPACE alarm is raised */
+    if (c->srv->nospace ||
+        ms_alarms_active(&c->srv->fsm.alarms, MS_ALARM_NOSPACE)) {
+        /* etcd's answer while its NOSPACE alarm is raised (the disk-space
+         * alarm of this member, or the replicated quota alarm) */
         static const char alarm[] =
             "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n";
         ms_call_respond(c, 503, "application/json", alarm, sizeof alarm - 1);
@@ -120,8 +122,8 @@ static void metrics(struct ms_call *c)
             continue;
         snprintf(labels, sizeof(labels), "api=\"%s\"", api_names[i]);
         ms_metrics_histogram(&b, "metastore_http_request_duration_seconds",
-                             i == 0 ? "Request latency, by API." : NULL,
-                             labels, &s->api[i].latency);
+                             i == 0 ? "Request latency, by API." : NULL, labels,
+                             &s->api[i].latency);
     }
     ms_loopstat_metrics(&s->loopstat, &b);
     ms_metrics_gauge(&b, "metastore_raft_term", "Current Raft term.",
@@ -138,8 +140,8 @@ static void metrics(struct ms_call *c)
                      (double)s->space_free);
     ms_metrics_gauge(&b, "metastore_raft_commit_index", "Raft commit index.",
                      (double)st.commit_index);
-    ms_metrics_gauge(&b, "metastore_raft_applied_index",
-                     "Raft applied index.", (double)st.last_applied);
+    ms_metrics_gauge(&b, "metastore_raft_applied_index", "Raft applied index.",
+                     (double)st.last_applied);
     ms_metrics_gauge(&b, "metastore_raft_last_index",
                      "Last index in the local log.", (double)st.last_index);
     ms_metrics_counter(&b, "metastore_raft_disk_appends_total",
@@ -186,43 +188,92 @@ static void metrics(struct ms_call *c)
                        (double)s->http.writes);
     ms_watch_lease_metrics(s, &b);
     ms_grpc_api_metrics(s, &b);
+    ms_compact_api_metrics(s, &b);
     ms_call_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
     ms_buf_free(&b);
 }
 
-/* --- /admin/snapshot -------------------------------------------------------- */
+/* --- /admin/snapshot --------------------------------------------------------
+ */
+
+/* The bytes are produced as for a Raft snapshot (a forked child for the
+ * memory store, a RocksDB view for rocksdb) and collected on a threadpool
+ * thread, so the loop never serialises the state. */
+struct admin_snap {
+    uv_work_t work;
+    struct ms_call *c;
+    struct ms_fsm_snapjob *job;
+    const uint8_t *buf;
+    size_t len;
+    int rc;
+    char err[MS_ERRMSG_SIZE];
+};
+
+static void snap_work(uv_work_t *w)
+{
+    struct admin_snap *a = w->data;
+
+    a->rc = ms_fsm_snapshot_collect(a->job, &a->buf, &a->len, a->err,
+                                    sizeof(a->err));
+}
+
+static void snap_done(uv_work_t *w, int status)
+{
+    struct admin_snap *a = w->data;
+    struct ms_call *c = a->c;
+
+    if (status != 0 || a->rc != 0) {
+        ms_call_fail(c, a->rc ? a->rc : MS_EIO,
+                     a->rc ? a->err : uv_strerror(status));
+    } else {
+        ms_http_response_header(c->req, "Content-Disposition",
+                                "attachment; filename=\"metastore.snap\"");
+        ms_call_respond(c, 200, "application/octet-stream", a->buf, a->len);
+    }
+    ms_fsm_snapshot_end(&c->srv->fsm, a->job, false);
+    free(a);
+}
 
 static void snapshot(struct ms_call *c)
 {
-    struct ms_buf b = MS_BUF_INIT;
+    struct admin_snap *a;
     int rc;
 
     if (strcmp(c->req->method, "GET") != 0) {
         method_not_allowed(c);
         return;
     }
-    rc = ms_fsm_snapshot(&c->srv->fsm, &b);
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    a->c = c;
+    a->work.data = a;
+    rc = ms_fsm_snapshot_begin(&c->srv->fsm, &a->job);
     if (rc != 0) {
-        ms_buf_free(&b);
+        free(a);
         ms_call_fail(c, rc, c->srv->fsm.errmsg);
         return;
     }
-    ms_http_response_header(c->req, "Content-Disposition",
-                            "attachment; filename=\"metastore.snap\"");
-    ms_call_respond(c, 200, "application/octet-stream", b.data, b.len);
-    ms_buf_free(&b);
+    rc = uv_queue_work(&c->srv->loop, &a->work, snap_work, snap_done);
+    if (rc != 0) {
+        ms_fsm_snapshot_end(&c->srv->fsm, a->job, false);
+        free(a);
+        ms_call_fail(c, MS_EIO, uv_strerror(rc));
+    }
 }
 
-/* --- /admin/batch ------------------------------------------------------------ */
+/* --- /admin/batch ------------------------------------------------------------
+ */
 
 static void batch_json(const struct ms_batch_config *cfg, struct ms_buf *b)
 {
     ms_buf_printf(b,
                   "{\"mode\":\"%s\",\"max_ops\":%zu,\"max_bytes\":%zu,"
                   "\"max_delay_us\":%llu,\"max_inflight\":%u}\n",
-                  ms_batch_mode_name(cfg->mode), cfg->max_ops,
-                  cfg->max_bytes, (unsigned long long)cfg->max_delay_us,
-                  cfg->max_inflight);
+                  ms_batch_mode_name(cfg->mode), cfg->max_ops, cfg->max_bytes,
+                  (unsigned long long)cfg->max_delay_us, cfg->max_inflight);
 }
 
 /* Reads a non-negative integer field of o into *out if present. */
@@ -254,8 +305,7 @@ static void batch(struct ms_call *c)
 
     if (strcmp(c->req->method, "PUT") == 0 ||
         strcmp(c->req->method, "POST") == 0) {
-        o = cJSON_ParseWithLength((const char *)c->req->body,
-                                  c->req->body_len);
+        o = cJSON_ParseWithLength((const char *)c->req->body, c->req->body_len);
         if (o == NULL || !cJSON_IsObject(o)) {
             cJSON_Delete(o);
             ms_gw_error_set(&e, MS_GRPC_INVALID_ARGUMENT,
@@ -269,21 +319,21 @@ static void batch(struct ms_call *c)
             rc = ms_seterr(err, sizeof(err), MS_EINVAL,
                            "mode: expected \"off\", \"fixed\" or "
                            "\"adaptive\"");
-        if (rc == 0 && (v = cfg.max_ops,
-                        rc = json_uint(o, "max_ops", MS_CODEC_MAX_OPS, &v, err,
-                                       sizeof(err))) == 0)
+        if (rc == 0 &&
+            (v = cfg.max_ops, rc = json_uint(o, "max_ops", MS_CODEC_MAX_OPS, &v,
+                                             err, sizeof(err))) == 0)
             cfg.max_ops = v;
         if (rc == 0 && (v = cfg.max_bytes,
-                        rc = json_uint(o, "max_bytes", MS_CODEC_MAX_PAYLOAD,
-                                       &v, err, sizeof(err))) == 0)
+                        rc = json_uint(o, "max_bytes", MS_CODEC_MAX_PAYLOAD, &v,
+                                       err, sizeof(err))) == 0)
             cfg.max_bytes = v;
-        if (rc == 0 && (v = cfg.max_delay_us,
-                        rc = json_uint(o, "max_delay_us", 1000000, &v, err,
-                                       sizeof(err))) == 0)
+        if (rc == 0 &&
+            (v = cfg.max_delay_us, rc = json_uint(o, "max_delay_us", 1000000,
+                                                  &v, err, sizeof(err))) == 0)
             cfg.max_delay_us = v;
-        if (rc == 0 && (v = cfg.max_inflight,
-                        rc = json_uint(o, "max_inflight", 1024, &v, err,
-                                       sizeof(err))) == 0)
+        if (rc == 0 &&
+            (v = cfg.max_inflight, rc = json_uint(o, "max_inflight", 1024, &v,
+                                                  err, sizeof(err))) == 0)
             cfg.max_inflight = (unsigned)v;
         cJSON_Delete(o);
         if (rc == 0)
@@ -306,7 +356,8 @@ static void batch(struct ms_call *c)
     ms_buf_free(&b);
 }
 
-/* --- /v3/maintenance/status and /v3/cluster/member/list -------------------- */
+/* --- /v3/maintenance/status and /v3/cluster/member/list --------------------
+ */
 
 void ms_server_status(struct ms_server *s, struct ms_gw_status *gs)
 {
@@ -323,7 +374,8 @@ void ms_server_status(struct ms_server *s, struct ms_gw_status *gs)
     gs->raft_term = st.term;
     gs->raft_applied_index = st.last_applied;
     gs->is_learner = me != NULL && me->learner;
-    if (s->nospace) { /* etcd lists raised alarms as errors */
+    if (s->nospace || /* etcd lists raised alarms as errors */
+        ms_alarms_active(&s->fsm.alarms, MS_ALARM_NOSPACE)) {
         static const char *const nospace[] = {"alarm:NOSPACE"};
         gs->errors = nospace;
         gs->n_errors = 1;
@@ -342,6 +394,64 @@ static void status(struct ms_call *c)
     ms_gw_write_status(&b, &hdr, &gs);
     ms_call_respond(c, 200, "application/json", b.data, b.len);
     ms_buf_free(&b);
+}
+
+/* --- /v3/maintenance/defragment --------------------------------------------
+ */
+
+/* This member's store, defragmented on a threadpool thread (etcd's
+ * Defragment is per member too); the loop goes on meanwhile. */
+struct defrag {
+    uv_work_t work;
+    struct ms_call *c;
+    int rc;
+    char err[MS_ERRMSG_SIZE];
+    uint64_t before, ns;
+};
+
+static void defrag_work(uv_work_t *w)
+{
+    struct defrag *d = w->data;
+    uint64_t t0 = ms_now_ns();
+
+    d->rc = ms_store_defragment(d->c->srv->store, d->err, sizeof(d->err));
+    d->ns = ms_now_ns() - t0;
+}
+
+static void defrag_done(uv_work_t *w, int status)
+{
+    struct defrag *d = w->data;
+    struct ms_call *c = d->c;
+
+    if (status != 0 || d->rc != 0) {
+        ms_error("defragment: %s", d->rc ? d->err : uv_strerror(status));
+        ms_call_fail(c, d->rc ? d->rc : MS_EIO, NULL);
+    } else {
+        ms_info("defragment: %" PRIu64 " -> %" PRIu64 " bytes in %.1f ms",
+                d->before, ms_store_bytes(c->srv->store), (double)d->ns / 1e6);
+        ms_call_respond(c, 200, "application/json", "{}", 2);
+    }
+    free(d);
+}
+
+static void defragment(struct ms_call *c)
+{
+    struct defrag *d = calloc(1, sizeof(*d));
+    int rc;
+
+    c->kind = MS_API_V3_MAINTENANCE;
+    if (d == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    d->c = c;
+    d->work.data = d;
+    d->before = ms_store_bytes(c->srv->store);
+    rc = uv_queue_work(&c->srv->loop, &d->work, defrag_work, defrag_done);
+    if (rc != 0) {
+        free(d);
+        ms_call_fail(c, MS_EIO, uv_strerror(rc));
+    }
 }
 
 int ms_member_view_get(struct ms_server *s, struct ms_member_view *v)
@@ -446,6 +556,11 @@ void ms_admin_handle(struct ms_call *c)
             method_not_allowed(c);
         else
             status(c);
+    } else if (path_is(req, "/v3/maintenance/defragment")) {
+        if (strcmp(m, "POST") != 0)
+            method_not_allowed(c);
+        else
+            defragment(c);
     } else if (path_is(req, "/v3/cluster/member/list")) {
         if (strcmp(m, "POST") != 0)
             method_not_allowed(c);
@@ -455,7 +570,6 @@ void ms_admin_handle(struct ms_call *c)
                memcmp(req->path, "/v3/cluster/member/", 19) == 0) {
         ms_cluster_member_op(c);
     } else {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
-                        9);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
     }
 }

@@ -3,6 +3,7 @@
  * through the same path as the JSON gateway's (router.c, cluster.c); its
  * result comes back here to be encoded as etcd's protobuf response. */
 #include "api/grpc_codec.h"
+#include "api/alarm.h"
 #include "api/server_priv.h"
 #include "store/snaptool.h"
 #include "util/error.h"
@@ -30,7 +31,7 @@ enum how {
                     leader (run_on_leader) */
     H_WATCH,     /* watch.c */
     H_SNAPSHOT,  /* Maintenance.Snapshot: our snapshot in etcd's envelope */
-    H_MAINT,     /* Alarm, Defragment, HashKV, MoveLeader (maintenance()) */
+    H_MAINT,     /* Defragment, HashKV, MoveLeader (maintenance()) */
     H_AUTH,      /* "authentication is not enabled" */
     H_TODO,      /* not implemented yet */
 };
@@ -59,7 +60,7 @@ static const struct method methods[] = {
     {"/etcdserverpb.Cluster/MemberUpdate", H_TODO, 0, false},
     {"/etcdserverpb.Cluster/MemberList", H_MEMBERS, 0, false},
     {"/etcdserverpb.Cluster/MemberPromote", H_MEMBER, 0, false},
-    {"/etcdserverpb.Maintenance/Alarm", H_MAINT, 0, false},
+    {"/etcdserverpb.Maintenance/Alarm", H_LEADER, 0, false},
     {"/etcdserverpb.Maintenance/Status", H_STATUS, 0, false},
     {"/etcdserverpb.Maintenance/Defragment", H_MAINT, 0, false},
     {"/etcdserverpb.Maintenance/Hash", H_MAINT, 0, false},
@@ -570,10 +571,106 @@ void ms_grpc_api_members(struct ms_call *c, const struct ms_member *added)
     ms_member_view_free(&v);
 }
 
+/* --- Maintenance.Alarm: the replicated alarm table (alarm.h) ---------- */
+
+struct alarm_call {
+    struct ms_alarm_req req;
+    struct ms_call *c;
+};
+
+/* Answers with alarms[0..n) (etcd's Alarm responses carry no header) and,
+ * for a GET, this member's own disk-space alarm (space.c), which it raises
+ * and clears by itself. */
+static void alarm_answer(struct ms_call *c, const struct ms_alarm *alarms,
+                         size_t n, bool with_disk)
+{
+    Etcdserverpb__AlarmResponse m = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+    Etcdserverpb__AlarmMember am[MS_ALARMS_MAX + 1];
+    Etcdserverpb__AlarmMember *list[MS_ALARMS_MAX + 1];
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k < MS_ALARMS_MAX; i++, k++) {
+        etcdserverpb__alarm_member__init(&am[k]);
+        am[k].memberid = alarms[i].member_id;
+        am[k].alarm = (Etcdserverpb__AlarmType)alarms[i].type;
+        list[k] = &am[k];
+    }
+    if (with_disk && c->srv->nospace) {
+        etcdserverpb__alarm_member__init(&am[k]);
+        am[k].memberid = c->srv->member_id;
+        am[k].alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+        list[k] = &am[k];
+        k++;
+    }
+    m.alarms = k > 0 ? list : NULL;
+    m.n_alarms = k;
+    reply(c, &m.base);
+}
+
+static void on_alarm_changed(struct ms_alarm_req *req, int status)
+{
+    struct alarm_call *ac = req->data;
+    struct ms_call *c = ac->c;
+
+    if (status != 0)
+        ms_call_fail(c, status, NULL);
+    else
+        alarm_answer(c, &req->alarm, req->n_alarms, false);
+    free(ac);
+}
+
+/* On the leader: GET lists, ACTIVATE/DEACTIVATE go through Raft. */
+static void alarm_call_run(struct ms_call *c)
+{
+    struct ms_server *s = c->srv;
+    Etcdserverpb__AlarmRequest *q =
+        etcdserverpb__alarm_request__unpack(NULL, c->msg_len, c->msg);
+    struct alarm_call *ac;
+    int rc;
+
+    if (q == NULL) {
+        ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
+        return;
+    }
+    if (q->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
+        struct ms_alarm list[MS_ALARMS_MAX];
+        size_t n = ms_api_alarm_list(s, (enum ms_alarm_type)q->alarm, list);
+        etcdserverpb__alarm_request__free_unpacked(q, NULL);
+        alarm_answer(c, list, n, true);
+        return;
+    }
+    if (q->alarm != ETCDSERVERPB__ALARM_TYPE__NOSPACE &&
+        q->alarm != ETCDSERVERPB__ALARM_TYPE__CORRUPT) {
+        etcdserverpb__alarm_request__free_unpacked(q, NULL);
+        alarm_answer(c, NULL, 0, false); /* etcd: no alarm, no error */
+        return;
+    }
+    ac = calloc(1, sizeof(*ac));
+    if (ac == NULL) {
+        etcdserverpb__alarm_request__free_unpacked(q, NULL);
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return;
+    }
+    ac->c = c;
+    ac->req.data = ac;
+    ac->req.activate =
+        q->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    ac->req.member_id = q->memberid;
+    ac->req.type = (enum ms_alarm_type)q->alarm;
+    etcdserverpb__alarm_request__free_unpacked(q, NULL);
+    rc = ms_api_alarm_change(s, &ac->req, on_alarm_changed);
+    if (rc != 0) {
+        free(ac);
+        ms_call_fail(c, rc, NULL);
+    }
+}
+
 /* Runs c's protobuf request here, on the leader. */
 static void run_on_leader(struct ms_call *c)
 {
-    if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
+    if (strcmp(c->method_path, "/etcdserverpb.Maintenance/Alarm") == 0)
+        alarm_call_run(c);
+    else if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
         time_to_live(c);
     else if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseKeepAlive") == 0)
         keep_alive(c);
@@ -910,21 +1007,7 @@ static void maintenance(struct ms_call *c, const uint8_t *msg, size_t len)
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 
     header_of(&hdr, &h);
-    if (strcmp(name, "Alarm") == 0) {
-        /* the one alarm is this member's NOSPACE (space.c), raised and
-         * cleared by the member itself: every action answers whether it
-         * is raised (etcd's Alarm responses carry no header) */
-        Etcdserverpb__AlarmResponse m = ETCDSERVERPB__ALARM_RESPONSE__INIT;
-        Etcdserverpb__AlarmMember am = ETCDSERVERPB__ALARM_MEMBER__INIT;
-        Etcdserverpb__AlarmMember *list[1] = {&am};
-        if (s->nospace) {
-            am.memberid = s->member_id;
-            am.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
-            m.alarms = list;
-            m.n_alarms = 1;
-        }
-        reply(c, &m.base);
-    } else if (strcmp(name, "Defragment") == 0) {
+    if (strcmp(name, "Defragment") == 0) {
         /* nothing to defragment: the stores compact themselves */
         Etcdserverpb__DefragmentResponse m =
             ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;

@@ -1,5 +1,6 @@
 /* router.c - request dispatch, the life of a call, and the shared write and
  * read paths (proposer for writes, read index for linearizable reads). */
+#include "api/alarm.h"
 #include "api/server_priv.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -15,7 +16,8 @@ static bool prefix(const struct ms_http_request *req, const char *p)
 
 static bool is(const struct ms_http_request *req, const char *p)
 {
-    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+    return req->path_len == strlen(p) &&
+           memcmp(req->path, p, req->path_len) == 0;
 }
 
 enum { WAIT_PROPOSAL = 1, WAIT_READ = 2 };
@@ -222,6 +224,10 @@ static void execute_on_leader(struct ms_call *c)
         ms_call_wait_read(c, on_read_ready);
         return;
     }
+    if ((rc = ms_api_quota_check(s, &c->op, true)) != 0) {
+        c->render(c, rc, NULL);
+        return;
+    }
     c->prop.data = c;
     c->prop.cb = on_proposed;
     live_link(c, WAIT_PROPOSAL);
@@ -239,7 +245,9 @@ void ms_call_execute(struct ms_call *c)
         serve_read(c); /* local, at once, on any member */
         return;
     }
-    if (ms_space_refuses(c->srv, &c->op)) {
+    if (ms_space_refuses(c->srv, &c->op) ||
+        ms_api_quota_check(c->srv, &c->op, false) != 0) {
+        /* the disk-space or the quota alarm is up: not forwarded */
         c->render(c, MS_ENOSPACE, NULL);
         return;
     }
@@ -265,8 +273,12 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
     c->arena.chunk_size = 1024;
     req->data = c;
 
-    if (is(req, "/v3/maintenance/status") || prefix(req, "/v3/cluster/") ||
-        is(req, "/health") || is(req, "/metrics") || prefix(req, "/admin/")) {
+    if (is(req, "/v3/maintenance/alarm")) {
+        ms_alarm_v3(c);
+    } else if (is(req, "/v3/maintenance/status") ||
+               is(req, "/v3/maintenance/defragment") ||
+               prefix(req, "/v3/cluster/") || is(req, "/health") ||
+               is(req, "/metrics") || prefix(req, "/admin/")) {
         ms_admin_handle(c);
     } else if (is(req, "/internal/op")) {
         ms_cluster_serve_op(c);
@@ -277,7 +289,6 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
     } else if (is(req, "/kv") || prefix(req, "/kv/")) {
         ms_rest_handle(c);
     } else {
-        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
-                        9);
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
     }
 }

@@ -68,8 +68,8 @@ struct ms_gw_header ms_server_header(const struct ms_server *s, int64_t rev)
 
 /* --- glue: raft <-> fsm ------------------------------------------------ */
 
-static int fsm_apply(void *data, uint64_t index, const uint8_t *buf,
-                     size_t len, void **result)
+static int fsm_apply(void *data, uint64_t index, const uint8_t *buf, size_t len,
+                     void **result)
 {
     struct ms_server *s = data;
     int rc;
@@ -77,6 +77,7 @@ static int fsm_apply(void *data, uint64_t index, const uint8_t *buf,
     (void)result; /* results reach proposals through ms_batch_deliver */
     rc = ms_fsm_apply(&s->fsm, index, buf, len);
     ms_watch_api_applied(s); /* the entry's changes to watchers */
+    ms_compact_api_kick(s);  /* a compaction applied: sweep in steps */
     return rc;
 }
 
@@ -123,6 +124,7 @@ static int fsm_restore(void *data, const uint8_t *buf, size_t len)
 
     if (rc == 0)
         ms_watch_api_restored(s); /* watchers catch up from the new state */
+    ms_compact_api_kick(s);
     return rc;
 }
 
@@ -308,8 +310,8 @@ static int load_restore_file(struct ms_server *s)
     f = fopen(path, "rb");
     if (f == NULL)
         return errno == ENOENT ? 0 : MS_EIO;
-    r = ms_store_snapshot_load(s->store, ms_snapshot_fread, f, &extra,
-                               err, sizeof(err));
+    r = ms_store_snapshot_load(s->store, ms_snapshot_fread, f, &extra, err,
+                               sizeof(err));
     fclose(f);
     free(extra.members);
     if (r != 0) {
@@ -346,12 +348,11 @@ static int start(struct ms_server *s)
 
     if (url_to_addr(s->cfg.listen_client_url, s->client_addr,
                     sizeof(s->client_addr), "--listen-client-urls") != 0 ||
-        url_to_addr(s->cfg.listen_peer_url, s->peer_addr,
-                    sizeof(s->peer_addr), "--listen-peer-urls") != 0)
+        url_to_addr(s->cfg.listen_peer_url, s->peer_addr, sizeof(s->peer_addr),
+                    "--listen-peer-urls") != 0)
         return MS_EINVAL;
     if (s->cfg.initial_cluster == NULL) {
-        snprintf(default_cluster, sizeof(default_cluster), "%s=%s",
-                 s->cfg.name,
+        snprintf(default_cluster, sizeof(default_cluster), "%s=%s", s->cfg.name,
                  s->cfg.initial_advertise_peer_url
                      ? s->cfg.initial_advertise_peer_url
                      : s->cfg.listen_peer_url);
@@ -414,6 +415,10 @@ static int start(struct ms_server *s)
     }
     s->bp_started = true;
     ms_readindex_init(&s->ri, &rsink);
+    if ((r = ms_compact_api_init(s)) != 0) {
+        ms_error("compaction: %s", ms_strerror(r));
+        return r;
+    }
 
     ms_raft_config_init(&rc);
     rc.id = s->member_id;
@@ -502,6 +507,7 @@ static void finish(struct ms_server *s)
     if (!uv_is_closing((uv_handle_t *)&s->sigint)) {
         ms_cluster_close(s);
         ms_watch_api_close(s);
+        ms_compact_api_close(s);
         uv_close((uv_handle_t *)&s->tick, on_handle_closed);
         ms_loopstat_close(&s->loopstat, on_handle_closed);
         uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
@@ -568,6 +574,7 @@ void ms_server_stop(struct ms_server *s, int exit_status)
         s->exit_status = exit_status;
     /* the HTTP stop waits for every request: end the watch streams */
     ms_watch_api_stop(s);
+    ms_compact_api_stop(s);
     uv_timer_stop(&s->tick);
     ms_cluster_kick(s); /* fails parked calls: shutting down */
     uv_timer_start(&s->shutdown_timer, on_shutdown_timer,
@@ -587,8 +594,8 @@ void ms_server_stop(struct ms_server *s, int exit_status)
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct ms_server *s = h->data;
-    ms_info("received %s: shutting down", signum == SIGINT ? "SIGINT"
-                                                            : "SIGTERM");
+    ms_info("received %s: shutting down",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
     ms_server_stop(s, 0);
 }
 
@@ -630,6 +637,7 @@ int ms_server_run(const struct ms_server_config *c)
     ms_watch_api_free(s);
     ms_lease_api_free(s);
     ms_grpc_api_free(s);
+    ms_compact_api_free(s);
     ms_store_close(s->store);
     ms_buf_free(&s->scratch);
     rc = s->exit_status;

@@ -15,26 +15,41 @@ struct ms_server;
 
 #define MS_SERVER_MAX_MEMBERS 9
 
+/* --auto-compaction-mode */
+enum ms_autocompact_mode {
+    MS_AUTOCOMPACT_PERIODIC = 0, /* etcd's default */
+    MS_AUTOCOMPACT_REVISION = 1,
+};
+
+/* etcd's --quota-backend-bytes default (2 GiB), used for 0. */
+#define MS_SERVER_DEFAULT_QUOTA_BYTES (2ull << 30)
+
 /* Everything the flags set (see metastore-server(1)). Strings are borrowed
  * for the life of the server. */
 struct ms_server_config {
-    const char *name;                  /* member name */
-    const char *data_dir;              /* raft log, snapshots, rocksdb */
-    const char *listen_client_url;     /* http://IP:port */
-    const char *advertise_client_url;  /* NULL: the listen URL */
-    const char *listen_peer_url;       /* http://IP:port (raft transport) */
+    const char *name;                 /* member name */
+    const char *data_dir;             /* raft log, snapshots, rocksdb */
+    const char *listen_client_url;    /* http://IP:port */
+    const char *advertise_client_url; /* NULL: the listen URL */
+    const char *listen_peer_url;      /* http://IP:port (raft transport) */
     const char *initial_advertise_peer_url; /* NULL: the listen URL */
-    const char *initial_cluster;       /* name=http://IP:port,... */
-    bool join_existing;                /* --initial-cluster-state existing */
+    const char *initial_cluster;            /* name=http://IP:port,... */
+    bool join_existing; /* --initial-cluster-state existing */
     unsigned heartbeat_ms;
     unsigned election_ms;
-    unsigned snapshot_count;           /* entries between snapshots */
+    unsigned snapshot_count; /* entries between snapshots */
     size_t max_request_bytes;
     unsigned max_connections;
     enum ms_store_backend backend;
     enum ms_codec_id codec;
     struct ms_batch_config batch;
-    unsigned request_timeout_ms;       /* proposals and linearizable reads */
+    unsigned request_timeout_ms; /* proposals and linearizable reads */
+    enum ms_autocompact_mode auto_compaction_mode;
+    /* periodic: milliseconds of history kept; revision: revisions kept;
+     * 0: no auto-compaction */
+    uint64_t auto_compaction_retention;
+    uint64_t auto_compaction_interval_ms; /* revision mode; 0: 5 minutes */
+    uint64_t quota_backend_bytes;         /* 0: the default (2 GiB) */
     /* Disk-space alarm: writes are refused while a data directory has
      * fewer free bytes than this (0: never). See space.c. */
     uint64_t space_reserve_bytes;
@@ -47,6 +62,21 @@ struct ms_server_config {
     bool peer_client_cert_auth;       /* refuse members without a valid cert */
     const char *peer_cert_allowed_cn; /* comma-separated CNs; NULL: any */
 };
+
+/* Parses "periodic" / "revision"; returns 0 or MS_EINVAL. */
+int ms_server_parse_compaction_mode(const char *s,
+                                    enum ms_autocompact_mode *out);
+
+/* Parses --auto-compaction-retention as etcd does: a bare integer is a
+ * count of revisions (revision mode) or of hours (periodic mode); periodic
+ * mode also takes a duration ("30m", "1h30m", "10s"), stored in *out as
+ * milliseconds. Returns 0 or MS_EINVAL. */
+int ms_server_parse_retention(enum ms_autocompact_mode mode, const char *s,
+                              uint64_t *out);
+
+/* Parses a duration ("5m", "1.5s", "200ms") into milliseconds. Returns 0
+ * or MS_EINVAL. */
+int ms_server_parse_duration_ms(const char *s, uint64_t *out);
 
 #define MS_SERVER_DEFAULT_SPACE_RESERVE (64ull << 20)
 

@@ -11,6 +11,7 @@
 #include "api/server.h"
 #include "batch/proposer.h"
 #include "batch/readindex.h"
+#include "compact/policy.h"
 #include "fsm/fsm.h"
 #include "grpc/server.h"
 #include "http/server.h"
@@ -44,6 +45,21 @@ enum ms_api_kind {
 struct ms_api_stats {
     uint64_t by_class[6]; /* responses by status class: [2]=2xx ... */
     struct ms_histogram latency;
+};
+
+/* compact.c: the sweep driver and the auto-compactor. */
+struct ms_api_compact {
+    bool started;
+    uv_idle_t sweep;         /* runs while the store has a sweep under way */
+    uv_timer_t timer;        /* auto-compaction */
+    uint64_t sweep_steps_ns; /* loop time of the current sweep */
+    uint64_t sweeps_done;
+    uint64_t auto_compactions;
+    /* the auto-compactor (etcd's periodic / revision compactors) */
+    bool auto_on;
+    struct ms_compact_policy policy;
+    struct ms_proposal prop;
+    struct ms_op op;
 };
 
 struct ms_server {
@@ -90,6 +106,9 @@ struct ms_server {
     uint64_t fwd_warned_ns; /* last "forward failed" log line */
     struct ms_call *live; /* calls with a proposal or read in flight */
     uint64_t timeouts;
+
+    struct ms_api_compact compact;
+    bool alarm_raising; /* alarm.c: a NOSPACE activation in flight */
 
     /* space.c: the disk-space alarm */
     bool nospace;              /* below --space-reserve: writes refused */
@@ -226,6 +245,25 @@ void ms_cluster_close(struct ms_server *s);
 
 /* server.c: starts a clean shutdown that ends with exit status. */
 void ms_server_stop(struct ms_server *s, int exit_status);
+
+/* alarm.c: POST /v3/maintenance/alarm (routed to the leader). */
+void ms_alarm_v3(struct ms_call *c);
+
+/* compact.c */
+/* After the store and proposer started: the sweep handle and, when
+ * configured, the auto-compaction timer. Returns 0 or MS_ENOMEM. */
+int ms_compact_api_init(struct ms_server *s);
+/* After an apply or restore: runs the store's sweep, if one is pending, in
+ * bounded steps from the loop's idle phase. */
+void ms_compact_api_kick(struct ms_server *s);
+/* Shutdown starts: no more steps or proposals. */
+void ms_compact_api_stop(struct ms_server *s);
+/* Closes the handles (with the server's other handles). */
+void ms_compact_api_close(struct ms_server *s);
+/* After the loop ended. */
+void ms_compact_api_free(struct ms_server *s);
+/* Appends the compaction metrics to /metrics. */
+void ms_compact_api_metrics(struct ms_server *s, struct ms_buf *b);
 
 /* watch.c: watchers over the applied stream (pkg/watch/hub.h). */
 /* After the store opened: the hub and its timer. Returns 0 or MS_ENOMEM. */

@@ -98,24 +98,9 @@ void ms_space_check(struct ms_server *s, bool force)
         hand_over(s, now);
 }
 
-static bool grows(const struct ms_op *ops, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct ms_op *op = &ops[i];
-
-        if (op->type == MS_OP_PUT || op->type == MS_OP_LEASE_GRANT)
-            return true;
-        if (op->type == MS_OP_TXN &&
-            (grows(op->u.txn.success, op->u.txn.n_success) ||
-             grows(op->u.txn.failure, op->u.txn.n_failure)))
-            return true;
-    }
-    return false;
-}
-
 bool ms_space_refuses(const struct ms_server *s, const struct ms_op *op)
 {
-    return s->nospace && grows(op, 1);
+    return s->nospace && ms_store_op_adds_data(op);
 }
 
 bool ms_space_local_read(struct ms_server *s)

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include <stdlib.h>
@@ -109,6 +110,67 @@ static int apply_member(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
     return ms_fsm_apply_empty(fsm, index);
 }
 
+int ms_fsm_encode_alarm(bool activate, uint64_t member_id,
+                        enum ms_alarm_type type, struct ms_buf *out)
+{
+    int rc;
+
+    if (type == MS_ALARM_NONE || ms_alarm_type_name(type) == NULL)
+        return MS_EINVAL;
+    rc = ms_buf_putc(out, MS_CODEC_FORMAT_VERSION);
+    rc |= ms_buf_putc(out, MS_ENTRY_ALARM);
+    rc |= ms_buf_printf(out,
+                        "{\"action\":\"%s\",\"member_id\":\"%" PRIu64
+                        "\",\"alarm\":\"%s\"}",
+                        activate ? "activate" : "deactivate", member_id,
+                        ms_alarm_type_name(type));
+    return rc ? MS_ENOMEM : 0;
+}
+
+static void alarms_changed(struct ms_fsm *fsm)
+{
+    ms_store_set_nospace(fsm->store,
+                         ms_alarms_active(&fsm->alarms, MS_ALARM_NOSPACE));
+}
+
+/* Applies an alarm entry; a malformed one is skipped alike on every node.
+ * Replays below the store's applied index apply too: the table lives in
+ * memory (and in snapshots), and raising or clearing is idempotent. */
+static int apply_alarm(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                       size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)buf + 2, len - 2);
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "action");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "member_id");
+    const cJSON *al = cJSON_GetObjectItemCaseSensitive(o, "alarm");
+    enum ms_alarm_type type = MS_ALARM_NONE;
+    char *end = NULL;
+    uint64_t member = 0;
+
+    if (cJSON_IsString(id))
+        member = strtoull(id->valuestring, &end, 10);
+    if (!cJSON_IsString(act) || end == NULL || *end != '\0' ||
+        !cJSON_IsString(al) ||
+        ms_alarm_type_parse(al->valuestring, &type) != 0) {
+        fsm->stats.entries_rejected++;
+        ms_error("fsm: entry %llu: malformed alarm entry",
+                 (unsigned long long)index);
+    } else if (strcmp(act->valuestring, "activate") == 0) {
+        if (ms_alarms_activate(&fsm->alarms, member, type) != 0)
+            ms_error("alarms: table full, %s of %" PRIx64 " not raised",
+                     al->valuestring, member);
+        else
+            ms_warn("alarm raised: %s (member %" PRIx64 ")", al->valuestring,
+                    member);
+    } else if (ms_alarms_deactivate(&fsm->alarms, member, type) == 0) {
+        ms_info("alarm cleared: %s (member %" PRIx64 ")", al->valuestring,
+                member);
+    }
+    cJSON_Delete(o);
+    alarms_changed(fsm);
+    return ms_fsm_apply_empty(fsm, index);
+}
+
 int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
                  size_t len)
 {
@@ -125,6 +187,9 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
          * table lives in memory, and upserts and removals are idempotent */
         return apply_member(fsm, index, buf, len);
     }
+    if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
+        buf[1] == MS_ENTRY_ALARM)
+        return apply_alarm(fsm, index, buf, len);
     rc = ms_codec_decode_batch(buf, len, &batch, why, sizeof(why));
     if (rc != 0) {
         /* A payload every node decodes the same way: skip it everywhere. */
@@ -175,21 +240,55 @@ static int buf_write(void *ctx, const void *p, size_t n)
     return ms_buf_append(ctx, p, n);
 }
 
+/* The snapshot's extra section: the member table, with the alarms riding
+ * in its JSON object (older readers ignore the field):
+ * {...,"alarms":[...]}. */
+static int encode_extra(const struct ms_fsm *fsm, struct ms_buf *out,
+                        char *errmsg, size_t errmsg_size)
+{
+    int rc = ms_members_encode(&fsm->members, out);
+
+    if (rc == 0 && fsm->alarms.n > 0) {
+        if (out->len == 0 || out->data[out->len - 1] != '}') {
+            rc = MS_EINVAL;
+        } else {
+            out->len--;
+            rc = ms_buf_printf(out, ",\"alarms\":") != 0
+                     ? MS_ENOMEM
+                     : ms_alarms_encode(&fsm->alarms, out);
+            if (rc == 0 && ms_buf_putc(out, '}') != 0)
+                rc = MS_ENOMEM;
+        }
+    }
+    if (rc != 0)
+        return ms_seterr(errmsg, errmsg_size, rc,
+                         "snapshot: encode member table: %s", ms_strerror(rc));
+    return 0;
+}
+
+/* The snapshot of store with the extra section, streamed to write/wctx. */
+static int save_store(struct ms_store *store, uint8_t codec,
+                      const struct ms_buf *extra_bytes, ms_write_fn write,
+                      void *wctx, char *errmsg, size_t errmsg_size)
+{
+    struct ms_snapshot_extra extra = {.codec = codec};
+
+    extra.members = extra_bytes->data;
+    extra.members_len = extra_bytes->len;
+    return ms_store_snapshot_save(store, &extra, write, wctx, errmsg,
+                                  errmsg_size);
+}
+
 /* The snapshot of the store plus member table, streamed to write/wctx. */
 static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx, char *errmsg,
                 size_t errmsg_size)
 {
     struct ms_buf members = MS_BUF_INIT;
-    struct ms_snapshot_extra extra = {.codec = fsm->codec};
-    int rc = ms_members_encode(&fsm->members, &members);
+    int rc = encode_extra(fsm, &members, errmsg, errmsg_size);
 
-    if (rc != 0)
-        return ms_seterr(errmsg, errmsg_size, rc,
-                         "snapshot: encode member table: %s", ms_strerror(rc));
-    extra.members = members.data;
-    extra.members_len = members.len;
-    rc = ms_store_snapshot_save(fsm->store, &extra, write, wctx, errmsg,
-                                errmsg_size);
+    if (rc == 0)
+        rc = save_store(fsm->store, fsm->codec, &members, write, wctx, errmsg,
+                        errmsg_size);
     ms_buf_free(&members);
     return rc;
 }
@@ -205,9 +304,26 @@ int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out)
 
 struct ms_fsm_snapjob {
     struct ms_cowdump *dump; /* forked: the child writing the bytes */
-    struct ms_buf bytes;     /* inline: the bytes, serialised in begin */
+    struct ms_buf bytes;     /* inline: the bytes, serialised in begin;
+                                view: serialised by collect */
+    /* rocksdb: a read-only view of the store at begin, and the extra
+     * section as it was then; collect serialises them */
+    struct ms_store *view;
+    struct ms_buf extra;
+    uint8_t codec;
+    atomic_bool canceled;
     bool collected;
 };
+
+/* The writer of a view's snapshot: appends, or stops at a cancel. */
+static int view_write(void *ctx, const void *p, size_t n)
+{
+    struct ms_fsm_snapjob *job = ctx;
+
+    if (atomic_load(&job->canceled))
+        return MS_ECANCELED;
+    return ms_buf_append(&job->bytes, p, n);
+}
 
 /* Runs in the forked child, on its copy of fsm (util/cowdump.h rules:
  * memory reads, malloc and the write callback only). */
@@ -238,6 +354,22 @@ int ms_fsm_snapshot_begin(struct ms_fsm *fsm, struct ms_fsm_snapjob **out)
         ms_warn("fsm: snapshot: %s; serialising on the event loop instead",
                 fsm->errmsg);
     }
+    if (!fsm->snapshot_inline &&
+        ms_store_backend(fsm->store) == MS_BACKEND_ROCKSDB) {
+        /* a RocksDB snapshot, read by collect on another thread */
+        job->codec = fsm->codec;
+        rc = encode_extra(fsm, &job->extra, fsm->errmsg, sizeof(fsm->errmsg));
+        if (rc == 0)
+            rc = ms_store_view(fsm->store, &job->view, fsm->errmsg,
+                               sizeof(fsm->errmsg));
+        if (rc == 0) {
+            *out = job;
+            return 0;
+        }
+        ms_buf_free(&job->extra);
+        ms_warn("fsm: snapshot: %s; serialising on the event loop instead",
+                fsm->errmsg);
+    }
     rc = save(fsm, buf_write, &job->bytes, fsm->errmsg, sizeof(fsm->errmsg));
     if (rc != 0) {
         ms_buf_free(&job->bytes);
@@ -259,6 +391,16 @@ int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
     job->collected = true;
     if (job->dump != NULL)
         return ms_cowdump_wait(job->dump, buf, len, errmsg, errmsg_size);
+    if (job->view != NULL) {
+        int rc = save_store(job->view, job->codec, &job->extra, view_write, job,
+                            errmsg, errmsg_size);
+        if (rc != 0) {
+            ms_buf_free(&job->bytes);
+            return rc == MS_ECANCELED ? ms_seterr(errmsg, errmsg_size, rc,
+                                                  "snapshot: canceled")
+                                      : rc;
+        }
+    }
     *buf = job->bytes.data;
     *len = job->bytes.len;
     return 0;
@@ -266,8 +408,11 @@ int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
 
 void ms_fsm_snapshot_cancel(struct ms_fsm_snapjob *job)
 {
-    if (job != NULL && job->dump != NULL)
+    if (job == NULL)
+        return;
+    if (job->dump != NULL)
         ms_cowdump_cancel(job->dump);
+    atomic_store(&job->canceled, true);
 }
 
 bool ms_fsm_snapjob_forked(const struct ms_fsm_snapjob *job)
@@ -283,6 +428,8 @@ void ms_fsm_snapshot_end(struct ms_fsm *fsm, struct ms_fsm_snapjob *job,
     if (taken)
         fsm->stats.snapshots_taken++;
     ms_cowdump_free(job->dump);
+    ms_store_close(job->view);
+    ms_buf_free(&job->extra);
     ms_buf_free(&job->bytes);
     free(job);
 }
@@ -310,13 +457,24 @@ int ms_fsm_restore(struct ms_fsm *fsm, const uint8_t *buf, size_t len)
     struct ms_snapshot_extra extra = {0};
     int rc;
 
-    rc = ms_store_snapshot_load(fsm->store, mem_read, &r, &extra,
-                                fsm->errmsg, sizeof(fsm->errmsg));
-    if (rc == 0 &&
-        ms_members_decode(&fsm->members, extra.members, extra.members_len) !=
-            0) {
+    rc = ms_store_snapshot_load(fsm->store, mem_read, &r, &extra, fsm->errmsg,
+                                sizeof(fsm->errmsg));
+    if (rc == 0 && ms_members_decode(&fsm->members, extra.members,
+                                     extra.members_len) != 0) {
         rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
                        "snapshot: malformed member table");
+    }
+    if (rc == 0) {
+        cJSON *o = extra.members_len > 0
+                       ? cJSON_ParseWithLength((const char *)extra.members,
+                                               extra.members_len)
+                       : NULL;
+        if (ms_alarms_decode(&fsm->alarms, cJSON_GetObjectItemCaseSensitive(
+                                               o, "alarms")) != 0)
+            rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
+                           "snapshot: malformed alarm table");
+        cJSON_Delete(o);
+        alarms_changed(fsm);
     }
     free(extra.members);
     if (rc != 0) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fsm/alarms.h"
 #include "fsm/members.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -28,6 +29,11 @@ typedef void (*ms_fsm_observe_fn)(void *data, const struct ms_op *op,
  * Member changes are rare and proposed one per entry, never batched with
  * client operations; they do not advance the store revision. */
 #define MS_ENTRY_MEMBERS 0x10
+
+/* An alarm entry: MS_ENTRY_ALARM, then JSON {"action":"activate" or
+ * "deactivate","member_id":"N","alarm":"NOSPACE"}. Like member changes:
+ * one per entry, no store revision. */
+#define MS_ENTRY_ALARM 0x11
 
 /* Called after a member entry was applied (the table is in fsm->members). */
 typedef void (*ms_fsm_members_fn)(void *data);
@@ -51,8 +57,9 @@ struct ms_fsm {
     ms_fsm_members_fn members_changed;
     void *members_data;
     struct ms_members members; /* replicated member table */
-    uint8_t codec; /* recorded in snapshots */
-    bool snapshot_inline; /* never fork in ms_fsm_snapshot_begin */
+    struct ms_alarms alarms;   /* replicated alarms; NOSPACE caps the store */
+    uint8_t codec;             /* recorded in snapshots */
+    bool snapshot_inline;      /* never fork in ms_fsm_snapshot_begin */
     struct ms_fsm_stats stats;
     int fatal; /* the store failed: MS_EIO / MS_ENOMEM, 0 while healthy */
     char errmsg[256];
@@ -82,6 +89,12 @@ int ms_fsm_apply_empty(struct ms_fsm *fsm, uint64_t index);
 int ms_fsm_encode_member(const struct ms_member *m, bool remove,
                          uint64_t cluster_id, struct ms_buf *out);
 
+/* Appends an alarm entry payload to out: raise (activate) or clear
+ * (member_id, type). Returns 0, MS_ENOMEM or MS_EINVAL (type NONE or
+ * unknown). */
+int ms_fsm_encode_alarm(bool activate, uint64_t member_id,
+                        enum ms_alarm_type type, struct ms_buf *out);
+
 /* Serialises the whole state into out (appends), on the calling thread.
  * Returns 0 or an MS_E code with fsm->errmsg. */
 int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out);
@@ -97,10 +110,14 @@ int ms_fsm_snapshot(struct ms_fsm *fsm, struct ms_buf *out);
  * memory backend: begin forks (util/cowdump.h); the child serialises its
  * copy-on-write image of the store and member table into a memory file,
  * and collect waits for it. The loop pays only for the fork.
- * rocksdb backend, a fork that failed, or fsm->snapshot_inline: begin
- * serialises on the calling thread, as ms_fsm_snapshot does (a forked
- * child must not call RocksDB: its background threads may hold mutexes at
- * fork time), and collect returns those bytes at once. */
+ * rocksdb backend: begin takes a read-only view of the store (a RocksDB
+ * snapshot, ms_store_view) and encodes the member table; collect
+ * serialises them on its own thread (never in a forked child: RocksDB's
+ * background threads may hold mutexes at fork time). The loop pays only
+ * for the view.
+ * A fork or view that failed, or fsm->snapshot_inline: begin serialises
+ * on the calling thread, as ms_fsm_snapshot does, and collect returns
+ * those bytes at once. */
 struct ms_fsm_snapjob;
 
 /* Loop thread. Returns 0 and *out (owned by the caller until

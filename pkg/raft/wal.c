@@ -1434,7 +1434,10 @@ static void text_members(struct inspect *in, const cJSON *m)
 {
     const cJSON *it;
 
-    put_text(in, " members:");
+    /* an alarm entry carries an "action", a member-table entry an "op" */
+    put_text(in, cJSON_GetObjectItemCaseSensitive(m, "action") != NULL
+                     ? " alarm:"
+                     : " members:");
     cJSON_ArrayForEach(it, m)
     {
         if (cJSON_IsString(it))
@@ -1449,18 +1452,19 @@ static void text_members(struct inspect *in, const cJSON *m)
     }
 }
 
-/* Parses a member-table entry payload (after the 2-byte header); returns
- * the JSON object or NULL with msg set. */
-static cJSON *parse_members(const uint8_t *p, size_t n, char *msg, size_t size)
+/* Parses a member-table entry payload (after the 2-byte header; field
+ * "op") or an alarm entry's (field "action"); returns the JSON object or
+ * NULL with msg set. */
+static cJSON *parse_members(const uint8_t *p, size_t n, const char *field,
+                            char *msg, size_t size)
 {
     cJSON *o = cJSON_ParseWithLength((const char *)p, n);
 
     if (o == NULL || !cJSON_IsObject(o) ||
-        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "op"))) {
+        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, field))) {
         cJSON_Delete(o);
-        snprintf(msg, size,
-                 "member-table entry is not a JSON object with "
-                 "an \"op\"");
+        snprintf(msg, size, "%s entry is not a JSON object with an \"%s\"",
+                 strcmp(field, "op") == 0 ? "member-table" : "alarm", field);
         return NULL;
     }
     return o;
@@ -1548,7 +1552,12 @@ static void print_entry(struct inspect *in, const struct ms_wal_item *it,
             cJSON_AddItemToObject(o, "ops",
                                   json_ops(in, b->ops, b->n_ops, true));
         if (members != NULL)
-            cJSON_AddItemReferenceToObject(o, "members", members);
+            cJSON_AddItemReferenceToObject(
+                o,
+                cJSON_GetObjectItemCaseSensitive(members, "action") != NULL
+                    ? "alarm"
+                    : "members",
+                members);
         if (conf != NULL)
             cJSON_AddItemToObject(o, "servers", json_servers(in, conf));
         if (error != NULL)
@@ -1597,10 +1606,12 @@ static int on_item(void *arg, const struct ms_wal_item *it)
             snprintf(msg, sizeof msg, "bad framing (length %zu)", e->len);
         else if (plen >= MS_CODEC_HEADER_SIZE &&
                  e->data[0] == MS_CODEC_FORMAT_VERSION &&
-                 e->data[1] == MS_ENTRY_MEMBERS)
-            members =
-                parse_members(e->data + MS_CODEC_HEADER_SIZE,
-                              plen - MS_CODEC_HEADER_SIZE, msg, sizeof msg);
+                 (e->data[1] == MS_ENTRY_MEMBERS ||
+                  e->data[1] == MS_ENTRY_ALARM))
+            members = parse_members(
+                e->data + MS_CODEC_HEADER_SIZE, plen - MS_CODEC_HEADER_SIZE,
+                e->data[1] == MS_ENTRY_MEMBERS ? "op" : "action", msg,
+                sizeof msg);
         else if (ms_codec_peek(e->data, plen, &codec) != 0 ||
                  ms_codec_decode_batch(e->data, plen, &batch, msg,
                                        sizeof msg) != 0) {

@@ -50,9 +50,23 @@ struct ms_engine_ops {
     const uint8_t *(*iter_value)(struct ms_engine_iter *it, size_t *vn);
     void (*iter_free)(struct ms_engine_iter *it);
 
-    /* Approximate bytes of keys + values held. */
+    /* Approximate size: memory, the bytes of keys and values held;
+     * rocksdb, its live table files on disk plus its memtables. */
     uint64_t (*bytes)(struct ms_engine *e);
     void (*close)(struct ms_engine *e);
+
+    /* Optional (NULL: not supported). A read-only engine showing the state
+     * committed at the call, applied index included, whatever e commits
+     * later. It may be used from another thread (one at a time) while e
+     * goes on; its writes fail with MS_EINVAL; close releases it, before e
+     * is closed. Call outside a transaction. */
+    int (*view)(struct ms_engine *e, struct ms_engine **out);
+
+    /* Optional (NULL: nothing to reclaim). Rewrites the storage so that
+     * deleted and overwritten data stops taking space; blocks for as long
+     * as that takes. It may run on another thread while e is used on its
+     * own. */
+    int (*defragment)(struct ms_engine *e);
 };
 
 /* Common head of every engine object. */

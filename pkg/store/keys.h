@@ -15,7 +15,10 @@
  *   'l' be64(lease id)        lease: varint ttl
  *   'a' be64(lease id) key    key is attached to lease (empty value)
  *   'm'                       meta: be64 revision, be64 compact revision,
- *                             be64 live keys
+ *                             be64 live keys, be64 tombstones, be64
+ *                             history records, be64 swept revision (the
+ *                             compaction physically finished; absent in
+ *                             older stores: all of them)
  *
  * mc() is a memcomparable escape: memcmp order of mc(a), mc(b) equals the
  * order of a, b (shorter first on a common prefix) and no mc(a) is a proper

@@ -29,20 +29,36 @@
 /* A scan callback's "enough". */
 #define STOP (-1)
 
+/* State of the history sweep: the key being walked. */
+struct hist_sweep {
+    int64_t at;
+    struct ms_buf mc; /* mc(key) of the current group */
+    int64_t cmod;     /* mod revision of its 'c' record (0: none) */
+    bool passed;      /* the newest version <= at was seen */
+};
+
 struct ms_store {
     struct ms_engine *eng;
     enum ms_store_backend backend;
     size_t max_key, max_value, max_txn_ops;
-    int64_t rev;         /* revision of the last change */
-    int64_t compact_rev; /* 0: never compacted */
-    uint64_t live;       /* keys whose current version is live */
-    uint64_t tombs;      /* keys whose current version is a tombstone */
-    uint64_t hist;       /* 'h' records */
-    struct ms_buf kb;    /* engine key scratch */
-    struct ms_buf kb2;   /* second engine key scratch */
-    struct ms_buf old;   /* copy of the record read by get_cur */
-    struct ms_buf nv;    /* record being written */
-    struct ms_buf ukey;  /* decoded user key */
+    int64_t rev;            /* revision of the last change */
+    int64_t compact_rev;    /* 0: never compacted */
+    uint64_t live;          /* keys whose current version is live */
+    uint64_t tombs;         /* keys whose current version is a tombstone */
+    uint64_t hist;          /* 'h' records */
+    struct ms_buf kb;       /* engine key scratch */
+    struct ms_buf kb2;      /* second engine key scratch */
+    struct ms_buf old;      /* copy of the record read by get_cur */
+    struct ms_buf nv;       /* record being written */
+    struct ms_buf ukey;     /* decoded user key */
+    int64_t swept_rev;      /* compactions up to here are physically done */
+    struct {                /* the physical compaction under way */
+        int64_t at;         /* its target; 0: none */
+        uint8_t kind;       /* MS_KEYS_HIST, then MS_KEYS_CUR */
+        struct ms_buf from; /* next engine key to look at ("": start) */
+        struct hist_sweep h;
+    } sw;
+    bool nospace;            /* refuse ops that add data (NOSPACE alarm) */
     ms_store_event_fn ev_fn; /* change hook (watchers), or NULL */
     void *ev_ctx;
     char errmsg[MS_ERRMSG_SIZE];
@@ -184,21 +200,27 @@ static int lease_exists(struct ms_store *s, int64_t id, bool *found)
 
 static int write_meta(struct ms_store *s)
 {
-    uint8_t k = MS_KEYS_META, v[40];
+    uint8_t k = MS_KEYS_META, v[48];
 
     ms_keys_put_be64(v, (uint64_t)s->rev);
     ms_keys_put_be64(v + 8, (uint64_t)s->compact_rev);
     ms_keys_put_be64(v + 16, s->live);
     ms_keys_put_be64(v + 24, s->tombs);
     ms_keys_put_be64(v + 32, s->hist);
+    ms_keys_put_be64(v + 40, (uint64_t)s->swept_rev);
     return eng_fail(s, s->eng->ops->put(s->eng, &k, 1, v, sizeof(v)));
 }
+
+static void sweep_start(struct ms_store *s, int64_t at);
+static void sweep_clear(struct ms_store *s);
 
 static void reset_state(struct ms_store *s)
 {
     s->rev = 1;
     s->compact_rev = 0;
     s->live = s->tombs = s->hist = 0;
+    s->swept_rev = 0;
+    sweep_clear(s);
 }
 
 static int read_meta(struct ms_store *s)
@@ -214,14 +236,19 @@ static int read_meta(struct ms_store *s)
         return eng_fail(s, rc);
     if (!found)
         return 0;
-    if (vn != 40)
+    /* 40 bytes: written before compaction was incremental (always swept) */
+    if (vn != 40 && vn != 48)
         return ms_seterr(s->errmsg, sizeof(s->errmsg), MS_ECORRUPT,
-                         "store: meta record has %zu bytes, want 40", vn);
+                         "store: meta record has %zu bytes, want 48", vn);
     s->rev = (int64_t)ms_keys_get_be64(v);
     s->compact_rev = (int64_t)ms_keys_get_be64(v + 8);
     s->live = ms_keys_get_be64(v + 16);
     s->tombs = ms_keys_get_be64(v + 24);
     s->hist = ms_keys_get_be64(v + 32);
+    s->swept_rev =
+        vn == 48 ? (int64_t)ms_keys_get_be64(v + 40) : s->compact_rev;
+    if (s->swept_rev < s->compact_rev)
+        sweep_start(s, s->compact_rev); /* stopped mid-sweep: start over */
     return 0;
 }
 
@@ -1436,68 +1463,75 @@ out:
 
 /* --- compaction ---------------------------------------------------------- */
 
+/* Compaction is logical at once and physical in steps. Applying a
+ * compaction at C only moves compact_rev (reads below C fail from then on)
+ * and records C as the sweep target; ms_store_compact_step then deletes
+ * the versions no read at or above C can see, a bounded number of records
+ * per call, between other work. Versions left over meanwhile are harmless:
+ * a read at R >= C takes, per key, the newest version <= R, which the
+ * sweep keeps, and the snapshot writer skips them (save_versions). Writes
+ * between steps are safe: a version a write moves into history lands in
+ * front of its key's group (newest first), so behind a sweep that already
+ * entered the group, and a group not reached yet is judged afresh. */
+
 /* Called for each record of a sweep; sets *del to drop it. */
 typedef int (*sweep_fn)(struct ms_store *s, void *ctx, const uint8_t *k,
                         size_t kn, const uint8_t *v, size_t vn, bool *del);
 
-/* Walks every record whose key starts with kind, deleting those fn picks,
- * CHUNK at a time (no iterator lives across a write). Returns the count. */
-static int sweep(struct ms_store *s, uint8_t kind, sweep_fn fn, void *ctx,
-                 uint64_t *deleted)
+/* Looks at up to max records of kind from the key in *from on, deleting
+ * those fn picks; moves *from past the last record looked at, or sets
+ * *finished when the records of kind ran out. *deleted counts deletions.
+ * No iterator lives across a write. */
+static int sweep_some(struct ms_store *s, uint8_t kind, sweep_fn fn, void *ctx,
+                      struct ms_buf *from, size_t max, uint64_t *deleted,
+                      bool *finished)
 {
     const struct ms_engine_ops *o = s->eng->ops;
-    struct ms_buf from = MS_BUF_INIT, dels = MS_BUF_INIT;
+    struct ms_buf dels = MS_BUF_INIT;
     struct ms_engine_iter *it = NULL;
-    bool more = true;
+    size_t seen = 0;
     int rc = 0;
 
     *deleted = 0;
-    if (ms_buf_putc(&from, kind) != 0)
-        goto nomem;
-    while (more) {
-        size_t n = 0;
-        more = false;
-        ms_buf_reset(&dels);
-        if ((rc = o->iter_new(s->eng, &it)) != 0) {
-            eng_fail(s, rc);
-            goto out;
-        }
-        for (o->iter_seek(it, from.data, from.len); o->iter_valid(it);
-             o->iter_next(it)) {
-            size_t kn, vn;
-            const uint8_t *k = o->iter_key(it, &kn);
-            const uint8_t *v = o->iter_value(it, &vn);
-            bool del = false;
-            if (kn == 0 || k[0] != kind)
-                break;
-            if ((rc = fn(s, ctx, k, kn, v, vn, &del)) != 0)
-                goto out;
-            if (!del)
-                continue;
-            uint32_t len = (uint32_t)kn;
-            if (ms_buf_append(&dels, &len, sizeof(len)) != 0 ||
-                ms_buf_append(&dels, k, kn) != 0)
+    *finished = true;
+    if ((rc = o->iter_new(s->eng, &it)) != 0) {
+        eng_fail(s, rc);
+        goto out;
+    }
+    for (o->iter_seek(it, from->data, from->len); o->iter_valid(it);
+         o->iter_next(it)) {
+        size_t kn, vn;
+        const uint8_t *k = o->iter_key(it, &kn);
+        const uint8_t *v = o->iter_value(it, &vn);
+        bool del = false;
+        if (kn == 0 || k[0] != kind)
+            break;
+        if (seen++ == max) {
+            ms_buf_reset(from);
+            if (ms_buf_append(from, k, kn) != 0)
                 goto nomem;
-            if (++n == CHUNK) {
-                ms_buf_reset(&from);
-                if (ms_buf_append(&from, k, kn) != 0 ||
-                    ms_buf_putc(&from, 0) != 0)
-                    goto nomem;
-                more = true;
-                break;
-            }
+            *finished = false;
+            break;
         }
-        o->iter_free(it);
-        it = NULL;
-        for (size_t off = 0; off < dels.len;) {
-            uint32_t len;
-            memcpy(&len, dels.data + off, sizeof(len));
-            off += sizeof(len);
-            if ((rc = eng_fail(s, o->del(s->eng, dels.data + off, len))) != 0)
-                goto out;
-            off += len;
-            (*deleted)++;
-        }
+        if ((rc = fn(s, ctx, k, kn, v, vn, &del)) != 0)
+            goto out;
+        if (!del)
+            continue;
+        uint32_t len = (uint32_t)kn;
+        if (ms_buf_append(&dels, &len, sizeof(len)) != 0 ||
+            ms_buf_append(&dels, k, kn) != 0)
+            goto nomem;
+    }
+    o->iter_free(it);
+    it = NULL;
+    for (size_t off = 0; off < dels.len;) {
+        uint32_t len;
+        memcpy(&len, dels.data + off, sizeof(len));
+        off += sizeof(len);
+        if ((rc = eng_fail(s, o->del(s->eng, dels.data + off, len))) != 0)
+            goto out;
+        off += len;
+        (*deleted)++;
     }
     goto out;
 nomem:
@@ -1505,18 +1539,9 @@ nomem:
 out:
     if (it != NULL)
         o->iter_free(it);
-    ms_buf_free(&from);
     ms_buf_free(&dels);
     return rc;
 }
-
-/* State of the history sweep: the key being walked. */
-struct hist_sweep {
-    int64_t at;
-    struct ms_buf mc; /* mc(key) of the current group */
-    int64_t cmod;     /* mod revision of its 'c' record (0: none) */
-    bool passed;      /* the newest version <= at was seen */
-};
 
 static int hist_sweep_fn(struct ms_store *s, void *ctx, const uint8_t *k,
                          size_t kn, const uint8_t *v, size_t vn, bool *del)
@@ -1571,11 +1596,26 @@ static int cur_sweep_fn(struct ms_store *s, void *ctx, const uint8_t *k,
     return 0;
 }
 
+/* (Re)starts the physical sweep towards at, from the first record. */
+static void sweep_start(struct ms_store *s, int64_t at)
+{
+    s->sw.at = at;
+    s->sw.h.at = at;
+    s->sw.kind = MS_KEYS_HIST;
+    ms_buf_reset(&s->sw.h.mc);
+    s->sw.h.passed = false;
+    ms_buf_reset(&s->sw.from);
+}
+
+static void sweep_clear(struct ms_store *s)
+{
+    s->sw.at = 0;
+    ms_buf_free(&s->sw.from);
+    ms_buf_free(&s->sw.h.mc);
+}
+
 static int apply_compact(struct ms_store *s, int64_t rev, int *operr)
 {
-    uint64_t n;
-    int rc;
-
     if (rev > s->rev) {
         *operr = MS_EFUTUREREV;
         return 0;
@@ -1584,21 +1624,88 @@ static int apply_compact(struct ms_store *s, int64_t rev, int *operr)
         *operr = MS_ECOMPACTED;
         return 0;
     }
-    if (s->hist > 0) {
-        struct hist_sweep h = {.at = rev};
-        rc = sweep(s, MS_KEYS_HIST, hist_sweep_fn, &h, &n);
-        ms_buf_free(&h.mc);
-        if (rc != 0)
-            return rc;
-        s->hist -= n;
+    s->compact_rev = rev;
+    sweep_start(s, rev);
+    return 0;
+}
+
+/* One bounded piece of the sweep, inside the caller's transaction. */
+static int sweep_step(struct ms_store *s, size_t max)
+{
+    uint64_t n;
+    bool finished;
+    int rc;
+
+    if (s->sw.kind == MS_KEYS_HIST) {
+        if (s->hist > 0) {
+            if (s->sw.from.len == 0 && ms_buf_putc(&s->sw.from, MS_KEYS_HIST))
+                return fail(s, MS_ENOMEM, "compact");
+            rc = sweep_some(s, MS_KEYS_HIST, hist_sweep_fn, &s->sw.h,
+                            &s->sw.from, max, &n, &finished);
+            if (rc != 0)
+                return rc;
+            s->hist -= n;
+            if (!finished)
+                return 0;
+        }
+        s->sw.kind = MS_KEYS_CUR;
+        ms_buf_reset(&s->sw.from);
+        return 0;
     }
     if (s->tombs > 0) {
-        if ((rc = sweep(s, MS_KEYS_CUR, cur_sweep_fn, &rev, &n)) != 0)
+        if (s->sw.from.len == 0 && ms_buf_putc(&s->sw.from, MS_KEYS_CUR))
+            return fail(s, MS_ENOMEM, "compact");
+        rc = sweep_some(s, MS_KEYS_CUR, cur_sweep_fn, &s->sw.at, &s->sw.from,
+                        max, &n, &finished);
+        if (rc != 0)
             return rc;
         s->tombs -= n;
+        if (!finished)
+            return 0;
     }
-    s->compact_rev = rev;
+    s->swept_rev = s->sw.at;
+    sweep_clear(s);
     return 0;
+}
+
+int ms_store_compact_step(struct ms_store *s, size_t max_records, bool *more,
+                          char *errmsg, size_t errmsg_size)
+{
+    const struct ms_engine_ops *o = s->eng->ops;
+    int rc;
+
+    *more = false;
+    if (s->sw.at == 0)
+        return 0;
+    if ((rc = o->begin(s->eng)) != 0)
+        return to_caller(s, eng_fail(s, rc), errmsg, errmsg_size);
+    rc = sweep_step(s, max_records > 0 ? max_records : 1);
+    if (rc == 0)
+        rc = write_meta(s);
+    if (rc != 0) {
+        o->commit(s->eng, o->applied_index(s->eng));
+        return to_caller(s, rc, errmsg, errmsg_size);
+    }
+    if ((rc = o->commit(s->eng, o->applied_index(s->eng))) != 0)
+        return to_caller(s, eng_fail(s, rc), errmsg, errmsg_size);
+    *more = s->sw.at != 0;
+    return 0;
+}
+
+bool ms_store_compact_pending(const struct ms_store *s)
+{
+    return s->sw.at != 0;
+}
+
+int ms_store_compact_finish(struct ms_store *s, char *errmsg,
+                            size_t errmsg_size)
+{
+    bool more = true;
+    int rc = 0;
+
+    while (more && rc == 0)
+        rc = ms_store_compact_step(s, 4096, &more, errmsg, errmsg_size);
+    return rc;
 }
 
 /* --- leases -------------------------------------------------------------- */
@@ -1891,8 +1998,10 @@ static int chg_key(struct ms_store *s, struct chg_ctx *c,
         return rc;
     if (*hit == NULL && (rc = o->iter_new(s->eng, hit)) != 0)
         return eng_fail(s, rc);
-    /* history records of this key, newest first */
-    if (key_hist(&s->kb2, ck, ckn, INT64_MAX) != 0)
+    /* history records of this key, newest first, from the newest one at or
+     * below the window's end: a watcher catching up from far back walks
+     * only its window, not every newer version each time */
+    if (key_hist(&s->kb2, ck, ckn, c->to) != 0)
         return MS_ENOMEM;
     for (o->iter_seek(*hit, s->kb2.data, s->kb2.len); o->iter_valid(*hit);
          o->iter_next(*hit)) {
@@ -1937,8 +2046,8 @@ int ms_store_changes(struct ms_store *s, struct ms_bytes key,
                      char *errmsg, size_t errmsg_size)
 {
     const struct ms_engine_ops *o = s->eng->ops;
-    struct chg_ctx c = {.from = from < 1 ? 1 : from, .to = to,
-                        .with_prev = with_prev};
+    struct chg_ctx c = {
+        .from = from < 1 ? 1 : from, .to = to, .with_prev = with_prev};
     struct ms_engine_iter *it = NULL, *hit = NULL;
     struct span sp;
     int rc = 0;
@@ -2013,6 +2122,33 @@ out:
 /* --- apply -----------------------------------------------------------------
  */
 
+/* Whether op may add data: a put, a lease grant, a txn with a put in
+ * either branch (etcd's quota cost > 0). */
+static bool adds_data(const struct ms_op *op)
+{
+    if (op->type == MS_OP_PUT || op->type == MS_OP_LEASE_GRANT)
+        return true;
+    if (op->type != MS_OP_TXN)
+        return false;
+    for (size_t i = 0; i < op->u.txn.n_success; i++)
+        if (adds_data(&op->u.txn.success[i]))
+            return true;
+    for (size_t i = 0; i < op->u.txn.n_failure; i++)
+        if (adds_data(&op->u.txn.failure[i]))
+            return true;
+    return false;
+}
+
+bool ms_store_op_adds_data(const struct ms_op *op)
+{
+    return adds_data(op);
+}
+
+void ms_store_set_nospace(struct ms_store *s, bool nospace)
+{
+    s->nospace = nospace;
+}
+
 static int apply_op(struct ms_store *s, const struct ms_op *op,
                     struct ms_result *res, struct ms_arena *a)
 {
@@ -2020,6 +2156,11 @@ static int apply_op(struct ms_store *s, const struct ms_op *op,
     int rc = 0, operr = 0;
 
     res->type = op->type;
+    if (s->nospace && adds_data(op)) {
+        res->err = MS_ENOSPACE;
+        res->revision = s->rev;
+        return 0;
+    }
     switch (op->type) {
     case MS_OP_PUT:
         operr = check_put_shape(s, &op->u.put);
@@ -2216,6 +2357,49 @@ err:
     return rc;
 }
 
+int ms_store_defragment(struct ms_store *s, char *errmsg, size_t errmsg_size)
+{
+    (void)errmsg;
+    (void)errmsg_size;
+    if (s->eng->ops->defragment == NULL)
+        return 0;
+    /* no errmsg of the engine's is touched: the loop thread owns it */
+    return s->eng->ops->defragment(s->eng);
+}
+
+int ms_store_view(struct ms_store *s, struct ms_store **out, char *errmsg,
+                  size_t errmsg_size)
+{
+    struct ms_store *v;
+    int rc;
+
+    *out = NULL;
+    if (s->eng->ops->view == NULL)
+        return ms_seterr(errmsg, errmsg_size, MS_ENOTIMPL,
+                         "store: the %s backend has no read-only views",
+                         ms_store_backend_name(s->backend));
+    v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
+                         "store: view: out of memory");
+    if ((rc = s->eng->ops->view(s->eng, &v->eng)) != 0) {
+        free(v);
+        return to_caller(s, eng_fail(s, rc), errmsg, errmsg_size);
+    }
+    v->backend = s->backend;
+    v->max_key = s->max_key;
+    v->max_value = s->max_value;
+    v->max_txn_ops = s->max_txn_ops;
+    v->rev = s->rev;
+    v->compact_rev = s->compact_rev;
+    v->live = s->live;
+    v->tombs = s->tombs;
+    v->hist = s->hist;
+    v->swept_rev = s->swept_rev;
+    *out = v;
+    return 0;
+}
+
 void ms_store_close(struct ms_store *s)
 {
     if (s == NULL)
@@ -2227,6 +2411,7 @@ void ms_store_close(struct ms_store *s)
     ms_buf_free(&s->old);
     ms_buf_free(&s->nv);
     ms_buf_free(&s->ukey);
+    sweep_clear(s);
     free(s);
 }
 
@@ -2278,6 +2463,9 @@ static int save_versions(struct ms_store *s, struct ms_snapshot_writer *w)
 {
     const struct ms_engine_ops *o = s->eng->ops;
     struct ms_engine_iter *ic = NULL, *ih = NULL;
+    const int64_t at = s->compact_rev;
+    int64_t cmod = 0;
+    bool passed = false;
     uint8_t kind;
     int rc;
 
@@ -2310,6 +2498,13 @@ static int save_versions(struct ms_store *s, struct ms_snapshot_writer *w)
             goto out;
         }
         kv.key.data = s->ukey.data;
+        /* versions a sweep still to come will drop are left out: a key
+         * deleted at or before the compact revision, and below the newest
+         * version <= it (that one too when it is a tombstone) */
+        if (r.tombstone && r.mod_revision <= at)
+            continue; /* its history is skipped as stale below */
+        cmod = r.mod_revision;
+        passed = false;
         kv_from_rec(&kv, &r);
         if ((rc = ms_snapshot_writer_kv(w, &kv, r.tombstone)) != 0)
             goto out;
@@ -2328,6 +2523,12 @@ static int save_versions(struct ms_store *s, struct ms_snapshot_writer *w)
             if (ms_keys_rec_decode(hv, hvn, &r) != 0) {
                 rc = fail(s, MS_ECORRUPT, "snapshot: corrupt history record");
                 goto out;
+            }
+            if (r.mod_revision <= at) {
+                bool keep = cmod > at && !passed && !r.tombstone;
+                passed = true;
+                if (!keep)
+                    continue;
             }
             kv_from_rec(&kv, &r);
             if ((rc = ms_snapshot_writer_kv(w, &kv, r.tombstone)) != 0)
@@ -2499,6 +2700,7 @@ int ms_store_snapshot_load(struct ms_store *s, ms_read_fn read, void *ctx,
     }
     s->rev = h->revision;
     s->compact_rev = h->compact_revision;
+    s->swept_rev = s->compact_rev; /* snapshots hold no compacted versions */
     if ((rc = write_meta(s)) != 0)
         goto err;
     in_txn = false;

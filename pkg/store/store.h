@@ -28,10 +28,10 @@ const char *ms_store_backend_name(enum ms_store_backend b);
 
 struct ms_store_options {
     enum ms_store_backend backend;
-    const char *path;       /* rocksdb directory (created); unused by memory */
-    size_t max_key_size;    /* 0: default */
-    size_t max_value_size;  /* 0: default */
-    size_t max_txn_ops;     /* 0: default */
+    const char *path;      /* rocksdb directory (created); unused by memory */
+    size_t max_key_size;   /* 0: default */
+    size_t max_value_size; /* 0: default */
+    size_t max_txn_ops;    /* 0: default */
 };
 
 /* Opens a store. rocksdb reopens existing data (state and applied index).
@@ -40,8 +40,20 @@ struct ms_store_options {
 int ms_store_open(const struct ms_store_options *opts, struct ms_store **out,
                   char *errmsg, size_t errmsg_size);
 
-/* Closes and frees. NULL is fine. */
+/* Closes and frees. NULL is fine. A view must be closed before its
+ * store. */
 void ms_store_close(struct ms_store *s);
+
+/* A read-only copy of s as it is at the call (revisions, applied index,
+ * every version), for a snapshot serialised on another thread while s goes
+ * on applying: reads and ms_store_snapshot_save work on it, from one
+ * thread at a time; applies fail. Backed by a RocksDB snapshot (the
+ * rocksdb backend); the memory backend has none (MS_ENOTIMPL: fork
+ * instead, util/cowdump.h). Call between applies. Returns 0 and *out
+ * (close it with ms_store_close, on any thread, before s), or
+ * MS_ENOTIMPL / MS_ENOMEM with errmsg. */
+int ms_store_view(struct ms_store *s, struct ms_store **out, char *errmsg,
+                  size_t errmsg_size);
 
 /* A key-value with its metadata, as etcd's mvccpb.KeyValue. In results its
  * bytes point into the result set's arena. */
@@ -108,9 +120,19 @@ void ms_results_free(struct ms_results *rs);
  * the revision by one. Per-op failures are results, not errors: the return
  * value is 0, or MS_EIO / MS_ENOMEM when the engine failed (the store
  * should then be considered unusable; errmsg says why). */
-int ms_store_apply(struct ms_store *s, const struct ms_batch *b,
-                   uint64_t index, struct ms_results *out, char *errmsg,
-                   size_t errmsg_size);
+int ms_store_apply(struct ms_store *s, const struct ms_batch *b, uint64_t index,
+                   struct ms_results *out, char *errmsg, size_t errmsg_size);
+
+/* While nospace is set (the cluster's NOSPACE alarm is raised), applying
+ * an op that may add data (ms_store_op_adds_data) changes nothing and
+ * gives MS_ENOSPACE in its result; deletes, compactions, revocations and
+ * reads go on. The state machine sets it from its replicated alarm table,
+ * so every member refuses the same ops. */
+void ms_store_set_nospace(struct ms_store *s, bool nospace);
+
+/* True for a put, a lease grant, and a txn with a put in either branch
+ * (nested txns included): etcd's ops of non-zero quota cost. */
+bool ms_store_op_adds_data(const struct ms_op *op);
 
 /* Serves a read (MS_OP_RANGE) locally, at once, into out (one result).
  * Returns 0 (the per-op error, e.g. MS_ECOMPACTED, is in out->r[0].err) or
@@ -118,12 +140,42 @@ int ms_store_apply(struct ms_store *s, const struct ms_batch *b,
 int ms_store_read(struct ms_store *s, const struct ms_range *r,
                   struct ms_results *out, char *errmsg, size_t errmsg_size);
 
+/* --- compaction in steps ------------------------------------------------
+ *
+ * Applying a compaction at C (MS_OP_COMPACT) takes effect at once: reads
+ * and change walks below C fail with MS_ECOMPACTED from then on. Removing
+ * the versions it made unreachable is left to ms_store_compact_step, which
+ * the owner calls between other work until it reports nothing more to do;
+ * until then they take memory or disk but are never seen (snapshots leave
+ * them out). A store reopened mid-sweep (rocksdb) starts the sweep over. */
+
+/* Looks at up to max_records records of the sweep under way (deleting the
+ * unreachable ones) in one engine transaction; *more says whether work is
+ * left. Cheap when nothing is pending. Call outside ms_store_apply.
+ * Returns 0 or MS_EIO / MS_ENOMEM / MS_ECORRUPT with errmsg (the store
+ * should then be considered unusable, as for ms_store_apply). */
+int ms_store_compact_step(struct ms_store *s, size_t max_records, bool *more,
+                          char *errmsg, size_t errmsg_size);
+
+/* True while a sweep is under way. */
+bool ms_store_compact_pending(const struct ms_store *s);
+
+/* Runs the sweep to its end, in steps (tools and tests). Same returns. */
+int ms_store_compact_finish(struct ms_store *s, char *errmsg,
+                            size_t errmsg_size);
+
+/* Makes the space of removed versions free again (etcd's defragment):
+ * rocksdb compacts all its files (seconds for gigabytes); memory has
+ * nothing to do. Blocks: call it on a worker thread; it may run while the
+ * store is used on its own thread. Returns 0 or MS_EIO with errmsg. */
+int ms_store_defragment(struct ms_store *s, char *errmsg, size_t errmsg_size);
+
 /* Current state (cheap). */
 int64_t ms_store_revision(const struct ms_store *s);
 int64_t ms_store_compact_revision(const struct ms_store *s);
 uint64_t ms_store_applied_index(const struct ms_store *s);
-uint64_t ms_store_key_count(const struct ms_store *s);   /* live keys */
-uint64_t ms_store_bytes(const struct ms_store *s);        /* approx. data bytes */
+uint64_t ms_store_key_count(const struct ms_store *s); /* live keys */
+uint64_t ms_store_bytes(const struct ms_store *s);     /* approx. data bytes */
 enum ms_store_backend ms_store_backend(const struct ms_store *s);
 
 /* Lease table reads (for lease expiry and /v3/lease/timetolive|leases).
@@ -202,7 +254,8 @@ struct ms_snapshot_extra {
 /* Streams the whole state (every retained version, leases, revisions,
  * applied index, extra) to write, ending with a checksum trailer. Returns 0,
  * the writer's error, MS_EIO or MS_ENOMEM. */
-int ms_store_snapshot_save(struct ms_store *s, const struct ms_snapshot_extra *extra,
+int ms_store_snapshot_save(struct ms_store *s,
+                           const struct ms_snapshot_extra *extra,
                            ms_write_fn write, void *ctx, char *errmsg,
                            size_t errmsg_size);
 

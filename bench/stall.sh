@@ -1,0 +1,136 @@
+#!/bin/bash
+# stall.sh - event-loop stalls of metastore-server while 1M revisions are
+# compacted, while a 1M-key store snapshots, and while a watcher catches up
+# through 300k revisions (bench/RESULTS.md).
+#
+#   bench/stall.sh BUILD_DIR OUT_DIR [compact|snapshot|watch]...
+#
+# BUILD_DIR holds metastore-server and metastore-bench. Each phase starts a
+# fresh single-node server in OUT_DIR (memory; STORAGE=rocksdb for rocksdb), loads it, runs a probe load
+# during the event and prints: the probe's latency, the loop iterations
+# longer than 5 / 10 / 25 ms during the event (from the
+# metastore_loop_busy_seconds histogram), and the longest loop iteration
+# since start before and after. snapshot also straces the loop thread
+# (io_destroy, and the fork of the snapshot child).
+set -euo pipefail
+
+BUILD=$1
+OUT=$2
+shift 2
+PHASES=${*:-compact snapshot}
+PORT=${PORT:-24790}
+URL=http://127.0.0.1:$PORT
+mkdir -p "$OUT"
+
+metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+# over LE: loop iterations longer than LE seconds so far (one scrape)
+over() {
+    curl -s "$URL/metrics" | awk -v b="metastore_loop_busy_seconds_bucket{le=\"$1\"}" '
+        $1 == b {le = $2} $1 == "metastore_loop_busy_seconds_count" {n = $2}
+        END {printf "%d\n", n - le}'
+}
+
+start() {
+    rm -rf "$OUT/data"
+    "$BUILD/metastore-server" --data-dir "$OUT/data" --listen-client-urls "$URL" \
+        --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" --storage "${STORAGE:-memory}" \
+        "$@" >"$OUT/server.log" 2>&1 &
+    SPID=$!
+    trap 'kill "$SPID" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 100); do
+        if curl -s -o /dev/null --max-time 1 "$URL/health"; then
+            sleep 0.2
+            kill -0 "$SPID" 2>/dev/null && return 0
+            echo "server exited (port $PORT taken?): $(tail -1 "$OUT/server.log")" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "server did not start" >&2
+    exit 1
+}
+
+stop() { kill -TERM "$SPID"; wait "$SPID" || true; }
+
+report() { # label
+    echo "$1: loop iterations > 5 ms: $(($(over 0.005) - O5)), > 10 ms: $(($(over 0.01) - O10)), > 25 ms: $(($(over 0.025) - O25)); longest since start: before $S0 s, after $(metric metastore_loop_stall_max_seconds) s"
+}
+
+mark() {
+    O5=$(over 0.005); O10=$(over 0.01); O25=$(over 0.025)
+    S0=$(metric metastore_loop_stall_max_seconds)
+}
+
+load() {
+    "$BUILD/metastore-bench" load --endpoints "$URL" --quiet "$@"
+}
+
+for phase in $PHASES; do
+case $phase in
+watch)
+    # 300,000 puts to 100 keys, then a watch of every key from revision 2
+    # (a catch-up through the whole history) while one connection reads
+    start --snapshot-count 100000000
+    load --op put --clients 32 --total 300000 --key-space 100 --val-size 64 >/dev/null
+    mark
+    load --op range --consistency s --clients 1 --duration 6 --key-space 100 >"$OUT/watch-probe.txt" &
+    LPID=$!
+    sleep 1
+    bytes=$( (timeout 4 curl -s -N -X POST "$URL/v3/watch" \
+        -d '{"create_request":{"key":"AA==","range_end":"AA==","start_revision":"2"}}' || true) | wc -c)
+    wait "$LPID"
+    echo "watch: $bytes bytes of events received in 4 s"
+    report watch
+    awk '/max_ms/ {print; getline; print}' "$OUT/watch-probe.txt" | sed 's/^/watch probe: /'
+    stop
+    ;;
+compact)
+    # 1,000,000 puts to 100 keys (64-byte values), no snapshot meanwhile
+    start --snapshot-count 100000000
+    load --op put --clients 32 --total 1000000 --key-space 100 --val-size 64 >"$OUT/compact-load.txt"
+    rev=$(curl -s -X POST "$URL/v3/kv/range" -d '{"key":"eA=="}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
+    echo "compact: revision $rev, RSS $(ps -o rss= -p "$SPID") KiB, store bytes $(metric metastore_store_bytes)"
+    mark
+    # probe: serializable gets on one connection for 6 s; compaction at 1 s
+    load --op range --consistency s --clients 1 --duration 6 --key-space 100 >"$OUT/compact-probe.txt" &
+    LPID=$!
+    sleep 1
+    curl -s -o /dev/null -w "compact: /v3/kv/compaction answered in %{time_total} s\n" \
+        -X POST "$URL/v3/kv/compaction" -d "{\"revision\":\"$rev\"}"
+    for _ in $(seq 1 100); do
+        [ "$(metric metastore_compaction_pending)" != 1 ] && break
+        sleep 0.05
+    done
+    wait "$LPID"
+    report compact
+    awk '/max_ms/ {print; getline; print}' "$OUT/compact-probe.txt" | sed 's/^/compact probe: /'
+    grep -E "swept" "$OUT/server.log" | tail -1 | sed 's/^/compact: /' || true
+    echo "compact: RSS after $(ps -o rss= -p "$SPID") KiB, store bytes $(metric metastore_store_bytes)"
+    stop
+    ;;
+snapshot)
+    # 1,000,000 keys (64-byte values), then puts on one connection for 20 s
+    # with --snapshot-count 5000: a snapshot of the 1M-key store every
+    # 5000 entries
+    start --snapshot-count 5000
+    load --op put --clients 32 --total 1000000 --key-space 1000000 --val-size 64 >"$OUT/snap-load.txt"
+    echo "snapshot: ${STORAGE:-memory}, RSS $(ps -o rss= -p "$SPID") KiB, keys $(metric metastore_store_keys)"
+    n0=$(metric metastore_snapshots_taken_total)
+    mark
+    strace -T -e trace=io_destroy,clone,clone3,fork -p "$SPID" -o "$OUT/strace.txt" &
+    TPID=$!
+    sleep 0.5
+    load --op put --clients 1 --duration 20 --key-space 1000000 --val-size 64 >"$OUT/snap-probe.txt"
+    kill -INT "$TPID"; wait "$TPID" || true
+    echo "snapshot: snapshots taken during the probe: $(( $(metric metastore_snapshots_taken_total | cut -d. -f1) - ${n0%.*} ))"
+    report snapshot
+    awk '/max_ms/ {print; getline; print}' "$OUT/snap-probe.txt" | sed 's/^/snapshot probe: /'
+    echo "snapshot: loop-thread syscalls, slowest first:"
+    grep -E "io_destroy|clone|fork" "$OUT/strace.txt" | sed -E 's/.*(io_destroy|clone3?|fork)\(.*<([0-9.]+)>$/\1 \2/' |
+        sort -k2 -rn | head -5 | sed 's/^/  /'
+    echo "snapshot: io_destroy calls $(grep -c io_destroy "$OUT/strace.txt"), total $(grep io_destroy "$OUT/strace.txt" | sed -E 's/.*<([0-9.]+)>$/\1/' | awk '{s+=$1} END {print s+0}') s"
+    stop
+    ;;
+esac
+done
