@@ -244,3 +244,32 @@ NOSPACE='{"error":"etcdserver: mvcc: database space exceeded","message":"etcdser
     assert_output --partial 'metastore_loop_busy_seconds_bucket{le="0.001"}'
     stop_server
 }
+
+@test "NOSPACE through etcdctl (gRPC): alarm list, put refused, compact, alarm disarm, put again" {
+    command -v etcdctl >/dev/null || skip "etcdctl missing (tools/install-deps)"
+    start_server s --quota-backend-bytes 40000
+    ep=${URL#http://}
+    ctl() { ETCDCTL_API=3 etcdctl --endpoints="$ep" --command-timeout=5s "$@"; }
+    for i in $(seq 1 100); do
+        out=$(put "k$((i % 3))")
+        [ "${out##* }" = 200 ] || break
+    done
+    [ "$out" = "$NOSPACE" ]
+    run ctl alarm list
+    assert_output --regexp 'memberID:[0-9]+ alarm:NOSPACE'
+    run ctl put k1 v
+    assert_failure
+    assert_output --partial 'etcdserver: mvcc: database space exceeded'
+    run ctl endpoint status -w json
+    assert_output --partial 'alarm:NOSPACE'
+    rev=$(ctl get k1 -w json | json_get '["header"]["revision"]')
+    ctl compact "$rev" >/dev/null
+    run ctl alarm disarm
+    assert_success
+    assert_output --regexp 'alarm:NOSPACE'
+    run ctl alarm list
+    assert_output ''
+    run ctl put k1 v
+    assert_success
+    assert_output OK
+}
