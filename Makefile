@@ -39,7 +39,7 @@ $(DEPS_STAMP): tools/install-deps
 	@mkdir -p $(dir $@)
 	@echo "# tools/install-deps succeeded; make re-reads the Makefile after this" >$@
 
-DEPS_PC  := raft libuv libcjson libprotobuf-c rocksdb zlib libnghttp2
+DEPS_PC  := raft libuv libcjson libprotobuf-c rocksdb zlib libnghttp2 openssl
 PC_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 PC_LIBS   := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
 

@@ -897,6 +897,7 @@ struct cluster {
     struct tnode *n[3];
     struct ms_raft_server servers[3];
     unsigned threshold, trailing;
+    const char *pki; /* peer TLS with certificates in this dir; NULL: TCP */
 };
 
 static void cluster_init(struct fx *f, struct cluster *cl)
@@ -929,6 +930,18 @@ static void cluster_start_node(struct fx *f, struct cluster *cl, int i)
     c.n_servers = 3;
     c.snapshot_threshold = cl->threshold;
     c.snapshot_trailing = cl->trailing;
+    char cert[256], key[256], ca[256];
+    struct ms_tls_config tls = {.cert_file = cert,
+                                .key_file = key,
+                                .ca_file = ca,
+                                .client_cert_auth = true,
+                                .allowed_cn = "c1,c2,c3"};
+    if (cl->pki != NULL) {
+        snprintf(cert, sizeof cert, "%s/c%d.crt", cl->pki, i + 1);
+        snprintf(key, sizeof key, "%s/c%d.key", cl->pki, i + 1);
+        snprintf(ca, sizeof ca, "%s/ca.crt", cl->pki);
+        c.peer_tls = &tls;
+    }
     tnode_start_cfg(f, cl->n[i], &c);
 }
 
@@ -1079,6 +1092,115 @@ static void test_three_node_cluster(void **state)
     assert_int_equal(cl.n[leader]->toy.n, 20);
 
     cluster_free(f, &cl);
+}
+
+/* A CA and certificates c1..c3 (SAN IP 127.0.0.1) in dir, by the openssl
+ * command. */
+static void make_pki(const char *dir)
+{
+    char cmd[2048];
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 %s -keyout ca.key -out ca.crt "
+             "-days 1 -subj /CN=ca && printf 'subjectAltName=IP:127.0.0.1\\n"
+             "extendedKeyUsage=serverAuth,clientAuth\\n' >ext && for n in "
+             "c1 c2 c3; do openssl req %s -keyout $n.key -out $n.csr "
+             "-subj /CN=$n && openssl x509 -req -in $n.csr -CA ca.crt "
+             "-CAkey ca.key -CAcreateserial -days 1 -extfile ext -out "
+             "$n.crt || exit 1; done >/dev/null 2>&1",
+             dir, ec, ec);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Peer TLS: three nodes over mutual TLS (our own transport: handshake,
+ * preamble, socketpair pump) elect, replicate small entries and a 3 MiB
+ * one (many TLS records, the pump's chunks), fail over, and close with
+ * every handle released (fx_teardown's uv_loop_close). */
+static void test_three_node_cluster_tls(void **state)
+{
+    struct fx *f = *state;
+    struct cluster cl = {0};
+    struct prop props[12];
+    struct all_done all = {props, 11};
+    int order = 0, i, leader = -1;
+    char pki[200], s[32];
+    char *big;
+
+    dir_path(f, pki, sizeof pki, "pki");
+    assert_int_equal(mkdir(pki, 0700), 0);
+    make_pki(pki);
+    cl.pki = pki;
+    cluster_init(f, &cl);
+    for (i = 0; i < 3; i++)
+        cluster_start_node(f, &cl, i);
+    assert_true(run_until(f, one_leader, &cl, 5000));
+    count_leaders(&cl, &leader);
+    for (i = 0; i < 10; i++) {
+        snprintf(s, sizeof s, "tls-%d", i);
+        assert_int_equal(propose_str(&cl.n[leader]->node, &props[i], &order, s),
+                         0);
+        props[i].free_result = true;
+    }
+    big = malloc(3u << 20);
+    assert_non_null(big);
+    memset(big, 'b', (3u << 20) - 1);
+    big[(3u << 20) - 1] = '\0';
+    assert_int_equal(propose_str(&cl.n[leader]->node, &props[10], &order, big),
+                     0);
+    props[10].free_result = true;
+    free(big);
+    assert_true(run_until(f, props_done, &all, 10000));
+    for (i = 0; i < 11; i++)
+        assert_int_equal(props[i].status, 0);
+    struct all_at at = {&cl, 11, -1};
+    assert_true(run_until(f, all_reached, &at, 10000));
+    assert_same_state(&cl.n[0]->toy, &cl.n[1]->toy);
+    assert_same_state(&cl.n[0]->toy, &cl.n[2]->toy);
+    assert_int_equal(cl.n[(leader + 1) % 3]->toy.len[10], (3u << 20) - 1);
+
+    /* the leader goes; the other two elect over TLS and commit */
+    struct survivors sv = {&cl, leader};
+    assert_int_equal(ms_raft_close(&cl.n[leader]->node, on_closed), 0);
+    assert_true(run_until(f, new_leader, &sv, 10000));
+    int nl = -1;
+    count_leaders(&cl, &nl);
+    assert_int_equal(propose_str(&cl.n[nl]->node, &props[11], &order, "after"),
+                     0);
+    props[11].free_result = true;
+    all.props = props + 11;
+    all.n = 1;
+    assert_true(run_until(f, props_done, &all, 5000));
+    assert_int_equal(props[11].status, 0);
+    cluster_free(f, &cl);
+}
+
+/* A bad peer TLS file fails the start, naming the file. */
+static void test_tls_bad_file(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *t = calloc(1, sizeof *t);
+    struct ms_raft_config c;
+    struct ms_tls_config tls = {.cert_file = "/nonexistent/c1.crt",
+                                .key_file = "/nonexistent/c1.key",
+                                .ca_file = "/nonexistent/ca.crt"};
+    unsigned port;
+    int rc;
+
+    assert_non_null(t);
+    free_ports(&port, 1);
+    t->id = 1;
+    dir_path(f, t->dir, sizeof t->dir, "bad");
+    snprintf(t->addr, sizeof t->addr, "127.0.0.1:%u", port);
+    fast_config(&c, t);
+    c.peer_tls = &tls;
+    t->fsm = toy_fsm(&t->toy);
+    rc = ms_raft_start(&t->node, &f->loop, &c, &t->fsm);
+    assert_int_equal(rc, MS_EIO);
+    assert_string_equal(t->node.errmsg,
+                        "raft: peer TLS: certificate file /nonexistent/c1.crt: "
+                        "No such file or directory");
+    free(t);
 }
 
 /* CRAFT_NOTES rule 2: closing a leader with many proposals in flight
@@ -1774,6 +1896,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsm_failure_stalls_node, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_three_node_cluster, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_three_node_cluster_tls, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_bad_file, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_single_leader_drains,
                                         fx_setup, fx_teardown),

@@ -1,5 +1,6 @@
 /* main.c - metastore-server: parse flags, run the server. */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,13 @@ static const char usage[] =
     "  --initial-advertise-peer-urls URL peer URL told to others (listen URL)\n"
     "  --initial-cluster LIST            name=peerURL,... (NAME=peer URL)\n"
     "  --initial-cluster-state STATE     new (bootstrap) or existing (join)\n"
+    "peer TLS (all peer URLs https://):\n"
+    "  --peer-cert-file FILE             this member's certificate (PEM)\n"
+    "  --peer-key-file FILE              its private key (PEM)\n"
+    "  --peer-trusted-ca-file FILE       CA that member certificates chain to\n"
+    "  --peer-client-cert-auth           refuse members dialing in without a\n"
+    "                                    certificate from that CA\n"
+    "  --peer-cert-allowed-cn CN[,CN]    accept only these certificate CNs\n"
     "raft:\n"
     "  --heartbeat-interval MS           heartbeat interval (100)\n"
     "  --election-timeout MS             election timeout (1000)\n"
@@ -79,6 +87,11 @@ enum {
     OPT_SPACE_RESERVE,
     OPT_LOG_LEVEL,
     OPT_VERSION,
+    OPT_PEER_CERT,
+    OPT_PEER_KEY,
+    OPT_PEER_CA,
+    OPT_PEER_CLIENT_AUTH,
+    OPT_PEER_ALLOWED_CN,
 };
 
 static const struct option options[] = {
@@ -107,6 +120,11 @@ static const struct option options[] = {
     {"space-reserve", required_argument, NULL, OPT_SPACE_RESERVE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"peer-cert-file", required_argument, NULL, OPT_PEER_CERT},
+    {"peer-key-file", required_argument, NULL, OPT_PEER_KEY},
+    {"peer-trusted-ca-file", required_argument, NULL, OPT_PEER_CA},
+    {"peer-client-cert-auth", optional_argument, NULL, OPT_PEER_CLIENT_AUTH},
+    {"peer-cert-allowed-cn", required_argument, NULL, OPT_PEER_ALLOWED_CN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -136,12 +154,82 @@ static int parse_num(const char *s, unsigned long long min,
     return 0;
 }
 
+/* A peer URL's scheme must say whether peer TLS is on (as etcd's URLs
+ * do): an https:// URL without the flags, or http:// with them, would
+ * leave TLS silently off or unreachable. Bare IP:port is fine. */
+static int check_scheme(const char *flag, const char *url, bool tls)
+{
+    const char *want = tls ? "https://" : "http://";
+
+    if (url == NULL || strstr(url, "://") == NULL ||
+        strncmp(url, want, strlen(want)) == 0)
+        return 0;
+    fprintf(stderr,
+            "metastore-server: %s: '%s': %s\nRun 'metastore-server --help' "
+            "for usage.\n",
+            flag, url,
+            tls ? "peer TLS is on (--peer-cert-file ...): use https://"
+                : "https:// needs --peer-cert-file, --peer-key-file and "
+                  "--peer-trusted-ca-file");
+    return 2;
+}
+
+/* Checks the peer TLS flags together and the schemes of all peer URLs. */
+static int check_peer_tls(struct ms_server_config *c, bool listen_peer_given)
+{
+    bool tls = ms_server_peer_tls(c);
+    char list[4096];
+    char *save = NULL;
+
+    if (tls && c->peer_cert_file == NULL)
+        return bad_usage("%s", "peer TLS needs --peer-cert-file");
+    if (tls && c->peer_key_file == NULL)
+        return bad_usage("%s", "peer TLS needs --peer-key-file");
+    if (tls && c->peer_trusted_ca_file == NULL)
+        return bad_usage("%s", "peer TLS needs --peer-trusted-ca-file "
+                               "(members verify each other against it)");
+    if (!tls && (c->peer_client_cert_auth || c->peer_cert_allowed_cn))
+        return bad_usage("%s", "--peer-client-cert-auth and "
+                               "--peer-cert-allowed-cn need the peer TLS "
+                               "files (--peer-cert-file ...)");
+    if (tls && !listen_peer_given)
+        c->listen_peer_url = "https://127.0.0.1:2380";
+    if (check_scheme("--listen-peer-urls", c->listen_peer_url, tls) ||
+        check_scheme("--initial-advertise-peer-urls",
+                     c->initial_advertise_peer_url, tls))
+        return 2;
+    if (c->initial_cluster == NULL ||
+        snprintf(list, sizeof(list), "%s", c->initial_cluster) >=
+            (int)sizeof(list))
+        return 0;
+    for (char *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq != NULL && check_scheme("--initial-cluster", eq + 1, tls))
+            return 2;
+    }
+    return 0;
+}
+
+/* etcd's boolean flags: bare, =true or =false. */
+static int parse_bool(const char *s, bool *out)
+{
+    if (s == NULL || strcmp(s, "true") == 0)
+        *out = true;
+    else if (strcmp(s, "false") == 0)
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct ms_server_config c;
     enum ms_log_level level;
     unsigned long long v;
     char errmsg[256];
+    bool listen_peer_given = false;
     int opt;
 
     ms_server_config_default(&c);
@@ -161,6 +249,7 @@ int main(int argc, char **argv)
             break;
         case OPT_LISTEN_PEER:
             c.listen_peer_url = optarg;
+            listen_peer_given = true;
             break;
         case OPT_ADVERTISE_PEER:
             c.initial_advertise_peer_url = optarg;
@@ -278,6 +367,24 @@ int main(int argc, char **argv)
                                  optarg);
             ms_log_set_level(level);
             break;
+        case OPT_PEER_CERT:
+            c.peer_cert_file = optarg;
+            break;
+        case OPT_PEER_KEY:
+            c.peer_key_file = optarg;
+            break;
+        case OPT_PEER_CA:
+            c.peer_trusted_ca_file = optarg;
+            break;
+        case OPT_PEER_CLIENT_AUTH:
+            if (parse_bool(optarg, &c.peer_client_cert_auth) != 0)
+                return bad_usage("--peer-client-cert-auth: '%s': expected "
+                                 "true or false",
+                                 optarg);
+            break;
+        case OPT_PEER_ALLOWED_CN:
+            c.peer_cert_allowed_cn = optarg[0] ? optarg : NULL;
+            break;
         case OPT_VERSION:
             printf("metastore-server %s\n", METASTORE_VERSION);
             return 0;
@@ -297,6 +404,8 @@ int main(int argc, char **argv)
                 c.election_ms, c.heartbeat_ms);
         return 2;
     }
+    if ((opt = check_peer_tls(&c, listen_peer_given)) != 0)
+        return opt;
     if (ms_batch_config_check(&c.batch, errmsg, sizeof(errmsg)) != 0) {
         fprintf(stderr, "metastore-server: %s\n", errmsg);
         return 2;

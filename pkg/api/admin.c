@@ -379,7 +379,8 @@ int ms_member_view_get(struct ms_server *s, struct ms_member_view *v)
                 v->m[k].n_client_urls = 1;
             }
         } else {
-            snprintf(v->urls[k], sizeof(v->urls[k]), "http://%s",
+            snprintf(v->urls[k], sizeof(v->urls[k]), "%s://%s",
+                     ms_server_peer_tls(&s->cfg) ? "https" : "http",
                      v->rm[i].address);
             v->peer[k] = v->urls[k];
         }

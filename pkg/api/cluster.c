@@ -920,7 +920,8 @@ static void run_member_op(struct ms_call *c)
             goto done_free;
         }
         ch->m.id = ms_server_member_id(addr);
-        snprintf(ch->m.peer_url, sizeof(ch->m.peer_url), "http://%s", addr);
+        snprintf(ch->m.peer_url, sizeof(ch->m.peer_url), "%s://%s",
+                 ms_server_peer_tls(&s->cfg) ? "https" : "http", addr);
         ch->added = true;
         ch->m.learner = cJSON_IsTrue(
             cJSON_GetObjectItemCaseSensitive(o, "isLearner"));

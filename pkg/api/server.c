@@ -43,6 +43,12 @@ static uint64_t hash64(const char *s, uint64_t h)
     return h;
 }
 
+bool ms_server_peer_tls(const struct ms_server_config *c)
+{
+    return c->peer_cert_file != NULL || c->peer_key_file != NULL ||
+           c->peer_trusted_ca_file != NULL;
+}
+
 uint64_t ms_server_member_id(const char *peer_addr)
 {
     uint64_t id = hash64(peer_addr, 0) & 0x7fffffffffffffffull;
@@ -319,6 +325,7 @@ static int start(struct ms_server *s)
 {
     struct ms_store_options so = {0};
     struct ms_raft_config rc;
+    struct ms_tls_config peer_tls = {0};
     struct ms_raft_fsm fsm = {.data = s,
                               .apply = fsm_apply,
                               .snapshot = fsm_snapshot,
@@ -419,6 +426,17 @@ static int start(struct ms_server *s)
     rc.n_servers = n_servers;
     rc.join = s->cfg.join_existing;
     rc.state_cb = on_raft_state;
+    if (ms_server_peer_tls(&s->cfg)) {
+        peer_tls.cert_file = s->cfg.peer_cert_file;
+        peer_tls.key_file = s->cfg.peer_key_file;
+        peer_tls.ca_file = s->cfg.peer_trusted_ca_file;
+        peer_tls.client_cert_auth = s->cfg.peer_client_cert_auth;
+        peer_tls.allowed_cn = s->cfg.peer_cert_allowed_cn;
+        rc.peer_tls = &peer_tls;
+        if (!s->cfg.peer_client_cert_auth)
+            ms_warn("peer TLS without --peer-client-cert-auth: members do "
+                    "not check the certificates of members dialing them");
+    }
     s->raft.data = s;
     r = ms_raft_start(&s->raft, &s->loop, &rc, &fsm);
     if (r != 0) {
@@ -451,10 +469,11 @@ static int start(struct ms_server *s)
         return r;
     }
     uv_timer_start(&s->tick, on_tick, 50, 50);
-    ms_info("member %s (id %llx) serving clients on http://%s, peers on %s, "
-            "data in %s, codec %s, batch mode %s",
+    ms_info("member %s (id %llx) serving clients on http://%s, peers on "
+            "%s://%s, data in %s, codec %s, batch mode %s",
             s->cfg.name, (unsigned long long)s->member_id, s->client_addr,
-            s->peer_addr, s->cfg.data_dir, ms_codec_name(s->cfg.codec),
+            ms_server_peer_tls(&s->cfg) ? "https" : "http", s->peer_addr,
+            s->cfg.data_dir, ms_codec_name(s->cfg.codec),
             ms_batch_mode_name(s->cfg.batch.mode));
     return 0;
 }

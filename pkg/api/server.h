@@ -38,9 +38,20 @@ struct ms_server_config {
     /* Disk-space alarm: writes are refused while a data directory has
      * fewer free bytes than this (0: never). See space.c. */
     uint64_t space_reserve_bytes;
+    /* Peer TLS (--peer-*, etcd's meanings). All NULL: members talk plain
+     * TCP. cert+key+CA set: mutual TLS between members, peer URLs are
+     * https:// (see raft/tls_transport.h). */
+    const char *peer_cert_file;
+    const char *peer_key_file;
+    const char *peer_trusted_ca_file;
+    bool peer_client_cert_auth;       /* refuse members without a valid cert */
+    const char *peer_cert_allowed_cn; /* comma-separated CNs; NULL: any */
 };
 
 #define MS_SERVER_DEFAULT_SPACE_RESERVE (64ull << 20)
+
+/* True when the peer TLS flags are set (peer URLs are then https://). */
+bool ms_server_peer_tls(const struct ms_server_config *c);
 
 /* Fills c with the defaults: a single-node cluster "default" in
  * ./metastore.data serving clients on 127.0.0.1:2379, peers on :2380. */

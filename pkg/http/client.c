@@ -456,6 +456,8 @@ int ms_http_client_init(struct ms_http_client *client, uv_loop_t *loop,
 
     if (loop == NULL || addr == NULL || ms_http_parse_addr(addr, &sa) != 0)
         return MS_EINVAL;
+    if (cfg != NULL && cfg->tls != NULL)
+        return MS_ENOTIMPL; /* client TLS comes later */
     memset(client, 0, sizeof(*client));
     client->loop = loop;
     client->addr = sa;

@@ -70,6 +70,8 @@ struct ms_http_client_req {
 };
 
 /* A field left 0 takes the default. */
+struct ms_tls_ctx;
+
 struct ms_http_client_config {
     uint64_t connect_timeout_ms; /* 5000 */
     uint64_t request_timeout_ms; /* per request, from submission; 0: none */
@@ -79,6 +81,13 @@ struct ms_http_client_config {
      * meanwhile; if it has, use a new connection, so that the request is
      * not written where nobody can read it (a server that died). */
     int probe_idle;
+    /* TLS towards the server (https:// client URLs, e.g. forwarding to
+     * the leader once the client port has TLS): a client-role context
+     * from ms_tls_ctx_new() (pkg/tls/tls.h), borrowed, outliving the
+     * client; the session engine there does the work at this client's
+     * read and write edges. Not implemented yet: init refuses a non-NULL
+     * one with MS_ENOTIMPL rather than speak plain HTTP. */
+    struct ms_tls_ctx *tls;
 };
 
 /* The client handle; fields below data and errmsg are private. */
@@ -103,8 +112,9 @@ struct ms_http_client {
 };
 
 /* Initializes client for server addr "IPv4:port" or "[IPv6]:port" on loop
- * (cfg copied; NULL = defaults). Does not connect yet. Returns 0 or
- * MS_EINVAL (bad address; nothing to close then). */
+ * (cfg copied; NULL = defaults). Does not connect yet. Returns 0,
+ * MS_EINVAL (bad address) or MS_ENOTIMPL (cfg->tls set); nothing to close
+ * on error. */
 int ms_http_client_init(struct ms_http_client *client, uv_loop_t *loop,
                         const char *addr,
                         const struct ms_http_client_config *cfg);

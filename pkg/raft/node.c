@@ -616,6 +616,18 @@ static void close_own_handles(struct ms_raft_priv *p)
     uv_close((uv_handle_t *)&p->wcheck, on_wcheck_closed);
 }
 
+/* After raft_uv_close (or when raft_uv_init failed): frees the transport
+ * chosen in ms_raft_start. */
+static void release_transport(struct ms_raft_priv *p)
+{
+    if (p->tls_transport != NULL) {
+        ms_raft_tls_transport_free(p->tls_transport);
+        p->tls_transport = NULL;
+    } else {
+        ms_raft_transport_close(&p->transport);
+    }
+}
+
 static void io_close(struct raft_io *io, raft_io_close_cb cb)
 {
     struct ms_raft_priv *p = priv_of_io(io);
@@ -635,7 +647,7 @@ static void on_grace(uv_timer_t *timer)
         return;
     uv_timer_stop(&p->timer);
     raft_uv_close(&p->io);
-    ms_raft_transport_close(&p->transport);
+    release_transport(p);
     close_own_handles(p);
 }
 
@@ -935,6 +947,10 @@ static const char *raft_detail(struct ms_raft_priv *p, int rv)
         return m;
     if (p->io.errmsg[0] != '\0')
         return p->io.errmsg;
+    /* CRAFT_NOTES: a port in use fails raft_start with RAFT_IOERR and no
+     * text; the transport has it */
+    if (p->rt != NULL && p->rt->errmsg[0] != '\0')
+        return p->rt->errmsg;
     return raft_strerror(rv);
 }
 
@@ -1044,19 +1060,31 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     rc = lock_dir(p, node->errmsg, sizeof node->errmsg);
     if (rc != 0)
         goto err;
-    rv = ms_raft_transport_init(&p->transport, loop);
-    if (rv != 0) {
-        rc = ms_seterr(node->errmsg, sizeof node->errmsg, ms_raft__code(rv),
-                       "raft: transport: %s", p->transport.inner.errmsg);
-        goto err;
+    if (config->peer_tls != NULL) {
+        rc =
+            ms_raft_tls_transport_new(loop, config->peer_tls, &p->tls_transport,
+                                      node->errmsg, sizeof node->errmsg);
+        if (rc != 0) {
+            ms_prefixerr(node->errmsg, sizeof node->errmsg, "raft: peer TLS");
+            goto err;
+        }
+        p->rt = ms_raft_tls_transport_outer(p->tls_transport);
+    } else {
+        rv = ms_raft_transport_init(&p->transport, loop);
+        if (rv != 0) {
+            rc = ms_seterr(node->errmsg, sizeof node->errmsg, ms_raft__code(rv),
+                           "raft: transport: %s", p->transport.inner.errmsg);
+            goto err;
+        }
+        p->rt = &p->transport.outer;
     }
-    rv = raft_uv_init(&p->io, loop, p->data_dir, &p->transport.outer);
+    rv = raft_uv_init(&p->io, loop, p->data_dir, p->rt);
     if (rv != 0) {
         rc = ms_seterr(node->errmsg, sizeof node->errmsg,
                        rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
                        "raft: data dir %s: %s", p->data_dir,
                        p->io.errmsg[0] ? p->io.errmsg : raft_strerror(rv));
-        ms_raft_transport_close(&p->transport);
+        release_transport(p);
         goto err;
     }
     p->uv_close_fn = p->io.close;
@@ -1098,7 +1126,7 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
                       rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
                       "raft: data dir %s: %s", p->data_dir, raft_detail(p, rv));
         raft_uv_close(&p->io);
-        ms_raft_transport_close(&p->transport);
+        release_transport(p);
         goto err;
     }
     p->raft.data = p;

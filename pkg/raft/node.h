@@ -76,6 +76,7 @@
 
 #include <uv.h>
 
+#include "tls/tls.h"
 #include "util/buf.h"
 #include "util/error.h"
 
@@ -213,6 +214,11 @@ struct ms_raft_config {
      * for the leader to add this node (ms_raft_add). */
     bool join;
     ms_raft_state_cb state_cb; /* optional */
+    /* Peer TLS (borrowed for ms_raft_start only: files are read then).
+     * NULL: plain TCP, C-Raft's stock transport with TCP_NODELAY. Set:
+     * mutual TLS before anything reaches libraft (raft/tls_transport.h);
+     * a bad file fails the start with MS_EIO naming it. */
+    const struct ms_tls_config *peer_tls;
 };
 
 /* The node handle. Caller-allocated; fields other than data and errmsg are

@@ -6,6 +6,7 @@
 #include <raft/uv.h>
 
 #include "raft/node.h"
+#include "raft/tls_transport.h"
 #include "raft/transport.h"
 
 /* The struct of type that holds member at ptr. */
@@ -49,6 +50,9 @@ struct ms_raft_priv {
     struct raft raft;
     struct raft_io io;
     struct ms_raft_transport transport; /* TCP with TCP_NODELAY */
+    /* with peer TLS (config->peer_tls): our own transport instead */
+    struct ms_raft_tls_transport *tls_transport;
+    struct raft_uv_transport *rt; /* the one libraft was given */
     struct raft_fsm rfsm;
     struct ms_raft_fsm fsm;
     uv_timer_t timer; /* ours: state polling and close draining */

@@ -41,6 +41,7 @@ static const struct {
     [MS_ELEASE] = {"MS_ELEASE", "requested lease not found"},
     [MS_ERAFT] = {"MS_ERAFT", "raft error"},
     [MS_ECANCELED] = {"MS_ECANCELED", "request canceled"},
+    [MS_ETLS] = {"MS_ETLS", "TLS handshake or certificate refused"},
 };
 
 const char *ms_strerror(int code)

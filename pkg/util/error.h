@@ -36,6 +36,7 @@ enum {
     MS_ELEASE = 26,       /* requested lease not found */
     MS_ERAFT = 27,        /* consensus library error (errmsg has its text) */
     MS_ECANCELED = 28,    /* request canceled */
+    MS_ETLS = 29,         /* TLS handshake or certificate refused */
     MS_E_MAX
 };
 
