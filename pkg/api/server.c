@@ -72,12 +72,21 @@ static int fsm_apply(void *data, uint64_t index, const uint8_t *buf,
                      size_t len, void **result)
 {
     struct ms_server *s = data;
+    struct ms_fsm_auth_result *ar = NULL;
     int rc;
 
-    (void)result; /* results reach proposals through ms_batch_deliver */
-    rc = ms_fsm_apply(&s->fsm, index, buf, len);
+    /* batch results reach proposals through ms_batch_deliver; an auth
+     * change's outcome goes back as the proposal's result (auth_api.c) */
+    rc = ms_fsm_apply_ex(&s->fsm, index, buf, len, &ar);
+    *result = ar;
     ms_watch_api_applied(s); /* the entry's changes to watchers */
     return rc;
+}
+
+static void fsm_release(void *data, void *result)
+{
+    (void)data;
+    free(result);
 }
 
 static int fsm_snapshot(void *data, struct ms_buf *out)
@@ -328,6 +337,7 @@ static int start(struct ms_server *s)
     struct ms_tls_config peer_tls = {0};
     struct ms_raft_fsm fsm = {.data = s,
                               .apply = fsm_apply,
+                              .release = fsm_release,
                               .snapshot = fsm_snapshot,
                               .restore = fsm_restore,
                               .snapshot_begin = fsm_snapshot_begin,
@@ -631,6 +641,7 @@ int ms_server_run(const struct ms_server_config *c)
     ms_lease_api_free(s);
     ms_grpc_api_free(s);
     ms_store_close(s->store);
+    ms_fsm_free(&s->fsm);
     ms_buf_free(&s->scratch);
     rc = s->exit_status;
     if (rc == 0)

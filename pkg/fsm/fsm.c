@@ -19,6 +19,47 @@ void ms_fsm_init(struct ms_fsm *fsm, struct ms_store *store, uint64_t node_id,
     fsm->store = store;
     fsm->node_id = node_id;
     fsm->codec = codec;
+    ms_auth_init(&fsm->auth);
+}
+
+void ms_fsm_free(struct ms_fsm *fsm)
+{
+    ms_auth_free(&fsm->auth);
+}
+
+int ms_fsm_encode_auth(const struct ms_auth_cmd *cmd, struct ms_buf *out)
+{
+    int rc = ms_buf_putc(out, MS_CODEC_FORMAT_VERSION);
+
+    rc |= ms_buf_putc(out, MS_ENTRY_AUTH);
+    if (rc != 0)
+        return MS_ENOMEM;
+    rc = ms_auth_cmd_encode(cmd, out);
+    if (rc == MS_AUTH_ENOMEM)
+        return MS_ENOMEM;
+    return rc == 0 ? 0 : MS_EINVAL;
+}
+
+/* Applies an auth entry; its outcome (an etcd error or success) is a
+ * result, the same on every member, never a failure of the fsm. */
+static int apply_auth(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                      size_t len, struct ms_fsm_auth_result **out)
+{
+    int rc = ms_auth_apply(&fsm->auth, buf + 2, len - 2);
+
+    if (rc == MS_AUTH_EMALFORMED) {
+        fsm->stats.entries_rejected++;
+        ms_error("fsm: entry %llu: malformed auth entry",
+                 (unsigned long long)index);
+    }
+    if (out != NULL) {
+        *out = malloc(sizeof(**out));
+        if (*out != NULL) {
+            (*out)->rc = rc;
+            (*out)->revision = fsm->auth.revision;
+        }
+    }
+    return ms_fsm_apply_empty(fsm, index);
 }
 
 static int store_failed(struct ms_fsm *fsm, int rc, const char *what)
@@ -112,11 +153,19 @@ static int apply_member(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
 int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
                  size_t len)
 {
+    return ms_fsm_apply_ex(fsm, index, buf, len, NULL);
+}
+
+int ms_fsm_apply_ex(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                    size_t len, struct ms_fsm_auth_result **auth_result)
+{
     struct ms_batch batch = {0};
     struct ms_results rs = {0};
     char why[256];
     int rc;
 
+    if (auth_result != NULL)
+        *auth_result = NULL;
     if (fsm->fatal)
         return fsm->fatal;
     if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
@@ -125,6 +174,9 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
          * table lives in memory, and upserts and removals are idempotent */
         return apply_member(fsm, index, buf, len);
     }
+    if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
+        buf[1] == MS_ENTRY_AUTH)
+        return apply_auth(fsm, index, buf, len, auth_result);
     rc = ms_codec_decode_batch(buf, len, &batch, why, sizeof(why));
     if (rc != 0) {
         /* A payload every node decodes the same way: skip it everywhere. */
@@ -182,10 +234,20 @@ static int save(struct ms_fsm *fsm, ms_write_fn write, void *wctx, char *errmsg,
     struct ms_buf members = MS_BUF_INIT;
     struct ms_snapshot_extra extra = {.codec = fsm->codec};
     int rc = ms_members_encode(&fsm->members, &members);
+    const struct ms_auth *a = &fsm->auth;
 
     if (rc != 0)
         return ms_seterr(errmsg, errmsg_size, rc,
                          "snapshot: encode member table: %s", ms_strerror(rc));
+    /* the auth state follows the member table after a NUL byte: older
+     * snapshots (no NUL) load with auth off and no users or roles */
+    if (a->enabled || a->revision || a->n_users || a->n_roles) {
+        if (ms_buf_putc(&members, 0) != 0 || ms_auth_encode(a, &members)) {
+            ms_buf_free(&members);
+            return ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
+                             "snapshot: encode auth state: out of memory");
+        }
+    }
     extra.members = members.data;
     extra.members_len = members.len;
     rc = ms_store_snapshot_save(fsm->store, &extra, write, wctx, errmsg,
@@ -312,11 +374,19 @@ int ms_fsm_restore(struct ms_fsm *fsm, const uint8_t *buf, size_t len)
 
     rc = ms_store_snapshot_load(fsm->store, mem_read, &r, &extra,
                                 fsm->errmsg, sizeof(fsm->errmsg));
-    if (rc == 0 &&
-        ms_members_decode(&fsm->members, extra.members, extra.members_len) !=
-            0) {
-        rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
-                       "snapshot: malformed member table");
+    if (rc == 0) {
+        const uint8_t *nul = extra.members_len
+                                 ? memchr(extra.members, 0, extra.members_len)
+                                 : NULL;
+        size_t mlen = nul ? (size_t)(nul - extra.members) : extra.members_len;
+
+        if (ms_members_decode(&fsm->members, extra.members, mlen) != 0)
+            rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
+                           "snapshot: malformed member table");
+        else if (ms_auth_decode(&fsm->auth, nul ? nul + 1 : NULL,
+                                nul ? extra.members_len - mlen - 1 : 0) != 0)
+            rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
+                           "snapshot: malformed auth state");
     }
     free(extra.members);
     if (rc != 0) {
