@@ -557,6 +557,8 @@ int ms_auth_cmd_encode(const struct ms_auth_cmd *cmd, struct ms_buf *out)
         ok = ok && cJSON_AddStringToObject(o, "role", cmd->role) != NULL;
     if (cmd->hash != NULL)
         ok = ok && cJSON_AddStringToObject(o, "hash", cmd->hash) != NULL;
+    if (cmd->secret != NULL)
+        ok = ok && cJSON_AddStringToObject(o, "secret", cmd->secret) != NULL;
     if (cmd->type == MS_AUTH_CMD_ROLE_GRANT ||
         cmd->type == MS_AUTH_CMD_ROLE_REVOKE) {
         ok = ok && add_hex(o, "key", cmd->key, cmd->key_len) &&
@@ -787,7 +789,7 @@ static int role_revoke(struct ms_auth *a, const struct ms_auth_cmd *c)
     return MS_AUTH_EPERM_NOTGRANTED;
 }
 
-static int auth_enable(struct ms_auth *a)
+static int auth_enable(struct ms_auth *a, const char *secret)
 {
     const struct ms_auth_user *root = user_find(a, "root");
 
@@ -798,6 +800,8 @@ static int auth_enable(struct ms_auth *a)
     if (!has_role(root, "root"))
         return MS_AUTH_ENOROOTROLE;
     a->enabled = true;
+    if (secret != NULL && strlen(secret) < sizeof(a->secret))
+        memcpy(a->secret, secret, strlen(secret) + 1);
     tokens_free(a);
     return 0;
 }
@@ -808,7 +812,7 @@ int ms_auth_apply_cmd(struct ms_auth *a, const struct ms_auth_cmd *c)
 
     switch (c->type) {
     case MS_AUTH_CMD_ENABLE:
-        rc = auth_enable(a);
+        rc = auth_enable(a, c->secret);
         break;
     case MS_AUTH_CMD_DISABLE:
         a->enabled = false;
@@ -895,6 +899,7 @@ int ms_auth_apply(struct ms_auth *a, const uint8_t *buf, size_t len)
     c.user = jstr(o, "user");
     c.role = jstr(o, "role");
     c.hash = jstr(o, "hash");
+    c.secret = jstr(o, "secret");
     if (c.type == MS_AUTH_CMD_ROLE_GRANT || c.type == MS_AUTH_CMD_ROLE_REVOKE) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "perm");
         if (!jhex(o, "key", &key, &c.key_len) ||
@@ -924,7 +929,8 @@ int ms_auth_encode(const struct ms_auth *a, struct ms_buf *out)
 
     snprintf(rev, sizeof(rev), "%llu", (unsigned long long)a->revision);
     ok = ok && cJSON_AddBoolToObject(o, "enabled", a->enabled) != NULL &&
-         cJSON_AddStringToObject(o, "revision", rev) != NULL;
+         cJSON_AddStringToObject(o, "revision", rev) != NULL &&
+         cJSON_AddStringToObject(o, "secret", a->secret) != NULL;
     us = ok ? cJSON_AddArrayToObject(o, "users") : NULL;
     rs = us != NULL ? cJSON_AddArrayToObject(o, "roles") : NULL;
     ok = rs != NULL;
@@ -1026,6 +1032,11 @@ int ms_auth_decode(struct ms_auth *a, const uint8_t *buf, size_t len)
         }
     }
     n.revision = strtoull(rev, NULL, 10);
+    {
+        const char *sec = jstr(o, "secret");
+        if (sec != NULL && strlen(sec) < sizeof(n.secret))
+            memcpy(n.secret, sec, strlen(sec) + 1);
+    }
     cJSON_Delete(o);
 done:
     state_free(a);
@@ -1036,6 +1047,7 @@ done:
     a->n_users = n.n_users;
     a->roles = n.roles;
     a->n_roles = n.n_roles;
+    memcpy(a->secret, n.secret, sizeof(a->secret));
     return 0;
 bad:
     cJSON_Delete(o);

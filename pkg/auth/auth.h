@@ -100,6 +100,11 @@ struct ms_auth {
     size_t n_users;
     struct ms_auth_role *roles;
     size_t n_roles;
+    /* a random key chosen by the member that proposed auth enable: members
+     * sign the user name of requests they forward to the leader with it
+     * (HMAC-SHA256), so a forward cannot be forged by a client. Hex, "" =
+     * none. Never leaves the members (log, snapshots). */
+    char secret[65];
 
     struct ms_auth_token *tokens;
     size_t n_tokens;
@@ -161,6 +166,7 @@ struct ms_auth_cmd {
     const uint8_t *end;
     size_t end_len;
     enum ms_auth_perm_type perm;
+    const char *secret; /* enable: the forwarding key (64 hex digits) */
 };
 
 /* Appends cmd's JSON text to out. Returns 0, MS_AUTH_EMALFORMED (a name
