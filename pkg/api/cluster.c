@@ -138,7 +138,7 @@ static void forward(struct ms_call *c, const char *addr)
 {
     struct ms_server *s = c->srv;
     struct ms_http_client *cl = leader_conn(s, addr);
-    struct ms_http_header h[5];
+    struct ms_http_header h[7];
     size_t n = 0;
     static const char *pass[] = {"Content-Type", "If-Match", "If-None-Match"};
     struct fwd *f;
@@ -154,6 +154,7 @@ static void forward(struct ms_call *c, const char *addr)
             h[n++] = (struct ms_http_header){pass[i], v};
     }
     h[n++] = (struct ms_http_header){FORWARDED_HEADER, "1"};
+    n += ms_auth_api_sign(c, c->req->body, c->req->body_len, h + n);
     f->creq.data = f;
     f->c = c;
     s->forwarded++;
@@ -220,8 +221,9 @@ static void forward_op(struct ms_call *c, const char *addr)
 {
     struct ms_server *s = c->srv;
     struct ms_http_client *cl = leader_conn(s, addr);
-    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+    struct ms_http_header h[4] = {{"Content-Type", "application/x-protobuf"},
                                   {FORWARDED_HEADER, "1"}};
+    size_t nh = 2;
     struct ms_batch b = {.ops = &c->op, .n_ops = 1};
     struct ms_buf body = MS_BUF_INIT;
     struct fwd *f;
@@ -238,10 +240,11 @@ static void forward_op(struct ms_call *c, const char *addr)
         ms_call_fail(c, rc, NULL);
         return;
     }
+    nh += ms_auth_api_sign(c, body.data, body.len, h + nh);
     f->creq.data = f;
     f->c = c;
     s->forwarded++;
-    rc = ms_http_client_request(cl, &f->creq, "POST", "/internal/op", h, 2,
+    rc = ms_http_client_request(cl, &f->creq, "POST", "/internal/op", h, nh,
                                 body.data, body.len, on_op_forwarded);
     ms_buf_free(&body);
     if (rc != 0) {
@@ -281,8 +284,9 @@ static void forward_msg(struct ms_call *c, const char *addr)
 {
     struct ms_server *s = c->srv;
     struct ms_http_client *cl = leader_conn(s, addr);
-    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+    struct ms_http_header h[4] = {{"Content-Type", "application/x-protobuf"},
                                   {FORWARDED_HEADER, "1"}};
+    size_t nh = 2 + ms_auth_api_sign(c, c->msg, c->msg_len, h + 2);
     char target[160];
     struct fwd *f;
 
@@ -294,7 +298,7 @@ static void forward_msg(struct ms_call *c, const char *addr)
     f->creq.data = f;
     f->c = c;
     s->forwarded++;
-    if (ms_http_client_request(cl, &f->creq, "POST", target, h, 2, c->msg,
+    if (ms_http_client_request(cl, &f->creq, "POST", target, h, nh, c->msg,
                                c->msg_len, on_msg_forwarded) != 0) {
         free(f);
         forward_failed(c, MS_EIO, 0);

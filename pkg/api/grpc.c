@@ -31,7 +31,7 @@ enum how {
     H_WATCH,     /* watch.c */
     H_SNAPSHOT,  /* Maintenance.Snapshot: our snapshot in etcd's envelope */
     H_MAINT,     /* Alarm, Defragment, HashKV, MoveLeader (maintenance()) */
-    H_AUTH,      /* "authentication is not enabled" */
+    H_AUTH,      /* auth_api.c; changes run on the leader */
     H_TODO,      /* not implemented yet */
 };
 
@@ -85,6 +85,7 @@ static const struct method methods[] = {
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+static const char methods_alarm[] = "/etcdserverpb.Maintenance/Alarm";
 #define M_UNKNOWN NMETHODS /* counted under "unknown" */
 
 struct ms_api_grpc {
@@ -573,7 +574,9 @@ void ms_grpc_api_members(struct ms_call *c, const struct ms_member *added)
 /* Runs c's protobuf request here, on the leader. */
 static void run_on_leader(struct ms_call *c)
 {
-    if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
+    if (strncmp(c->method_path, "/etcdserverpb.Auth/", 19) == 0)
+        ms_auth_api_leader(c);
+    else if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
         time_to_live(c);
     else if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseKeepAlive") == 0)
         keep_alive(c);
@@ -620,9 +623,16 @@ void ms_grpc_api_internal(struct ms_call *c)
         ms_http_request_header(c->req, "X-Metastore-Forwarded") == NULL ||
         i == NMETHODS ||
         !(methods[i].how == H_LEADER || methods[i].how == H_KEEPALIVE ||
-          methods[i].how == H_MEMBER)) {
+          methods[i].how == H_MEMBER || methods[i].how == H_AUTH)) {
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
         return;
+    }
+    if (methods[i].how == H_MEMBER && c->srv->fsm.auth.enabled) {
+        int rc = ms_auth_api_root(c); /* the forwarding member's word */
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
     }
     c->kind = MS_API_V3_LEASE;
     c->method_path = methods[i].path;
@@ -972,7 +982,23 @@ static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
         ms_grpc_api_end(c, MS_GRPC_UNKNOWN, "EOF");
         return;
     }
+    if (c->srv->fsm.auth.enabled &&
+        (m->how == H_MEMBER || m->how == H_SNAPSHOT ||
+         (m->how == H_MAINT && strcmp(m->path, methods_alarm) != 0))) {
+        /* member and maintenance calls are root's, as etcd (Status,
+         * MemberList and Alarm are anyone's) */
+        int rc = ms_auth_api_root(c);
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
+    }
     switch (m->how) {
+    case H_AUTH:
+        c->method_path = m->path;
+        if (!ms_auth_api_grpc(c, msg, len))
+            route_to_leader(c, msg, len);
+        return;
     case H_OP:
         run_op(c, m->op, msg, len);
         return;
@@ -1059,10 +1085,6 @@ static void on_call(struct ms_grpc_call *gc, void *data)
         return;
     }
     switch (methods[i].how) {
-    case H_AUTH:
-        ms_grpc_api_end(c, MS_GRPC_FAILED_PRECONDITION,
-                        "etcdserver: authentication is not enabled");
-        return;
     case H_TODO:
         snprintf(msg, sizeof(msg), "metastore: %s is not implemented",
                  gc->path + 1);

@@ -235,6 +235,13 @@ static void execute_on_leader(struct ms_call *c)
 void ms_call_execute(struct ms_call *c)
 {
     c->op_call = true;
+    if (c->srv->fsm.auth.enabled) {
+        int rc = ms_auth_api_check(c, &c->op);
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
+    }
     if (c->op.type == MS_OP_RANGE && c->op.u.range.serializable) {
         serve_read(c); /* local, at once, on any member */
         return;
