@@ -340,6 +340,14 @@ void ms_cluster_serve_op(struct ms_call *c)
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
         return;
     }
+    if (c->srv->fsm.auth.enabled) {
+        /* only a member's signed forward gets this far */
+        int rc = ms_auth_api_identify(c);
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
+    }
     if (ms_codec_decode_batch(c->req->body, c->req->body_len, &c->fwd, err,
                               sizeof(err)) != 0 ||
         c->fwd.n_ops != 1) {
