@@ -252,3 +252,79 @@ setup_auth() {
         --data-binary @/dev/null "$leader/internal/op"
     assert_output --partial "etcdserver: invalid auth token"
 }
+
+@test "gateway: /v3/auth/* with curl, the token in Authorization; REST too" {
+    start_server n1
+    EP=127.0.0.1:$PORT
+    local body
+    # authenticate while auth is off: 412
+    run curl -s -w ' %{http_code}' -X POST "$URL/v3/auth/authenticate" -d '{"name":"root","password":"x"}'
+    assert_output '{"error":"etcdserver: authentication is not enabled","message":"etcdserver: authentication is not enabled","code":9} 412'
+    run curl -s -X POST "$URL/v3/auth/user/add" -d '{"name":"root","password":"rootpw"}'
+    assert_success
+    assert_output --partial '"header"'
+    curl -s -X POST "$URL/v3/auth/user/grant" -d '{"user":"root","role":"root"}'
+    curl -s -X POST "$URL/v3/auth/user/add" -d '{"name":"alice","password":"alicepw"}'
+    curl -s -X POST "$URL/v3/auth/role/add" -d '{"name":"cfg"}'
+    # readwrite [/cfg/, /cfg0)
+    curl -s -X POST "$URL/v3/auth/role/grant" \
+        -d "{\"name\":\"cfg\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"$(b64 /cfg/)\",\"range_end\":\"$(b64 /cfg0)\"}}"
+    # REST keys have no leading slash: readwrite [rest/, rest0) for them
+    curl -s -X POST "$URL/v3/auth/role/grant" \
+        -d "{\"name\":\"cfg\",\"perm\":{\"permType\":2,\"key\":\"$(b64 rest/)\",\"range_end\":\"$(b64 rest0)\"}}"
+    curl -s -X POST "$URL/v3/auth/user/grant" -d '{"user":"alice","role":"cfg"}'
+    run curl -s -X POST "$URL/v3/auth/role/get" -d '{"role":"cfg"}'
+    assert_output --partial "\"perm\":[{\"permType\":\"READWRITE\",\"key\":\"$(b64 /cfg/)\",\"range_end\":\"$(b64 /cfg0)\"},"
+    run curl -s -X POST "$URL/v3/auth/user/list" -d '{}'
+    assert_output --partial '"users":["alice","root"]'
+    run curl -s -X POST "$URL/v3/auth/enable" -d '{}'
+    assert_success
+    # wrong password, empty body: 400 code 3
+    run curl -s -w ' %{http_code}' -X POST "$URL/v3/auth/authenticate" -d '{"name":"alice","password":"no"}'
+    assert_output '{"error":"etcdserver: authentication failed, invalid user ID or password","message":"etcdserver: authentication failed, invalid user ID or password","code":3} 400'
+    run curl -s -w ' %{http_code}' -X POST "$URL/v3/auth/authenticate"
+    assert_output --partial '"code":3} 400'
+    body=$(curl -s -X POST "$URL/v3/auth/authenticate" -d '{"name":"alice","password":"alicepw"}')
+    tok=$(echo "$body" | json_get '["token"]')
+    [ -n "$tok" ]
+    # no token: 400 user name is empty
+    run curl -s -w ' %{http_code}' -X POST "$URL/v3/kv/put" -d "{\"key\":\"$(b64 /cfg/a)\",\"value\":\"$(b64 1)\"}"
+    assert_output '{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3} 400'
+    # inside: 200; outside: 403
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/kv/put" -d "{\"key\":\"$(b64 /cfg/a)\",\"value\":\"$(b64 1)\"}"
+    assert_output --partial '} 200'
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/kv/range" -d "{\"key\":\"$(b64 /other)\"}"
+    assert_output '{"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7} 403'
+    # bad token, Bearer: 401 code 16
+    run curl -s -w ' %{http_code}' -H "Authorization: Bearer $tok" -X POST "$URL/v3/kv/range" -d "{\"key\":\"$(b64 /cfg/a)\"}"
+    assert_output '{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16} 401'
+    # REST with the same header
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X PUT "$URL/kv/rest/a" -d v
+    assert_output --partial ' 200'
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" "$URL/kv/rest/a"
+    assert_output --partial ' 200'
+    assert_output --partial v
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X PUT "$URL/kv/other" -d x
+    assert_output --partial ' 403'
+    run curl -s -w ' %{http_code}' -X PUT "$URL/kv/other" -d x
+    assert_output --partial ' 400'
+    # gateway watch outside the range: created and canceled
+    run curl -s --max-time 2 -H "Authorization: $tok" -X POST "$URL/v3/watch" \
+        -d "{\"create_request\":{\"key\":\"$(b64 /other)\"}}"
+    assert_output --partial '"created":true'
+    assert_output --partial '"canceled":true'
+    assert_output --partial 'rpc error: code = PermissionDenied desc = etcdserver: permission denied'
+    # a non-root token cannot manage auth; /v3/auth/status is 404 as 3.4
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/auth/user/list" -d '{}'
+    assert_output --partial '"code":7} 403'
+    run curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/v3/auth/status" -d '{}'
+    assert_output 404
+    # changepw invalidates the token: 401
+    rt=$(curl -s -X POST "$URL/v3/auth/authenticate" -d '{"name":"root","password":"rootpw"}' | json_get '["token"]')
+    run curl -s -H "Authorization: $rt" -X POST "$URL/v3/auth/user/changepw" -d '{"name":"alice","password":"new"}'
+    assert_output --partial '"header"'
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/kv/range" -d "{\"key\":\"$(b64 /cfg/a)\"}"
+    assert_output --partial '"code":16} 401'
+    run grep -c -- "$tok" "$LOG"
+    assert_output 0
+}

@@ -4,9 +4,11 @@
  * etcd's Auth service over gRPC. */
 #include "api/server_priv.h"
 #include "http/client.h"
+#include "util/base64.h"
 #include "util/error.h"
 #include "util/log.h"
 
+#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -277,6 +279,35 @@ static void header(struct ms_call *c, Etcdserverpb__ResponseHeader *h)
     h->raft_term = g.raft_term;
 }
 
+/* A gateway answer: {"header":{...}<rest>} where rest (may be empty)
+ * starts with a comma. */
+static void reply_json(struct ms_call *c, const struct ms_buf *rest)
+{
+    struct ms_buf *b = &c->srv->scratch;
+    struct ms_gw_header g =
+        ms_server_header(c->srv, ms_store_revision(c->srv->store));
+
+    ms_buf_reset(b);
+    ms_buf_puts(b, "{\"header\":");
+    ms_gw_write_header(b, &g);
+    if (rest != NULL && rest->len)
+        ms_buf_append(b, rest->data, rest->len);
+    ms_buf_putc(b, '}');
+    ms_call_respond(c, 200, "application/json", b->data, b->len);
+}
+
+/* ,"name":["a","b"] */
+static void json_names(struct ms_buf *o, const char *name, char **v, size_t n)
+{
+    ms_buf_printf(o, ",\"%s\":[", name);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            ms_buf_putc(o, ',');
+        ms_gw_write_string(o, v[i], strlen(v[i]));
+    }
+    ms_buf_putc(o, ']');
+}
+
 /* Answers c with a packed message (its gRPC call, or the HTTP request a
  * follower forwarded to us). */
 static void reply(struct ms_call *c, const ProtobufCMessage *m)
@@ -306,6 +337,10 @@ static void reply_empty(struct ms_call *c)
         ETCDSERVERPB__AUTH_ENABLE_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 
+    if (c->gw_json) {
+        reply_json(c, NULL);
+        return;
+    }
     header(c, &h);
     m.header = &h;
     reply(c, &m.base);
@@ -407,7 +442,12 @@ static void on_hashed(uv_work_t *w, int status)
 /* Strips ":port" from a peer address for the limiter. */
 static void client_of(struct ms_call *c, char *out, size_t size)
 {
-    const char *r = c->gc != NULL ? c->gc->remote : "-";
+    const char *r = c->gc != NULL    ? c->gc->remote
+                    : c->req != NULL ? c->req->remote
+                                     : NULL;
+
+    if (r == NULL)
+        r = "-";
     const char *colon = strrchr(r, ':');
     size_t n = colon != NULL ? (size_t)(colon - r) : strlen(r);
 
@@ -443,10 +483,19 @@ static void on_verified(uv_work_t *w, int status)
         ms_auth_api_fail(c, rc);
     } else {
         ms_info("auth: user '%s' authenticated", p->user);
-        header(c, &h);
-        m.header = &h;
-        m.token = token;
-        reply(c, &m.base);
+        if (c->gw_json) {
+            struct ms_buf o = MS_BUF_INIT;
+            ms_buf_puts(&o, ",\"token\":");
+            ms_gw_write_string(&o, token, strlen(token));
+            reply_json(c, &o);
+            OPENSSL_cleanse(o.data, o.len);
+            ms_buf_free(&o);
+        } else {
+            header(c, &h);
+            m.header = &h;
+            m.token = token;
+            reply(c, &m.base);
+        }
         OPENSSL_cleanse(token, sizeof(token));
     }
     pw_free(p);
@@ -531,6 +580,13 @@ static void user_get(struct ms_call *c, const char *name)
         ms_auth_api_fail(c, MS_AUTH_EUSER_NOTFOUND);
         return;
     }
+    if (c->gw_json) {
+        struct ms_buf o = MS_BUF_INIT;
+        json_names(&o, "roles", u->roles, u->n_roles);
+        reply_json(c, &o);
+        ms_buf_free(&o);
+        return;
+    }
     header(c, &h);
     m.header = &h;
     m.roles = u->roles;
@@ -554,6 +610,14 @@ static void names_list(struct ms_call *c, bool users)
     for (size_t i = 0; i < n; i++)
         names[i] = users ? a->users[i].name : a->roles[i].name;
     qsort(names, n, sizeof(char *), strcmpp);
+    if (c->gw_json) {
+        struct ms_buf o = MS_BUF_INIT;
+        json_names(&o, users ? "users" : "roles", names, n);
+        reply_json(c, &o);
+        ms_buf_free(&o);
+        free(names);
+        return;
+    }
     header(c, &h);
     /* AuthRoleListResponse has the same shape: {header, repeated string} */
     m.header = &h;
@@ -573,6 +637,23 @@ static void role_get(struct ms_call *c, const char *name)
 
     if (r == NULL) {
         ms_auth_api_fail(c, MS_AUTH_EROLE_NOTFOUND);
+        return;
+    }
+    if (c->gw_json) {
+        static const char *const types[] = {"READ", "WRITE", "READWRITE"};
+        struct ms_buf o = MS_BUF_INIT;
+        ms_buf_puts(&o, ",\"perm\":[");
+        for (size_t i = 0; i < r->n_perms; i++) {
+            ms_buf_printf(&o, "%s{\"permType\":\"%s\",\"key\":\"", i ? "," : "",
+                          types[r->perms[i].type]);
+            ms_base64_encode(&o, r->perms[i].key, r->perms[i].key_len);
+            ms_buf_puts(&o, "\",\"range_end\":\"");
+            ms_base64_encode(&o, r->perms[i].end, r->perms[i].end_len);
+            ms_buf_puts(&o, "\"}");
+        }
+        ms_buf_putc(&o, ']');
+        reply_json(c, &o);
+        ms_buf_free(&o);
         return;
     }
     perms = calloc(r->n_perms + 1, sizeof(*perms));
@@ -781,5 +862,220 @@ bool ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len)
     return false; /* the caller routes it to the leader */
 bad:
     ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
+    return true;
+}
+
+/* --- the JSON gateway: /v3/auth/... -------------------------------------- */
+
+static const struct {
+    const char *path;   /* after /v3/auth/ */
+    const char *method; /* the gRPC method it maps to */
+} gw_paths[] = {
+    {"enable", "AuthEnable"},
+    {"disable", "AuthDisable"},
+    {"authenticate", "Authenticate"},
+    {"user/add", "UserAdd"},
+    {"user/get", "UserGet"},
+    {"user/list", "UserList"},
+    {"user/delete", "UserDelete"},
+    {"user/changepw", "UserChangePassword"},
+    {"user/grant", "UserGrantRole"},
+    {"user/revoke", "UserRevokeRole"},
+    {"role/add", "RoleAdd"},
+    {"role/get", "RoleGet"},
+    {"role/list", "RoleList"},
+    {"role/delete", "RoleDelete"},
+    {"role/grant", "RoleGrantPermission"},
+    {"role/revoke", "RoleRevokePermission"},
+};
+
+static char *jstring(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : (char *)"";
+}
+
+/* The base64 field snake/camel of o, decoded into c's arena. */
+static int jb64(struct ms_call *c, const cJSON *o, const char *snake,
+                const char *camel, ProtobufCBinaryData *out)
+{
+    struct ms_bytes b = {0};
+    char msg[128];
+    int rc =
+        ms_jbytes(ms_jfield(o, snake, camel), &c->arena, &b, msg, sizeof(msg));
+
+    out->data = (uint8_t *)b.data;
+    out->len = b.len;
+    return rc;
+}
+
+static int perm_type(const cJSON *v)
+{
+    if (cJSON_IsNumber(v))
+        return v->valueint;
+    if (cJSON_IsString(v)) {
+        if (strcmp(v->valuestring, "READ") == 0)
+            return 0;
+        if (strcmp(v->valuestring, "WRITE") == 0)
+            return 1;
+        if (strcmp(v->valuestring, "READWRITE") == 0)
+            return 2;
+        return -1;
+    }
+    return 0; /* absent: READ (proto3 default) */
+}
+
+/* Packs the protobuf request of method from the JSON body o into c->msg:
+ * the gateway then runs the same code as gRPC. */
+static int to_pb(struct ms_call *c, const char *method, const cJSON *o)
+{
+    ProtobufCMessage *m;
+    Etcdserverpb__AuthenticateRequest au =
+        ETCDSERVERPB__AUTHENTICATE_REQUEST__INIT;
+    Etcdserverpb__AuthUserAddRequest ua =
+        ETCDSERVERPB__AUTH_USER_ADD_REQUEST__INIT;
+    Authpb__UserAddOptions uo = AUTHPB__USER_ADD_OPTIONS__INIT;
+    Etcdserverpb__AuthUserGrantRoleRequest ug =
+        ETCDSERVERPB__AUTH_USER_GRANT_ROLE_REQUEST__INIT;
+    Etcdserverpb__AuthUserRevokeRoleRequest ur =
+        ETCDSERVERPB__AUTH_USER_REVOKE_ROLE_REQUEST__INIT;
+    Etcdserverpb__AuthRoleAddRequest ra =
+        ETCDSERVERPB__AUTH_ROLE_ADD_REQUEST__INIT;
+    Etcdserverpb__AuthRoleGetRequest rg =
+        ETCDSERVERPB__AUTH_ROLE_GET_REQUEST__INIT;
+    Etcdserverpb__AuthRoleGrantPermissionRequest rp =
+        ETCDSERVERPB__AUTH_ROLE_GRANT_PERMISSION_REQUEST__INIT;
+    Authpb__Permission perm = AUTHPB__PERMISSION__INIT;
+    Etcdserverpb__AuthRoleRevokePermissionRequest rr =
+        ETCDSERVERPB__AUTH_ROLE_REVOKE_PERMISSION_REQUEST__INIT;
+    Etcdserverpb__AuthEnableRequest en =
+        ETCDSERVERPB__AUTH_ENABLE_REQUEST__INIT;
+    uint8_t *buf;
+    size_t n;
+
+    /* requests with the same wire shape share a struct: {1 name, 2
+     * password} for Authenticate and UserChangePassword, {1 name} for
+     * UserGet, UserDelete and RoleAdd, {1 role} for RoleGet, RoleDelete */
+    if (strcmp(method, "Authenticate") == 0 ||
+        strcmp(method, "UserChangePassword") == 0) {
+        au.name = jstring(o, "name");
+        au.password = jstring(o, "password");
+        m = &au.base;
+    } else if (strcmp(method, "UserAdd") == 0) {
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "options");
+        ua.name = jstring(o, "name");
+        ua.password = jstring(o, "password");
+        if (cJSON_IsObject(op)) {
+            bool np = false;
+            ms_jbool(ms_jfield(op, "no_password", "noPassword"), &np);
+            uo.no_password = np;
+            ua.options = &uo;
+        }
+        m = &ua.base;
+    } else if (strcmp(method, "UserGet") == 0 ||
+               strcmp(method, "UserDelete") == 0 ||
+               strcmp(method, "RoleAdd") == 0) {
+        ra.name = jstring(o, "name");
+        m = &ra.base;
+    } else if (strcmp(method, "RoleGet") == 0 ||
+               strcmp(method, "RoleDelete") == 0) {
+        rg.role = jstring(o, "role");
+        m = &rg.base;
+    } else if (strcmp(method, "UserGrantRole") == 0) {
+        ug.user = jstring(o, "user");
+        ug.role = jstring(o, "role");
+        m = &ug.base;
+    } else if (strcmp(method, "UserRevokeRole") == 0) {
+        ur.name = jstring(o, "name");
+        ur.role = jstring(o, "role");
+        m = &ur.base;
+    } else if (strcmp(method, "RoleGrantPermission") == 0) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "perm");
+        int t = perm_type(ms_jfield(p, "permType", "permType"));
+        rp.name = jstring(o, "name");
+        if (!cJSON_IsObject(p) || t < 0 || t > 2 ||
+            jb64(c, p, "key", "key", &perm.key) != 0 ||
+            jb64(c, p, "range_end", "rangeEnd", &perm.range_end) != 0)
+            return MS_EMALFORMED;
+        perm.permtype = (Authpb__Permission__Type)t;
+        rp.perm = &perm;
+        m = &rp.base;
+    } else if (strcmp(method, "RoleRevokePermission") == 0) {
+        rr.role = jstring(o, "role");
+        if (jb64(c, o, "key", "key", &rr.key) != 0 ||
+            jb64(c, o, "range_end", "rangeEnd", &rr.range_end) != 0)
+            return MS_EMALFORMED;
+        m = &rr.base;
+    } else {
+        m = &en.base; /* enable, disable, the lists: no fields */
+    }
+    n = protobuf_c_message_get_packed_size(m);
+    buf = ms_arena_alloc(&c->arena, n ? n : 1);
+    if (buf == NULL)
+        return MS_ENOMEM;
+    protobuf_c_message_pack(m, buf);
+    c->msg = buf;
+    c->msg_len = n;
+    return 0;
+}
+
+bool ms_auth_api_v3(struct ms_call *c)
+{
+    static const char pfx[] = "/v3/auth/";
+    const size_t pl = sizeof(pfx) - 1;
+    struct ms_http_request *req = c->req;
+    char path[64], method[64];
+    const char *found = NULL;
+    size_t n = req->path_len;
+    cJSON *o;
+    int rc;
+
+    if (n <= pl || n - pl >= sizeof(path) || memcmp(req->path, pfx, pl) != 0)
+        return false;
+    memcpy(path, req->path + pl, n - pl);
+    path[n - pl] = 0;
+    for (size_t i = 0; i < sizeof(gw_paths) / sizeof(gw_paths[0]); i++)
+        if (strcmp(gw_paths[i].path, path) == 0)
+            found = gw_paths[i].method;
+    if (found == NULL)
+        return false; /* 404, as etcd 3.4 for /v3/auth/status */
+    c->kind = MS_API_ADMIN;
+    if (strcmp(req->method, "POST") != 0) {
+        ms_call_respond(c, 405, "text/plain; charset=utf-8",
+                        "Method Not Allowed", 18);
+        return true;
+    }
+    o = req->body_len
+            ? cJSON_ParseWithLength((const char *)req->body, req->body_len)
+            : NULL;
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        /* etcd: an empty or undecodable authenticate fails as such */
+        if (strcmp(found, "Authenticate") == 0) {
+            ms_auth_api_fail(c, c->srv->fsm.auth.enabled ? MS_AUTH_EFAILED
+                                                         : MS_AUTH_ENOTENABLED);
+            return true;
+        }
+        o = cJSON_CreateObject();
+        if (o == NULL) {
+            ms_call_fail(c, MS_ENOMEM, NULL);
+            return true;
+        }
+    }
+    rc = to_pb(c, found, o);
+    cJSON_Delete(o);
+    if (rc != 0) {
+        ms_call_fail(c, rc, NULL);
+        return true;
+    }
+    snprintf(method, sizeof(method), "/etcdserverpb.Auth/%s", found);
+    c->method_path = ms_arena_dup(&c->arena, method, strlen(method) + 1);
+    if (c->method_path == NULL) {
+        ms_call_fail(c, MS_ENOMEM, NULL);
+        return true;
+    }
+    c->gw_json = true;
+    if (!ms_auth_api_grpc(c, c->msg, c->msg_len))
+        ms_cluster_route(c, ms_auth_api_leader);
     return true;
 }

@@ -158,6 +158,7 @@ struct ms_call {
     const char *user; /* in arena */
     bool identified;
     int ident_rc; /* 0 or an ms_auth_err */
+    bool gw_json; /* an Auth call from the JSON gateway: answers in JSON */
 };
 
 /* space.c */
@@ -365,6 +366,9 @@ size_t ms_auth_api_sign(struct ms_call *c, const void *body, size_t len,
 bool ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len);
 /* On the leader: a change (c->msg) from ms_auth_api_grpc, proposed. */
 void ms_auth_api_leader(struct ms_call *c);
+/* POST /v3/auth/...: the gateway's Auth service (JSON in and out, etcd's
+ * paths and field names). Returns false (c untouched) for other paths. */
+bool ms_auth_api_v3(struct ms_call *c);
 
 /* v3.c: a fresh lease id for a grant that did not choose one. */
 int64_t ms_v3_new_lease_id(struct ms_server *s);
