@@ -246,7 +246,28 @@ setup_auth() {
         run ectl --user alice:alicepw get /cfg/k --consistency=s
         assert_output --partial "etcdserver: permission denied"
     done
+    # a password change through a follower (hashed there; only the hash
+    # goes to the leader) holds on every member
+    EP=${follower#http://}
+    run ectl --user root:rootpw user grant-role alice cfg
+    run ectl --user root:rootpw user passwd alice --interactive=false <<<"pw2"
+    assert_success
+    sleep 0.3
+    for u in "$U1" "$U2" "$U3"; do
+        EP=${u#http://}
+        run ectl --user alice:pw2 get /cfg/k --consistency=s --print-value-only
+        assert_success
+        run ectl --user alice:alicepw get /cfg/k --consistency=s
+        assert_output --partial "etcdserver: authentication failed, invalid user ID or password"
+    done
     # a client cannot pose as a forwarding member
+    run curl -s -X POST -H 'X-Metastore-Forwarded: 1' \
+        -H 'X-Metastore-User: root' -H 'X-Metastore-Auth: 00' \
+        -d '{"op":"auth_disable"}' "$leader/internal/auth"
+    assert_output --partial "etcdserver: invalid auth token"
+    run curl -s -X POST -H 'X-Metastore-Forwarded: 1' \
+        -d '{"op":"auth_disable"}' "$leader/internal/auth"
+    assert_output --partial "etcdserver: user name is empty"
     run curl -s -X POST -H 'X-Metastore-Forwarded: 1' \
         -H 'X-Metastore-User: root' -H 'X-Metastore-Auth: 00' \
         --data-binary @/dev/null "$leader/internal/op"

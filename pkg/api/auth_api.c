@@ -4,6 +4,7 @@
  * etcd's Auth service over gRPC. */
 #include "api/server_priv.h"
 #include "http/client.h"
+#include "codec/codec.h"
 #include "util/base64.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -405,12 +406,18 @@ static void on_applied(struct ms_raft_propose_req *req, int status,
     free(ar);
 }
 
-static void propose(struct ms_call *c, const struct ms_auth_cmd *cmd)
+/* On the leader: proposes the change whose JSON (ms_auth_cmd_encode) is
+ * c->msg, made by submit here or on the member that received the call. */
+static void propose_payload(struct ms_call *c)
 {
     struct ms_buf b = MS_BUF_INIT;
     struct prop *p = calloc(1, sizeof(*p));
-    int rc = p == NULL ? MS_ENOMEM : ms_fsm_encode_auth(cmd, &b);
+    int rc = 0;
 
+    if (p == NULL || ms_buf_putc(&b, MS_CODEC_FORMAT_VERSION) != 0 ||
+        ms_buf_putc(&b, MS_ENTRY_AUTH) != 0 ||
+        ms_buf_append(&b, c->msg, c->msg_len) != 0)
+        rc = MS_ENOMEM;
     if (rc == 0) {
         p->c = c;
         p->req.data = p;
@@ -419,11 +426,64 @@ static void propose(struct ms_call *c, const struct ms_auth_cmd *cmd)
     ms_buf_free(&b);
     if (rc != 0) {
         free(p);
-        if (rc == MS_EINVAL)
-            ms_auth_api_fail(c, MS_AUTH_EMALFORMED);
-        else
-            ms_call_fail(c, rc, NULL);
+        ms_call_fail(c, rc, NULL);
     }
+}
+
+/* A change the leader applied for us (its answer is header-only). */
+static void render_forwarded(struct ms_call *c, int status,
+                             const struct ms_result *r)
+{
+    (void)r;
+    if (status != 0)
+        ms_call_fail(c, status, NULL);
+    else
+        reply_empty(c);
+}
+
+/* On the member that received the call: the change, complete (a password
+ * already hashed, the forwarding key already drawn), goes to the leader as
+ * its replicated JSON, signed with the caller's name (cluster.c). */
+static void submit(struct ms_call *c, const struct ms_auth_cmd *cmd)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    int rc = ms_auth_cmd_encode(cmd, &b);
+
+    if (rc == 0) {
+        c->msg = ms_arena_dup(&c->arena, b.data, b.len);
+        c->msg_len = b.len;
+        if (c->msg == NULL)
+            rc = MS_AUTH_ENOMEM;
+    }
+    ms_buf_free(&b);
+    if (rc != 0) {
+        ms_auth_api_fail(c, rc);
+        return;
+    }
+    c->fwd_path = "/internal/auth";
+    c->render = render_forwarded;
+    ms_cluster_route(c, propose_payload);
+}
+
+void ms_auth_api_internal(struct ms_call *c)
+{
+    int rc;
+
+    if (strcmp(c->req->method, "POST") != 0 ||
+        ms_http_request_header(c->req, "X-Metastore-Forwarded") == NULL) {
+        ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
+        return;
+    }
+    /* the forwarding member checked root; its signed word is checked */
+    rc = ms_auth_api_root(c);
+    if (rc != 0) {
+        ms_auth_api_fail(c, rc);
+        return;
+    }
+    c->kind = MS_API_ADMIN;
+    c->msg = c->req->body;
+    c->msg_len = c->req->body_len;
+    ms_cluster_route(c, propose_payload);
 }
 
 static void on_hashed(uv_work_t *w, int status)
@@ -434,7 +494,7 @@ static void on_hashed(uv_work_t *w, int status)
         ms_auth_api_fail(p->c, MS_AUTH_ENOMEM);
     } else {
         p->cmd.hash = p->hash;
-        propose(p->c, &p->cmd);
+        submit(p->c, &p->cmd);
     }
     pw_free(p);
 }
@@ -704,10 +764,10 @@ static void run_change(struct ms_call *c, const char *name, const uint8_t *msg,
         secret[64] = 0;
         cmd.type = MS_AUTH_CMD_ENABLE;
         cmd.secret = secret;
-        propose(c, &cmd);
+        submit(c, &cmd);
     } else if (strcmp(name, "AuthDisable") == 0) {
         cmd.type = MS_AUTH_CMD_DISABLE;
-        propose(c, &cmd);
+        submit(c, &cmd);
     } else if (strcmp(name, "UserAdd") == 0) {
         UNPACK(AuthUserAddRequest, auth_user_add_request);
         cmd.type = MS_AUTH_CMD_USER_ADD;
@@ -715,7 +775,7 @@ static void run_change(struct ms_call *c, const char *name, const uint8_t *msg,
         if (q->name[0] == '\0')
             ms_auth_api_fail(c, MS_AUTH_EUSER_EMPTY);
         else if (q->options != NULL && q->options->no_password)
-            propose(c, &cmd);
+            submit(c, &cmd);
         else
             propose_with_hash(c, &cmd, q->password);
         etcdserverpb__auth_user_add_request__free_unpacked(q, NULL);
@@ -730,33 +790,33 @@ static void run_change(struct ms_call *c, const char *name, const uint8_t *msg,
         UNPACK(AuthUserDeleteRequest, auth_user_delete_request);
         cmd.type = MS_AUTH_CMD_USER_DELETE;
         cmd.user = q->name;
-        propose(c, &cmd);
+        submit(c, &cmd);
         etcdserverpb__auth_user_delete_request__free_unpacked(q, NULL);
     } else if (strcmp(name, "UserGrantRole") == 0) {
         UNPACK(AuthUserGrantRoleRequest, auth_user_grant_role_request);
         cmd.type = MS_AUTH_CMD_USER_GRANT;
         cmd.user = q->user;
         cmd.role = q->role;
-        propose(c, &cmd);
+        submit(c, &cmd);
         etcdserverpb__auth_user_grant_role_request__free_unpacked(q, NULL);
     } else if (strcmp(name, "UserRevokeRole") == 0) {
         UNPACK(AuthUserRevokeRoleRequest, auth_user_revoke_role_request);
         cmd.type = MS_AUTH_CMD_USER_REVOKE;
         cmd.user = q->name;
         cmd.role = q->role;
-        propose(c, &cmd);
+        submit(c, &cmd);
         etcdserverpb__auth_user_revoke_role_request__free_unpacked(q, NULL);
     } else if (strcmp(name, "RoleAdd") == 0) {
         UNPACK(AuthRoleAddRequest, auth_role_add_request);
         cmd.type = MS_AUTH_CMD_ROLE_ADD;
         cmd.role = q->name;
-        propose(c, &cmd);
+        submit(c, &cmd);
         etcdserverpb__auth_role_add_request__free_unpacked(q, NULL);
     } else if (strcmp(name, "RoleDelete") == 0) {
         UNPACK(AuthRoleDeleteRequest, auth_role_delete_request);
         cmd.type = MS_AUTH_CMD_ROLE_DELETE;
         cmd.role = q->role;
-        propose(c, &cmd);
+        submit(c, &cmd);
         etcdserverpb__auth_role_delete_request__free_unpacked(q, NULL);
     } else if (strcmp(name, "RoleGrantPermission") == 0) {
         UNPACK(AuthRoleGrantPermissionRequest,
@@ -773,7 +833,7 @@ static void run_change(struct ms_call *c, const char *name, const uint8_t *msg,
         if (q->perm == NULL || cmd.perm > MS_AUTH_READWRITE)
             ms_auth_api_fail(c, MS_AUTH_EMALFORMED);
         else
-            propose(c, &cmd);
+            submit(c, &cmd);
         etcdserverpb__auth_role_grant_permission_request__free_unpacked(q,
                                                                         NULL);
     } else if (strcmp(name, "RoleRevokePermission") == 0) {
@@ -785,7 +845,7 @@ static void run_change(struct ms_call *c, const char *name, const uint8_t *msg,
         cmd.key_len = q->key.len;
         cmd.end = q->range_end.data;
         cmd.end_len = q->range_end.len;
-        propose(c, &cmd);
+        submit(c, &cmd);
         etcdserverpb__auth_role_revoke_permission_request__free_unpacked(q,
                                                                          NULL);
     } else {
@@ -799,19 +859,7 @@ oom:
     ms_auth_api_fail(c, MS_AUTH_ENOMEM);
 }
 
-void ms_auth_api_leader(struct ms_call *c)
-{
-    const char *name = strrchr(c->method_path, '/') + 1;
-    int rc = ms_auth_api_root(c);
-
-    if (rc != 0) {
-        ms_auth_api_fail(c, rc);
-        return;
-    }
-    run_change(c, name, c->msg, c->msg_len);
-}
-
-bool ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len)
+void ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len)
 {
     const char *name = strrchr(c->method_path, '/') + 1;
     int rc;
@@ -822,7 +870,7 @@ bool ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len)
         if (q->password != NULL)
             OPENSSL_cleanse(q->password, strlen(q->password));
         etcdserverpb__authenticate_request__free_unpacked(q, NULL);
-        return true;
+        return;
     }
     if (strcmp(name, "UserGet") == 0) {
         UNPACK(AuthUserGetRequest, auth_user_get_request);
@@ -836,7 +884,7 @@ bool ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len)
         else
             user_get(c, q->name);
         etcdserverpb__auth_user_get_request__free_unpacked(q, NULL);
-        return true;
+        return;
     }
     if (strcmp(name, "UserList") == 0 || strcmp(name, "RoleList") == 0 ||
         strcmp(name, "RoleGet") == 0) {
@@ -850,19 +898,21 @@ bool ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len)
         } else {
             names_list(c, name[0] == 'U');
         }
-        return true;
+        return;
     }
     /* changes: root only (checked here, where the token is known, and
-     * again on the leader from the signed forward) */
+     * again on the leader from the signed forward); built here, proposed
+     * on the leader */
     rc = ms_auth_api_root(c);
     if (rc != 0) {
         ms_auth_api_fail(c, rc);
-        return true;
+        return;
     }
-    return false; /* the caller routes it to the leader */
+    run_change(c, name, msg, len);
+    return;
 bad:
     ms_call_fail(c, MS_EMALFORMED, "grpc: error unmarshalling request");
-    return true;
+    return;
 }
 
 /* --- the JSON gateway: /v3/auth/... -------------------------------------- */
@@ -1075,7 +1125,6 @@ bool ms_auth_api_v3(struct ms_call *c)
         return true;
     }
     c->gw_json = true;
-    if (!ms_auth_api_grpc(c, c->msg, c->msg_len))
-        ms_cluster_route(c, ms_auth_api_leader);
+    ms_auth_api_grpc(c, c->msg, c->msg_len);
     return true;
 }

@@ -294,7 +294,10 @@ static void forward_msg(struct ms_call *c, const char *addr)
         park(c);
         return;
     }
-    snprintf(target, sizeof(target), "/internal/grpc%s", c->method_path);
+    if (c->fwd_path != NULL)
+        snprintf(target, sizeof(target), "%s", c->fwd_path);
+    else
+        snprintf(target, sizeof(target), "/internal/grpc%s", c->method_path);
     f->creq.data = f;
     f->c = c;
     s->forwarded++;
@@ -420,7 +423,7 @@ static void dispatch(struct ms_call *c)
     addr = leader_client(s);
     if (addr != NULL && c->op_call)
         forward_op(c, addr);
-    else if (addr != NULL && c->req == NULL)
+    else if (addr != NULL && (c->req == NULL || c->fwd_path != NULL))
         forward_msg(c, addr);
     else if (addr != NULL)
         forward(c, addr);

@@ -574,9 +574,7 @@ void ms_grpc_api_members(struct ms_call *c, const struct ms_member *added)
 /* Runs c's protobuf request here, on the leader. */
 static void run_on_leader(struct ms_call *c)
 {
-    if (strncmp(c->method_path, "/etcdserverpb.Auth/", 19) == 0)
-        ms_auth_api_leader(c);
-    else if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
+    if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0)
         time_to_live(c);
     else if (strcmp(c->method_path, "/etcdserverpb.Lease/LeaseKeepAlive") == 0)
         keep_alive(c);
@@ -623,7 +621,7 @@ void ms_grpc_api_internal(struct ms_call *c)
         ms_http_request_header(c->req, "X-Metastore-Forwarded") == NULL ||
         i == NMETHODS ||
         !(methods[i].how == H_LEADER || methods[i].how == H_KEEPALIVE ||
-          methods[i].how == H_MEMBER || methods[i].how == H_AUTH)) {
+          methods[i].how == H_MEMBER)) {
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
         return;
     }
@@ -996,8 +994,7 @@ static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
     switch (m->how) {
     case H_AUTH:
         c->method_path = m->path;
-        if (!ms_auth_api_grpc(c, msg, len))
-            route_to_leader(c, msg, len);
+        ms_auth_api_grpc(c, msg, len);
         return;
     case H_OP:
         run_op(c, m->op, msg, len);

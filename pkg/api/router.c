@@ -277,6 +277,8 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
         ms_admin_handle(c);
     } else if (is(req, "/internal/op")) {
         ms_cluster_serve_op(c);
+    } else if (is(req, "/internal/auth")) {
+        ms_auth_api_internal(c);
     } else if (prefix(req, "/internal/grpc/")) {
         ms_grpc_api_internal(c);
     } else if (prefix(req, "/v3/")) {

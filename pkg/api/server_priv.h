@@ -159,6 +159,8 @@ struct ms_call {
     bool identified;
     int ident_rc; /* 0 or an ms_auth_err */
     bool gw_json; /* an Auth call from the JSON gateway: answers in JSON */
+    /* cluster.c: forward c->msg to this internal path (forward_msg) */
+    const char *fwd_path;
 };
 
 /* space.c */
@@ -359,13 +361,15 @@ void ms_auth_api_fail(struct ms_call *c, int rc);
 struct ms_http_header;
 size_t ms_auth_api_sign(struct ms_call *c, const void *body, size_t len,
                         struct ms_http_header *h);
-/* etcdserverpb.Auth over gRPC (c->method_path set): answers Authenticate
- * and the reads here, refuses non-root callers, and returns false for a
- * change the caller must route to the leader (ms_auth_api_leader there).
+/* etcdserverpb.Auth over gRPC (c->method_path set; the gateway maps onto
+ * it): answers Authenticate and the reads here; a change is checked (root),
+ * completed here (password hashed, off the loop) and its replicated form
+ * proposed on the leader (POST /internal/auth when this member follows).
  * Callable with auth disabled. */
-bool ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len);
-/* On the leader: a change (c->msg) from ms_auth_api_grpc, proposed. */
-void ms_auth_api_leader(struct ms_call *c);
+void ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len);
+/* POST /internal/auth from a follower: proposes the change in the body
+ * (root checked from the signed forward). */
+void ms_auth_api_internal(struct ms_call *c);
 /* POST /v3/auth/...: the gateway's Auth service (JSON in and out, etcd's
  * paths and field names). Returns false (c untouched) for other paths. */
 bool ms_auth_api_v3(struct ms_call *c);
