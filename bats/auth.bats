@@ -349,3 +349,22 @@ setup_auth() {
     run grep -c -- "$tok" "$LOG"
     assert_output 0
 }
+
+@test "--auth-token-ttl: a simple token expires after its last use (401)" {
+    start_server n1 --auth-token-ttl 1
+    EP=127.0.0.1:$PORT
+    setup_auth
+    local tok
+    tok=$(curl -s -X POST "$URL/v3/auth/authenticate" -d '{"name":"alice","password":"alicepw"}' | json_get '["token"]')
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/kv/range" -d "{\"key\":\"$(b64 /cfg/a)\"}"
+    assert_output --partial ' 200'
+    sleep 0.6
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/kv/range" -d "{\"key\":\"$(b64 /cfg/a)\"}"
+    assert_output --partial ' 200'
+    sleep 1.3
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/kv/range" -d "{\"key\":\"$(b64 /cfg/a)\"}"
+    assert_output '{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16} 401'
+    run "$SERVER" --auth-token-ttl 0
+    assert_failure 2
+    assert_output --partial "--auth-token-ttl: '0'"
+}

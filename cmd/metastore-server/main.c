@@ -23,7 +23,8 @@ static const char usage[] =
     "  --name NAME                       member name (default \"default\")\n"
     "  --data-dir DIR                    data directory (./metastore.data)\n"
     "  --listen-client-urls URL          client URL (http://127.0.0.1:2379)\n"
-    "  --advertise-client-urls URL       client URL told to others (listen URL)\n"
+    "  --advertise-client-urls URL       client URL told to others (listen "
+    "URL)\n"
     "  --listen-peer-urls URL            peer URL (http://127.0.0.1:2380)\n"
     "  --initial-advertise-peer-urls URL peer URL told to others (listen URL)\n"
     "  --initial-cluster LIST            name=peerURL,... (NAME=peer URL)\n"
@@ -54,6 +55,9 @@ static const char usage[] =
     "  --request-timeout MS              proposal/read timeout (5000)\n"
     "  --space-reserve BYTES             refuse writes below this much free\n"
     "                                    disk space (67108864; 0: never)\n"
+    "auth:\n"
+    "  --auth-token-ttl SECONDS          simple tokens expire this long after\n"
+    "                                    their last use (300)\n"
     "other:\n"
     "  --log-level debug|info|warn|error (info)\n"
     "  --version                         print the version and exit\n"
@@ -84,6 +88,7 @@ enum {
     OPT_MAX_REQUEST_BYTES,
     OPT_MAX_CONNECTIONS,
     OPT_REQUEST_TIMEOUT,
+    OPT_AUTH_TOKEN_TTL,
     OPT_SPACE_RESERVE,
     OPT_LOG_LEVEL,
     OPT_VERSION,
@@ -117,6 +122,7 @@ static const struct option options[] = {
     {"max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST_BYTES},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"auth-token-ttl", required_argument, NULL, OPT_AUTH_TOKEN_TTL},
     {"space-reserve", required_argument, NULL, OPT_SPACE_RESERVE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -352,6 +358,13 @@ int main(int argc, char **argv)
                                  "milliseconds 1..3600000",
                                  optarg);
             c.request_timeout_ms = (unsigned)v;
+            break;
+        case OPT_AUTH_TOKEN_TTL:
+            if (parse_num(optarg, 1, 86400 * 365, &v) != 0)
+                return bad_usage("--auth-token-ttl: '%s': expected "
+                                 "seconds 1..31536000",
+                                 optarg);
+            c.auth_token_ttl_s = (unsigned)v;
             break;
         case OPT_SPACE_RESERVE:
             if (parse_num(optarg, 0, 1ull << 50, &v) != 0)

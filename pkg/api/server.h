@@ -35,6 +35,7 @@ struct ms_server_config {
     enum ms_codec_id codec;
     struct ms_batch_config batch;
     unsigned request_timeout_ms;       /* proposals and linearizable reads */
+    unsigned auth_token_ttl_s;         /* simple tokens live this long unused */
     /* Disk-space alarm: writes are refused while a data directory has
      * fewer free bytes than this (0: never). See space.c. */
     uint64_t space_reserve_bytes;
