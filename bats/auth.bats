@@ -340,6 +340,13 @@ setup_auth() {
     assert_output --partial '"code":7} 403'
     run curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/v3/auth/status" -d '{}'
     assert_output 404
+    # gateway member calls are root's too; member list is anyone's
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/cluster/member/add" -d '{"peerURLs":["http://127.0.0.1:1"]}'
+    assert_output '{"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7} 403'
+    run curl -s -w ' %{http_code}' -X POST "$URL/v3/cluster/member/remove" -d '{"ID":"1"}'
+    assert_output --partial '"code":3} 400'
+    run curl -s -w ' %{http_code}' -H "Authorization: $tok" -X POST "$URL/v3/cluster/member/list" -d '{}'
+    assert_output --partial ' 200'
     # changepw invalidates the token: 401
     rt=$(curl -s -X POST "$URL/v3/auth/authenticate" -d '{"name":"root","password":"rootpw"}' | json_get '["token"]')
     run curl -s -H "Authorization: $rt" -X POST "$URL/v3/auth/user/changepw" -d '{"name":"alice","password":"new"}'

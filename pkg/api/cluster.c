@@ -1051,6 +1051,23 @@ void ms_cluster_member_op(struct ms_call *c)
         removed_notice(c);
         return;
     }
+    if (c->srv->fsm.auth.enabled) {
+        /* add, remove and promote are root's, as etcd; publish and the
+         * removal notice are members talking to each other */
+        static const char *const admin[] = {"/v3/cluster/member/add",
+                                            "/v3/cluster/member/remove",
+                                            "/v3/cluster/member/promote"};
+        for (size_t i = 0; i < 3; i++) {
+            int rc;
+            if (c->req->path_len != strlen(admin[i]) ||
+                memcmp(c->req->path, admin[i], c->req->path_len) != 0)
+                continue;
+            if ((rc = ms_auth_api_root(c)) != 0) {
+                ms_auth_api_fail(c, rc);
+                return;
+            }
+        }
+    }
     ms_cluster_route(c, run_member_op);
 }
 
