@@ -109,6 +109,25 @@ setup_auth() {
     run ectl --user alice:alicepw txn <<<$'value("/other") = "x"\n\nput /cfg/b 2\n\n'
     assert_failure
     assert_output --partial "etcdserver: permission denied"
+    # txn: a put outside the range in either branch is refused
+    run ectl --user alice:alicepw txn <<<$'value("/cfg/a") = "1"\n\nput /other z\n\nput /cfg/b 2\n'
+    assert_failure
+    assert_output --partial "etcdserver: permission denied"
+    run ectl --user alice:alicepw txn <<<$'value("/cfg/a") = "1"\n\nput /cfg/b 2\n\n'
+    assert_success
+    # leases: anyone may grant; revoking needs write on the lease's keys
+    run ectl --user alice:alicepw lease grant 60
+    assert_success
+    local lid
+    lid=$(echo "$output" | awk '/granted/ {print $2}')
+    run ectl --user alice:alicepw put /cfg/l v --lease="$lid"
+    assert_success
+    run ectl --user root:rootpw put /other y --lease="$lid"
+    assert_success
+    run ectl --user alice:alicepw lease revoke "$lid"
+    assert_output --partial "etcdserver: permission denied"
+    run ectl --user root:rootpw lease revoke "$lid"
+    assert_success
     # root-only: member and maintenance calls
     run ectl --user alice:alicepw member add x --peer-urls=http://127.0.0.1:1
     assert_output --partial "etcdserver: permission denied"
@@ -123,6 +142,7 @@ setup_auth() {
     run ectl --user alice:alicepw member list
     assert_success
     # root may do all of it
+    run ectl --user root:rootpw put /other x
     run ectl --user root:rootpw get /other --print-value-only
     assert_output x
     run ectl --user root:rootpw user list
