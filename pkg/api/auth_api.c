@@ -94,6 +94,18 @@ static const char *call_token(struct ms_call *c, bool *bad)
     return NULL;
 }
 
+/* The hook for --client-cert-auth: over gRPC, the CN of the client's
+ * verified certificate names the user when no token is sent (etcd 3.4).
+ * pkg/grpc carries it once client TLS sets it; NULL until then. */
+static const char *cert_user(const struct ms_call *c)
+{
+    const struct ms_call *g = c->parent != NULL ? c->parent : c;
+
+    if (g->gc == NULL || g->gc->client_cn == NULL || !g->gc->client_cn[0])
+        return NULL;
+    return g->gc->client_cn;
+}
+
 /* A forward from another member: the user it checked, if the signature
  * holds. Returns 0 (*user NULL: no user was named), or MS_AUTH_ETOKEN. */
 static int forwarded_user(struct ms_call *c, const char **user)
@@ -132,14 +144,15 @@ int ms_auth_api_identify(struct ms_call *c)
         rc = forwarded_user(c, &u);
     } else {
         tok = call_token(c, &bad);
-        /* hook: with --client-cert-auth, a gRPC call without a token takes
-         * the user from its certificate's CN (client TLS provides it) */
-        if (bad)
+        if (bad) {
             rc = MS_AUTH_ETOKEN;
-        else if (tok == NULL)
-            rc = MS_AUTH_EUSER_EMPTY;
-        else
+        } else if (tok != NULL) { /* a token wins over a certificate */
             rc = ms_auth_token_user(&s->fsm.auth, tok, ms_now_ns(), &u);
+        } else if ((u = cert_user(c)) != NULL) {
+            rc = 0;
+        } else {
+            rc = MS_AUTH_EUSER_EMPTY;
+        }
     }
     if (rc == 0 && u != NULL) {
         c->user = ms_arena_dup(&c->arena, u, strlen(u) + 1);
