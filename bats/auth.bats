@@ -137,6 +137,16 @@ setup_auth() {
     assert_output --partial "etcdserver: permission denied"
     run ectl --user alice:alicepw role add x
     assert_output --partial "etcdserver: permission denied"
+    # a user may read their own entry and roles, not others'
+    run ectl --user alice:alicepw user get alice
+    assert_success
+    assert_output --partial "Roles: cfg"
+    run ectl --user alice:alicepw role get cfg
+    assert_success
+    run ectl --user alice:alicepw user get root
+    assert_output --partial "etcdserver: permission denied"
+    run ectl --user alice:alicepw role get root
+    assert_output --partial "etcdserver: permission denied"
     run ectl --user alice:alicepw endpoint status
     assert_success
     run ectl --user alice:alicepw member list

@@ -899,18 +899,30 @@ void ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len)
         etcdserverpb__auth_user_get_request__free_unpacked(q, NULL);
         return;
     }
-    if (strcmp(name, "UserList") == 0 || strcmp(name, "RoleList") == 0 ||
-        strcmp(name, "RoleGet") == 0) {
+    if (strcmp(name, "RoleGet") == 0) {
+        UNPACK(AuthRoleGetRequest, auth_role_get_request);
+        /* any user may read a role they have, as etcd */
         rc = ms_auth_api_root(c);
-        if (rc != 0) {
-            ms_auth_api_fail(c, rc);
-        } else if (strcmp(name, "RoleGet") == 0) {
-            UNPACK(AuthRoleGetRequest, auth_role_get_request);
-            role_get(c, q->role);
-            etcdserverpb__auth_role_get_request__free_unpacked(q, NULL);
-        } else {
-            names_list(c, name[0] == 'U');
+        if (rc == MS_AUTH_EDENIED && c->user != NULL) {
+            const struct ms_auth_user *u =
+                ms_auth_user_find(&c->srv->fsm.auth, c->user);
+            for (size_t i = 0; u != NULL && i < u->n_roles; i++)
+                if (strcmp(u->roles[i], q->role) == 0)
+                    rc = 0;
         }
+        if (rc != 0)
+            ms_auth_api_fail(c, rc);
+        else
+            role_get(c, q->role);
+        etcdserverpb__auth_role_get_request__free_unpacked(q, NULL);
+        return;
+    }
+    if (strcmp(name, "UserList") == 0 || strcmp(name, "RoleList") == 0) {
+        rc = ms_auth_api_root(c);
+        if (rc != 0)
+            ms_auth_api_fail(c, rc);
+        else
+            names_list(c, name[0] == 'U');
         return;
     }
     /* changes: root only (checked here, where the token is known, and
