@@ -33,7 +33,7 @@ typedef void (*ms_fsm_observe_fn)(void *data, const struct ms_op *op,
  * ms_auth_cmd). Passwords travel only as hashes made by the proposer. Like
  * member changes: one per entry, applied again on replay (the auth state
  * lives in memory and in snapshots), no store revision. */
-#define MS_ENTRY_AUTH 0x11
+#define MS_ENTRY_AUTH 0x12 /* 0x11 is main's MS_ENTRY_ALARM */
 
 /* Called after a member entry was applied (the table is in fsm->members). */
 typedef void (*ms_fsm_members_fn)(void *data);
