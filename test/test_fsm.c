@@ -329,6 +329,73 @@ static void test_end_without_collect(void **state)
     fx_free(f);
 }
 
+static uint64_t auth_entry(struct ms_fsm *fsm, uint64_t index,
+                           const struct ms_auth_cmd *c, int want)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    struct ms_fsm_auth_result *ar = NULL;
+
+    assert_int_equal(ms_fsm_encode_auth(c, &b), 0);
+    assert_int_equal(ms_fsm_apply_ex(fsm, index, b.data, b.len, &ar), 0);
+    assert_non_null(ar);
+    assert_int_equal(ar->rc, want);
+    uint64_t rev = ar->revision;
+    free(ar);
+    ms_buf_free(&b);
+    return rev;
+}
+
+/* Auth entries apply with etcd's outcome handed back as the result, do not
+ * move the store revision, and the auth state travels in snapshots (with
+ * the member table); a snapshot without auth restores auth off. */
+static void test_auth_entries_and_snapshot(void **state)
+{
+    struct fx *f = fx_new(MS_BACKEND_MEMORY), *g = fx_new(MS_BACKEND_MEMORY);
+    struct ms_fsm fsm, fsm2;
+    struct ms_buf snap = MS_BUF_INIT, plain_snap = MS_BUF_INIT;
+    struct ms_auth_cmd c = {
+        .type = MS_AUTH_CMD_USER_ADD, .user = "root", .hash = "x"};
+    uint64_t i;
+    (void)state;
+
+    build_state(f, &fsm, 10);
+    fsm.snapshot_inline = true;
+    assert_int_equal(ms_fsm_snapshot(&fsm, &plain_snap), 0);
+    int64_t rev = ms_store_revision(f->s);
+    i = ms_store_applied_index(f->s);
+    assert_int_equal(auth_entry(&fsm, ++i, &c, 0), 1);
+    auth_entry(&fsm, ++i, &c, MS_AUTH_EUSER_EXISTS);
+    c = (struct ms_auth_cmd){
+        .type = MS_AUTH_CMD_USER_GRANT, .user = "root", .role = "root"};
+    auth_entry(&fsm, ++i, &c, 0);
+    c = (struct ms_auth_cmd){.type = MS_AUTH_CMD_ENABLE};
+    assert_int_equal(auth_entry(&fsm, ++i, &c, 0), 3);
+    assert_int_equal(ms_store_revision(f->s), rev);
+    assert_int_equal(ms_store_applied_index(f->s), i);
+    /* a malformed auth entry is a result, not an fsm failure */
+    const uint8_t bad[] = {MS_CODEC_FORMAT_VERSION, MS_ENTRY_AUTH, '{'};
+    assert_int_equal(ms_fsm_apply(&fsm, ++i, bad, sizeof bad), 0);
+
+    assert_int_equal(ms_fsm_snapshot(&fsm, &snap), 0);
+    ms_fsm_init(&fsm2, g->s, 2, 1);
+    assert_int_equal(ms_fsm_restore(&fsm2, snap.data, snap.len), 0);
+    assert_true(fsm2.auth.enabled);
+    assert_int_equal(fsm2.auth.revision, 3);
+    assert_true(ms_auth_is_root(&fsm2.auth, "root"));
+    assert_int_equal(fsm2.members.n, 1);
+    /* an older snapshot: no auth */
+    assert_int_equal(ms_fsm_restore(&fsm2, plain_snap.data, plain_snap.len), 0);
+    assert_false(fsm2.auth.enabled);
+    assert_int_equal(fsm2.auth.n_users, 0);
+    assert_int_equal(fsm2.members.n, 1);
+    ms_fsm_free(&fsm);
+    ms_fsm_free(&fsm2);
+    ms_buf_free(&snap);
+    ms_buf_free(&plain_snap);
+    fx_free(f);
+    fx_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_cancel_then_end),
         cmocka_unit_test(test_end_without_collect),
         cmocka_unit_test(test_alarm_entries),
+        cmocka_unit_test(test_auth_entries_and_snapshot),
     };
     alarm(120); /* hard stop should a collect hang */
     return cmocka_run_group_tests(tests, NULL, NULL);

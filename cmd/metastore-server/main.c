@@ -65,6 +65,9 @@ static const char usage[] =
     "                                    revisions kept; 0: off (0)\n"
     "  --auto-compaction-interval D      revision mode: how often the leader\n"
     "                                    checks (5m)\n"
+    "auth:\n"
+    "  --auth-token-ttl SECONDS          simple tokens expire this long after\n"
+    "                                    their last use (300)\n"
     "other:\n"
     "  --log-level debug|info|warn|error (info)\n"
     "  --version                         print the version and exit\n"
@@ -95,6 +98,7 @@ enum {
     OPT_MAX_REQUEST_BYTES,
     OPT_MAX_CONNECTIONS,
     OPT_REQUEST_TIMEOUT,
+    OPT_AUTH_TOKEN_TTL,
     OPT_SPACE_RESERVE,
     OPT_LOG_LEVEL,
     OPT_VERSION,
@@ -132,6 +136,7 @@ static const struct option options[] = {
     {"max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST_BYTES},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"auth-token-ttl", required_argument, NULL, OPT_AUTH_TOKEN_TTL},
     {"space-reserve", required_argument, NULL, OPT_SPACE_RESERVE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"quota-backend-bytes", required_argument, NULL, OPT_QUOTA},
@@ -372,6 +377,13 @@ int main(int argc, char **argv)
                                  "milliseconds 1..3600000",
                                  optarg);
             c.request_timeout_ms = (unsigned)v;
+            break;
+        case OPT_AUTH_TOKEN_TTL:
+            if (parse_num(optarg, 1, 86400 * 365, &v) != 0)
+                return bad_usage("--auth-token-ttl: '%s': expected "
+                                 "seconds 1..31536000",
+                                 optarg);
+            c.auth_token_ttl_s = (unsigned)v;
             break;
         case OPT_SPACE_RESERVE:
             if (parse_num(optarg, 0, 1ull << 50, &v) != 0)

@@ -138,7 +138,7 @@ static void forward(struct ms_call *c, const char *addr)
 {
     struct ms_server *s = c->srv;
     struct ms_http_client *cl = leader_conn(s, addr);
-    struct ms_http_header h[5];
+    struct ms_http_header h[7];
     size_t n = 0;
     static const char *pass[] = {"Content-Type", "If-Match", "If-None-Match"};
     struct fwd *f;
@@ -154,6 +154,7 @@ static void forward(struct ms_call *c, const char *addr)
             h[n++] = (struct ms_http_header){pass[i], v};
     }
     h[n++] = (struct ms_http_header){FORWARDED_HEADER, "1"};
+    n += ms_auth_api_sign(c, c->req->body, c->req->body_len, h + n);
     f->creq.data = f;
     f->c = c;
     s->forwarded++;
@@ -220,8 +221,9 @@ static void forward_op(struct ms_call *c, const char *addr)
 {
     struct ms_server *s = c->srv;
     struct ms_http_client *cl = leader_conn(s, addr);
-    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+    struct ms_http_header h[4] = {{"Content-Type", "application/x-protobuf"},
                                   {FORWARDED_HEADER, "1"}};
+    size_t nh = 2;
     struct ms_batch b = {.ops = &c->op, .n_ops = 1};
     struct ms_buf body = MS_BUF_INIT;
     struct fwd *f;
@@ -238,10 +240,11 @@ static void forward_op(struct ms_call *c, const char *addr)
         ms_call_fail(c, rc, NULL);
         return;
     }
+    nh += ms_auth_api_sign(c, body.data, body.len, h + nh);
     f->creq.data = f;
     f->c = c;
     s->forwarded++;
-    rc = ms_http_client_request(cl, &f->creq, "POST", "/internal/op", h, 2,
+    rc = ms_http_client_request(cl, &f->creq, "POST", "/internal/op", h, nh,
                                 body.data, body.len, on_op_forwarded);
     ms_buf_free(&body);
     if (rc != 0) {
@@ -281,8 +284,9 @@ static void forward_msg(struct ms_call *c, const char *addr)
 {
     struct ms_server *s = c->srv;
     struct ms_http_client *cl = leader_conn(s, addr);
-    struct ms_http_header h[2] = {{"Content-Type", "application/x-protobuf"},
+    struct ms_http_header h[4] = {{"Content-Type", "application/x-protobuf"},
                                   {FORWARDED_HEADER, "1"}};
+    size_t nh = 2 + ms_auth_api_sign(c, c->msg, c->msg_len, h + 2);
     char target[160];
     struct fwd *f;
 
@@ -290,11 +294,14 @@ static void forward_msg(struct ms_call *c, const char *addr)
         park(c);
         return;
     }
-    snprintf(target, sizeof(target), "/internal/grpc%s", c->method_path);
+    if (c->fwd_path != NULL)
+        snprintf(target, sizeof(target), "%s", c->fwd_path);
+    else
+        snprintf(target, sizeof(target), "/internal/grpc%s", c->method_path);
     f->creq.data = f;
     f->c = c;
     s->forwarded++;
-    if (ms_http_client_request(cl, &f->creq, "POST", target, h, 2, c->msg,
+    if (ms_http_client_request(cl, &f->creq, "POST", target, h, nh, c->msg,
                                c->msg_len, on_msg_forwarded) != 0) {
         free(f);
         forward_failed(c, MS_EIO, 0);
@@ -335,6 +342,14 @@ void ms_cluster_serve_op(struct ms_call *c)
         ms_http_request_header(c->req, FORWARDED_HEADER) == NULL) {
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
         return;
+    }
+    if (c->srv->fsm.auth.enabled) {
+        /* only a member's signed forward gets this far */
+        int rc = ms_auth_api_identify(c);
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
     }
     if (ms_codec_decode_batch(c->req->body, c->req->body_len, &c->fwd, err,
                               sizeof(err)) != 0 ||
@@ -408,7 +423,7 @@ static void dispatch(struct ms_call *c)
     addr = leader_client(s);
     if (addr != NULL && c->op_call)
         forward_op(c, addr);
-    else if (addr != NULL && c->req == NULL)
+    else if (addr != NULL && (c->req == NULL || c->fwd_path != NULL))
         forward_msg(c, addr);
     else if (addr != NULL)
         forward(c, addr);
@@ -1035,6 +1050,23 @@ void ms_cluster_member_op(struct ms_call *c)
                c->req->path_len) == 0) {
         removed_notice(c);
         return;
+    }
+    if (c->srv->fsm.auth.enabled) {
+        /* add, remove and promote are root's, as etcd; publish and the
+         * removal notice are members talking to each other */
+        static const char *const admin[] = {"/v3/cluster/member/add",
+                                            "/v3/cluster/member/remove",
+                                            "/v3/cluster/member/promote"};
+        for (size_t i = 0; i < 3; i++) {
+            int rc;
+            if (c->req->path_len != strlen(admin[i]) ||
+                memcmp(c->req->path, admin[i], c->req->path_len) != 0)
+                continue;
+            if ((rc = ms_auth_api_root(c)) != 0) {
+                ms_auth_api_fail(c, rc);
+                return;
+            }
+        }
     }
     ms_cluster_route(c, run_member_op);
 }

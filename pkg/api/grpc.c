@@ -32,7 +32,7 @@ enum how {
     H_WATCH,     /* watch.c */
     H_SNAPSHOT,  /* Maintenance.Snapshot: our snapshot in etcd's envelope */
     H_MAINT,     /* Defragment, HashKV, MoveLeader (maintenance()) */
-    H_AUTH,      /* "authentication is not enabled" */
+    H_AUTH,      /* auth_api.c; changes run on the leader */
     H_TODO,      /* not implemented yet */
 };
 
@@ -86,6 +86,7 @@ static const struct method methods[] = {
 };
 
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+static const char methods_alarm[] = "/etcdserverpb.Maintenance/Alarm";
 #define M_UNKNOWN NMETHODS /* counted under "unknown" */
 
 struct ms_api_grpc {
@@ -721,6 +722,13 @@ void ms_grpc_api_internal(struct ms_call *c)
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9);
         return;
     }
+    if (methods[i].how == H_MEMBER && c->srv->fsm.auth.enabled) {
+        int rc = ms_auth_api_root(c); /* the forwarding member's word */
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
+    }
     c->kind = MS_API_V3_LEASE;
     c->method_path = methods[i].path;
     route_to_leader(c, c->req->body, c->req->body_len);
@@ -1055,7 +1063,22 @@ static void on_unary_message(struct ms_grpc_call *gc, const uint8_t *msg,
         ms_grpc_api_end(c, MS_GRPC_UNKNOWN, "EOF");
         return;
     }
+    if (c->srv->fsm.auth.enabled &&
+        (m->how == H_MEMBER || m->how == H_SNAPSHOT ||
+         (m->how == H_MAINT && strcmp(m->path, methods_alarm) != 0))) {
+        /* member and maintenance calls are root's, as etcd (Status,
+         * MemberList and Alarm are anyone's) */
+        int rc = ms_auth_api_root(c);
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
+    }
     switch (m->how) {
+    case H_AUTH:
+        c->method_path = m->path;
+        ms_auth_api_grpc(c, msg, len);
+        return;
     case H_OP:
         run_op(c, m->op, msg, len);
         return;
@@ -1142,10 +1165,6 @@ static void on_call(struct ms_grpc_call *gc, void *data)
         return;
     }
     switch (methods[i].how) {
-    case H_AUTH:
-        ms_grpc_api_end(c, MS_GRPC_FAILED_PRECONDITION,
-                        "etcdserver: authentication is not enabled");
-        return;
     case H_TODO:
         snprintf(msg, sizeof(msg), "metastore: %s is not implemented",
                  gc->path + 1);

@@ -241,6 +241,13 @@ static void execute_on_leader(struct ms_call *c)
 void ms_call_execute(struct ms_call *c)
 {
     c->op_call = true;
+    if (c->srv->fsm.auth.enabled) {
+        int rc = ms_auth_api_check(c, &c->op);
+        if (rc != 0) {
+            ms_auth_api_fail(c, rc);
+            return;
+        }
+    }
     if (c->op.type == MS_OP_RANGE && c->op.u.range.serializable) {
         serve_read(c); /* local, at once, on any member */
         return;
@@ -282,6 +289,8 @@ void ms_api_on_request(struct ms_http_request *req, void *data)
         ms_admin_handle(c);
     } else if (is(req, "/internal/op")) {
         ms_cluster_serve_op(c);
+    } else if (is(req, "/internal/auth")) {
+        ms_auth_api_internal(c);
     } else if (prefix(req, "/internal/grpc/")) {
         ms_grpc_api_internal(c);
     } else if (prefix(req, "/v3/")) {

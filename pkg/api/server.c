@@ -26,6 +26,7 @@ void ms_server_config_default(struct ms_server_config *c)
         .backend = MS_BACKEND_MEMORY,
         .codec = MS_CODEC_PROTOBUF,
         .request_timeout_ms = 5000,
+        .auth_token_ttl_s = 300,
         .space_reserve_bytes = MS_SERVER_DEFAULT_SPACE_RESERVE,
     };
     ms_batch_config_default(&c->batch);
@@ -72,13 +73,22 @@ static int fsm_apply(void *data, uint64_t index, const uint8_t *buf, size_t len,
                      void **result)
 {
     struct ms_server *s = data;
+    struct ms_fsm_auth_result *ar = NULL;
     int rc;
 
-    (void)result; /* results reach proposals through ms_batch_deliver */
-    rc = ms_fsm_apply(&s->fsm, index, buf, len);
+    /* batch results reach proposals through ms_batch_deliver; an auth
+     * change's outcome goes back as the proposal's result (auth_api.c) */
+    rc = ms_fsm_apply_ex(&s->fsm, index, buf, len, &ar);
+    *result = ar;
     ms_watch_api_applied(s); /* the entry's changes to watchers */
     ms_compact_api_kick(s);  /* a compaction applied: sweep in steps */
     return rc;
+}
+
+static void fsm_release(void *data, void *result)
+{
+    (void)data;
+    free(result);
 }
 
 static int fsm_snapshot(void *data, struct ms_buf *out)
@@ -330,6 +340,7 @@ static int start(struct ms_server *s)
     struct ms_tls_config peer_tls = {0};
     struct ms_raft_fsm fsm = {.data = s,
                               .apply = fsm_apply,
+                              .release = fsm_release,
                               .snapshot = fsm_snapshot,
                               .restore = fsm_restore,
                               .snapshot_begin = fsm_snapshot_begin,
@@ -400,6 +411,7 @@ static int start(struct ms_server *s)
             (long long)ms_store_revision(s->store),
             (unsigned long long)ms_store_applied_index(s->store));
     ms_fsm_init(&s->fsm, s->store, s->member_id, (uint8_t)s->cfg.codec);
+    s->fsm.auth.token_ttl_ns = (uint64_t)s->cfg.auth_token_ttl_s * 1000000000;
     s->fsm.deliver = deliver;
     s->fsm.deliver_data = s;
     if ((r = ms_watch_api_init(s)) != 0 || (r = ms_lease_api_init(s)) != 0) {
@@ -639,6 +651,7 @@ int ms_server_run(const struct ms_server_config *c)
     ms_grpc_api_free(s);
     ms_compact_api_free(s);
     ms_store_close(s->store);
+    ms_fsm_free(&s->fsm);
     ms_buf_free(&s->scratch);
     rc = s->exit_status;
     if (rc == 0)

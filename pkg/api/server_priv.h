@@ -173,6 +173,13 @@ struct ms_call {
     int waiting_on; /* 0, WAIT_PROPOSAL or WAIT_READ */
     uint64_t op_deadline_ns;
     struct ms_call *live_prev, *live_next;
+    /* auth_api.c: the caller, once identified (auth enabled only) */
+    const char *user; /* in arena */
+    bool identified;
+    int ident_rc; /* 0 or an ms_auth_err */
+    bool gw_json; /* an Auth call from the JSON gateway: answers in JSON */
+    /* cluster.c: forward c->msg to this internal path (forward_msg) */
+    const char *fwd_path;
 };
 
 /* space.c */
@@ -367,6 +374,43 @@ struct ms_member;
 void ms_grpc_api_members(struct ms_call *c, const struct ms_member *added);
 /* Appends the gRPC metrics (calls by method and code) to /metrics. */
 void ms_grpc_api_metrics(struct ms_server *s, struct ms_buf *b);
+
+/* auth_api.c: auth in the service layer. Every function below is called
+ * only when s->fsm.auth.enabled (one branch on the hot path) unless said. */
+/* Identifies c's caller once: its simple token (gRPC metadata "token",
+ * HTTP "Authorization"), or for a forward from another member the user
+ * name that member signed. Returns 0 (c->user set) or an ms_auth_err. */
+int ms_auth_api_identify(struct ms_call *c);
+/* The permission check: may c's caller run op (NULL: just be known)?
+ * Ranges, puts, deletes, txns (compares read, both branches), lease
+ * revocation (write on the lease's keys). 0 or an ms_auth_err. */
+int ms_auth_api_check(struct ms_call *c, const struct ms_op *op);
+/* Read permission on [key, end) (watch). 0 or an ms_auth_err. */
+int ms_auth_api_check_range(struct ms_call *c, struct ms_bytes key,
+                            struct ms_bytes end);
+/* Root only (member, maintenance and auth management calls); 0 when auth
+ * is disabled. 0 or an ms_auth_err. Callable with auth disabled. */
+int ms_auth_api_root(struct ms_call *c);
+/* Answers c with the error rc (etcd's text, gRPC code, HTTP status). */
+void ms_auth_api_fail(struct ms_call *c, int rc);
+/* For a forward to the leader: fills h[0..1] with the caller's name and
+ * its signature over body; returns the number of headers (0 when auth is
+ * off or the caller unknown). Callable with auth disabled. */
+struct ms_http_header;
+size_t ms_auth_api_sign(struct ms_call *c, const void *body, size_t len,
+                        struct ms_http_header *h);
+/* etcdserverpb.Auth over gRPC (c->method_path set; the gateway maps onto
+ * it): answers Authenticate and the reads here; a change is checked (root),
+ * completed here (password hashed, off the loop) and its replicated form
+ * proposed on the leader (POST /internal/auth when this member follows).
+ * Callable with auth disabled. */
+void ms_auth_api_grpc(struct ms_call *c, const uint8_t *msg, size_t len);
+/* POST /internal/auth from a follower: proposes the change in the body
+ * (root checked from the signed forward). */
+void ms_auth_api_internal(struct ms_call *c);
+/* POST /v3/auth/...: the gateway's Auth service (JSON in and out, etcd's
+ * paths and field names). Returns false (c untouched) for other paths. */
+bool ms_auth_api_v3(struct ms_call *c);
 
 /* v3.c: a fresh lease id for a grant that did not choose one. */
 int64_t ms_v3_new_lease_id(struct ms_server *s);

@@ -70,7 +70,7 @@ void ms_v3_handle(struct ms_call *c)
 
     if (ms_gw_endpoint_from_path(req->path, req->path_len, &ep) != 0) {
         /* the streaming and lease endpoints (watch.c, lease.c) */
-        if (ms_watch_v3(c) || ms_lease_v3(c))
+        if (ms_watch_v3(c) || ms_lease_v3(c) || ms_auth_api_v3(c))
             return;
         ms_call_respond(c, 404, "text/plain; charset=utf-8", "Not Found",
                         9);

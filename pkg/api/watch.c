@@ -562,6 +562,30 @@ static int parse_create(const cJSON *o, struct ms_arena *a,
     return 0;
 }
 
+/* A create the caller may not read: etcd's created+canceled answer, no
+ * watcher. Returns true when refused (auth enabled only). */
+static bool refused(struct wstream *ws, const struct ms_watch_spec *spec)
+{
+    struct ms_watch_notice n = {.watch_id = spec->watch_id,
+                                .revision = ms_store_revision(ws->aw->s->store),
+                                .created = true,
+                                .canceled = true,
+                                .cancel_reason =
+                                    "rpc error: code = PermissionDenied desc = "
+                                    "etcdserver: permission denied"};
+    int rc;
+
+    if (!ws->aw->s->fsm.auth.enabled)
+        return false;
+    rc = ms_auth_api_check_range(ws->c, spec->key, spec->range_end);
+    if (rc == 0)
+        return false;
+    if (rc != MS_AUTH_EDENIED)
+        n.cancel_reason = ms_auth_strerror(rc);
+    sink_notice(ws, &n);
+    return true;
+}
+
 /* Runs one message of a /v3/watch body. Returns 0 or an MS_E code with
  * msg (nothing done). */
 static int run_message(struct wstream *ws, const cJSON *m, char *msg,
@@ -576,7 +600,7 @@ static int run_message(struct wstream *ws, const cJSON *m, char *msg,
     if (cr != NULL && !cJSON_IsNull(cr)) {
         struct ms_watch_spec spec;
         rc = parse_create(cr, &a, &spec, msg, size);
-        if (rc == 0 && ws->hs != NULL)
+        if (rc == 0 && ws->hs != NULL && !refused(ws, &spec))
             rc = ms_watch_create(ws->hs, &spec);
     } else if (cn != NULL && !cJSON_IsNull(cn)) {
         int64_t id = 0;
@@ -681,7 +705,7 @@ static void on_grpc_message(struct ms_grpc_call *gc, const uint8_t *msg,
         kick(ws->aw, 0);
         return;
     }
-    if (kind == 1)
+    if (kind == 1 && !refused(ws, &spec))
         rc = ms_watch_create(ws->hs, &spec);
     else if (kind == 2)
         ms_watch_cancel(ws->hs, id);
@@ -780,7 +804,7 @@ void ms_watch_rest(struct ms_call *c, struct ms_bytes key)
     if (ws == NULL)
         return;
     ws->b64 = query_flag(req, "base64");
-    if (ms_watch_create(ws->hs, &spec) != 0) {
+    if (refused(ws, &spec) || ms_watch_create(ws->hs, &spec) != 0) {
         ws->ended = true;
     }
     kick(ws->aw, 0);

@@ -20,6 +20,47 @@ void ms_fsm_init(struct ms_fsm *fsm, struct ms_store *store, uint64_t node_id,
     fsm->store = store;
     fsm->node_id = node_id;
     fsm->codec = codec;
+    ms_auth_init(&fsm->auth);
+}
+
+void ms_fsm_free(struct ms_fsm *fsm)
+{
+    ms_auth_free(&fsm->auth);
+}
+
+int ms_fsm_encode_auth(const struct ms_auth_cmd *cmd, struct ms_buf *out)
+{
+    int rc = ms_buf_putc(out, MS_CODEC_FORMAT_VERSION);
+
+    rc |= ms_buf_putc(out, MS_ENTRY_AUTH);
+    if (rc != 0)
+        return MS_ENOMEM;
+    rc = ms_auth_cmd_encode(cmd, out);
+    if (rc == MS_AUTH_ENOMEM)
+        return MS_ENOMEM;
+    return rc == 0 ? 0 : MS_EINVAL;
+}
+
+/* Applies an auth entry; its outcome (an etcd error or success) is a
+ * result, the same on every member, never a failure of the fsm. */
+static int apply_auth(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                      size_t len, struct ms_fsm_auth_result **out)
+{
+    int rc = ms_auth_apply(&fsm->auth, buf + 2, len - 2);
+
+    if (rc == MS_AUTH_EMALFORMED) {
+        fsm->stats.entries_rejected++;
+        ms_error("fsm: entry %llu: malformed auth entry",
+                 (unsigned long long)index);
+    }
+    if (out != NULL) {
+        *out = malloc(sizeof(**out));
+        if (*out != NULL) {
+            (*out)->rc = rc;
+            (*out)->revision = fsm->auth.revision;
+        }
+    }
+    return ms_fsm_apply_empty(fsm, index);
 }
 
 static int store_failed(struct ms_fsm *fsm, int rc, const char *what)
@@ -174,11 +215,19 @@ static int apply_alarm(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
 int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
                  size_t len)
 {
+    return ms_fsm_apply_ex(fsm, index, buf, len, NULL);
+}
+
+int ms_fsm_apply_ex(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                    size_t len, struct ms_fsm_auth_result **auth_result)
+{
     struct ms_batch batch = {0};
     struct ms_results rs = {0};
     char why[256];
     int rc;
 
+    if (auth_result != NULL)
+        *auth_result = NULL;
     if (fsm->fatal)
         return fsm->fatal;
     if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
@@ -190,6 +239,9 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
     if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
         buf[1] == MS_ENTRY_ALARM)
         return apply_alarm(fsm, index, buf, len);
+    if (len >= 2 && buf[0] == MS_CODEC_FORMAT_VERSION &&
+        buf[1] == MS_ENTRY_AUTH)
+        return apply_auth(fsm, index, buf, len, auth_result);
     rc = ms_codec_decode_batch(buf, len, &batch, why, sizeof(why));
     if (rc != 0) {
         /* A payload every node decodes the same way: skip it everywhere. */
@@ -246,6 +298,7 @@ static int buf_write(void *ctx, const void *p, size_t n)
 static int encode_extra(const struct ms_fsm *fsm, struct ms_buf *out,
                         char *errmsg, size_t errmsg_size)
 {
+    const struct ms_auth *a = &fsm->auth;
     int rc = ms_members_encode(&fsm->members, out);
 
     if (rc == 0 && fsm->alarms.n > 0) {
@@ -263,6 +316,13 @@ static int encode_extra(const struct ms_fsm *fsm, struct ms_buf *out,
     if (rc != 0)
         return ms_seterr(errmsg, errmsg_size, rc,
                          "snapshot: encode member table: %s", ms_strerror(rc));
+    /* the auth state follows the member table after a NUL byte: older
+     * snapshots (no NUL) load with auth off and no users or roles */
+    if (a->enabled || a->revision || a->n_users || a->n_roles) {
+        if (ms_buf_putc(out, 0) != 0 || ms_auth_encode(a, out) != 0)
+            return ms_seterr(errmsg, errmsg_size, MS_ENOMEM,
+                             "snapshot: encode auth state: out of memory");
+    }
     return 0;
 }
 
@@ -455,20 +515,28 @@ int ms_fsm_restore(struct ms_fsm *fsm, const uint8_t *buf, size_t len)
 {
     struct mem_reader r = {buf, len};
     struct ms_snapshot_extra extra = {0};
+    const uint8_t *nul = NULL;
+    size_t mlen = 0;
     int rc;
 
     rc = ms_store_snapshot_load(fsm->store, mem_read, &r, &extra, fsm->errmsg,
                                 sizeof(fsm->errmsg));
-    if (rc == 0 && ms_members_decode(&fsm->members, extra.members,
-                                     extra.members_len) != 0) {
-        rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
-                       "snapshot: malformed member table");
+    if (rc == 0) {
+        nul = extra.members_len ? memchr(extra.members, 0, extra.members_len)
+                                : NULL;
+        mlen = nul ? (size_t)(nul - extra.members) : extra.members_len;
+        if (ms_members_decode(&fsm->members, extra.members, mlen) != 0)
+            rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
+                           "snapshot: malformed member table");
+        else if (ms_auth_decode(&fsm->auth, nul ? nul + 1 : NULL,
+                                nul ? extra.members_len - mlen - 1 : 0) != 0)
+            rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,
+                           "snapshot: malformed auth state");
     }
     if (rc == 0) {
-        cJSON *o = extra.members_len > 0
-                       ? cJSON_ParseWithLength((const char *)extra.members,
-                                               extra.members_len)
-                       : NULL;
+        cJSON *o = mlen > 0 ? cJSON_ParseWithLength(
+                                  (const char *)extra.members, mlen)
+                            : NULL;
         if (ms_alarms_decode(&fsm->alarms, cJSON_GetObjectItemCaseSensitive(
                                                o, "alarms")) != 0)
             rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,

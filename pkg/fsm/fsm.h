@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "fsm/alarms.h"
 #include "fsm/members.h"
 #include "store/store.h"
@@ -29,6 +30,11 @@ typedef void (*ms_fsm_observe_fn)(void *data, const struct ms_op *op,
  * Member changes are rare and proposed one per entry, never batched with
  * client operations; they do not advance the store revision. */
 #define MS_ENTRY_MEMBERS 0x10
+/* An auth change (pkg/auth: MS_ENTRY_AUTH, then the JSON of one
+ * ms_auth_cmd). Passwords travel only as hashes made by the proposer. Like
+ * member changes: one per entry, applied again on replay (the auth state
+ * lives in memory and in snapshots), no store revision. */
+#define MS_ENTRY_AUTH 0x12
 
 /* An alarm entry: MS_ENTRY_ALARM, then JSON {"action":"activate" or
  * "deactivate","member_id":"N","alarm":"NOSPACE"}. Like member changes:
@@ -58,6 +64,7 @@ struct ms_fsm {
     void *members_data;
     struct ms_members members; /* replicated member table */
     struct ms_alarms alarms;   /* replicated alarms; NOSPACE caps the store */
+    struct ms_auth auth;       /* replicated auth state (ms_fsm_free) */
     uint8_t codec;             /* recorded in snapshots */
     bool snapshot_inline;      /* never fork in ms_fsm_snapshot_begin */
     struct ms_fsm_stats stats;
@@ -80,6 +87,24 @@ int ms_fsm_apply(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
 /* Records index as applied for an entry with no operations (barrier,
  * configuration change). */
 int ms_fsm_apply_empty(struct ms_fsm *fsm, uint64_t index);
+
+/* Frees what the fsm owns (the auth state); the store is the caller's. */
+void ms_fsm_free(struct ms_fsm *fsm);
+
+/* The outcome of an applied auth entry, for its proposer. */
+struct ms_fsm_auth_result {
+    int rc;            /* 0 or an ms_auth_err */
+    uint64_t revision; /* the auth revision after the entry */
+};
+
+/* Like ms_fsm_apply; when the entry is an auth change, *auth_result gets a
+ * malloc'd outcome the caller frees (else NULL). */
+int ms_fsm_apply_ex(struct ms_fsm *fsm, uint64_t index, const uint8_t *buf,
+                    size_t len, struct ms_fsm_auth_result **auth_result);
+
+/* Appends an auth entry payload for cmd to out. Returns 0 or MS_ENOMEM /
+ * MS_EINVAL (cmd incomplete). */
+int ms_fsm_encode_auth(const struct ms_auth_cmd *cmd, struct ms_buf *out);
 
 /* Appends a member-table entry payload to out: upsert of m, or removal of
  * m->id when remove is set. A non-zero cluster_id is recorded as the

@@ -361,6 +361,12 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f,
         }
     } else if (name_is(name, nlen, "hasleader")) {
         call->leader_required = vlen == 4 && memcmp(value, "true", 4) == 0;
+    } else if (name_is(name, nlen, "token")) {
+        call->token_bad = vlen >= sizeof(call->token);
+        if (!call->token_bad) {
+            memcpy(call->token, value, vlen);
+            call->token[vlen] = 0;
+        }
     }
     return 0;
 }

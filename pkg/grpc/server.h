@@ -53,6 +53,13 @@ struct ms_grpc_call {
     uint64_t deadline_ms;       /* from grpc-timeout (uv_now based); 0: none */
     const char *remote;         /* peer "ip:port" */
     bool leader_required;       /* header hasleader: true */
+    char token[64]; /* metadata "token" (etcd auth), "" when absent or
+                       over-long (token_bad) */
+    bool token_bad;
+    /* client TLS with --client-cert-auth: the verified certificate's CN,
+     * NULL without (set by the TLS layer before on_call); etcd takes it
+     * as the user when the call sends no token */
+    const char *client_cn;
     ms_grpc_message_cb on_message;
     ms_grpc_cancel_cb on_cancel;
     ms_grpc_drain_cb on_drained; /* a server stream's producer, or NULL */

@@ -1612,6 +1612,10 @@ static int on_item(void *arg, const struct ms_wal_item *it)
                 e->data + MS_CODEC_HEADER_SIZE, plen - MS_CODEC_HEADER_SIZE,
                 e->data[1] == MS_ENTRY_MEMBERS ? "op" : "action", msg,
                 sizeof msg);
+        else if (plen >= MS_CODEC_HEADER_SIZE &&
+                 e->data[0] == MS_CODEC_FORMAT_VERSION &&
+                 e->data[1] == MS_ENTRY_AUTH)
+            ; /* an auth change: listed without its content (hashes) */
         else if (ms_codec_peek(e->data, plen, &codec) != 0 ||
                  ms_codec_decode_batch(e->data, plen, &batch, msg,
                                        sizeof msg) != 0) {
