@@ -1291,6 +1291,236 @@ static void test_membership_join_and_transfer(void **state)
     free(b);
 }
 
+/* --- libraft callbacks and leadership loss (see the rule in node.h) --- */
+
+/* A request whose callback submits follow-up work, as the batch proposer
+ * and the read index do: on failure it tries every kind of submission
+ * once more and records what each call returned. */
+struct resub {
+    struct ms_raft_propose_req preq;
+    struct ms_raft_barrier_req breq;
+    struct ms_raft_change_req creq;
+    struct ms_raft *node;
+    int status;
+    bool done;
+    bool saw_leader; /* the node still read as leader inside the callback */
+    int rc_propose, rc_barrier, rc_assign, rc_transfer;
+};
+
+static void on_resub_change(struct ms_raft_change_req *req, int status)
+{
+    (void)req;
+    (void)status;
+    fail_msg("a refused change must not call back");
+}
+
+static void on_resub_prop(struct ms_raft_propose_req *req, int status,
+                          void *result);
+static void on_resub_barrier(struct ms_raft_barrier_req *req, int status);
+
+static void resubmit(struct resub *r, int status)
+{
+    struct ms_buf b = MS_BUF_INIT;
+
+    r->status = status;
+    r->done = true;
+    if (status == 0)
+        return;
+    r->saw_leader = ms_raft_is_leader(r->node);
+    assert_int_equal(ms_buf_puts(&b, "again"), 0);
+    r->preq.data = r;
+    r->rc_propose = ms_raft_propose(r->node, &r->preq, &b, on_resub_prop);
+    ms_buf_free(&b);
+    r->breq.data = r;
+    r->rc_barrier = ms_raft_barrier(r->node, &r->breq, on_resub_barrier);
+    r->creq.data = r;
+    r->rc_assign =
+        ms_raft_assign(r->node, &r->creq, 2, MS_RAFT_STANDBY, on_resub_change);
+    r->rc_transfer = ms_raft_transfer(r->node, &r->creq, 0, on_resub_change);
+}
+
+static void on_resub_prop(struct ms_raft_propose_req *req, int status,
+                          void *result)
+{
+    free(result);
+    resubmit(req->data, status);
+}
+
+static void on_resub_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    resubmit(req->data, status);
+}
+
+struct resub_all {
+    struct resub *r;
+    int n;
+    struct tnode *leader;
+};
+
+static bool resub_settled(void *arg)
+{
+    struct resub_all *a = arg;
+    int i;
+
+    for (i = 0; i < a->n; i++)
+        if (!a->r[i].done)
+            return false;
+    return !ms_raft_is_leader(&a->leader->node);
+}
+
+/* A leader that loses its quorum fails its in-flight proposals and
+ * barriers with MS_ENOTLEADER; callbacks that submit new proposals,
+ * barriers, role changes and transfers from there get MS_ENOTLEADER back
+ * (libraft 0.15 crashed: it fires these callbacks while still reading as
+ * leader, its progress array already freed), and the node never reads
+ * as leader inside them. */
+static void test_leadership_lost_callbacks_resubmit(void **state)
+{
+    struct fx *f = *state;
+    struct cluster cl = {0};
+    struct resub r[16];
+    struct resub_all all = {r, 16, NULL};
+    struct ms_buf b = MS_BUF_INIT;
+    int i, leader = -1;
+
+    cluster_init(f, &cl);
+    for (i = 0; i < 3; i++)
+        cluster_start_node(f, &cl, i);
+    assert_true(run_until(f, one_leader, &cl, 5000));
+    count_leaders(&cl, &leader);
+    all.leader = cl.n[leader];
+    /* cut the leader off: its followers go away */
+    for (i = 0; i < 3; i++)
+        if (i != leader)
+            tnode_close(f, cl.n[i]);
+    memset(r, 0, sizeof r);
+    for (i = 0; i < 16; i++) {
+        r[i].node = &cl.n[leader]->node;
+        if (i % 2 == 0) {
+            r[i].preq.data = &r[i];
+            assert_int_equal(ms_buf_puts(&b, "cut-off"), 0);
+            assert_int_equal(
+                ms_raft_propose(r[i].node, &r[i].preq, &b, on_resub_prop), 0);
+        } else {
+            r[i].breq.data = &r[i];
+            assert_int_equal(
+                ms_raft_barrier(r[i].node, &r[i].breq, on_resub_barrier), 0);
+        }
+        assert_false(r[i].done); /* never called back synchronously */
+    }
+    ms_buf_free(&b);
+    assert_true(run_until(f, resub_settled, &all, 5000));
+    for (i = 0; i < 16; i++) {
+        assert_int_equal(r[i].status, MS_ENOTLEADER);
+        assert_false(r[i].saw_leader);
+        assert_int_equal(r[i].rc_propose, MS_ENOTLEADER);
+        assert_int_equal(r[i].rc_barrier, MS_ENOTLEADER);
+        assert_int_equal(r[i].rc_assign, MS_ENOTLEADER);
+        assert_int_equal(r[i].rc_transfer, MS_ENOTLEADER);
+    }
+    cluster_free(f, &cl);
+}
+
+struct chain {
+    struct ms_raft *node;
+    struct ms_raft_propose_req preq;
+    struct ms_raft_barrier_req breq;
+    int left;    /* proposals still to submit from callbacks */
+    int applied; /* proposals called back with 0 */
+    int barriers;
+    int failed;
+};
+
+static void chain_next(struct chain *ch);
+
+static void on_chain_prop(struct ms_raft_propose_req *req, int status,
+                          void *result)
+{
+    struct chain *ch = req->data;
+
+    (void)result;
+    if (status != 0) {
+        ch->failed++;
+        return;
+    }
+    ch->applied++;
+    chain_next(ch);
+}
+
+static void on_chain_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    struct chain *ch = req->data;
+
+    if (status != 0) {
+        ch->failed++;
+        return;
+    }
+    ch->barriers++;
+    chain_next(ch);
+}
+
+/* Alternates proposals and barriers, each submitted from the callback of
+ * the one before. */
+static void chain_next(struct chain *ch)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    int rc;
+
+    if (ch->left == 0)
+        return;
+    ch->left--;
+    if (ch->left % 2 == 0) {
+        ch->breq.data = ch;
+        rc = ms_raft_barrier(ch->node, &ch->breq, on_chain_barrier);
+    } else {
+        assert_int_equal(ms_buf_puts(&b, "chained"), 0);
+        ch->preq.data = ch;
+        rc = ms_raft_propose(ch->node, &ch->preq, &b, on_chain_prop);
+        ms_buf_free(&b);
+    }
+    if (rc != 0)
+        ch->failed++;
+}
+
+static bool chain_done(void *arg)
+{
+    struct chain *ch = arg;
+
+    return ch->failed > 0 ||
+           (ch->left == 0 && ch->applied + ch->barriers == 40);
+}
+
+/* On a healthy leader, work submitted from completion callbacks goes on:
+ * a chain of proposals and barriers, each issued from the callback of the
+ * previous one, all complete. */
+static void test_callbacks_chain_submissions(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct ms_raft_config c;
+    struct chain ch = {0};
+    unsigned port;
+
+    free_ports(&port, 1);
+    a->id = 7;
+    dir_path(f, a->dir, sizeof a->dir, "chain");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    assert_true(run_until(f, node_leads, a, 3000));
+    ch.node = &a->node;
+    ch.left = 40;
+    chain_next(&ch);
+    assert_true(run_until(f, chain_done, &ch, 5000));
+    assert_int_equal(ch.failed, 0);
+    assert_int_equal(ch.applied, 20);
+    assert_int_equal(ch.barriers, 20);
+    assert_int_equal(a->toy.n, 20);
+    tnode_close(f, a);
+    toy_clear(&a->toy);
+    free(a);
+}
+
 /* An unwritable (or impossible) data directory fails start with MS_EIO
  * and a message naming the directory; nothing to close, no crash. */
 static void test_unwritable_data_dir(void **state)
@@ -1479,6 +1709,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lagging_follower_installs_snapshot,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_membership_join_and_transfer,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_leadership_lost_callbacks_resubmit,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_callbacks_chain_submissions,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_data_dir, fx_setup,
                                         fx_teardown),

@@ -44,6 +44,8 @@ static const char usage[] =
     "  --max-request-bytes N             request body limit (1572864)\n"
     "  --max-connections N               client connections (1024)\n"
     "  --request-timeout MS              proposal/read timeout (5000)\n"
+    "  --space-reserve BYTES             refuse writes below this much free\n"
+    "                                    disk space (67108864; 0: never)\n"
     "other:\n"
     "  --log-level debug|info|warn|error (info)\n"
     "  --version                         print the version and exit\n"
@@ -74,6 +76,7 @@ enum {
     OPT_MAX_REQUEST_BYTES,
     OPT_MAX_CONNECTIONS,
     OPT_REQUEST_TIMEOUT,
+    OPT_SPACE_RESERVE,
     OPT_LOG_LEVEL,
     OPT_VERSION,
 };
@@ -101,6 +104,7 @@ static const struct option options[] = {
     {"max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST_BYTES},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"space-reserve", required_argument, NULL, OPT_SPACE_RESERVE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, 'h'},
@@ -259,6 +263,13 @@ int main(int argc, char **argv)
                                  "milliseconds 1..3600000",
                                  optarg);
             c.request_timeout_ms = (unsigned)v;
+            break;
+        case OPT_SPACE_RESERVE:
+            if (parse_num(optarg, 0, 1ull << 50, &v) != 0)
+                return bad_usage("--space-reserve: '%s': expected bytes "
+                                 "0..1125899906842624",
+                                 optarg);
+            c.space_reserve_bytes = v;
             break;
         case OPT_LOG_LEVEL:
             if (ms_log_parse_level(optarg, &level) != 0)

@@ -54,6 +54,13 @@ static void health(struct ms_call *c)
     struct ms_raft_status st;
 
     c->kind = MS_API_HEALTH;
+    if (c->srv->nospace) {
+        /* etcd's answer while its NOSPACE alarm is raised */
+        static const char alarm[] =
+            "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n";
+        ms_call_respond(c, 503, "application/json", alarm, sizeof alarm - 1);
+        return;
+    }
     ms_raft_get_status(&c->srv->raft, &st);
     if (st.leader_id == 0 || c->srv->fsm.fatal) {
         on_health_read(&(struct ms_read_waiter){.data = c},
@@ -120,6 +127,13 @@ static void metrics(struct ms_call *c)
     ms_metrics_gauge(&b, "metastore_raft_is_leader",
                      "1 when this member is the leader.",
                      st.state == MS_RAFT_LEADER ? 1 : 0);
+    ms_metrics_gauge(&b, "metastore_space_alarm",
+                     "1 while free space is below --space-reserve (writes "
+                     "refused).",
+                     s->nospace ? 1 : 0);
+    ms_metrics_gauge(&b, "metastore_space_free_bytes",
+                     "Free bytes in the data directory at the last check.",
+                     (double)s->space_free);
     ms_metrics_gauge(&b, "metastore_raft_commit_index", "Raft commit index.",
                      (double)st.commit_index);
     ms_metrics_gauge(&b, "metastore_raft_applied_index",

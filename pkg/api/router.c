@@ -171,6 +171,11 @@ void ms_call_wait_read(struct ms_call *c, ms_read_cb cb)
 {
     c->rw.data = c;
     c->rw.cb = cb;
+    if (ms_space_local_read(c->srv)) {
+        /* out of space: a barrier would be a log write (space.c) */
+        cb(&c->rw, 0);
+        return;
+    }
     live_link(c, WAIT_READ);
     ms_readindex_wait(&c->srv->ri, &c->rw);
 }
@@ -225,6 +230,10 @@ void ms_call_execute(struct ms_call *c)
 {
     if (c->op.type == MS_OP_RANGE && c->op.u.range.serializable) {
         serve_read(c); /* local, at once, on any member */
+        return;
+    }
+    if (ms_space_refuses(c->srv, &c->op)) {
+        c->render(c, MS_ENOSPACE, NULL);
         return;
     }
     ms_cluster_route(c, execute_on_leader);

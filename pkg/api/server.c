@@ -26,6 +26,7 @@ void ms_server_config_default(struct ms_server_config *c)
         .backend = MS_BACKEND_MEMORY,
         .codec = MS_CODEC_PROTOBUF,
         .request_timeout_ms = 5000,
+        .space_reserve_bytes = MS_SERVER_DEFAULT_SPACE_RESERVE,
     };
     ms_batch_config_default(&c->batch);
 }
@@ -276,6 +277,7 @@ static void on_raft_state(struct ms_raft *node)
 static void on_tick(uv_timer_t *t)
 {
     ms_api_sweep(t->data);
+    ms_space_check(t->data, false);
     ms_cluster_on_state(t->data);
     ms_lease_api_tick(t->data);
     ms_watch_api_tick(t->data);
@@ -424,6 +426,7 @@ static int start(struct ms_server *s)
         return r;
     }
     s->raft_started = true;
+    ms_space_check(s, true);
 
     ms_http_server_config_init(&hc);
     hc.max_body_bytes = s->cfg.max_request_bytes;

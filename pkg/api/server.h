@@ -35,7 +35,12 @@ struct ms_server_config {
     enum ms_codec_id codec;
     struct ms_batch_config batch;
     unsigned request_timeout_ms;       /* proposals and linearizable reads */
+    /* Disk-space alarm: writes are refused while a data directory has
+     * fewer free bytes than this (0: never). See space.c. */
+    uint64_t space_reserve_bytes;
 };
+
+#define MS_SERVER_DEFAULT_SPACE_RESERVE (64ull << 20)
 
 /* Fills c with the defaults: a single-node cluster "default" in
  * ./metastore.data serving clients on 127.0.0.1:2379, peers on :2380. */

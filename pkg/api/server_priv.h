@@ -84,6 +84,14 @@ struct ms_server {
     struct ms_call *live; /* calls with a proposal or read in flight */
     uint64_t timeouts;
 
+    /* space.c: the disk-space alarm */
+    bool nospace;              /* below --space-reserve: writes refused */
+    uint64_t space_free;       /* bytes free at the last check */
+    uint64_t space_checked_ns; /* when */
+    bool space_handed_over;    /* this alarm already moved leadership */
+    bool space_xfer_busy;
+    struct ms_raft_change_req space_xfer;
+
     /* watch.c, lease.c: watchers and lease deadlines */
     struct ms_api_watch *watch;
     struct ms_api_lease *lease;
@@ -117,6 +125,21 @@ struct ms_call {
     uint64_t op_deadline_ns;
     struct ms_call *live_prev, *live_next;
 };
+
+/* space.c */
+/* Checks the free space of the data directories (at most once a second
+ * unless force): raises the alarm below --space-reserve, clears it once
+ * space is back, and while it is raised moves leadership to another voter
+ * if there is one (a leader's linearizable reads need log writes). */
+void ms_space_check(struct ms_server *s, bool force);
+/* True when op may grow the store and the alarm refuses it (put, lease
+ * grant, a txn with a put), as etcd's quota does; deletes, compactions,
+ * reads and revocations pass. */
+bool ms_space_refuses(const struct ms_server *s, const struct ms_op *op);
+/* True when a linearizable read may be served from local state without a
+ * barrier (which is a log write): the alarm is raised and this node is the
+ * leader and the only voter, with everything committed applied. */
+bool ms_space_local_read(struct ms_server *s);
 
 /* router.c */
 /* Waits for a read barrier (bounded by --request-timeout), then cb. The

@@ -134,19 +134,31 @@ struct change {
     struct raft_change change;
     struct ms_raft_change_req *req;
     struct ms_raft_priv *p;
+    struct ms_raft_done done;
+    int status;
 };
 
+static void deliver_changed(struct ms_raft_done *d)
+{
+    struct change *x = ms_raft__of(d, struct change, done);
+    struct ms_raft_change_req *req = x->req;
+    int status = x->status;
+
+    free(x);
+    req->cb(req, status);
+}
+
+/* Inside libraft: record and queue (node.h, "Calling libraft"). */
 static void on_changed(struct raft_change *c, int status)
 {
     struct change *x = c->data;
-    struct ms_raft_change_req *req = x->req;
-    int code = ms_raft__code(status);
 
+    x->status = ms_raft__code(status);
     if (status == RAFT_LEADERSHIPLOST && x->p->raft_closing)
-        code = MS_ESHUTDOWN;
+        x->status = MS_ESHUTDOWN;
     x->p->n_changes--;
-    free(x);
-    req->cb(req, code);
+    x->done.deliver = deliver_changed;
+    ms_raft__defer(x->p, &x->done);
 }
 
 /* Shared front of add/assign/remove: checks and allocates the wrapper. */
@@ -164,9 +176,9 @@ static int change_begin(struct ms_raft *node, struct ms_raft_change_req *req,
     if (req == NULL || cb == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                          "raft: change: no callback");
-    if (p->raft.state != RAFT_LEADER)
-        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOTLEADER,
-                         "raft: change: not the leader");
+    rc = ms_raft__can_submit(node, "change");
+    if (rc != 0)
+        return rc;
     x = calloc(1, sizeof *x);
     if (x == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOMEM,
@@ -260,26 +272,34 @@ int ms_raft_remove(struct ms_raft *node, struct ms_raft_change_req *req,
 
 /* --- leadership transfer ------------------------------------------------- */
 
-static void on_transferred(struct raft_transfer *t)
+static void deliver_transferred(struct ms_raft_done *d)
 {
-    struct ms_raft_xfer *x = t->data;
+    struct ms_raft_xfer *x = ms_raft__of(d, struct ms_raft_xfer, done);
     struct ms_raft_change_req *req = x->req;
-    struct ms_raft_priv *p = x->p;
-    raft_id leader = 0;
-    const char *addr = NULL;
-    int status;
 
     /* x stays allocated until libraft is closed: see struct ms_raft_xfer */
     x->req = NULL;
+    if (req != NULL)
+        req->cb(req, x->status);
+}
+
+/* Inside libraft: record and queue (node.h, "Calling libraft"). */
+static void on_transferred(struct raft_transfer *t)
+{
+    struct ms_raft_xfer *x = t->data;
+    struct ms_raft_priv *p = x->p;
+    raft_id leader = 0;
+    const char *addr = NULL;
+
     raft_leader(&p->raft, &leader, &addr);
     if (leader == t->id)
-        status = 0;
+        x->status = 0;
     else if (p->raft_closing)
-        status = MS_ESHUTDOWN;
+        x->status = MS_ESHUTDOWN;
     else
-        status = MS_ETIMEOUT;
-    if (req != NULL)
-        req->cb(req, status);
+        x->status = MS_ETIMEOUT;
+    x->done.deliver = deliver_transferred;
+    ms_raft__defer(p, &x->done);
 }
 
 int ms_raft_transfer(struct ms_raft *node, struct ms_raft_change_req *req,
@@ -296,6 +316,9 @@ int ms_raft_transfer(struct ms_raft *node, struct ms_raft_change_req *req,
     if (req == NULL || cb == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                          "raft: transfer: no callback");
+    rc = ms_raft__can_submit(node, "transfer");
+    if (rc != 0)
+        return rc;
     x = calloc(1, sizeof *x);
     if (x == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOMEM,

@@ -22,6 +22,7 @@
 #define CLOSE_POLL_MS 5
 
 static void on_timer(uv_timer_t *timer);
+static void on_didle(uv_idle_t *h);
 
 void ms_raft_config_init(struct ms_raft_config *c)
 {
@@ -76,6 +77,67 @@ int ms_raft__fail(struct ms_raft_priv *p, int rv, const char *what)
         ms_seterr(p->node->errmsg, sizeof p->node->errmsg, code, "raft: %s: %s",
                   what, raft_strerror(rv));
     return code;
+}
+
+int ms_raft__can_submit(struct ms_raft *node, const char *what)
+{
+    struct ms_raft_priv *p;
+    int rc;
+
+    rc = ms_raft__usable(node);
+    if (rc != 0)
+        return rc;
+    p = node->priv;
+    if (p->in_fsm > 0)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
+                         "raft: %s: called from inside a fsm callback", what);
+    if (raft_state(&p->raft) != RAFT_LEADER || p->raft.transfer != NULL)
+        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOTLEADER,
+                         "raft: %s: not the leader", what);
+    return 0;
+}
+
+/* --- completions, delivered from the loop (node.h: "Calling libraft") */
+
+void ms_raft__defer(struct ms_raft_priv *p, struct ms_raft_done *d)
+{
+    d->next = NULL;
+    if (p->done_tail != NULL)
+        p->done_tail->next = d;
+    else
+        p->done_head = d;
+    p->done_tail = d;
+    if (p->n_done++ == 0)
+        uv_idle_start(&p->didle, on_didle);
+}
+
+/* Runs the callbacks of every completed request, oldest first, including
+ * those completed meanwhile. */
+static void deliver_done(struct ms_raft_priv *p)
+{
+    struct ms_raft_done *d;
+
+    while ((d = p->done_head) != NULL) {
+        p->done_head = d->next;
+        if (p->done_head == NULL)
+            p->done_tail = NULL;
+        p->n_done--;
+        d->deliver(d);
+    }
+    uv_idle_stop(&p->didle);
+}
+
+static void on_dcheck(uv_check_t *h)
+{
+    struct ms_raft_priv *p = h->data;
+
+    if (p->done_head != NULL)
+        deliver_done(p);
+}
+
+static void on_didle(uv_idle_t *h)
+{
+    deliver_done(h->data);
 }
 
 int ms_raft__usable(struct ms_raft *node)
@@ -157,6 +219,7 @@ static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf,
                 (unsigned long long)index, buf->len);
         len = buf->len;
     }
+    p->in_fsm++;
     rc = p->fsm.apply(p->fsm.data, index, buf->base, len, &res);
     if (rc != 0) {
         p->fsm_error = rc;
@@ -166,12 +229,14 @@ static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf,
                  (unsigned long long)p->raft.id);
         if (res != NULL && p->fsm.release != NULL)
             p->fsm.release(p->fsm.data, res);
+        p->in_fsm--;
         return RAFT_IOERR;
     }
     if (wanted)
         *result = res;
     else if (res != NULL && p->fsm.release != NULL)
         p->fsm.release(p->fsm.data, res);
+    p->in_fsm--;
     return 0;
 }
 
@@ -186,7 +251,9 @@ static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     size_t len;
     int rc;
 
+    p->in_fsm++;
     rc = p->fsm.snapshot(p->fsm.data, &out);
+    p->in_fsm--;
     if (rc == 0 && out.len == 0)
         rc = MS_EINVAL;
     if (rc == 0) {
@@ -235,7 +302,9 @@ static int fsm_snapshot_begin(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     if (p->snap_job != NULL)
         return RAFT_BUSY; /* cannot happen: libraft runs one at a time */
     p->snap_begin_ns = uv_hrtime();
+    p->in_fsm++;
     rc = p->fsm.snapshot_begin(p->fsm.data, &job);
+    p->in_fsm--;
     if (rc != 0 || job == NULL) {
         if (!p->snapshot_failing)
             ms_warn("raft: snapshot at index %llu failed: %s; will retry",
@@ -323,7 +392,9 @@ static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
                         p->snap_rc > 0 ? p->snap_errmsg : "not collected");
             p->snapshot_failing = true;
         }
+        p->in_fsm++;
         p->fsm.snapshot_end(p->fsm.data, job, taken);
+        p->in_fsm--;
         return 0;
     }
     if (*bufs != NULL) {
@@ -343,7 +414,9 @@ static int fsm_restore(struct raft_fsm *rfsm, struct raft_buffer *buf)
     struct ms_raft_priv *p = rfsm->data;
     int rc;
 
+    p->in_fsm++;
     rc = p->fsm.restore(p->fsm.data, buf->base, buf->len);
+    p->in_fsm--;
     if (rc != 0) {
         ms_error("raft: node %llu: restoring a snapshot of %zu bytes "
                  "failed: %s",
@@ -410,6 +483,7 @@ static void observe(struct ms_raft_priv *p)
     int rv;
 
     raft_leader(r, &leader, &laddr);
+    /* on the loop (our timer), never inside libraft: see node.h */
     if (state == RAFT_LEADER && !p->closing && !p->lead_barrier_inflight &&
         p->lead_barrier_term != r->current_term && r->transfer == NULL) {
         p->leader_ready = false;
@@ -578,6 +652,10 @@ static void on_wcheck_closed(uv_handle_t *h)
  * callback frees p). */
 static void close_own_handles(struct ms_raft_priv *p)
 {
+    /* libraft is closed: whatever it completed last is delivered now */
+    deliver_done(p);
+    uv_close((uv_handle_t *)&p->dcheck, NULL);
+    uv_close((uv_handle_t *)&p->didle, NULL);
     uv_close((uv_handle_t *)&p->wcheck, on_wcheck_closed);
 }
 
@@ -639,7 +717,7 @@ static void maybe_close(struct ms_raft_priv *p)
      * appends are worth waiting for */
     busy = (p->fsm_error == 0 && (p->n_props > 0 || p->n_barriers > 0 ||
                                   p->lead_barrier_inflight)) ||
-           r->transfer != NULL ||
+           p->n_done > 0 || r->transfer != NULL ||
            (r->state == RAFT_LEADER && r->last_stored < raft_last_index(r));
     if (busy && waited < limit)
         return;
@@ -691,9 +769,6 @@ static raft_id pick_successor(struct raft *r)
 int ms_raft_close(struct ms_raft *node, ms_raft_close_cb cb)
 {
     struct ms_raft_priv *p;
-    struct ms_raft_xfer *x;
-    raft_id to;
-    int rv;
 
     if (node == NULL || node->priv == NULL)
         return MS_EINVAL;
@@ -705,25 +780,39 @@ int ms_raft_close(struct ms_raft *node, ms_raft_close_cb cb)
     p->close_cb = cb;
     p->close_start_ms = uv_now(p->loop);
 
-    if (raft_state(&p->raft) == RAFT_LEADER && p->raft.transfer == NULL &&
-        (to = pick_successor(&p->raft)) != 0) {
-        x = calloc(1, sizeof *x);
-        if (x != NULL) {
-            x->p = p;
-            x->transfer.data = x;
-            rv = raft_transfer(&p->raft, &x->transfer, to, on_close_transfer);
-            if (rv == 0) {
-                x->next = p->xfers;
-                p->xfers = x;
-            } else {
-                ms_warn("raft: leadership transfer before closing: %s",
-                        raft_strerror(rv));
-                free(x);
-            }
-        }
-    }
+    /* the handover is submitted from the timer, so that closing from
+     * any callback never enters libraft from inside it (node.h) */
+    p->close_xfer_pending = true;
     uv_timer_start(&p->timer, on_timer, 0, CLOSE_POLL_MS);
     return 0;
+}
+
+/* Before closing, a leader with other live voters hands leadership over
+ * (see maybe_close). Runs on the timer. */
+static void close_handover(struct ms_raft_priv *p)
+{
+    struct ms_raft_xfer *x;
+    raft_id to;
+    int rv;
+
+    p->close_xfer_pending = false;
+    if (p->in_fsm > 0 || raft_state(&p->raft) != RAFT_LEADER ||
+        p->raft.transfer != NULL || (to = pick_successor(&p->raft)) == 0)
+        return;
+    x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return;
+    x->p = p;
+    x->transfer.data = x;
+    rv = raft_transfer(&p->raft, &x->transfer, to, on_close_transfer);
+    if (rv == 0) {
+        x->next = p->xfers;
+        p->xfers = x;
+    } else {
+        ms_warn("raft: leadership transfer before closing: %s",
+                raft_strerror(rv));
+        free(x);
+    }
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -736,6 +825,8 @@ static void on_timer(uv_timer_t *timer)
         forget_silent_leader(p);
         observe(p);
     }
+    if (p->closing && p->close_xfer_pending)
+        close_handover(p);
     if (p->closing)
         maybe_close(p);
 }
@@ -987,6 +1078,12 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
     p->wcheck.data = p;
     uv_check_start(&p->wcheck, on_wcheck);
     uv_unref((uv_handle_t *)&p->wcheck);
+    uv_check_init(loop, &p->dcheck);
+    p->dcheck.data = p;
+    uv_check_start(&p->dcheck, on_dcheck);
+    uv_unref((uv_handle_t *)&p->dcheck);
+    uv_idle_init(loop, &p->didle);
+    p->didle.data = p;
     node->priv = p;
 
     rc = lock_dir(p, node->errmsg, sizeof node->errmsg);
@@ -1136,16 +1233,28 @@ static void props_unlink(struct ms_raft_priv *p, struct ms_raft_prop *x)
     p->n_props--;
 }
 
+static void deliver_applied(struct ms_raft_done *d)
+{
+    struct ms_raft_prop *x = ms_raft__of(d, struct ms_raft_prop, done);
+    struct ms_raft_propose_req *req = x->req;
+    int status = x->status;
+    void *result = x->result;
+
+    free(x);
+    req->cb(req, status, result);
+}
+
+/* Inside libraft: record and queue, see node.h. */
 static void on_applied(struct raft_apply *a, int status, void *result)
 {
     struct ms_raft_prop *x = a->data;
     struct ms_raft_priv *p = x->p;
-    struct ms_raft_propose_req *req = x->req;
-    int code = req_code(p, status);
 
     props_unlink(p, x);
-    free(x);
-    req->cb(req, code, code == 0 ? result : NULL);
+    x->status = req_code(p, status);
+    x->result = x->status == 0 ? result : NULL;
+    x->done.deliver = deliver_applied;
+    ms_raft__defer(p, &x->done);
 }
 
 int ms_raft_propose(struct ms_raft *node, struct ms_raft_propose_req *req,
@@ -1163,9 +1272,9 @@ int ms_raft_propose(struct ms_raft *node, struct ms_raft_propose_req *req,
     if (req == NULL || payload == NULL || payload->len == 0 || cb == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                          "raft: propose: empty entry or no callback");
-    if (p->raft.state != RAFT_LEADER || p->raft.transfer != NULL)
-        return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOTLEADER,
-                         "raft: propose: not the leader");
+    rc = ms_raft__can_submit(node, "propose");
+    if (rc != 0)
+        return rc;
     x = calloc(1, sizeof *x);
     if (x == NULL || frame(payload, &rb.len) != 0) {
         free(x);
@@ -1208,17 +1317,29 @@ struct barrier {
     struct raft_barrier barrier;
     struct ms_raft_barrier_req *req;
     struct ms_raft_priv *p;
+    struct ms_raft_done done;
+    int status;
 };
 
+static void deliver_barrier(struct ms_raft_done *d)
+{
+    struct barrier *x = ms_raft__of(d, struct barrier, done);
+    struct ms_raft_barrier_req *req = x->req;
+    int status = x->status;
+
+    free(x);
+    req->cb(req, status);
+}
+
+/* Inside libraft: record and queue, see node.h. */
 static void on_barrier(struct raft_barrier *b, int status)
 {
     struct barrier *x = b->data;
-    struct ms_raft_barrier_req *req = x->req;
-    int code = req_code(x->p, status);
 
     x->p->n_barriers--;
-    free(x);
-    req->cb(req, code);
+    x->status = req_code(x->p, status);
+    x->done.deliver = deliver_barrier;
+    ms_raft__defer(x->p, &x->done);
 }
 
 int ms_raft_barrier(struct ms_raft *node, struct ms_raft_barrier_req *req,
@@ -1235,6 +1356,9 @@ int ms_raft_barrier(struct ms_raft *node, struct ms_raft_barrier_req *req,
     if (req == NULL || cb == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_EINVAL,
                          "raft: barrier: no callback");
+    rc = ms_raft__can_submit(node, "barrier");
+    if (rc != 0)
+        return rc;
     x = calloc(1, sizeof *x);
     if (x == NULL)
         return ms_seterr(node->errmsg, sizeof node->errmsg, MS_ENOMEM,
@@ -1308,7 +1432,10 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
     out->snapshot_index = r->log.snapshot.last_index;
     out->leader_ready = leader_ready(p);
     out->fsm_error = p->fsm_error;
-    out->inflight = p->n_props + p->n_barriers;
+    for (unsigned i = 0; i < r->configuration.n; i++)
+        if (r->configuration.servers[i].role == RAFT_VOTER)
+            out->voters++;
+    out->inflight = p->n_props + p->n_barriers + p->n_done;
     out->disk_appends = p->disk_appends;
     out->disk_append_entries = p->disk_append_entries;
     out->disk_writes = p->disk_writes;

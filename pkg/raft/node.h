@@ -18,6 +18,56 @@
  * requests with a `void *data` that pkg/raft never touches. If a function
  * that takes a callback returns an error, the callback is never called.
  * Requests must stay valid until their callback has fired.
+ *
+ * Calling libraft: when it may be entered, and from where.
+ *
+ * libraft 0.15 fails every request of a leader that steps down from
+ * inside convertToFollower() (reached from tickLeader() when the leader
+ * loses contact with a quorum, from recvBumpCurrentTerm() on a higher
+ * term, from recvAppendEntries() / recvInstallSnapshot(), and from
+ * applyChange() when the leader is removed) and from
+ * convertToUnavailable() (raft_close(), or an error in recvCb()/tickCb()):
+ * convertClear() -> convertClearLeader() frees leader_state.progress and
+ * sets it to NULL, then fires RAFT_LEADERSHIPLOST on each raft_apply and
+ * raft_barrier request of leader_state.requests and on the pending
+ * raft_change. Only afterwards does convertSetState() leave RAFT_LEADER.
+ * So inside those callbacks raft_state() still says RAFT_LEADER and
+ * r->transfer is NULL; raft_apply() and raft_barrier() pass their own
+ * leader check, append to the log, queue the request on the list being
+ * drained, and replicationTrigger() -> triggerAll() ->
+ * replicationProgress() -> progressState() reads the freed progress
+ * array through its NULL pointer (progress[i] is 0x38 bytes: the faults
+ * at 0x0 and 0x38 seen in the field). raft_add/raft_assign/raft_remove
+ * (progressRebuildArray, progressMatchIndex) and raft_transfer
+ * (clientSelectTransferee -> progressIsUpToDate) read the same array.
+ * A leader's failed disk write is no better: appendLeaderCb() fires the
+ * apply callback and only then calls logTruncate() from that entry's
+ * index on, dropping whatever the callback appended while its request
+ * stays queued. A leader check inside a libraft callback therefore
+ * proves nothing, and the library checks nothing (asserts are compiled
+ * out in Debian's build).
+ *
+ * The rule: libraft is entered only from the loop, never from inside a
+ * libraft callback. Concretely:
+ *  - pkg/raft never runs a request callback (ms_raft_propose_cb,
+ *    ms_raft_barrier_cb, ms_raft_change_cb) from inside libraft: the
+ *    libraft callback only records the outcome and queues it; the queue
+ *    is drained from the loop (a uv_check handle, which runs in the same
+ *    loop iteration, backed by a uv_idle handle so that the loop does not
+ *    block meanwhile), in completion order, when libraft's state is
+ *    consistent again. Follow-up work submitted from a request callback
+ *    (the batch proposer's next entry, the read index's next barrier) is
+ *    therefore always submitted from the loop.
+ *  - every function here that submits to libraft (ms_raft_propose,
+ *    ms_raft_barrier, ms_raft_add, ms_raft_assign, ms_raft_remove,
+ *    ms_raft_transfer, the leader barrier, the handover in ms_raft_close)
+ *    checks right before the call that the node is leader (raft_state()
+ *    == RAFT_LEADER, no transfer under way) and fails with MS_ENOTLEADER
+ *    otherwise; called while libraft is inside a fsm callback (apply,
+ *    snapshot, restore, ...: the caller's code runs inside libraft
+ *    there) it fails with MS_EINVAL and submits nothing.
+ * A request callback thus never observes a half-converted node: when it
+ * runs for MS_ENOTLEADER, ms_raft_is_leader() is already false.
  */
 
 #include <stdbool.h>
@@ -56,7 +106,9 @@ enum ms_raft_role {
 };
 
 /* The replicated state machine, implemented by the caller (pkg/fsm).
- * All callbacks run on the loop thread, from inside libraft. */
+ * All callbacks run on the loop thread, from inside libraft: nothing
+ * called from them may submit to the node (see "Calling libraft" above;
+ * such calls fail with MS_EINVAL). */
 struct ms_raft_fsm {
     void *data; /* passed as first argument to every callback */
 
@@ -249,9 +301,10 @@ struct ms_raft_propose_req {
  * and calls cb once it is applied on this node, or failed. On success the
  * payload's memory passes to pkg/raft and *payload is left empty; on error
  * *payload keeps its bytes (its capacity may have grown by the framing,
- * see MS_RAFT_PAD_MAX). Returns 0, MS_ENOTLEADER (not the leader, or
- * handing leadership over), MS_ESHUTDOWN (closing), MS_EINVAL (empty),
- * MS_ENOMEM, MS_ERAFT. */
+ * see MS_RAFT_PAD_MAX). cb runs from the loop, never from inside this
+ * call nor from inside libraft. Returns 0, MS_ENOTLEADER (not the leader,
+ * or handing leadership over), MS_ESHUTDOWN (closing), MS_EINVAL (empty,
+ * or called from a fsm callback), MS_ENOMEM, MS_ERAFT. */
 int ms_raft_propose(struct ms_raft *node, struct ms_raft_propose_req *req,
                     struct ms_buf *payload, ms_raft_propose_cb cb);
 
@@ -271,8 +324,9 @@ struct ms_raft_barrier_req {
 
 /* Appends a barrier entry (for linearizable reads). Each barrier is one
  * log entry; libraft does not merge them, so keep one outstanding and
- * let reads that arrive meanwhile wait for the next. Returns 0,
- * MS_ENOTLEADER, MS_ESHUTDOWN, MS_ENOMEM, MS_ERAFT. */
+ * let reads that arrive meanwhile wait for the next. cb runs from the
+ * loop. Returns 0, MS_ENOTLEADER, MS_ESHUTDOWN, MS_EINVAL (called from a
+ * fsm callback), MS_ENOMEM, MS_ERAFT. */
 int ms_raft_barrier(struct ms_raft *node, struct ms_raft_barrier_req *req,
                     ms_raft_barrier_cb cb);
 
@@ -292,6 +346,7 @@ struct ms_raft_status {
      * applied: everything committed before it is applied here too. */
     bool leader_ready;
     int fsm_error;   /* non-zero once fsm->apply failed: the node is stuck */
+    unsigned voters; /* voters in the latest known configuration */
     size_t inflight; /* proposals + barriers waiting for their callback */
     uint64_t disk_appends;        /* log append requests libraft made */
     uint64_t disk_append_entries; /* entries they carried */
@@ -326,7 +381,8 @@ int ms_raft_members(struct ms_raft *node, struct ms_raft_member **out,
 
 struct ms_raft_change_req;
 
-/* status: 0 (committed; for a transfer: the target is now leader),
+/* Runs from the loop, like the other request callbacks. status: 0
+ * (committed; for a transfer: the target is now leader),
  * MS_ENOTLEADER (leadership lost), MS_ETIMEOUT (transfer did not complete
  * within an election timeout), MS_ESHUTDOWN, MS_ERAFT. */
 typedef void (*ms_raft_change_cb)(struct ms_raft_change_req *req, int status);

@@ -8,12 +8,26 @@
 #include "raft/node.h"
 #include "raft/transport.h"
 
+/* The struct of type that holds member at ptr. */
+#define ms_raft__of(ptr, type, member)                                         \
+    ((type *)(void *)((char *)ptr - offsetof(type, member)))
+
+/* A request libraft has completed, queued until the loop delivers it to
+ * the caller's callback (the rule "Calling libraft" in node.h). */
+struct ms_raft_done {
+    struct ms_raft_done *next;
+    void (*deliver)(struct ms_raft_done *d); /* runs the caller's callback */
+};
+
 /* A proposal in flight: libraft's request plus our links. */
 struct ms_raft_prop {
     struct raft_apply apply;
     struct ms_raft_propose_req *req;
     struct ms_raft_priv *p;
     struct ms_raft_prop *prev, *next;
+    struct ms_raft_done done; /* once libraft called back */
+    int status;
+    void *result;
 };
 
 /* A leadership transfer. libraft 0.15 keeps sending its TimeoutNow message
@@ -25,6 +39,8 @@ struct ms_raft_xfer {
     struct ms_raft_change_req *req; /* NULL: the one ms_raft_close issued */
     struct ms_raft_priv *p;
     struct ms_raft_xfer *next;
+    struct ms_raft_done done; /* once libraft called back */
+    int status;
 };
 
 struct ms_raft_priv {
@@ -37,6 +53,14 @@ struct ms_raft_priv {
     struct ms_raft_fsm fsm;
     uv_timer_t timer; /* ours: state polling and close draining */
     uv_check_t wcheck; /* ours: counts synced log writes, see on_wcheck */
+    /* completed requests waiting for the loop, oldest first: drained by
+     * dcheck (always on, unref'd) and didle (on while the queue is not
+     * empty, so the loop does not block in poll meanwhile) */
+    struct ms_raft_done *done_head, *done_tail;
+    size_t n_done;
+    uv_check_t dcheck;
+    uv_idle_t didle;
+    unsigned in_fsm; /* > 0 while a fsm callback runs (inside libraft) */
     ms_raft_state_cb state_cb;
     ms_raft_close_cb close_cb;
     char address[MS_RAFT_ADDR_SIZE];
@@ -112,5 +136,13 @@ int ms_raft__fail(struct ms_raft_priv *p, int rv, const char *what);
 
 /* Checks that the node can take a new request (started, not closing). */
 int ms_raft__usable(struct ms_raft *node);
+
+/* The check in front of every call that submits to libraft: usable, not
+ * inside a fsm callback (MS_EINVAL), leader and not transferring
+ * (MS_ENOTLEADER). what names the call in errmsg. */
+int ms_raft__can_submit(struct ms_raft *node, const char *what);
+
+/* Queues d for delivery from the loop. Called from libraft callbacks. */
+void ms_raft__defer(struct ms_raft_priv *p, struct ms_raft_done *d);
 
 #endif /* MS_RAFT_PRIV_H */
