@@ -593,25 +593,31 @@ static void on_io_closed(struct raft_io *io)
 
 /* libraft draws every election timer (and nothing else) from io->random,
  * uniformly in [election timeout, 2 election timeouts), and checks it once
- * per heartbeat tick, each member at its own phase. After the leader is
- * cut off, the first follower's timer decides when the election starts:
- * the minimum of the followers' draws plus up to a tick. A quarter of the
- * spread (1 to 1.25 election timeouts) still leaves 2.5 ticks at the usual
- * ratio of 10, and two followers firing within the same few ms (a split
- * vote, one more timeout) stay rare since their ticks are not aligned.
- * Measured by tools/netfault failover at 100/1000 ms, 25 isolations each:
- * median new leader 1.46 s with libraft's spread, 1.23 s with half of it,
- * 1.14 s (max 1.27 s) with a quarter; etcd 3.4 1.19-1.36 s (max 2.8-3.4
- * s). The full spread is kept when a quarter of it is under 2 ticks. */
+ * per heartbeat tick. After the leader is cut off, the first follower's
+ * timer decides when the election starts: the minimum of the followers'
+ * draws plus up to a tick. Followers draw from a quarter of that spread,
+ * 1 to 1.25 election timeouts: measured by tools/netfault failover at
+ * 100/1000 ms, 25 isolations each, median new leader 1.46 s with
+ * libraft's spread, 1.23 s with half of it, 1.14 s (max 1.27 s) with a
+ * quarter; etcd 3.4 1.19-1.36 s (max 2.5-3.4 s). The narrower spread
+ * makes two followers fire together more often (their ticks can be in
+ * phase: members started together); both then win the pre-vote, split
+ * the vote, and wait for their candidate timers. So a candidate draws
+ * from a quarter to half an election timeout: a split costs that, and a
+ * leader still comes within two election timeouts (the suite saw 1.12 s
+ * at 50/500 ms when candidates waited 1 to 1.25 timeouts again). A
+ * candidate's timer only bounds one round of (pre-)votes, which take a
+ * round trip and a metadata fsync. libraft's spread is kept when a
+ * quarter of it is under 2 ticks. */
 static int io_random(struct raft_io *io, int min, int max)
 {
     struct ms_raft_priv *p = priv_of_io(io);
     int spread = (max - min) / 4;
 
     if (spread < 2 * (int)p->heartbeat_ms)
-        spread = max - min;
-    if (spread <= 0)
-        return min;
+        return min + (max > min ? rand() % (max - min) : 0);
+    if (p->raft.state == RAFT_CANDIDATE)
+        return min / 4 + rand() % (min / 4);
     return min + rand() % spread;
 }
 
