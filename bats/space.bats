@@ -22,10 +22,19 @@ teardown() {
         kill -KILL "$PID" 2>/dev/null || true
         wait "$PID" 2>/dev/null || true
     fi
+    if [ -n "${CDIR:-}" ]; then
+        "$CLUSTER" stop "$CDIR" >/dev/null 2>&1 || true
+    fi
+    local m
+    for m in ${MORE_MOUNTS:-}; do
+        umount "$m" || true
+    done
     if [ -n "${MOUNTED:-}" ]; then
         umount "$MNT"
     fi
 }
+
+CLUSTER=$BATS_TEST_DIRNAME/../tools/cluster
 
 # start_on_tmpfs [FLAGS...]: the server with its data on the tmpfs (the log
 # stays outside, so that it can be written when the disk is full). Waits
@@ -50,8 +59,9 @@ start_on_tmpfs() {
     return 1
 }
 
+# avail [DIR]: free bytes of the file system of DIR (the tmpfs).
 avail() {
-    df -B1 --output=avail "$MNT" | tail -1 | tr -d ' '
+    df -B1 --output=avail "${1:-$MNT}" | tail -1 | tr -d ' '
 }
 
 put() {
@@ -70,6 +80,15 @@ d=json.load(sys.stdin)
 print(base64.b64decode(d["kvs"][0]["value"]).decode() if d.get("kvs") else d)'
 }
 
+# leader_of URL: the client URL of the leader as URL sees it.
+leader_of() {
+    local id
+    id=$(curl -s --max-time 1 -X POST "$1/v3/maintenance/status" |
+        json_get '["leader"]')
+    curl -s --max-time 1 -X POST "$1/v3/cluster/member/list" |
+        python3 -c "import json,sys; d=json.load(sys.stdin); print([m['clientURLs'][0] for m in d['members'] if m['ID']=='$id'][0])"
+}
+
 # alarm_is 0|1: waits (at most 5 s) for the metrics gauge to say so.
 alarm_is() {
     local i
@@ -81,8 +100,10 @@ alarm_is() {
     return 1
 }
 
-@test "disk low: writes refused, reads served, also after a restart; recovers when space is freed" {
-    start_on_tmpfs
+# low_disk_scenario [FLAGS...]: the member fills its disk below the
+# reserve, is restarted, and gets the space back.
+low_disk_scenario() {
+    start_on_tmpfs "$@"
     run put k1 v1
     assert_output --partial '"revision":"2"'
     alarm_is 0
@@ -110,7 +131,7 @@ alarm_is() {
 
     # a restart while the disk is still low: the same
     stop_server
-    start_on_tmpfs
+    start_on_tmpfs "$@"
     alarm_is 1
     run put k2 v2
     assert_output --partial "database space exceeded"
@@ -130,6 +151,14 @@ alarm_is() {
     wait_healthy "$URL"
     grep -q "space: .* accepting writes again" "$LOG"
     stop_server
+}
+
+@test "disk low: writes refused, reads served, also after a restart; recovers when space is freed" {
+    low_disk_scenario
+}
+
+@test "disk low, rocksdb store: the same" {
+    low_disk_scenario --storage rocksdb
 }
 
 @test "a disk that filled up completely: reads served after a restart, writes resume once space is freed" {
@@ -175,6 +204,57 @@ print(json.dumps({"key": base64.b64encode(b"big").decode(),
     run get k2
     assert_output v2
     stop_server
+}
+
+@test "3 members, the leader's disk runs low: leadership moves away, writes through it are refused, its reads served" {
+    export MS_BUILD
+    CDIR=$BATS_TEST_TMPDIR/c
+    local i
+    for i in 1 2 3; do
+        mkdir -p "$CDIR/n$i"
+        mount -t tmpfs -o size=256m tmpfs "$CDIR/n$i"
+        MORE_MOUNTS="${MORE_MOUNTS:-} $CDIR/n$i"
+    done
+    "$CLUSTER" start "$CDIR" -n 3 -- --heartbeat-interval 50 \
+        --election-timeout 500
+    IFS=, read -r U1 U2 U3 <<<"$("$CLUSTER" urls "$CDIR")"
+    old=$(leader_of "$U1")
+    for i in 1 2 3; do
+        u=U$i
+        [ "${!u}" = "$old" ] && L=$i
+    done
+    URL=$old
+    run put k1 v1
+    assert_output --partial '"header"'
+
+    fallocate -l $(($(avail "$CDIR/n$L") - 16 * MIB)) "$CDIR/n$L/filler"
+    alarm_is 1
+    for i in $(seq 1 50); do
+        new=$(leader_of "$old")
+        [ -n "$new" ] && [ "$new" != "$old" ] && break
+        sleep 0.1
+    done
+    [ "$new" != "$old" ]
+    grep -q "space: handed leadership over" "$CDIR/n$L.log"
+    run put k2 v2
+    assert_output --partial "database space exceeded"
+    URL=$new
+    run put k2 v2
+    refute_output --partial "error"
+    URL=$old
+    run get k2
+    assert_output v2
+    run get k1 serializable
+    assert_output v1
+
+    rm "$CDIR/n$L/filler"
+    alarm_is 0
+    run put k3 v3
+    refute_output --partial "error"
+    run get k3
+    assert_output v3
+    "$CLUSTER" stop "$CDIR"
+    CDIR=
 }
 
 @test "the reserve is a flag; 0 turns the alarm off" {

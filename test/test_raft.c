@@ -46,7 +46,40 @@ struct toy {
     int begins, ends, taken, cancels;
     atomic_int collects;
     size_t applied_while_collecting;
+
+    /* apply tries to submit to this node (from inside libraft) */
+    struct ms_raft *reenter;
+    int reenter_rc[2]; /* what ms_raft_propose and ms_raft_barrier said */
 };
+
+static void never_called_prop(struct ms_raft_propose_req *req, int status,
+                              void *result)
+{
+    (void)req;
+    (void)status;
+    (void)result;
+    fail_msg("a refused proposal must not call back");
+}
+
+static void never_called_barrier(struct ms_raft_barrier_req *req, int status)
+{
+    (void)req;
+    (void)status;
+    fail_msg("a refused barrier must not call back");
+}
+
+/* Submits to t->reenter from inside toy_apply (not allowed). */
+static void toy_reenter(struct toy *t)
+{
+    struct ms_raft_propose_req p = {0};
+    struct ms_raft_barrier_req b = {0};
+    struct ms_buf buf = MS_BUF_INIT;
+
+    assert_int_equal(ms_buf_puts(&buf, "inside"), 0);
+    t->reenter_rc[0] = ms_raft_propose(t->reenter, &p, &buf, never_called_prop);
+    t->reenter_rc[1] = ms_raft_barrier(t->reenter, &b, never_called_barrier);
+    ms_buf_free(&buf);
+}
 
 static void toy_clear(struct toy *t)
 {
@@ -64,6 +97,8 @@ static int toy_apply(void *data, uint64_t index, const uint8_t *buf, size_t len,
 
     if (++t->calls == t->fail_at)
         return MS_EIO;
+    if (t->reenter != NULL)
+        toy_reenter(t);
     assert_true(t->n < MAX_ENTRIES);
     if (t->n > 0)
         assert_true(index > t->index[t->n - 1]);
@@ -1421,6 +1456,44 @@ static void test_leadership_lost_callbacks_resubmit(void **state)
     cluster_free(f, &cl);
 }
 
+/* Submitting from inside a fsm callback (inside libraft) is refused with
+ * MS_EINVAL, submits nothing, and the node goes on. */
+static void test_submit_from_fsm_refused(void **state)
+{
+    struct fx *f = *state;
+    struct tnode *a = calloc(1, sizeof *a);
+    struct ms_raft_config c;
+    struct prop props[2];
+    struct all_done all = {props, 2};
+    unsigned port;
+    int order = 0;
+
+    free_ports(&port, 1);
+    a->id = 8;
+    dir_path(f, a->dir, sizeof a->dir, "reenter");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    fast_config(&c, a);
+    tnode_start_cfg(f, a, &c);
+    assert_true(run_until(f, node_leads, a, 3000));
+    a->toy.reenter = &a->node;
+    assert_int_equal(propose_str(&a->node, &props[0], &order, "one"), 0);
+    all.n = 1;
+    assert_true(run_until(f, props_done, &all, 3000));
+    assert_int_equal(props[0].status, 0);
+    assert_int_equal(a->toy.reenter_rc[0], MS_EINVAL);
+    assert_int_equal(a->toy.reenter_rc[1], MS_EINVAL);
+    assert_non_null(strstr(a->node.errmsg, "inside a fsm callback"));
+    a->toy.reenter = NULL;
+    assert_int_equal(propose_str(&a->node, &props[1], &order, "two"), 0);
+    all.n = 2;
+    assert_true(run_until(f, props_done, &all, 3000));
+    assert_int_equal(props[1].status, 0);
+    assert_int_equal(a->toy.n, 2); /* nothing else was appended */
+    tnode_close(f, a);
+    toy_clear(&a->toy);
+    free(a);
+}
+
 struct chain {
     struct ms_raft *node;
     struct ms_raft_propose_req preq;
@@ -1714,6 +1787,8 @@ int main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_callbacks_chain_submissions,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_submit_from_fsm_refused, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_data_dir, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_data_dir_locked, fx_setup,

@@ -88,7 +88,7 @@ struct ms_server {
     bool nospace;              /* below --space-reserve: writes refused */
     uint64_t space_free;       /* bytes free at the last check */
     uint64_t space_checked_ns; /* when */
-    bool space_handed_over;    /* this alarm already moved leadership */
+    uint64_t space_handover_ns; /* when the alarm last moved leadership */
     bool space_xfer_busy;
     struct ms_raft_change_req space_xfer;
 
@@ -130,7 +130,8 @@ struct ms_call {
 /* Checks the free space of the data directories (at most once a second
  * unless force): raises the alarm below --space-reserve, clears it once
  * space is back, and while it is raised moves leadership to another voter
- * if there is one (a leader's linearizable reads need log writes). */
+ * if there is one (a leader's linearizable reads need log writes; at most
+ * one handover per 10 s). */
 void ms_space_check(struct ms_server *s, bool force);
 /* True when op may grow the store and the alarm refuses it (put, lease
  * grant, a txn with a put), as etcd's quota does; deletes, compactions,

@@ -8,6 +8,9 @@
 #include <sys/statvfs.h>
 
 #define CHECK_INTERVAL_NS 1000000000ull
+/* At most one handover per this long: two members low on space would
+ * otherwise pass leadership back and forth. */
+#define HANDOVER_INTERVAL_NS 10000000000ull
 
 /* libraft 0.15 never steps down on a failed log write, and with several
  * appends in flight a leader whose disk filled up crashes (CRAFT_NOTES):
@@ -38,21 +41,22 @@ static void on_handed_over(struct ms_raft_change_req *req, int status)
                 ms_strerror(status));
 }
 
-/* A leader with other voters hands leadership over once per alarm: there
- * a linearizable read needs a barrier, which is a log entry; elsewhere it
- * is forwarded to the leader and writes nothing here. */
-static void hand_over(struct ms_server *s)
+/* A leader with other voters hands leadership over: there a linearizable
+ * read needs a barrier, which is a log entry; elsewhere it is forwarded to
+ * the leader and writes nothing here. */
+static void hand_over(struct ms_server *s, uint64_t now)
 {
     struct ms_raft_status st;
     int rc;
 
-    if (s->space_handed_over || s->space_xfer_busy || s->stopping ||
-        !ms_raft_is_leader(&s->raft))
+    if (s->space_xfer_busy || s->stopping || !ms_raft_is_leader(&s->raft) ||
+        (s->space_handover_ns != 0 &&
+         now - s->space_handover_ns < HANDOVER_INTERVAL_NS))
         return;
     ms_raft_get_status(&s->raft, &st);
     if (st.voters < 2)
         return;
-    s->space_handed_over = true;
+    s->space_handover_ns = now;
     s->space_xfer.data = s;
     rc = ms_raft_transfer(&s->raft, &s->space_xfer, 0, on_handed_over);
     if (rc != 0)
@@ -80,7 +84,6 @@ void ms_space_check(struct ms_server *s, bool force)
     /* cleared an eighth above the reserve, so that it does not flap */
     if (!s->nospace && f < reserve) {
         s->nospace = true;
-        s->space_handed_over = false;
         ms_warn("space: %llu bytes free in %s, below --space-reserve %llu: "
                 "refusing writes (\"database space exceeded\"), still "
                 "serving reads; free space to recover, no restart needed",
@@ -92,7 +95,7 @@ void ms_space_check(struct ms_server *s, bool force)
                 (unsigned long long)f, s->cfg.data_dir);
     }
     if (s->nospace)
-        hand_over(s);
+        hand_over(s, now);
 }
 
 static bool grows(const struct ms_op *ops, size_t n)

@@ -839,7 +839,7 @@ static void on_timer(uv_timer_t *timer)
         forget_silent_leader(p);
         observe(p);
     }
-    if (p->closing && p->close_xfer_pending)
+    if (p->started && p->closing && p->close_xfer_pending)
         close_handover(p);
     if (p->closing)
         maybe_close(p);
