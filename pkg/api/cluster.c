@@ -565,6 +565,29 @@ static void publish(struct ms_server *s)
     }
 }
 
+/* Requests forwarded to a former leader would wait out the request
+ * timeout (a leader cut off from us never answers): once another leader is
+ * known, or we lead, their forwards are canceled now and each goes through
+ * forward_failed like any failed forward (reads, and requests never
+ * written, go to the new leader; a written write answers "leader
+ * changed": its outcome is unknown). */
+static void drop_stale_forwards(struct ms_server *s)
+{
+    const char *addr;
+
+    if (s->fwd == NULL || ms_http_client_pending(s->fwd) == 0)
+        return;
+    addr = leader_client(s);
+    if (addr == NULL && !ms_raft_is_leader(&s->raft))
+        return;
+    if (addr != NULL && strcmp(addr, s->fwd_addr) == 0)
+        return;
+    ms_info("forward: leader changed; failing %zu requests forwarded to %s",
+            ms_http_client_pending(s->fwd), s->fwd_addr);
+    ms_http_client_close(s->fwd, on_client_closed);
+    s->fwd = NULL;
+}
+
 /* Called on Raft state changes and every tick. */
 void ms_cluster_on_state(struct ms_server *s)
 {
@@ -602,6 +625,7 @@ void ms_cluster_on_state(struct ms_server *s)
         return;
     }
     publish(s);
+    drop_stale_forwards(s);
     ms_cluster_kick(s);
 }
 
