@@ -276,7 +276,8 @@ int bench_load_main(int argc, char **argv)
             break;
         case O_API:
             if (ms_load_parse_api(optarg, &cfg.api) != 0)
-                return usage_error("--api: '%s': expected v3, rest or grpc", optarg);
+                return usage_error("--api: '%s': expected v3, rest or grpc",
+                                   optarg);
             break;
         case O_TIMEOUT:
             if (ms_load_parse_u64(optarg, 1, 3600000, &v) != 0)

@@ -1114,9 +1114,8 @@ static void send_grpc(struct lclient *c)
     if (rc == 0) {
         w->body.len = protobuf_c_message_pack(m, w->body.data);
         c->call.data = c;
-        rc = ms_grpc_client_call(&c->conn->grpc, &c->call,
-                                 grpc_paths[c->step], w->body.data,
-                                 w->body.len, on_grpc_reply);
+        rc = ms_grpc_client_call(&c->conn->grpc, &c->call, grpc_paths[c->step],
+                                 w->body.data, w->body.len, on_grpc_reply);
     }
     if (rc != 0)
         op_failed(c, code_kind(rc),
@@ -1188,8 +1187,7 @@ static void on_grpc_reply(struct ms_grpc_call *call, int rc,
     }
     if (reply->status != 0) {
         snprintf(kind, sizeof(kind), "grpc_%d", reply->status);
-        snprintf(msg, sizeof(msg), "%s: %.100s", what[c->step],
-                 reply->message);
+        snprintf(msg, sizeof(msg), "%s: %.100s", what[c->step], reply->message);
         op_failed(c, kind, msg);
         return;
     }

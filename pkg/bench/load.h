@@ -16,9 +16,9 @@
  * Model: `clients` simulated clients share `conns` keep-alive TCP
  * connections (client i uses connection i mod conns; connection j goes to
  * endpoint j mod n_endpoints). Clients on one connection pipeline their
- * requests on it (over gRPC: one HTTP/2 stream per request, concurrent). A client sends its next request only when the previous
- * one has been answered (closed loop). One "op" is one iteration of a
- * client's loop:
+ * requests on it (over gRPC: one HTTP/2 stream per request, concurrent). A
+ * client sends its next request only when the previous one has been answered
+ * (closed loop). One "op" is one iteration of a client's loop:
  *
  *   put       a put of the next key of the key space         (1 request)
  *   range     a get (range of one key) of a random key       (1 request)

@@ -96,8 +96,7 @@ static void finish_stream(struct ms_grpc_stream *s)
     if (s->call == NULL)
         return;
     if (s->http_status != 200 || s->grpc_status < 0) {
-        snprintf(c->errmsg, sizeof(c->errmsg),
-                 "%s: %s", c->host,
+        snprintf(c->errmsg, sizeof(c->errmsg), "%s: %s", c->host,
                  s->http_status != 200 ? "HTTP status not 200"
                                        : "no grpc-status in the trailers");
         complete(s, MS_EMALFORMED, NULL);
@@ -124,7 +123,8 @@ bad:
     complete(s, MS_EMALFORMED, NULL);
 }
 
-/* --- connection ------------------------------------------------------------ */
+/* --- connection ------------------------------------------------------------
+ */
 
 static void on_tcp_closed(uv_handle_t *h)
 {
@@ -305,7 +305,8 @@ static void on_connect(uv_connect_t *req, int status)
     flush(conn);
 }
 
-/* --- nghttp2 callbacks ----------------------------------------------------- */
+/* --- nghttp2 callbacks -----------------------------------------------------
+ */
 
 static struct ms_grpc_stream *stream_of(nghttp2_session *session, int32_t id)
 {
@@ -422,8 +423,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
     /* a reset after complete trailers (grpc-go's RST_STREAM NO_ERROR) is
      * still an answer */
     if (error_code != NGHTTP2_NO_ERROR && s->grpc_status < 0) {
-        snprintf(c->errmsg, sizeof(c->errmsg), "%s: stream reset (%s)",
-                 c->host, nghttp2_http2_strerror(error_code));
+        snprintf(c->errmsg, sizeof(c->errmsg), "%s: stream reset (%s)", c->host,
+                 nghttp2_http2_strerror(error_code));
         complete(s, MS_EIO, NULL);
     } else {
         finish_stream(s);
@@ -504,7 +505,8 @@ static int conn_open(struct ms_grpc_client *c)
     return 0;
 }
 
-/* --- deadlines ------------------------------------------------------------- */
+/* --- deadlines -------------------------------------------------------------
+ */
 
 static void on_timer(uv_timer_t *t)
 {
@@ -554,7 +556,8 @@ static void arm_timer(struct ms_grpc_client *c)
     c->timer_armed = 1;
 }
 
-/* --- public ---------------------------------------------------------------- */
+/* --- public ----------------------------------------------------------------
+ */
 
 int ms_grpc_client_init(struct ms_grpc_client *client, uv_loop_t *loop,
                         const char *addr,
