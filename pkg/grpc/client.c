@@ -39,12 +39,14 @@ struct ms_grpc_client_conn {
     nghttp2_session *session;
     uint64_t connect_deadline;
     int connected, dead, in_read;
+    unsigned queued; /* write requests not yet completed */
     char rbuf[READ_CHUNK];
 };
 
 struct wreq {
     uv_write_t req;
     struct ms_grpc_client_conn *conn;
+    size_t len;
     uint8_t data[];
 };
 
@@ -169,6 +171,7 @@ static void on_written(uv_write_t *req, int status)
     struct ms_grpc_client_conn *conn = w->conn;
 
     free(w);
+    conn->queued--;
     if (status != 0 && !conn->dead) {
         snprintf(conn->client->errmsg, sizeof(conn->client->errmsg),
                  "%s: write: %s", conn->client->host, uv_strerror(status));
@@ -222,10 +225,33 @@ static void flush(struct ms_grpc_client_conn *conn)
         total += (size_t)len;
     }
     if (total > 0) {
+        /* most often the kernel takes it all: no write request then (see
+         * conn_flush in server.c) */
+        b = uv_buf_init((char *)w->data, (unsigned)total);
+        rc = conn->queued == 0 ? uv_try_write((uv_stream_t *)&conn->tcp, &b, 1)
+                               : UV_EAGAIN;
+        if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS) {
+            free(w);
+            snprintf(c->errmsg, sizeof(c->errmsg), "%s: write: %s", c->host,
+                     uv_strerror(rc));
+            conn_fail(conn, MS_EIO);
+            return;
+        }
+        if (rc > 0 && (size_t)rc == total) {
+            free(w);
+            goto done;
+        }
+        if (rc > 0) {
+            memmove(w->data, w->data + rc, total - (size_t)rc);
+            total -= (size_t)rc;
+        }
         w->conn = conn;
+        w->len = total;
+        conn->queued++;
         b = uv_buf_init((char *)w->data, (unsigned)total);
         rc = uv_write(&w->req, (uv_stream_t *)&conn->tcp, &b, 1, on_written);
         if (rc != 0) {
+            conn->queued--;
             free(w);
             snprintf(c->errmsg, sizeof(c->errmsg), "%s: write: %s", c->host,
                      uv_strerror(rc));
@@ -233,6 +259,7 @@ static void flush(struct ms_grpc_client_conn *conn)
             return;
         }
     }
+done:
     if (!nghttp2_session_want_read(conn->session) &&
         !nghttp2_session_want_write(conn->session)) {
         snprintf(c->errmsg, sizeof(c->errmsg), "%s: server ended the session",
