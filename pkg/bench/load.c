@@ -610,7 +610,7 @@ struct lclient {
     struct worker *w;
     struct conn *conn;
     struct ms_http_client_req req;
-    struct ms_grpc_call call;
+    struct ms_grpc_client_call call;
     uv_timer_t backoff;
     uint64_t op_start; /* ns */
     uint64_t key;      /* key index of the current op */
@@ -1059,8 +1059,8 @@ static void on_response(struct ms_http_client_req *req, int status,
 static const char *const grpc_paths[] = {
     "/etcdserverpb.KV/Put", "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Range"};
 
-static void on_grpc_reply(struct ms_grpc_call *call, int rc,
-                          const struct ms_grpc_reply *reply);
+static void on_grpc_reply(struct ms_grpc_client_call *call, int rc,
+                          const struct ms_grpc_client_reply *reply);
 
 /* Builds the current request of c as a KV.Put, KV.Txn or KV.Range message
  * and starts the call. */
@@ -1172,8 +1172,8 @@ static const char *check_grpc_write(struct lclient *c, const uint8_t *msg,
     return bad;
 }
 
-static void on_grpc_reply(struct ms_grpc_call *call, int rc,
-                          const struct ms_grpc_reply *reply)
+static void on_grpc_reply(struct ms_grpc_client_call *call, int rc,
+                          const struct ms_grpc_client_reply *reply)
 {
     struct lclient *c = call->data;
     bool write = c->step != STEP_GET;

@@ -17,11 +17,11 @@
 #define READ_CHUNK 65536
 
 /* One call in flight: its request bytes and what came back. */
-struct ms_grpc_stream {
+struct ms_grpc_client_stream {
     struct ms_grpc_client *client;
     struct ms_grpc_client_conn *conn;
-    struct ms_grpc_call *call; /* NULL once called back (timed out) */
-    struct ms_grpc_stream *prev, *next;
+    struct ms_grpc_client_call *call; /* NULL once called back (timed out) */
+    struct ms_grpc_client_stream *prev, *next;
     uint64_t deadline; /* loop ms; 0: none */
     int32_t id;
     int http_status, grpc_status; /* -1: not seen */
@@ -54,7 +54,7 @@ static void arm_timer(struct ms_grpc_client *c);
 
 /* --- calls ---------------------------------------------------------------- */
 
-static void unlink_stream(struct ms_grpc_stream *s)
+static void unlink_stream(struct ms_grpc_client_stream *s)
 {
     struct ms_grpc_client *c = s->client;
 
@@ -67,7 +67,7 @@ static void unlink_stream(struct ms_grpc_stream *s)
     s->prev = s->next = NULL;
 }
 
-static void free_stream(struct ms_grpc_stream *s)
+static void free_stream(struct ms_grpc_client_stream *s)
 {
     free(s->out);
     free(s->in);
@@ -75,10 +75,10 @@ static void free_stream(struct ms_grpc_stream *s)
 }
 
 /* Calls back s's call once (rc, reply) and detaches it from the call. */
-static void complete(struct ms_grpc_stream *s, int rc,
-                     const struct ms_grpc_reply *reply)
+static void complete(struct ms_grpc_client_stream *s, int rc,
+                     const struct ms_grpc_client_reply *reply)
 {
-    struct ms_grpc_call *call = s->call;
+    struct ms_grpc_client_call *call = s->call;
 
     if (call == NULL)
         return;
@@ -89,10 +89,10 @@ static void complete(struct ms_grpc_stream *s, int rc,
 }
 
 /* The stream ended normally: decode its answer and call back. */
-static void finish_stream(struct ms_grpc_stream *s)
+static void finish_stream(struct ms_grpc_client_stream *s)
 {
     struct ms_grpc_client *c = s->client;
-    struct ms_grpc_reply r = {0};
+    struct ms_grpc_client_reply r = {0};
     uint32_t len;
 
     if (s->call == NULL)
@@ -145,7 +145,7 @@ static void on_tcp_closed(uv_handle_t *h)
 static void conn_fail(struct ms_grpc_client_conn *conn, int rc)
 {
     struct ms_grpc_client *c = conn->client;
-    struct ms_grpc_stream *s, *next;
+    struct ms_grpc_client_stream *s, *next;
 
     if (conn->dead)
         return;
@@ -335,7 +335,8 @@ static void on_connect(uv_connect_t *req, int status)
 /* --- nghttp2 callbacks -----------------------------------------------------
  */
 
-static struct ms_grpc_stream *stream_of(nghttp2_session *session, int32_t id)
+static struct ms_grpc_client_stream *stream_of(nghttp2_session *session,
+                                               int32_t id)
 {
     return nghttp2_session_get_stream_user_data(session, id);
 }
@@ -373,7 +374,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user)
 {
-    struct ms_grpc_stream *s = stream_of(session, frame->hd.stream_id);
+    struct ms_grpc_client_stream *s = stream_of(session, frame->hd.stream_id);
     char num[16];
 
     (void)flags;
@@ -404,12 +405,12 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
                          int32_t stream_id, const uint8_t *data, size_t len,
                          void *user)
 {
-    struct ms_grpc_stream *s = stream_of(session, stream_id);
+    struct ms_grpc_client_stream *s = stream_of(session, stream_id);
     struct ms_grpc_client *c;
 
     (void)flags;
     (void)user;
-    if (s == NULL)
+    if (s == NULL || s->call == NULL) /* gone, or timed out: dropped */
         return 0;
     c = s->client;
     if (s->in_len + len > c->cfg.max_response_bytes + 5) {
@@ -438,7 +439,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
 static int on_stream_close(nghttp2_session *session, int32_t stream_id,
                            uint32_t error_code, void *user)
 {
-    struct ms_grpc_stream *s = stream_of(session, stream_id);
+    struct ms_grpc_client_stream *s = stream_of(session, stream_id);
     struct ms_grpc_client *c;
 
     (void)user;
@@ -449,7 +450,9 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
     unlink_stream(s);
     /* a reset after complete trailers (grpc-go's RST_STREAM NO_ERROR) is
      * still an answer */
-    if (error_code != NGHTTP2_NO_ERROR && s->grpc_status < 0) {
+    if (s->call == NULL) {
+        /* called back already (timed out): nothing to say */
+    } else if (error_code != NGHTTP2_NO_ERROR && s->grpc_status < 0) {
         snprintf(c->errmsg, sizeof(c->errmsg), "%s: stream reset (%s)", c->host,
                  nghttp2_http2_strerror(error_code));
         complete(s, MS_EIO, NULL);
@@ -464,7 +467,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id,
                          uint8_t *buf, size_t length, uint32_t *flags,
                          nghttp2_data_source *source, void *user)
 {
-    struct ms_grpc_stream *s = source->ptr;
+    struct ms_grpc_client_stream *s = source->ptr;
     size_t n = s->out_len - s->out_off;
 
     (void)session;
@@ -539,7 +542,7 @@ static void on_timer(uv_timer_t *t)
 {
     struct ms_grpc_client *c = t->data;
     uint64_t now = uv_now(c->loop);
-    struct ms_grpc_stream *s, *next;
+    struct ms_grpc_client_stream *s, *next;
 
     c->timer_armed = 0;
     if (c->conn != NULL && !c->conn->connected &&
@@ -616,10 +619,10 @@ int ms_grpc_client_init(struct ms_grpc_client *client, uv_loop_t *loop,
     }
 
 int ms_grpc_client_call(struct ms_grpc_client *client,
-                        struct ms_grpc_call *call, const char *path,
-                        const void *msg, size_t len, ms_grpc_call_cb cb)
+                        struct ms_grpc_client_call *call, const char *path,
+                        const void *msg, size_t len, ms_grpc_client_call_cb cb)
 {
-    struct ms_grpc_stream *s;
+    struct ms_grpc_client_stream *s;
     nghttp2_data_provider dp;
     int32_t id;
     int rc;

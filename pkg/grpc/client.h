@@ -23,18 +23,18 @@
  *
  * Lifetimes (libuv style): struct ms_grpc_client is a caller-allocated
  * handle, ended with ms_grpc_client_close; free it only in or after the
- * close callback. struct ms_grpc_call is caller-allocated and must stay
+ * close callback. struct ms_grpc_client_call is caller-allocated and must stay
  * valid until its callback, which runs exactly once if ms_grpc_client_call
  * returned 0 (never otherwise). Loop thread only.
  */
 
 struct ms_grpc_client;
-struct ms_grpc_call;
+struct ms_grpc_client_call;
 struct ms_grpc_client_conn;
-struct ms_grpc_stream;
+struct ms_grpc_client_stream;
 
 /* An answered call; valid only during the callback that gets it. */
-struct ms_grpc_reply {
+struct ms_grpc_client_reply {
     int status;          /* grpc-status: 0 OK, 3 InvalidArgument, ... */
     const char *message; /* grpc-message, percent-decoded; "" if none */
     const uint8_t *msg;  /* the response message (no 5-byte prefix); NULL
@@ -48,17 +48,18 @@ struct ms_grpc_reply {
  * MS_EMALFORMED (no grpc-status, bad framing, HTTP status not 200),
  * MS_ETOOLARGE (answer over max_response_bytes), MS_ECANCELED (client
  * closed). The callback may start new calls or close the client. */
-typedef void (*ms_grpc_call_cb)(struct ms_grpc_call *call, int rc,
-                                const struct ms_grpc_reply *reply);
+typedef void (*ms_grpc_client_call_cb)(
+    struct ms_grpc_client_call *call, int rc,
+    const struct ms_grpc_client_reply *reply);
 
 typedef void (*ms_grpc_client_close_cb)(struct ms_grpc_client *client);
 
 /* A call; allocate it yourself; fields below data are private. */
-struct ms_grpc_call {
+struct ms_grpc_client_call {
     void *data; /* for the caller; never touched here */
     /* private */
-    ms_grpc_call_cb cb;
-    struct ms_grpc_stream *stream;
+    ms_grpc_client_call_cb cb;
+    struct ms_grpc_client_stream *stream;
 };
 
 /* A field left 0 takes the default. */
@@ -80,7 +81,8 @@ struct ms_grpc_client {
     uv_timer_t timer;
     int timer_armed, timer_closed, closing, in_timer;
     struct ms_grpc_client_conn *conn; /* current connection or NULL */
-    struct ms_grpc_stream *streams;   /* calls in flight (all connections) */
+    struct ms_grpc_client_stream
+        *streams; /* calls in flight (all connections) */
     size_t npending;
     unsigned nconns; /* connection structs not yet freed */
     ms_grpc_client_close_cb close_cb;
@@ -100,8 +102,8 @@ int ms_grpc_client_init(struct ms_grpc_client *client, uv_loop_t *loop,
  * closing), MS_ENOMEM or MS_EIO (could not start connecting; errmsg says
  * why). */
 int ms_grpc_client_call(struct ms_grpc_client *client,
-                        struct ms_grpc_call *call, const char *path,
-                        const void *msg, size_t len, ms_grpc_call_cb cb);
+                        struct ms_grpc_client_call *call, const char *path,
+                        const void *msg, size_t len, ms_grpc_client_call_cb cb);
 
 /* Calls started and not yet called back. */
 size_t ms_grpc_client_pending(const struct ms_grpc_client *client);
