@@ -117,6 +117,90 @@ teardown() {
     [[ "$stderr" == *"no op succeeded"* ]]
 }
 
+# gRPC: every op over KV.Put/Range/Txn, 8 clients as concurrent streams on
+# 2 HTTP/2 connections; the server's counters agree with the tool's.
+@test "load --api grpc: put, range, txn, putget and mixed, no errors" {
+    start_server s1
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --api grpc \
+        --clients 8 --conns 2 --total 300 --op put --val-size 100 \
+        --key-space 1000 --key-prefix g/ --json
+    assert_success
+    run jq -e '.api == "grpc" and .op == "put" and .conns == 2
+               and .ops == 300 and .requests == 300 and .writes == 300
+               and .errors == 0 and .errors_by_kind == {}
+               and .proposed_ops == 300 and .p50_ms > 0' <<<"$output"
+    assert_success
+    # the puts really landed: key 299 holds a 100-byte value
+    run curl -sf "$URL/kv/g/00000000000299"
+    assert_success
+    [ "${#output}" -eq 100 ]
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --api grpc \
+        --clients 8 --conns 2 --total 200 --op range --key-space 50 --json
+    assert_success
+    run jq -e '.ops == 200 and .reads == 200 and .errors == 0
+               and .preloaded == 50 and .proposed_ops == 0
+               and .barriers >= 1' <<<"$output"
+    assert_success
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --api grpc \
+        --clients 4 --conns 1 --total 100 --op range --key-space 50 \
+        --consistency s --json
+    assert_success
+    run jq -e '.ops == 100 and .errors == 0 and .consistency == "s"' \
+        <<<"$output"
+    assert_success
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --api grpc \
+        --clients 4 --conns 2 --total 100 --op txn --json
+    assert_success
+    run jq -e '.op == "txn" and .ops == 100 and .errors == 0
+               and .proposed_ops == 100' <<<"$output"
+    assert_success
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --api grpc \
+        --clients 6 --conns 2 --total 200 --op putget --val-size 64 --json
+    assert_success
+    run jq -e '.ops == 200 and .requests == 400 and .reads == 200
+               and .writes == 200 and .errors == 0' <<<"$output"
+    assert_success
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --api grpc \
+        --clients 4 --conns 2 --threads 2 --total 200 --op mixed:70/30 \
+        --key-space 20 --quiet
+    assert_success
+    assert_line --regexp '^op mixed:70/30 \(1 request/op\), api grpc, linearizable reads$'
+    assert_line --regexp '^ +200 +0 +[0-9.]+( +[0-9.]+){7}$'
+    assert_line 'errors 0'
+}
+
+# A non-zero grpc-status is an error counted by its code, with etcd's text.
+@test "load --api grpc: calls the server refuses count as grpc_N errors" {
+    start_server s1 --max-request-bytes 512
+    run --separate-stderr "$BENCH" load --endpoints "$URL" --api grpc \
+        --clients 2 --total 10 --op put --val-size 2000 --json
+    assert_failure 1
+    run jq -e '.ops == 0 and .errors == 10 and .requests == 0
+               and .errors_by_kind == {"grpc_3": 10}
+               and (.first_error | test("etcdserver: request is too large"))' \
+        <<<"$output"
+    assert_success
+    [[ "$stderr" == *"no op succeeded: grpc_3: put: etcdserver: request is too large"* ]]
+}
+
+# A gRPC endpoint that goes away: calls fail as connection errors, not ops.
+@test "load --api grpc: a server killed mid-run gives connection errors" {
+    start_server s1
+    "$BENCH" load --endpoints "$URL" --api grpc --clients 4 --conns 2 \
+        --duration 3 --op put --json --quiet --timeout 1000 \
+        >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+    local bpid=$!
+    sleep 1
+    kill -KILL "$PID"
+    wait "$PID" || true
+    PID=
+    wait "$bpid" || true
+    run jq -e '.ops > 0 and .errors > 0
+               and ((.errors_by_kind | keys) - ["connection", "timeout"]
+                    == [])' "$BATS_TEST_TMPDIR/out"
+    assert_success
+}
+
 @test "load --duration runs for about that long and prints progress" {
     start_server s1
     run --separate-stderr "$BENCH" load --endpoints "$URL" --clients 2 \
@@ -163,6 +247,7 @@ teardown() {
 --conns 2 --threads 3|--threads
 --key-size 6 --key-space 100|--key-size
 --op txn --api rest|txn
+--api http2|--api: 'http2': expected v3, rest or grpc
 --endpoints https://127.0.0.1:1|https
 --val-size 0|--val-size
 EOF
@@ -171,4 +256,5 @@ EOF
     assert_line --partial "--op OP"
     assert_line --partial "--conns N"
     assert_line --partial "--consistency l|s"
+    assert_line --partial "--api v3|rest|grpc"
 }

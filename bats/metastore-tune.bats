@@ -75,6 +75,18 @@ assert len(r.findall(".//" + ns + "polyline")) == 3' "$BATS_TEST_TMPDIR/p.svg"
     no_servers_left
 }
 
+# --api grpc: every point of the sweep drives the server over gRPC.
+@test "tune --api grpc sweeps over gRPC" {
+    run --separate-stderr "$TUNE" --clients 1,4 --duration 0.3 \
+        --settings off,adaptive:64/2 --op put --api grpc --json --quiet
+    assert_success
+    run jq -e '.api == "grpc" and .op == "put"
+               and ([.settings[].points[] | .ok and .ops_per_sec > 0
+                     and .errors == 0] | all)' <<<"$output"
+    assert_success
+    no_servers_left
+}
+
 @test "tune --endpoints restores the settings, or --apply leaves the verdict" {
     start_server s1 --batch-mode fixed --batch-max-ops 7 \
         --batch-max-delay 300 --batch-max-inflight 3
@@ -154,6 +166,8 @@ assert len(r.findall(".//" + ns + "polyline")) == 3' "$BATS_TEST_TMPDIR/p.svg"
 --modes off,off|twice
 --clients 1,0|--clients
 --op scan|--op
+--api http2|--api: 'http2'
+--op txn --api rest|needs --api v3 or grpc
 --max-p99 0|--max-p99
 --nodes 2|--nodes
 --storage disk|--storage

@@ -254,6 +254,9 @@ static void test_op_names(void **state)
         assert_int_equal(ms_load_parse_op(bad[i], &op, &pct), MS_EINVAL);
     assert_int_equal(ms_load_parse_api("rest", &a), 0);
     assert_int_equal(a, MS_LOAD_API_REST);
+    assert_int_equal(ms_load_parse_api("grpc", &a), 0);
+    assert_int_equal(a, MS_LOAD_API_GRPC);
+    assert_string_equal(ms_load_api_name(a), "grpc");
     assert_int_equal(ms_load_parse_api("v2", &a), MS_EINVAL);
     assert_int_equal(ms_load_requests_per_op(MS_LOAD_OP_PUTGET), 2);
     assert_int_equal(ms_load_requests_per_op(MS_LOAD_OP_MIXED), 1);
@@ -307,6 +310,12 @@ static void test_config_check(void **state)
     c.api = MS_LOAD_API_REST;
     assert_int_equal(ms_load_config_check(&c, err, sizeof(err)), MS_EINVAL);
     assert_non_null(strstr(err, "txn"));
+    c.api = MS_LOAD_API_GRPC; /* txn maps to KV.Txn */
+    assert_int_equal(ms_load_config_check(&c, err, sizeof(err)), 0);
+    c.api = (enum ms_load_api)3;
+    assert_int_equal(ms_load_config_check(&c, err, sizeof(err)), MS_EINVAL);
+    assert_non_null(strstr(err, "api"));
+    c.api = MS_LOAD_API_REST;
     c.clients = 0;
     assert_int_equal(ms_load_config_check(&c, err, sizeof(err)), MS_EINVAL);
     assert_non_null(strstr(err, "clients"));

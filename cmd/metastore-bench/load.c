@@ -50,7 +50,8 @@ static const char usage[] =
     "  --key-prefix P            key prefix (default load/)\n"
     "  --consistency l|s         gets linearizable (default) or\n"
     "                            serializable\n"
-    "  --api v3|rest             v3 JSON gateway or /kv REST (default v3)\n"
+    "  --api v3|rest|grpc        v3 JSON gateway, /kv REST or etcd gRPC (h2c;\n"
+    "                            default v3)\n"
     "  --timeout MS              per-request timeout (default 10000)\n"
     "  --json                    print one JSON object\n"
     "  --quiet                   no progress lines on stderr\n"
@@ -275,7 +276,8 @@ int bench_load_main(int argc, char **argv)
             break;
         case O_API:
             if (ms_load_parse_api(optarg, &cfg.api) != 0)
-                return usage_error("--api: '%s': expected v3 or rest", optarg);
+                return usage_error("--api: '%s': expected v3, rest or grpc",
+                                   optarg);
             break;
         case O_TIMEOUT:
             if (ms_load_parse_u64(optarg, 1, 3600000, &v) != 0)

@@ -57,6 +57,7 @@ static const char usage[] =
     "                         (A B A B); medians reported (default 1)\n"
     "load at each point:\n"
     "  --op OP                as metastore-bench load --op (default putget)\n"
+    "  --api v3|rest|grpc     as metastore-bench load --api (default v3)\n"
     "  --duration SECONDS     per point (default 2)\n"
     "  --ops N                ops per client per point instead of --duration\n"
     "  --val-size BYTES       value size (default 12)\n"
@@ -92,6 +93,7 @@ struct opts {
     unsigned rounds;
     enum ms_load_op op;
     unsigned read_pct;
+    enum ms_load_api api;
     double duration;
     uint64_t ops;
     size_t val_size;
@@ -178,6 +180,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
         O_SETTINGS,
         O_ROUNDS,
         O_OP,
+        O_API,
         O_DURATION,
         O_OPS,
         O_VAL_SIZE,
@@ -204,6 +207,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
         {"rounds", required_argument, NULL, O_ROUNDS},
         {"op", required_argument, NULL, O_OP},
         {"workload", required_argument, NULL, O_OP},
+        {"api", required_argument, NULL, O_API},
         {"duration", required_argument, NULL, O_DURATION},
         {"ops", required_argument, NULL, O_OPS},
         {"val-size", required_argument, NULL, O_VAL_SIZE},
@@ -320,6 +324,11 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
             if (ms_load_parse_op(optarg, &o->op, &o->read_pct) != 0)
                 return usage_error("--op: '%s': expected put, range, txn, "
                                    "putget or mixed:R/W",
+                                   optarg);
+            break;
+        case O_API:
+            if (ms_load_parse_api(optarg, &o->api) != 0)
+                return usage_error("--api: '%s': expected v3, rest or grpc",
                                    optarg);
             break;
         case O_DURATION:
@@ -617,6 +626,7 @@ static int print_json(const struct sweep *sw, const struct ms_tune_batch *final,
     cJSON_AddStringToObject(root, "op",
                             ms_load_op_name(o->op, o->read_pct, name,
                                             sizeof(name)));
+    cJSON_AddStringToObject(root, "api", ms_load_api_name(o->api));
     if (o->ops > 0) {
         cJSON_AddNumberToObject(root, "ops_per_client", (double)o->ops);
         cJSON_AddNullToObject(root, "duration_s");
@@ -793,13 +803,14 @@ static int write_plot(const struct sweep *sw, char *errmsg, size_t errsz)
         labels[i] = sw->set[i].label;
     if (sw->started)
         snprintf(title, sizeof(title),
-                 "metastore-tune: %s, %u node%s, %s storage", 
+                 "metastore-tune: %s over %s, %u node%s, %s storage",
                  ms_load_op_name(o->op, o->read_pct, name, sizeof(name)),
-                 sw->nodes, sw->nodes > 1 ? "s" : "", o->storage);
+                 ms_load_api_name(o->api), sw->nodes, sw->nodes > 1 ? "s" : "",
+                 o->storage);
     else
-        snprintf(title, sizeof(title), "metastore-tune: %s, %s",
+        snprintf(title, sizeof(title), "metastore-tune: %s over %s, %s",
                  ms_load_op_name(o->op, o->read_pct, name, sizeof(name)),
-                 o->endpoints[0]);
+                 ms_load_api_name(o->api), o->endpoints[0]);
     rc = ms_tune_plot_svg(title, labels, o->clients, sw->pts, sw->n_set,
                           o->n_clients, o->max_p99, &svg);
     if (rc != 0) {
@@ -847,6 +858,7 @@ static int run_point(struct sweep *sw, unsigned r, size_t s, size_t c,
     lc.clients = o->clients[c];
     lc.op = o->op;
     lc.read_pct = o->read_pct;
+    lc.api = o->api;
     lc.value_size = o->val_size;
     lc.key_space = 10000;
     lc.cancel = &canceled;
@@ -904,6 +916,8 @@ int main(int argc, char **argv)
 
     if ((rc = parse_opts(argc, argv, &o, &done)) != 0 || done)
         return rc;
+    if (o.api == MS_LOAD_API_REST && o.op == MS_LOAD_OP_TXN)
+        return usage_error("--op %s: needs --api v3 or grpc", "txn");
     memset(&sw, 0, sizeof(sw));
     memset(&cl, 0, sizeof(cl));
     sw.o = &o;

@@ -14,6 +14,8 @@
 #include <sys/time.h>
 #include <uv.h>
 
+#include "etcd/etcdserver/etcdserverpb/rpc.pb-c.h"
+#include "grpc/client.h"
 #include "http/client.h"
 #include "http/fetch.h"
 #include "http/wire.h"
@@ -105,6 +107,8 @@ int ms_load_parse_api(const char *s, enum ms_load_api *out)
         *out = MS_LOAD_API_V3;
     else if (strcmp(s, "rest") == 0)
         *out = MS_LOAD_API_REST;
+    else if (strcmp(s, "grpc") == 0)
+        *out = MS_LOAD_API_GRPC;
     else
         return MS_EINVAL;
     return 0;
@@ -112,7 +116,10 @@ int ms_load_parse_api(const char *s, enum ms_load_api *out)
 
 const char *ms_load_api_name(enum ms_load_api a)
 {
-    return a == MS_LOAD_API_V3 ? "v3" : a == MS_LOAD_API_REST ? "rest" : "?";
+    return a == MS_LOAD_API_V3     ? "v3"
+           : a == MS_LOAD_API_REST ? "rest"
+           : a == MS_LOAD_API_GRPC ? "grpc"
+                                   : "?";
 }
 
 unsigned ms_load_requests_per_op(enum ms_load_op op)
@@ -482,7 +489,7 @@ int ms_load_config_check(const struct ms_load_config *cfg, char *errmsg,
     if (cfg->op == MS_LOAD_OP_MIXED && cfg->read_pct > 100)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
                          "op: mixed reads above 100%%");
-    if ((unsigned)cfg->api > MS_LOAD_API_REST)
+    if ((unsigned)cfg->api > MS_LOAD_API_GRPC)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL, "api: unknown");
     if (cfg->api == MS_LOAD_API_REST && cfg->op == MS_LOAD_OP_TXN)
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
@@ -592,7 +599,8 @@ enum phase { PHASE_PRELOAD, PHASE_MEASURE };
 enum step { STEP_PUT, STEP_TXN, STEP_GET };
 
 struct conn {
-    struct ms_http_client http;
+    struct ms_http_client http; /* api v3 and rest */
+    struct ms_grpc_client grpc; /* api grpc */
     const struct endpoint *ep;
 };
 
@@ -602,6 +610,7 @@ struct lclient {
     struct worker *w;
     struct conn *conn;
     struct ms_http_client_req req;
+    struct ms_grpc_client_call call;
     uv_timer_t backoff;
     uint64_t op_start; /* ns */
     uint64_t key;      /* key index of the current op */
@@ -785,6 +794,8 @@ static const char *key_of(struct lclient *c)
     return c->w->key;
 }
 
+static void send_grpc(struct lclient *c);
+
 /* Builds and sends the current request of c. */
 static void send_request(struct lclient *c)
 {
@@ -798,6 +809,10 @@ static void send_request(struct lclient *c)
     const char *method;
     int rc = 0;
 
+    if (cfg->api == MS_LOAD_API_GRPC) {
+        send_grpc(c);
+        return;
+    }
     key_of(c);
     ms_buf_reset(&w->body);
     if (write)
@@ -874,6 +889,21 @@ static const uint8_t *json_str(const struct ms_http_response *resp,
     return p;
 }
 
+/* Checks value v[0..len) read from c's key. NULL when right, else the
+ * error kind. */
+static const char *check_value(struct lclient *c, const uint8_t *v,
+                               size_t len)
+{
+    const struct ms_load_config *cfg = c->w->run->cfg;
+    uint64_t seq;
+
+    if (ms_load_value_check(v, len, cfg->value_size, c->key, &seq) != 0)
+        return "bad_value";
+    if (cfg->value_size >= MS_LOAD_SEQ_CHARS && seq < c->floor)
+        return "stale_read";
+    return NULL;
+}
+
 /* Checks the answer to a get of c's key. Returns NULL when it is right,
  * else the error kind. */
 static const char *check_get(struct lclient *c,
@@ -883,7 +913,6 @@ static const char *check_get(struct lclient *c,
     const struct ms_load_config *cfg = w->run->cfg;
     const uint8_t *v;
     size_t len;
-    uint64_t seq;
 
     if (cfg->api == MS_LOAD_API_REST) {
         if (resp->status == 404)
@@ -913,11 +942,7 @@ static const char *check_get(struct lclient *c,
             return "bad_value";
         v = w->decoded;
     }
-    if (ms_load_value_check(v, len, cfg->value_size, c->key, &seq) != 0)
-        return "bad_value";
-    if (cfg->value_size >= MS_LOAD_SEQ_CHARS && seq < c->floor)
-        return "stale_read";
-    return NULL;
+    return check_value(c, v, len);
 }
 
 /* Checks the answer to a put or txn. NULL when right, else the kind. */
@@ -968,6 +993,29 @@ static void op_succeeded(struct lclient *c)
     start_op(c);
 }
 
+/* The current request of c was answered and checked as good: count it,
+ * then go on with the op's next request or the next op. */
+static void request_ok(struct lclient *c, bool write)
+{
+    struct worker *w = c->w;
+
+    if (w->run->phase == PHASE_MEASURE) {
+        w->requests++;
+        if (write)
+            w->writes++;
+        else
+            w->reads++;
+    }
+    if (write) {
+        put_done(c, true);
+        if (c->putget) {
+            send_get(c);
+            return;
+        }
+    }
+    op_succeeded(c);
+}
+
 static void on_response(struct ms_http_client_req *req, int status,
                         const struct ms_http_response *resp)
 {
@@ -1003,21 +1051,156 @@ static void on_response(struct ms_http_client_req *req, int status,
         op_failed(c, bad, msg);
         return;
     }
-    if (w->run->phase == PHASE_MEASURE) {
-        w->requests++;
-        if (write)
-            w->writes++;
-        else
-            w->reads++;
-    }
-    if (write) {
-        put_done(c, true);
-        if (c->putget) {
-            send_get(c);
-            return;
+    request_ok(c, write);
+}
+
+/* --- gRPC ---------------------------------------------------------------- */
+
+static const char *const grpc_paths[] = {
+    "/etcdserverpb.KV/Put", "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Range"};
+
+static void on_grpc_reply(struct ms_grpc_client_call *call, int rc,
+                          const struct ms_grpc_client_reply *reply);
+
+/* Builds the current request of c as a KV.Put, KV.Txn or KV.Range message
+ * and starts the call. */
+static void send_grpc(struct lclient *c)
+{
+    struct worker *w = c->w;
+    const struct ms_load_config *cfg = w->run->cfg;
+    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    Etcdserverpb__RangeRequest range = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+    Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1];
+    Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT, *ops[1];
+    ProtobufCBinaryData key;
+    const ProtobufCMessage *m;
+    size_t len;
+    int rc;
+
+    key.data = (uint8_t *)key_of(c);
+    key.len = cfg->key_size;
+    if (c->step == STEP_GET) {
+        range.key = key;
+        range.serializable = cfg->serializable;
+        m = &range.base;
+    } else {
+        ms_load_value(w->value, cfg->value_size, c->key, c->seq);
+        put.key = key;
+        put.value.data = w->value;
+        put.value.len = cfg->value_size;
+        m = &put.base;
+        if (c->step == STEP_TXN) {
+            cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__LESS;
+            cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
+            cmp.key = key;
+            cmp.target_union_case =
+                ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+            cmp.mod_revision = INT64_MAX;
+            cmps[0] = &cmp;
+            op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+            op.request_put = &put;
+            ops[0] = &op;
+            txn.n_compare = 1;
+            txn.compare = cmps;
+            txn.n_success = 1;
+            txn.success = ops;
+            m = &txn.base;
         }
     }
-    op_succeeded(c);
+    len = protobuf_c_message_get_packed_size(m);
+    ms_buf_reset(&w->body);
+    rc = ms_buf_reserve(&w->body, len + 1);
+    if (rc == 0) {
+        w->body.len = protobuf_c_message_pack(m, w->body.data);
+        c->call.data = c;
+        rc = ms_grpc_client_call(&c->conn->grpc, &c->call, grpc_paths[c->step],
+                                 w->body.data, w->body.len, on_grpc_reply);
+    }
+    if (rc != 0)
+        op_failed(c, code_kind(rc),
+                  c->conn->grpc.errmsg[0] ? c->conn->grpc.errmsg
+                                          : ms_strerror(rc));
+}
+
+/* Checks a KV.Range answer for c's key. NULL when right, else the kind. */
+static const char *check_grpc_get(struct lclient *c, const uint8_t *msg,
+                                  size_t len)
+{
+    const struct ms_load_config *cfg = c->w->run->cfg;
+    Etcdserverpb__RangeResponse *r =
+        etcdserverpb__range_response__unpack(NULL, len, msg);
+    const char *bad = NULL;
+
+    if (r == NULL || r->header == NULL)
+        bad = "bad_response";
+    else if (r->n_kvs == 0)
+        bad = c->floor > 0 ? "stale_read" : NULL;
+    else if (r->kvs[0]->key.len != cfg->key_size ||
+             memcmp(r->kvs[0]->key.data, key_of(c), cfg->key_size) != 0)
+        bad = "bad_key";
+    else
+        bad = check_value(c, r->kvs[0]->value.data, r->kvs[0]->value.len);
+    if (r != NULL)
+        etcdserverpb__range_response__free_unpacked(r, NULL);
+    return bad;
+}
+
+/* Checks a KV.Put or KV.Txn answer. NULL when right, else the kind. */
+static const char *check_grpc_write(struct lclient *c, const uint8_t *msg,
+                                    size_t len)
+{
+    const char *bad = NULL;
+
+    if (c->step == STEP_TXN) {
+        Etcdserverpb__TxnResponse *r =
+            etcdserverpb__txn_response__unpack(NULL, len, msg);
+        if (r == NULL || r->header == NULL || r->header->revision <= 0)
+            bad = "bad_response";
+        else if (!r->succeeded)
+            bad = "txn_failed";
+        if (r != NULL)
+            etcdserverpb__txn_response__free_unpacked(r, NULL);
+    } else {
+        Etcdserverpb__PutResponse *r =
+            etcdserverpb__put_response__unpack(NULL, len, msg);
+        if (r == NULL || r->header == NULL || r->header->revision <= 0)
+            bad = "bad_response";
+        if (r != NULL)
+            etcdserverpb__put_response__free_unpacked(r, NULL);
+    }
+    return bad;
+}
+
+static void on_grpc_reply(struct ms_grpc_client_call *call, int rc,
+                          const struct ms_grpc_client_reply *reply)
+{
+    struct lclient *c = call->data;
+    bool write = c->step != STEP_GET;
+    static const char *const what[] = {"put", "txn", "get"};
+    const char *bad;
+    char kind[24], msg[160];
+
+    if (rc != 0) {
+        op_failed(c, code_kind(rc), c->conn->grpc.errmsg);
+        return;
+    }
+    if (reply->status != 0) {
+        snprintf(kind, sizeof(kind), "grpc_%d", reply->status);
+        snprintf(msg, sizeof(msg), "%s: %.100s", what[c->step], reply->message);
+        op_failed(c, kind, msg);
+        return;
+    }
+    bad = reply->msg == NULL ? "bad_response"
+          : write            ? check_grpc_write(c, reply->msg, reply->msg_len)
+                             : check_grpc_get(c, reply->msg, reply->msg_len);
+    if (bad != NULL) {
+        snprintf(msg, sizeof(msg), "%s of key %.80s: %zu-byte answer",
+                 what[c->step], key_of(c), reply->msg_len);
+        op_failed(c, bad, msg);
+        return;
+    }
+    request_ok(c, write);
 }
 
 /* Takes the next put number and its key; marks the key busy. */
@@ -1237,9 +1420,14 @@ static void worker_close(struct worker *w)
 {
     if (!w->loop_inited)
         return;
-    for (size_t i = 0; i < w->n_conns; i++)
-        if (w->conns[i].ep != NULL)
+    for (size_t i = 0; i < w->n_conns; i++) {
+        if (w->conns[i].ep == NULL)
+            continue;
+        if (w->run->cfg->api == MS_LOAD_API_GRPC)
+            ms_grpc_client_close(&w->conns[i].grpc, NULL);
+        else
             ms_http_client_close(&w->conns[i].http, NULL);
+    }
     for (size_t i = 0; i < w->n_cl; i++)
         if (w->cl[i]->w != NULL)
             uv_close((uv_handle_t *)&w->cl[i]->backoff, NULL);
@@ -1255,11 +1443,14 @@ static int setup_workers(struct run *r, char *errmsg, size_t errsz)
 {
     const struct ms_load_config *cfg = r->cfg;
     struct ms_http_client_config hc = {0};
+    struct ms_grpc_client_config gc = {0};
     int rc;
 
     hc.request_timeout_ms =
         cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_TIMEOUT_MS;
     hc.connect_timeout_ms = hc.request_timeout_ms;
+    gc.request_timeout_ms = hc.request_timeout_ms;
+    gc.connect_timeout_ms = hc.request_timeout_ms;
     for (unsigned t = 0; t < r->threads; t++) {
         struct worker *w = &r->wk[t];
         size_t nc = (r->conns - t + r->threads - 1) / r->threads;
@@ -1285,8 +1476,11 @@ static int setup_workers(struct run *r, char *errmsg, size_t errsz)
         for (size_t j = 0; j < nc; j++) {
             unsigned global = t + (unsigned)j * r->threads;
             const struct endpoint *ep = &r->eps[global % cfg->n_endpoints];
-            rc = ms_http_client_init(&w->conns[j].http, &w->loop, ep->addr,
-                                     &hc);
+            rc = cfg->api == MS_LOAD_API_GRPC
+                     ? ms_grpc_client_init(&w->conns[j].grpc, &w->loop,
+                                           ep->addr, &gc)
+                     : ms_http_client_init(&w->conns[j].http, &w->loop,
+                                           ep->addr, &hc);
             if (rc != 0)
                 return ms_seterr(errmsg, errsz, rc, "%s: bad address",
                                  ep->url);

@@ -16,9 +16,9 @@
  * Model: `clients` simulated clients share `conns` keep-alive TCP
  * connections (client i uses connection i mod conns; connection j goes to
  * endpoint j mod n_endpoints). Clients on one connection pipeline their
- * requests on it. A client sends its next request only when the previous
- * one has been answered (closed loop). One "op" is one iteration of a
- * client's loop:
+ * requests on it (over gRPC: one HTTP/2 stream per request, concurrent). A
+ * client sends its next request only when the previous one has been answered
+ * (closed loop). One "op" is one iteration of a client's loop:
  *
  *   put       a put of the next key of the key space         (1 request)
  *   range     a get (range of one key) of a random key       (1 request)
@@ -39,7 +39,8 @@
  * a linearizable read also that it is not older than the newest put of that
  * key acknowledged before the read was sent (keys written by two puts at
  * once are exempt from that check). Failures are counted by kind: "http_NNN",
- * "connection", "timeout", "bad_value", "stale_read", "bad_response", ...
+ * "grpc_N" (a non-zero grpc-status), "connection", "timeout", "bad_value",
+ * "stale_read", "bad_response", ...
  * An op fails at its first failed request; latency is measured per
  * successful op, from its first request to its last answer.
  */
@@ -55,6 +56,8 @@ enum ms_load_op {
 enum ms_load_api {
     MS_LOAD_API_V3 = 0,   /* POST /v3/kv/put|range|txn (base64 JSON) */
     MS_LOAD_API_REST = 1, /* PUT and GET /kv/<key> */
+    MS_LOAD_API_GRPC = 2, /* etcd's gRPC KV.Put|Range|Txn over h2c, many
+                             streams per connection */
 };
 
 #define MS_LOAD_MAX_ENDPOINTS 16
@@ -155,7 +158,8 @@ struct ms_load_error_kind {
 
 struct ms_load_result {
     uint64_t ops;      /* ops that succeeded */
-    uint64_t requests; /* HTTP requests answered and checked as good */
+    uint64_t requests; /* requests (HTTP or gRPC calls) answered and
+                          checked as good */
     uint64_t reads, writes; /* successful reads and writes among them */
     uint64_t errors;   /* ops that failed */
     struct ms_load_error_kind error_kinds[MS_LOAD_MAX_ERROR_KINDS];
@@ -189,7 +193,7 @@ int ms_load_parse_op(const char *s, enum ms_load_op *op, unsigned *read_pct);
 const char *ms_load_op_name(enum ms_load_op op, unsigned read_pct, char *out,
                             size_t size);
 
-/* Parses "v3|rest". Returns 0 or MS_EINVAL. */
+/* Parses "v3|rest|grpc". Returns 0 or MS_EINVAL. */
 int ms_load_parse_api(const char *s, enum ms_load_api *out);
 const char *ms_load_api_name(enum ms_load_api a);
 

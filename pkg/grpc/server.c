@@ -120,7 +120,8 @@ static void call_unlink_free(struct ms_grpc_call *call)
     if (call->next != NULL)
         call->next->prev = call->prev;
     ms_buf_free(&call->in);
-    ms_buf_free(&call->out);
+    if (!call->out_inline)
+        ms_buf_free(&call->out);
     free(call->message);
     free(call);
     if (c->closing)
@@ -211,6 +212,23 @@ int ms_grpc_send(struct ms_grpc_call *call, const void *msg, size_t len)
                 call->out.len - call->out_off);
         call->out.len -= call->out_off;
         call->out_off = 0;
+    }
+    if (call->out.cap == 0 && len + 5 <= sizeof(call->out_small)) {
+        /* the first message, small: the call's own bytes, no malloc */
+        call->out.data = call->out_small;
+        call->out.cap = sizeof(call->out_small);
+        call->out_inline = true;
+    } else if (call->out_inline &&
+               call->out.len + 5 + len > sizeof(call->out_small)) {
+        /* a stream outgrows it: move what is queued to the heap */
+        struct ms_buf heap = MS_BUF_INIT;
+        if (ms_buf_reserve(&heap, call->out.len + 5 + len) != 0 ||
+            ms_buf_append(&heap, call->out.data, call->out.len) != 0) {
+            ms_buf_free(&heap);
+            return MS_ENOMEM;
+        }
+        call->out = heap;
+        call->out_inline = false;
     }
     if (ms_buf_append(&call->out, pre, 5) != 0 ||
         ms_buf_append(&call->out, msg, len) != 0)
@@ -403,12 +421,15 @@ static void start_call(struct ms_grpc_conn *c, struct ms_grpc_call *call)
 }
 
 /* Delivers the complete messages buffered in call->in. */
-static void deliver(struct ms_grpc_call *call)
+/* Hands every whole message in data[0..n) to the handler (stops when the
+ * call ends); returns the bytes taken. */
+static size_t deliver_from(struct ms_grpc_call *call, const uint8_t *data,
+                           size_t n)
 {
     size_t off = 0;
 
-    while (!call->finished && !call->answered && call->in.len - off >= 5) {
-        const uint8_t *p = call->in.data + off;
+    while (!call->finished && !call->answered && n - off >= 5) {
+        const uint8_t *p = data + off;
         uint32_t len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
                        (uint32_t)p[3] << 8 | p[4];
         if (p[0] != 0) {
@@ -426,12 +447,20 @@ static void deliver(struct ms_grpc_call *call)
             call_cancel(call);
             break;
         }
-        if (call->in.len - off - 5 < len)
+        if (n - off - 5 < len)
             break;
         off += 5 + len;
         if (call->on_message != NULL)
             call->on_message(call, p + 5, len);
     }
+    return off;
+}
+
+/* Hands the whole messages buffered in call->in to the handler. */
+static void deliver(struct ms_grpc_call *call)
+{
+    size_t off = deliver_from(call, call->in.data, call->in.len);
+
     if (call->finished || call->answered) {
         ms_buf_reset(&call->in);
         return;
@@ -452,6 +481,18 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
 
     if (call == NULL || call->finished || call->answered)
         return 0;
+    if (call->in.len == 0) {
+        /* Usual case, a unary request in one DATA frame: hand it over from
+         * nghttp2's buffer and keep only a partial message. */
+        size_t off = deliver_from(call, data, len);
+        if (call->finished || call->answered || off == len)
+            return 0;
+        data += off;
+        len -= off;
+        return ms_buf_append(&call->in, data, len) != 0
+                   ? NGHTTP2_ERR_CALLBACK_FAILURE
+                   : 0;
+    }
     if (ms_buf_append(&call->in, data, len) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     deliver(call);
@@ -608,23 +649,41 @@ static void conn_flush(struct ms_grpc_conn *c)
         return;
     }
     if (b.len > 0) {
-        struct wreq *w = malloc(sizeof(*w) + b.len);
-        uv_buf_t ub;
-        if (w == NULL) {
+        /* The kernel usually takes it all at once: try that first, and
+         * queue a write request only for the rest. Every uv_write costs a
+         * copy, a completion callback and, in libuv 1.44, an epoll_ctl on
+         * the next poll (the watcher is re-armed after the write drains). */
+        uv_buf_t ub = uv_buf_init((char *)b.data, (unsigned)b.len);
+        int rc = c->unsent == 0
+                     ? uv_try_write((uv_stream_t *)&c->tcp, &ub, 1)
+                     : UV_EAGAIN; /* behind queued bytes: keep the order */
+        size_t done = rc > 0 ? (size_t)rc : 0;
+
+        if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS) {
             ms_buf_free(&b);
             conn_close(c);
             return;
         }
-        memcpy(w->data, b.data, b.len);
-        w->len = b.len;
-        ub = uv_buf_init(w->data, (unsigned)b.len);
-        c->unsent += b.len;
-        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
-            c->unsent -= b.len;
-            free(w);
-            ms_buf_free(&b);
-            conn_close(c);
-            return;
+        if (done < b.len) {
+            size_t rest = b.len - done;
+            struct wreq *w = malloc(sizeof(*w) + rest);
+            if (w == NULL) {
+                ms_buf_free(&b);
+                conn_close(c);
+                return;
+            }
+            memcpy(w->data, b.data + done, rest);
+            w->len = rest;
+            ub = uv_buf_init(w->data, (unsigned)rest);
+            c->unsent += rest;
+            if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) !=
+                0) {
+                c->unsent -= rest;
+                free(w);
+                ms_buf_free(&b);
+                conn_close(c);
+                return;
+            }
         }
     }
     ms_buf_free(&b);

@@ -70,6 +70,8 @@ struct ms_grpc_call {
     struct ms_buf in;  /* received bytes not yet a whole message */
     struct ms_buf out; /* framed messages not yet taken by nghttp2 */
     size_t out_off;
+    bool out_inline; /* out.data is out_small, not the heap */
+    uint8_t out_small[128]; /* a unary answer fits: no allocation */
     char pathbuf[128];
     char ctype[64];
     bool bad_header; /* an over-long :path */
