@@ -49,6 +49,12 @@ bool ms_server_peer_tls(const struct ms_server_config *c)
            c->peer_trusted_ca_file != NULL;
 }
 
+bool ms_server_client_tls(const struct ms_server_config *c)
+{
+    return c->listen_client_url != NULL &&
+           strncmp(c->listen_client_url, "https://", 8) == 0;
+}
+
 uint64_t ms_server_member_id(const char *peer_addr)
 {
     uint64_t id = hash64(peer_addr, 0) & 0x7fffffffffffffffull;
@@ -68,8 +74,8 @@ struct ms_gw_header ms_server_header(const struct ms_server *s, int64_t rev)
 
 /* --- glue: raft <-> fsm ------------------------------------------------ */
 
-static int fsm_apply(void *data, uint64_t index, const uint8_t *buf,
-                     size_t len, void **result)
+static int fsm_apply(void *data, uint64_t index, const uint8_t *buf, size_t len,
+                     void **result)
 {
     struct ms_server *s = data;
     int rc;
@@ -308,8 +314,8 @@ static int load_restore_file(struct ms_server *s)
     f = fopen(path, "rb");
     if (f == NULL)
         return errno == ENOENT ? 0 : MS_EIO;
-    r = ms_store_snapshot_load(s->store, ms_snapshot_fread, f, &extra,
-                               err, sizeof(err));
+    r = ms_store_snapshot_load(s->store, ms_snapshot_fread, f, &extra, err,
+                               sizeof(err));
     fclose(f);
     free(extra.members);
     if (r != 0) {
@@ -346,12 +352,11 @@ static int start(struct ms_server *s)
 
     if (url_to_addr(s->cfg.listen_client_url, s->client_addr,
                     sizeof(s->client_addr), "--listen-client-urls") != 0 ||
-        url_to_addr(s->cfg.listen_peer_url, s->peer_addr,
-                    sizeof(s->peer_addr), "--listen-peer-urls") != 0)
+        url_to_addr(s->cfg.listen_peer_url, s->peer_addr, sizeof(s->peer_addr),
+                    "--listen-peer-urls") != 0)
         return MS_EINVAL;
     if (s->cfg.initial_cluster == NULL) {
-        snprintf(default_cluster, sizeof(default_cluster), "%s=%s",
-                 s->cfg.name,
+        snprintf(default_cluster, sizeof(default_cluster), "%s=%s", s->cfg.name,
                  s->cfg.initial_advertise_peer_url
                      ? s->cfg.initial_advertise_peer_url
                      : s->cfg.listen_peer_url);
@@ -450,6 +455,22 @@ static int start(struct ms_server *s)
     hc.max_body_bytes = s->cfg.max_request_bytes;
     hc.max_connections = s->cfg.max_connections;
     hc.on_error = ms_api_on_http_error;
+    if (ms_server_client_tls(&s->cfg)) {
+        struct ms_tls_config ct = {
+            .cert_file = s->cfg.cert_file,
+            .key_file = s->cfg.key_file,
+            .ca_file = s->cfg.trusted_ca_file,
+            .client_cert_auth = s->cfg.client_cert_auth,
+            .alpn = "http/1.1",
+        };
+        r = ms_tls_ctx_new(&ct, MS_TLS_SERVER, &s->client_tls, err,
+                           sizeof(err));
+        if (r != 0) {
+            ms_error("client TLS: %s", err);
+            return r;
+        }
+        hc.tls = s->client_tls;
+    }
     r = ms_grpc_api_init(s, &hc); /* gRPC shares the client port */
     if (r != 0) {
         ms_error("grpc: %s",
@@ -469,9 +490,13 @@ static int start(struct ms_server *s)
         return r;
     }
     uv_timer_start(&s->tick, on_tick, 50, 50);
-    ms_info("member %s (id %llx) serving clients on http://%s, peers on "
+    ms_info("member %s (id %llx) serving clients on %s://%s%s, peers on "
             "%s://%s, data in %s, codec %s, batch mode %s",
-            s->cfg.name, (unsigned long long)s->member_id, s->client_addr,
+            s->cfg.name, (unsigned long long)s->member_id,
+            s->client_tls ? "https" : "http", s->client_addr,
+            s->client_tls == NULL     ? ""
+            : s->cfg.client_cert_auth ? " (client certificates required)"
+                                      : "",
             ms_server_peer_tls(&s->cfg) ? "https" : "http", s->peer_addr,
             s->cfg.data_dir, ms_codec_name(s->cfg.codec),
             ms_batch_mode_name(s->cfg.batch.mode));
@@ -587,8 +612,8 @@ void ms_server_stop(struct ms_server *s, int exit_status)
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct ms_server *s = h->data;
-    ms_info("received %s: shutting down", signum == SIGINT ? "SIGINT"
-                                                            : "SIGTERM");
+    ms_info("received %s: shutting down",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
     ms_server_stop(s, 0);
 }
 
@@ -631,6 +656,7 @@ int ms_server_run(const struct ms_server_config *c)
     ms_lease_api_free(s);
     ms_grpc_api_free(s);
     ms_store_close(s->store);
+    ms_tls_ctx_free(s->client_tls);
     ms_buf_free(&s->scratch);
     rc = s->exit_status;
     if (rc == 0)

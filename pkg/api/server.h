@@ -18,23 +18,23 @@ struct ms_server;
 /* Everything the flags set (see metastore-server(1)). Strings are borrowed
  * for the life of the server. */
 struct ms_server_config {
-    const char *name;                  /* member name */
-    const char *data_dir;              /* raft log, snapshots, rocksdb */
-    const char *listen_client_url;     /* http://IP:port */
-    const char *advertise_client_url;  /* NULL: the listen URL */
-    const char *listen_peer_url;       /* http://IP:port (raft transport) */
+    const char *name;                 /* member name */
+    const char *data_dir;             /* raft log, snapshots, rocksdb */
+    const char *listen_client_url;    /* http://IP:port */
+    const char *advertise_client_url; /* NULL: the listen URL */
+    const char *listen_peer_url;      /* http://IP:port (raft transport) */
     const char *initial_advertise_peer_url; /* NULL: the listen URL */
-    const char *initial_cluster;       /* name=http://IP:port,... */
-    bool join_existing;                /* --initial-cluster-state existing */
+    const char *initial_cluster;            /* name=http://IP:port,... */
+    bool join_existing; /* --initial-cluster-state existing */
     unsigned heartbeat_ms;
     unsigned election_ms;
-    unsigned snapshot_count;           /* entries between snapshots */
+    unsigned snapshot_count; /* entries between snapshots */
     size_t max_request_bytes;
     unsigned max_connections;
     enum ms_store_backend backend;
     enum ms_codec_id codec;
     struct ms_batch_config batch;
-    unsigned request_timeout_ms;       /* proposals and linearizable reads */
+    unsigned request_timeout_ms; /* proposals and linearizable reads */
     /* Disk-space alarm: writes are refused while a data directory has
      * fewer free bytes than this (0: never). See space.c. */
     uint64_t space_reserve_bytes;
@@ -46,12 +46,24 @@ struct ms_server_config {
     const char *peer_trusted_ca_file;
     bool peer_client_cert_auth;       /* refuse members without a valid cert */
     const char *peer_cert_allowed_cn; /* comma-separated CNs; NULL: any */
+    /* Client TLS (--cert-file ..., etcd's meanings): with an https://
+     * --listen-client-urls every client connection is TLS (HTTP/1.1 by
+     * ALPN http/1.1); the same files make the forwarding client's TLS to
+     * the leader. */
+    const char *cert_file;
+    const char *key_file;
+    const char *trusted_ca_file; /* verifies client certificates and the
+                                    leader's certificate when forwarding */
+    bool client_cert_auth;       /* refuse clients without a valid cert */
 };
 
 #define MS_SERVER_DEFAULT_SPACE_RESERVE (64ull << 20)
 
 /* True when the peer TLS flags are set (peer URLs are then https://). */
 bool ms_server_peer_tls(const struct ms_server_config *c);
+
+/* True when --listen-client-urls is https:// (client TLS is on). */
+bool ms_server_client_tls(const struct ms_server_config *c);
 
 /* Fills c with the defaults: a single-node cluster "default" in
  * ./metastore.data serving clients on 127.0.0.1:2379, peers on :2380. */

@@ -32,6 +32,7 @@
 
 struct ms_http_server;
 struct ms_http_conn;
+struct ms_tls_ctx;
 
 /* A request as the handler sees it. Every pointer is owned by the server and
  * lives as long as the request. */
@@ -109,6 +110,13 @@ struct ms_http_server_config {
                                    the client to close; 2000 */
     ms_http_error_cb on_error;  /* NULL: the default plain-text answers */
     ms_http_h2_cb on_h2;        /* NULL: HTTP/2 prefaces are bad requests */
+    /* Client TLS (borrowed; must outlive the server): every connection
+     * starts with a TLS handshake (deadline: header_timeout_ms from
+     * accept); failures are logged with the client's address and the
+     * reason. NULL: plain TCP. */
+    struct ms_tls_ctx *tls;
+    unsigned max_handshakes; /* TLS handshakes in progress; 128 (more
+                                connections are closed at accept) */
 };
 
 /* The server handle; allocate it yourself, treat fields below data and
@@ -128,6 +136,7 @@ struct ms_http_server {
     struct ms_http_conn *conns; /* every connection not yet freed */
     unsigned nconns;            /* counted against max_connections */
     unsigned nrejecting;        /* being answered 503 */
+    unsigned nhandshakes;       /* TLS handshakes in progress */
     void *free_reqs;            /* recycled requests */
     unsigned nfree;
     char *rbuf; /* read buffer shared by all connections (one loop thread) */
