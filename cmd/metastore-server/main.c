@@ -23,8 +23,7 @@ static const char usage[] =
     "  --name NAME                       member name (default \"default\")\n"
     "  --data-dir DIR                    data directory (./metastore.data)\n"
     "  --listen-client-urls URL          client URL (http://127.0.0.1:2379)\n"
-    "  --advertise-client-urls URL       client URL told to others (listen "
-    "URL)\n"
+    "  --advertise-client-urls URL       client URL told to others (listen URL)\n"
     "  --listen-peer-urls URL            peer URL (http://127.0.0.1:2380)\n"
     "  --initial-advertise-peer-urls URL peer URL told to others (listen URL)\n"
     "  --initial-cluster LIST            name=peerURL,... (NAME=peer URL)\n"
@@ -457,9 +456,8 @@ int main(int argc, char **argv)
     if (optind < argc)
         return bad_usage("unexpected argument '%s'", argv[optind]);
     if (c.election_ms < 2 * c.heartbeat_ms) {
-        fprintf(stderr,
-                "metastore-server: --election-timeout (%u) must be at "
-                "least twice --heartbeat-interval (%u)\n",
+        fprintf(stderr, "metastore-server: --election-timeout (%u) must be at "
+                        "least twice --heartbeat-interval (%u)\n",
                 c.election_ms, c.heartbeat_ms);
         return 2;
     }

@@ -74,8 +74,8 @@ struct ms_gw_header ms_server_header(const struct ms_server *s, int64_t rev)
 
 /* --- glue: raft <-> fsm ------------------------------------------------ */
 
-static int fsm_apply(void *data, uint64_t index, const uint8_t *buf, size_t len,
-                     void **result)
+static int fsm_apply(void *data, uint64_t index, const uint8_t *buf,
+                     size_t len, void **result)
 {
     struct ms_server *s = data;
     int rc;
@@ -314,8 +314,8 @@ static int load_restore_file(struct ms_server *s)
     f = fopen(path, "rb");
     if (f == NULL)
         return errno == ENOENT ? 0 : MS_EIO;
-    r = ms_store_snapshot_load(s->store, ms_snapshot_fread, f, &extra, err,
-                               sizeof(err));
+    r = ms_store_snapshot_load(s->store, ms_snapshot_fread, f, &extra,
+                               err, sizeof(err));
     fclose(f);
     free(extra.members);
     if (r != 0) {
@@ -352,11 +352,12 @@ static int start(struct ms_server *s)
 
     if (url_to_addr(s->cfg.listen_client_url, s->client_addr,
                     sizeof(s->client_addr), "--listen-client-urls") != 0 ||
-        url_to_addr(s->cfg.listen_peer_url, s->peer_addr, sizeof(s->peer_addr),
-                    "--listen-peer-urls") != 0)
+        url_to_addr(s->cfg.listen_peer_url, s->peer_addr,
+                    sizeof(s->peer_addr), "--listen-peer-urls") != 0)
         return MS_EINVAL;
     if (s->cfg.initial_cluster == NULL) {
-        snprintf(default_cluster, sizeof(default_cluster), "%s=%s", s->cfg.name,
+        snprintf(default_cluster, sizeof(default_cluster), "%s=%s",
+                 s->cfg.name,
                  s->cfg.initial_advertise_peer_url
                      ? s->cfg.initial_advertise_peer_url
                      : s->cfg.listen_peer_url);
@@ -612,8 +613,8 @@ void ms_server_stop(struct ms_server *s, int exit_status)
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct ms_server *s = h->data;
-    ms_info("received %s: shutting down",
-            signum == SIGINT ? "SIGINT" : "SIGTERM");
+    ms_info("received %s: shutting down", signum == SIGINT ? "SIGINT"
+                                                            : "SIGTERM");
     ms_server_stop(s, 0);
 }
 

@@ -18,23 +18,23 @@ struct ms_server;
 /* Everything the flags set (see metastore-server(1)). Strings are borrowed
  * for the life of the server. */
 struct ms_server_config {
-    const char *name;                 /* member name */
-    const char *data_dir;             /* raft log, snapshots, rocksdb */
-    const char *listen_client_url;    /* http://IP:port */
-    const char *advertise_client_url; /* NULL: the listen URL */
-    const char *listen_peer_url;      /* http://IP:port (raft transport) */
+    const char *name;                  /* member name */
+    const char *data_dir;              /* raft log, snapshots, rocksdb */
+    const char *listen_client_url;     /* http://IP:port */
+    const char *advertise_client_url;  /* NULL: the listen URL */
+    const char *listen_peer_url;       /* http://IP:port (raft transport) */
     const char *initial_advertise_peer_url; /* NULL: the listen URL */
-    const char *initial_cluster;            /* name=http://IP:port,... */
-    bool join_existing; /* --initial-cluster-state existing */
+    const char *initial_cluster;       /* name=http://IP:port,... */
+    bool join_existing;                /* --initial-cluster-state existing */
     unsigned heartbeat_ms;
     unsigned election_ms;
-    unsigned snapshot_count; /* entries between snapshots */
+    unsigned snapshot_count;           /* entries between snapshots */
     size_t max_request_bytes;
     unsigned max_connections;
     enum ms_store_backend backend;
     enum ms_codec_id codec;
     struct ms_batch_config batch;
-    unsigned request_timeout_ms; /* proposals and linearizable reads */
+    unsigned request_timeout_ms;       /* proposals and linearizable reads */
     /* Disk-space alarm: writes are refused while a data directory has
      * fewer free bytes than this (0: never). See space.c. */
     uint64_t space_reserve_bytes;
