@@ -471,6 +471,15 @@ static int start(struct ms_server *s)
             return r;
         }
         hc.tls = s->client_tls;
+        /* forwarding to the leader: our certificate as the client's, the
+         * same CA to verify the leader (as etcd's proxying does) */
+        ct.client_cert_auth = false;
+        ct.alpn = "http/1.1";
+        r = ms_tls_ctx_new(&ct, MS_TLS_CLIENT, &s->fwd_tls, err, sizeof(err));
+        if (r != 0) {
+            ms_error("client TLS (forwarding): %s", err);
+            return r;
+        }
     }
     r = ms_grpc_api_init(s, &hc); /* gRPC shares the client port */
     if (r != 0) {
@@ -658,6 +667,7 @@ int ms_server_run(const struct ms_server_config *c)
     ms_grpc_api_free(s);
     ms_store_close(s->store);
     ms_tls_ctx_free(s->client_tls);
+    ms_tls_ctx_free(s->fwd_tls);
     ms_buf_free(&s->scratch);
     rc = s->exit_status;
     if (rc == 0)
