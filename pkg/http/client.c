@@ -23,7 +23,7 @@ struct ms_http_client_conn {
     uv_connect_t creq;
     http_parser parser;
     struct ms_http_client *client;
-    struct ms_buf out; /* request bytes waiting for the connection */
+    struct ms_buf out;  /* request bytes waiting for the connection */
     struct ms_tls *tls; /* TLS session (cfg.tls set), else NULL */
     int connected;      /* TCP up and, with TLS, the handshake done */
     int closing;
@@ -229,8 +229,7 @@ static int tls_send(struct ms_http_client_conn *conn)
 
 static void conn_flush(struct ms_http_client_conn *conn)
 {
-    if (!conn->connected || conn->closing || conn->corked ||
-        conn->out.len == 0)
+    if (!conn->connected || conn->closing || conn->corked || conn->out.len == 0)
         return;
     if (conn->tls != NULL) {
         if (ms_tls_write(conn->tls, conn->out.data, conn->out.len) != 0) {
@@ -481,8 +480,7 @@ static int tls_input(struct ms_http_client_conn *conn, const char *data,
             return -1;
         }
         if (rc != 0) {
-            conn_fail(conn, MS_EIO, "TLS read from",
-                      ms_tls_errmsg(conn->tls));
+            conn_fail(conn, MS_EIO, "TLS read from", ms_tls_errmsg(conn->tls));
             return -1;
         }
         if (n == 0)
@@ -637,8 +635,8 @@ static int peer_gone(struct ms_http_client_conn *conn)
         uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0)
         return 0;
     n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                      errno != EINTR);
+    return n == 0 ||
+           (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static int bad_token(const char *s)
