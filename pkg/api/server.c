@@ -462,7 +462,9 @@ static int start(struct ms_server *s)
             .key_file = s->cfg.key_file,
             .ca_file = s->cfg.trusted_ca_file,
             .client_cert_auth = s->cfg.client_cert_auth,
-            .alpn = "http/1.1",
+            /* http/1.1 first: clients offering both (curl) get the
+             * gateway and REST; gRPC clients offer only h2 */
+            .alpn = "http/1.1,h2",
         };
         r = ms_tls_ctx_new(&ct, MS_TLS_SERVER, &s->client_tls, err,
                            sizeof(err));

@@ -1357,6 +1357,7 @@ static void tls_input(struct ms_http_conn *c, const char *data, size_t len)
                  ms_tls_describe(c->tls), ms_tls_alpn(c->tls),
                  ms_tls_peer_cn(c->tls));
         c->last_read = uv_now(s->loop);
+        c->sniffing = s->cfg.on_h2 != NULL; /* gRPC: ALPN h2, preface */
         update_deadline(c);
     }
     for (;;) {
@@ -1412,6 +1413,7 @@ static int sniff(struct ms_http_conn *c)
 {
     size_t n = c->in.len < 24 ? c->in.len : 24;
     uv_os_fd_t fd;
+    struct ms_tls *tls;
     int dup_fd;
 
     if (memcmp(c->in.data, h2_preface, n) != 0) {
@@ -1425,8 +1427,12 @@ static int sniff(struct ms_http_conn *c)
         conn_close(c);
         return 1;
     }
-    /* the duplicate keeps the socket open once our handle closes */
-    c->srv->cfg.on_h2(dup_fd, c->in.data, c->in.len, c->remote, c->srv->data);
+    /* the duplicate keeps the socket open once our handle closes; the TLS
+     * session (if any) goes with it */
+    tls = c->tls;
+    c->tls = NULL;
+    c->srv->cfg.on_h2(dup_fd, tls, c->in.data, c->in.len, c->remote,
+                      c->srv->data);
     c->in.len = c->in_off = 0;
     conn_close(c);
     return 1;
@@ -1612,7 +1618,7 @@ static void on_connection(uv_stream_t *server, int status)
         }
         c->hs_counted = 1;
         s->nhandshakes++;
-        c->sniffing = 0; /* HTTP/2 over TLS is chosen by ALPN */
+        c->sniffing = 0; /* until the handshake is done */
     }
     if (s->nconns >= s->cfg.max_connections) {
         if (s->nrejecting >= REJECT_MAX) {
