@@ -1,5 +1,6 @@
 /* test_tls.c - TLS contexts and memory-BIO sessions: two engines talking
- * in memory, with certificates made here (OpenSSL API) in a temp dir. */
+ * in memory, with certificates made here (OpenSSL API) in a temp dir;
+ * then the HTTP server and client over TLS on a loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,6 +16,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "http/client.h"
+#include "http/server.h"
 #include "tls/tls.h"
 #include "util/error.h"
 
@@ -485,6 +488,175 @@ static void test_ctx_errors(void **state)
                      MS_EINVAL);
 }
 
+/* --- HTTP server and client over TLS on a loop ---------------------------- */
+
+struct web {
+    uv_loop_t loop;
+    struct ms_http_server srv;
+    struct ms_tls_ctx *sctx, *cctx;
+    struct ms_http_client cli;
+    struct ms_http_client_req reqs[8];
+    int status[8];
+    char body[8][64];
+    int ndone;
+    bool srv_closed, cli_closed;
+};
+
+static void on_web_request(struct ms_http_request *req, void *data)
+{
+    (void)data;
+    ms_http_respond(req, 200, "text/plain", req->target, strlen(req->target));
+}
+
+static void on_web_answer(struct ms_http_client_req *req, int status,
+                          const struct ms_http_response *resp)
+{
+    struct web *w = req->data;
+    size_t i = (size_t)(req - w->reqs);
+
+    w->status[i] = status == 0 ? resp->status : -status;
+    if (resp != NULL)
+        snprintf(w->body[i], sizeof(w->body[i]), "%.*s", (int)resp->body_len,
+                 (const char *)resp->body);
+    w->ndone++;
+}
+
+static void on_web_srv_closed(struct ms_http_server *s)
+{
+    struct web *w = s->data;
+    w->srv_closed = true;
+}
+
+static void on_web_cli_closed(struct ms_http_client *c)
+{
+    struct web *w = c->data;
+    w->cli_closed = true;
+}
+
+/* A TLS server (client certificates required) on a free port, and a
+ * client: TLS with cli_cert (NULL: no certificate) when tls, else plain. */
+static void web_start(struct web *w, bool tls, const char *cli_cert,
+                      const char *cli_key)
+{
+    struct ms_tls_config sc = {.cert_file = F.n1,
+                               .key_file = F.n1_key,
+                               .ca_file = F.ca,
+                               .client_cert_auth = true,
+                               .alpn = "http/1.1"};
+    struct ms_tls_config cc = {.cert_file = cli_cert,
+                               .key_file = cli_key,
+                               .ca_file = F.ca,
+                               .alpn = "http/1.1"};
+    struct ms_http_server_config hc;
+    struct ms_http_client_config ccfg = {.request_timeout_ms = 5000};
+    char addr[64];
+
+    memset(w, 0, sizeof(*w));
+    assert_int_equal(uv_loop_init(&w->loop), 0);
+    ctx_ok(&sc, MS_TLS_SERVER, &w->sctx);
+    ctx_ok(&cc, MS_TLS_CLIENT, &w->cctx);
+    ms_http_server_config_init(&hc);
+    hc.tls = w->sctx;
+    assert_int_equal(
+        ms_http_server_init(&w->srv, &w->loop, &hc, on_web_request), 0);
+    w->srv.data = w;
+    assert_int_equal(ms_http_server_listen(&w->srv, "127.0.0.1:0"), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ms_http_server_port(&w->srv));
+    ccfg.tls = tls ? w->cctx : NULL;
+    assert_int_equal(ms_http_client_init(&w->cli, &w->loop, addr, &ccfg), 0);
+    w->cli.data = w;
+}
+
+/* Sends n GETs at once (pipelined on one connection), runs the loop
+ * until all are answered. */
+static void web_get(struct web *w, int n)
+{
+    char target[32];
+
+    for (int i = 0; i < n; i++) {
+        w->reqs[i].data = w;
+        snprintf(target, sizeof(target), "/r%d", i);
+        assert_int_equal(ms_http_client_request(&w->cli, &w->reqs[i], "GET",
+                                                target, NULL, 0, NULL, 0,
+                                                on_web_answer),
+                         0);
+    }
+    while (w->ndone < n)
+        uv_run(&w->loop, UV_RUN_ONCE);
+}
+
+static void web_stop(struct web *w)
+{
+    ms_http_client_close(&w->cli, on_web_cli_closed);
+    ms_http_server_close(&w->srv, on_web_srv_closed);
+    while (!w->srv_closed || !w->cli_closed)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    ms_tls_ctx_free(w->sctx);
+    ms_tls_ctx_free(w->cctx);
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+}
+
+/* Pipelined requests over TLS with a client certificate: answered in
+ * order on one connection; the answers of one read leave in one write. */
+static void test_http_pipelined_over_tls(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, true, F.n2, F.n2_key);
+    web_get(&w, 5);
+    for (int i = 0; i < 5; i++) {
+        char want[8];
+        snprintf(want, sizeof(want), "/r%d", i);
+        assert_int_equal(w.status[i], 200);
+        assert_string_equal(w.body[i], want);
+    }
+    assert_int_equal(ms_http_server_connections(&w.srv), 1);
+    assert_true(w.srv.writes < 5);
+    /* the kept-alive TLS connection serves more */
+    w.ndone = 0;
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], 200);
+    web_stop(&w);
+}
+
+/* Plain HTTP to the TLS port: the request fails (no answer, the
+ * handshake fails on the server) and the server keeps serving TLS. */
+static void test_http_plain_refused(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, false, NULL, NULL);
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], -MS_EIO);
+    web_stop(&w);
+}
+
+/* No client certificate while the server requires one: refused. */
+static void test_http_no_client_cert_refused(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, true, NULL, NULL);
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], -MS_EIO);
+    web_stop(&w);
+}
+
+/* A client certificate from another CA: refused at the handshake. */
+static void test_http_other_ca_refused(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, true, F.rogue, F.rogue_key);
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], -MS_EIO);
+    web_stop(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +670,10 @@ int main(void)
         cmocka_unit_test(test_no_client_cert_refused),
         cmocka_unit_test(test_plain_bytes_refused),
         cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_http_pipelined_over_tls),
+        cmocka_unit_test(test_http_plain_refused),
+        cmocka_unit_test(test_http_no_client_cert_refused),
+        cmocka_unit_test(test_http_other_ca_refused),
     };
     return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }
