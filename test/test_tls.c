@@ -606,7 +606,7 @@ static void test_http_pipelined_over_tls(void **state)
     web_start(&w, true, F.n2, F.n2_key);
     web_get(&w, 5);
     for (int i = 0; i < 5; i++) {
-        char want[8];
+        char want[16];
         snprintf(want, sizeof(want), "/r%d", i);
         assert_int_equal(w.status[i], 200);
         assert_string_equal(w.body[i], want);
