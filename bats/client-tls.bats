@@ -127,6 +127,7 @@ ectl() { etcdctl --endpoints "$URL" --dial-timeout 2s --command-timeout 3s "$@";
     ectl "${T[@]}" put w 2
     sleep 0.5
     kill "$wpid"
+    wait "$wpid" 2>/dev/null || true
     run cat "$BATS_TEST_TMPDIR/watch.out"
     assert_output "$(printf 'PUT\nw\n1\nPUT\nw\n2')"
     # ALPN: h2 for gRPC clients, http/1.1 for clients offering both

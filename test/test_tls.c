@@ -657,6 +657,95 @@ static void test_http_other_ca_refused(void **state)
     web_stop(&w);
 }
 
+/* A raw TCP connection that never sends a ClientHello. */
+struct idle_conn {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    bool eof, closed;
+    char buf[256];
+};
+
+static void idle_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
+{
+    struct idle_conn *ic = h->data;
+    (void)size;
+    *b = uv_buf_init(ic->buf, sizeof(ic->buf));
+}
+
+static void idle_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct idle_conn *ic = s->data;
+    (void)b;
+    if (n < 0)
+        ic->eof = true;
+}
+
+static void idle_connected(uv_connect_t *req, int status)
+{
+    struct idle_conn *ic = req->handle->data;
+    assert_int_equal(status, 0);
+    uv_read_start((uv_stream_t *)&ic->tcp, idle_alloc, idle_read);
+}
+
+static void idle_closed(uv_handle_t *h)
+{
+    struct idle_conn *ic = h->data;
+    ic->closed = true;
+}
+
+/* The handshake deadline runs from accept: a client that connects and
+ * says nothing is closed after header_timeout_ms; and over
+ * max_handshakes, connections are closed at accept. */
+static void test_http_handshake_deadline_and_cap(void **state)
+{
+    struct ms_tls_config sc = {.cert_file = F.n1, .key_file = F.n1_key};
+    struct ms_http_server_config hc;
+    struct ms_tls_ctx *sctx;
+    struct ms_http_server srv;
+    struct idle_conn ic[2];
+    struct sockaddr_in sa;
+    uv_loop_t loop;
+    bool closed = false;
+    uint64_t t0;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    ctx_ok(&sc, MS_TLS_SERVER, &sctx);
+    ms_http_server_config_init(&hc);
+    hc.tls = sctx;
+    hc.header_timeout_ms = 200;
+    hc.max_handshakes = 1;
+    assert_int_equal(ms_http_server_init(&srv, &loop, &hc, on_web_request), 0);
+    srv.data = &closed;
+    assert_int_equal(ms_http_server_listen(&srv, "127.0.0.1:0"), 0);
+    uv_ip4_addr("127.0.0.1", ms_http_server_port(&srv), &sa);
+    t0 = uv_now(&loop);
+    for (int i = 0; i < 2; i++) {
+        memset(&ic[i], 0, sizeof(ic[i]));
+        uv_tcp_init(&loop, &ic[i].tcp);
+        ic[i].tcp.data = &ic[i];
+        assert_int_equal(uv_tcp_connect(&ic[i].creq, &ic[i].tcp,
+                                        (struct sockaddr *)&sa, idle_connected),
+                         0);
+    }
+    /* the second is over the cap: closed at once */
+    while (!ic[0].eof && !ic[1].eof)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(ic[1].eof);
+    assert_false(ic[0].eof);
+    assert_true(uv_now(&loop) - t0 < 150);
+    while (!ic[0].eof)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(uv_now(&loop) - t0 >= 190);
+    assert_int_equal(ms_http_server_connections(&srv), 0);
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&ic[i].tcp, idle_closed);
+    ms_http_server_close(&srv, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ms_tls_ctx_free(sctx);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -674,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_http_plain_refused),
         cmocka_unit_test(test_http_no_client_cert_refused),
         cmocka_unit_test(test_http_other_ca_refused),
+        cmocka_unit_test(test_http_handshake_deadline_and_cap),
     };
     return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }
