@@ -1315,6 +1315,10 @@ static void tls_refuse(struct ms_http_conn *c)
 {
     ms_warn("client TLS handshake from %s failed: %s", c->remote,
             ms_tls_errmsg(c->tls));
+    if (c->hs_counted) { /* no longer a handshake in progress */
+        c->hs_counted = 0;
+        c->srv->nhandshakes--;
+    }
     if (tls_send(c) != 0) {
         conn_close(c);
         return;
