@@ -120,13 +120,16 @@ ectl() { etcdctl --endpoints "$URL" --dial-timeout 2s --command-timeout 3s "$@";
     assert_output OK
     run ectl "${T[@]}" get foo --print-value-only
     assert_output bar
-    ectl "${T[@]}" watch w >"$BATS_TEST_TMPDIR/watch.out" 2>&1 &
+    # etcdctl itself in the background (not a shell function), without
+    # bats' fd 3, ended by timeout at the latest
+    timeout 4 etcdctl --endpoints "$URL" "${T[@]}" watch w \
+        >"$BATS_TEST_TMPDIR/watch.out" 2>&1 3>&- &
     local wpid=$!
     sleep 1
     ectl "${T[@]}" put w 1
     ectl "${T[@]}" put w 2
     sleep 0.5
-    kill "$wpid"
+    kill "$wpid" 2>/dev/null || true
     wait "$wpid" 2>/dev/null || true
     run cat "$BATS_TEST_TMPDIR/watch.out"
     assert_output "$(printf 'PUT\nw\n1\nPUT\nw\n2')"
