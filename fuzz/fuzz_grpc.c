@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_loop_init(&loop);
     if (ms_grpc_server_init(&srv, &loop, NULL, on_call) != 0)
         abort();
-    ms_grpc_server_adopt(&srv, sv[0], in, 24 + size, "fuzz");
+    ms_grpc_server_adopt(&srv, sv[0], NULL, in, 24 + size, "fuzz");
     free(in);
     for (int i = 0; i < 4; i++)
         uv_run(&loop, UV_RUN_NOWAIT);

@@ -1,5 +1,6 @@
 /* test_tls.c - TLS contexts and memory-BIO sessions: two engines talking
- * in memory, with certificates made here (OpenSSL API) in a temp dir. */
+ * in memory, with certificates made here (OpenSSL API) in a temp dir;
+ * then the HTTP server and client over TLS on a loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,6 +16,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "http/client.h"
+#include "http/server.h"
 #include "tls/tls.h"
 #include "util/error.h"
 
@@ -485,6 +488,264 @@ static void test_ctx_errors(void **state)
                      MS_EINVAL);
 }
 
+/* --- HTTP server and client over TLS on a loop ---------------------------- */
+
+struct web {
+    uv_loop_t loop;
+    struct ms_http_server srv;
+    struct ms_tls_ctx *sctx, *cctx;
+    struct ms_http_client cli;
+    struct ms_http_client_req reqs[8];
+    int status[8];
+    char body[8][64];
+    int ndone;
+    bool srv_closed, cli_closed;
+};
+
+static void on_web_request(struct ms_http_request *req, void *data)
+{
+    (void)data;
+    ms_http_respond(req, 200, "text/plain", req->target, strlen(req->target));
+}
+
+static void on_web_answer(struct ms_http_client_req *req, int status,
+                          const struct ms_http_response *resp)
+{
+    struct web *w = req->data;
+    size_t i = (size_t)(req - w->reqs);
+
+    w->status[i] = status == 0 ? resp->status : -status;
+    if (resp != NULL)
+        snprintf(w->body[i], sizeof(w->body[i]), "%.*s", (int)resp->body_len,
+                 (const char *)resp->body);
+    w->ndone++;
+}
+
+static void on_web_srv_closed(struct ms_http_server *s)
+{
+    struct web *w = s->data;
+    w->srv_closed = true;
+}
+
+static void on_web_cli_closed(struct ms_http_client *c)
+{
+    struct web *w = c->data;
+    w->cli_closed = true;
+}
+
+/* A TLS server (client certificates required) on a free port, and a
+ * client: TLS with cli_cert (NULL: no certificate) when tls, else plain. */
+static void web_start(struct web *w, bool tls, const char *cli_cert,
+                      const char *cli_key)
+{
+    struct ms_tls_config sc = {.cert_file = F.n1,
+                               .key_file = F.n1_key,
+                               .ca_file = F.ca,
+                               .client_cert_auth = true,
+                               .alpn = "http/1.1"};
+    struct ms_tls_config cc = {.cert_file = cli_cert,
+                               .key_file = cli_key,
+                               .ca_file = F.ca,
+                               .alpn = "http/1.1"};
+    struct ms_http_server_config hc;
+    struct ms_http_client_config ccfg = {.request_timeout_ms = 5000};
+    char addr[64];
+
+    memset(w, 0, sizeof(*w));
+    assert_int_equal(uv_loop_init(&w->loop), 0);
+    ctx_ok(&sc, MS_TLS_SERVER, &w->sctx);
+    ctx_ok(&cc, MS_TLS_CLIENT, &w->cctx);
+    ms_http_server_config_init(&hc);
+    hc.tls = w->sctx;
+    assert_int_equal(
+        ms_http_server_init(&w->srv, &w->loop, &hc, on_web_request), 0);
+    w->srv.data = w;
+    assert_int_equal(ms_http_server_listen(&w->srv, "127.0.0.1:0"), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ms_http_server_port(&w->srv));
+    ccfg.tls = tls ? w->cctx : NULL;
+    assert_int_equal(ms_http_client_init(&w->cli, &w->loop, addr, &ccfg), 0);
+    w->cli.data = w;
+}
+
+/* Sends n GETs at once (pipelined on one connection), runs the loop
+ * until all are answered. */
+static void web_get(struct web *w, int n)
+{
+    char target[32];
+
+    for (int i = 0; i < n; i++) {
+        w->reqs[i].data = w;
+        snprintf(target, sizeof(target), "/r%d", i);
+        assert_int_equal(ms_http_client_request(&w->cli, &w->reqs[i], "GET",
+                                                target, NULL, 0, NULL, 0,
+                                                on_web_answer),
+                         0);
+    }
+    while (w->ndone < n)
+        uv_run(&w->loop, UV_RUN_ONCE);
+}
+
+static void web_stop(struct web *w)
+{
+    ms_http_client_close(&w->cli, on_web_cli_closed);
+    ms_http_server_close(&w->srv, on_web_srv_closed);
+    while (!w->srv_closed || !w->cli_closed)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    ms_tls_ctx_free(w->sctx);
+    ms_tls_ctx_free(w->cctx);
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+}
+
+/* Pipelined requests over TLS with a client certificate: answered in
+ * order on one connection; the answers of one read leave in one write. */
+static void test_http_pipelined_over_tls(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, true, F.n2, F.n2_key);
+    web_get(&w, 5);
+    for (int i = 0; i < 5; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "/r%d", i);
+        assert_int_equal(w.status[i], 200);
+        assert_string_equal(w.body[i], want);
+    }
+    assert_int_equal(ms_http_server_connections(&w.srv), 1);
+    assert_true(w.srv.writes < 5);
+    /* the kept-alive TLS connection serves more */
+    w.ndone = 0;
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], 200);
+    web_stop(&w);
+}
+
+/* Plain HTTP to the TLS port: the request fails (no answer, the
+ * handshake fails on the server) and the server keeps serving TLS. */
+static void test_http_plain_refused(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, false, NULL, NULL);
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], -MS_EIO);
+    web_stop(&w);
+}
+
+/* No client certificate while the server requires one: refused. */
+static void test_http_no_client_cert_refused(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, true, NULL, NULL);
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], -MS_EIO);
+    web_stop(&w);
+}
+
+/* A client certificate from another CA: refused at the handshake. */
+static void test_http_other_ca_refused(void **state)
+{
+    struct web w;
+
+    (void)state;
+    web_start(&w, true, F.rogue, F.rogue_key);
+    web_get(&w, 1);
+    assert_int_equal(w.status[0], -MS_EIO);
+    web_stop(&w);
+}
+
+/* A raw TCP connection that never sends a ClientHello. */
+struct idle_conn {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    bool eof, closed;
+    char buf[256];
+};
+
+static void idle_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
+{
+    struct idle_conn *ic = h->data;
+    (void)size;
+    *b = uv_buf_init(ic->buf, sizeof(ic->buf));
+}
+
+static void idle_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct idle_conn *ic = s->data;
+    (void)b;
+    if (n < 0)
+        ic->eof = true;
+}
+
+static void idle_connected(uv_connect_t *req, int status)
+{
+    struct idle_conn *ic = req->handle->data;
+    assert_int_equal(status, 0);
+    uv_read_start((uv_stream_t *)&ic->tcp, idle_alloc, idle_read);
+}
+
+static void idle_closed(uv_handle_t *h)
+{
+    struct idle_conn *ic = h->data;
+    ic->closed = true;
+}
+
+/* The handshake deadline runs from accept: a client that connects and
+ * says nothing is closed after header_timeout_ms; and over
+ * max_handshakes, connections are closed at accept. */
+static void test_http_handshake_deadline_and_cap(void **state)
+{
+    struct ms_tls_config sc = {.cert_file = F.n1, .key_file = F.n1_key};
+    struct ms_http_server_config hc;
+    struct ms_tls_ctx *sctx;
+    struct ms_http_server srv;
+    struct idle_conn ic[2];
+    struct sockaddr_in sa;
+    uv_loop_t loop;
+    bool closed = false;
+    uint64_t t0;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    ctx_ok(&sc, MS_TLS_SERVER, &sctx);
+    ms_http_server_config_init(&hc);
+    hc.tls = sctx;
+    hc.header_timeout_ms = 200;
+    hc.max_handshakes = 1;
+    assert_int_equal(ms_http_server_init(&srv, &loop, &hc, on_web_request), 0);
+    srv.data = &closed;
+    assert_int_equal(ms_http_server_listen(&srv, "127.0.0.1:0"), 0);
+    uv_ip4_addr("127.0.0.1", ms_http_server_port(&srv), &sa);
+    t0 = uv_now(&loop);
+    for (int i = 0; i < 2; i++) {
+        memset(&ic[i], 0, sizeof(ic[i]));
+        uv_tcp_init(&loop, &ic[i].tcp);
+        ic[i].tcp.data = &ic[i];
+        assert_int_equal(uv_tcp_connect(&ic[i].creq, &ic[i].tcp,
+                                        (struct sockaddr *)&sa, idle_connected),
+                         0);
+    }
+    /* the second is over the cap: closed at once */
+    while (!ic[0].eof && !ic[1].eof)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(ic[1].eof);
+    assert_false(ic[0].eof);
+    assert_true(uv_now(&loop) - t0 < 150);
+    while (!ic[0].eof)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(uv_now(&loop) - t0 >= 190);
+    assert_int_equal(ms_http_server_connections(&srv), 0);
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&ic[i].tcp, idle_closed);
+    ms_http_server_close(&srv, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ms_tls_ctx_free(sctx);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +759,11 @@ int main(void)
         cmocka_unit_test(test_no_client_cert_refused),
         cmocka_unit_test(test_plain_bytes_refused),
         cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_http_pipelined_over_tls),
+        cmocka_unit_test(test_http_plain_refused),
+        cmocka_unit_test(test_http_no_client_cert_refused),
+        cmocka_unit_test(test_http_other_ca_refused),
+        cmocka_unit_test(test_http_handshake_deadline_and_cap),
     };
     return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }

@@ -37,6 +37,14 @@ static const char usage[] =
     "  --peer-client-cert-auth           refuse members dialing in without a\n"
     "                                    certificate from that CA\n"
     "  --peer-cert-allowed-cn CN[,CN]    accept only these certificate CNs\n"
+    "TLS for clients (--listen-client-urls https://...):\n"
+    "  --cert-file FILE                  server certificate for clients (PEM)\n"
+    "  --key-file FILE                   its private key (PEM)\n"
+    "  --trusted-ca-file FILE            CA that client certificates chain\n"
+    "                                    to; also verifies the leader when\n"
+    "                                    forwarding\n"
+    "  --client-cert-auth                refuse clients without a certificate\n"
+    "                                    from --trusted-ca-file\n"
     "raft:\n"
     "  --heartbeat-interval MS           heartbeat interval (100)\n"
     "  --election-timeout MS             election timeout (1000)\n"
@@ -111,6 +119,10 @@ enum {
     OPT_PEER_CA,
     OPT_PEER_CLIENT_AUTH,
     OPT_PEER_ALLOWED_CN,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_CA,
+    OPT_CLIENT_AUTH,
 };
 
 static const struct option options[] = {
@@ -149,6 +161,10 @@ static const struct option options[] = {
     {"peer-trusted-ca-file", required_argument, NULL, OPT_PEER_CA},
     {"peer-client-cert-auth", optional_argument, NULL, OPT_PEER_CLIENT_AUTH},
     {"peer-cert-allowed-cn", required_argument, NULL, OPT_PEER_ALLOWED_CN},
+    {"cert-file", required_argument, NULL, OPT_CERT},
+    {"key-file", required_argument, NULL, OPT_KEY},
+    {"trusted-ca-file", required_argument, NULL, OPT_CA},
+    {"client-cert-auth", optional_argument, NULL, OPT_CLIENT_AUTH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -232,6 +248,32 @@ static int check_peer_tls(struct ms_server_config *c, bool listen_peer_given)
         if (eq != NULL && check_scheme("--initial-cluster", eq + 1, tls))
             return 2;
     }
+    return 0;
+}
+
+/* Client TLS is on exactly when --listen-client-urls is https://; it
+ * needs the server's certificate and key, and --client-cert-auth needs
+ * the CA to check clients against. */
+static int check_client_tls(const struct ms_server_config *c)
+{
+    bool tls = ms_server_client_tls(c);
+    const char *adv = c->advertise_client_url;
+
+    if (tls && (c->cert_file == NULL || c->key_file == NULL))
+        return bad_usage("%s", "--listen-client-urls https:// needs "
+                               "--cert-file and --key-file");
+    if (!tls && (c->cert_file || c->key_file || c->trusted_ca_file ||
+                 c->client_cert_auth))
+        return bad_usage("%s", "--cert-file, --key-file, --trusted-ca-file "
+                               "and --client-cert-auth need an https:// "
+                               "--listen-client-urls");
+    if (c->client_cert_auth && c->trusted_ca_file == NULL)
+        return bad_usage("%s", "--client-cert-auth needs --trusted-ca-file");
+    if (adv != NULL && strstr(adv, "://") != NULL &&
+        strncmp(adv, tls ? "https://" : "http://", tls ? 8 : 7) != 0)
+        return bad_usage("--advertise-client-urls '%s': its scheme must "
+                         "match --listen-client-urls",
+                         adv);
     return 0;
 }
 
@@ -442,6 +484,21 @@ int main(int argc, char **argv)
         case OPT_PEER_ALLOWED_CN:
             c.peer_cert_allowed_cn = optarg[0] ? optarg : NULL;
             break;
+        case OPT_CERT:
+            c.cert_file = optarg;
+            break;
+        case OPT_KEY:
+            c.key_file = optarg;
+            break;
+        case OPT_CA:
+            c.trusted_ca_file = optarg;
+            break;
+        case OPT_CLIENT_AUTH:
+            if (parse_bool(optarg, &c.client_cert_auth) != 0)
+                return bad_usage("--client-cert-auth: '%s': expected "
+                                 "true or false",
+                                 optarg);
+            break;
         case OPT_VERSION:
             printf("metastore-server %s\n", METASTORE_VERSION);
             return 0;
@@ -470,7 +527,8 @@ int main(int argc, char **argv)
                 c.election_ms, c.heartbeat_ms);
         return 2;
     }
-    if ((opt = check_peer_tls(&c, listen_peer_given)) != 0)
+    if ((opt = check_peer_tls(&c, listen_peer_given)) != 0 ||
+        (opt = check_client_tls(&c)) != 0)
         return opt;
     if (ms_batch_config_check(&c.batch, errmsg, sizeof(errmsg)) != 0) {
         fprintf(stderr, "metastore-server: %s\n", errmsg);

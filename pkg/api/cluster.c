@@ -57,6 +57,16 @@ static struct ms_http_client *leader_conn(struct ms_server *s,
                                             s->cfg.request_timeout_ms,
                                         .probe_idle = 1};
 
+    if (strncmp(s->leader_url, "https://", 8) == 0) {
+        if (s->fwd_tls == NULL) {
+            ms_warn("forward: leader %s has client TLS, this member has "
+                    "no --cert-file",
+                    s->leader_url);
+            return NULL;
+        }
+        cfg.tls = s->fwd_tls;
+    }
+
     if (s->fwd != NULL && strcmp(s->fwd_addr, addr) == 0)
         return s->fwd;
     if (s->fwd != NULL) {

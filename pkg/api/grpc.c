@@ -1200,12 +1200,12 @@ static void on_call(struct ms_grpc_call *gc, void *data)
 /* --- setup
  * ------------------------------------------------------------------------ */
 
-static void on_h2(uv_os_sock_t fd, const void *data, size_t len,
-                  const char *remote, void *arg)
+static void on_h2(uv_os_sock_t fd, struct ms_tls *tls, const void *data,
+                  size_t len, const char *remote, void *arg)
 {
     struct ms_server *s = arg;
 
-    if (ms_grpc_server_adopt(&s->grpc, fd, data, len, remote) != 0)
+    if (ms_grpc_server_adopt(&s->grpc, fd, tls, data, len, remote) != 0)
         ms_debug("grpc: connection from %s refused", remote);
 }
 

@@ -50,6 +50,12 @@ bool ms_server_peer_tls(const struct ms_server_config *c)
            c->peer_trusted_ca_file != NULL;
 }
 
+bool ms_server_client_tls(const struct ms_server_config *c)
+{
+    return c->listen_client_url != NULL &&
+           strncmp(c->listen_client_url, "https://", 8) == 0;
+}
+
 uint64_t ms_server_member_id(const char *peer_addr)
 {
     uint64_t id = hash64(peer_addr, 0) & 0x7fffffffffffffffull;
@@ -467,6 +473,33 @@ static int start(struct ms_server *s)
     hc.max_body_bytes = s->cfg.max_request_bytes;
     hc.max_connections = s->cfg.max_connections;
     hc.on_error = ms_api_on_http_error;
+    if (ms_server_client_tls(&s->cfg)) {
+        struct ms_tls_config ct = {
+            .cert_file = s->cfg.cert_file,
+            .key_file = s->cfg.key_file,
+            .ca_file = s->cfg.trusted_ca_file,
+            .client_cert_auth = s->cfg.client_cert_auth,
+            /* http/1.1 first: clients offering both (curl) get the
+             * gateway and REST; gRPC clients offer only h2 */
+            .alpn = "http/1.1,h2",
+        };
+        r = ms_tls_ctx_new(&ct, MS_TLS_SERVER, &s->client_tls, err,
+                           sizeof(err));
+        if (r != 0) {
+            ms_error("client TLS: %s", err);
+            return r;
+        }
+        hc.tls = s->client_tls;
+        /* forwarding to the leader: our certificate as the client's, the
+         * same CA to verify the leader (as etcd's proxying does) */
+        ct.client_cert_auth = false;
+        ct.alpn = "http/1.1";
+        r = ms_tls_ctx_new(&ct, MS_TLS_CLIENT, &s->fwd_tls, err, sizeof(err));
+        if (r != 0) {
+            ms_error("client TLS (forwarding): %s", err);
+            return r;
+        }
+    }
     r = ms_grpc_api_init(s, &hc); /* gRPC shares the client port */
     if (r != 0) {
         ms_error("grpc: %s",
@@ -486,9 +519,13 @@ static int start(struct ms_server *s)
         return r;
     }
     uv_timer_start(&s->tick, on_tick, 50, 50);
-    ms_info("member %s (id %llx) serving clients on http://%s, peers on "
+    ms_info("member %s (id %llx) serving clients on %s://%s%s, peers on "
             "%s://%s, data in %s, codec %s, batch mode %s",
-            s->cfg.name, (unsigned long long)s->member_id, s->client_addr,
+            s->cfg.name, (unsigned long long)s->member_id,
+            s->client_tls ? "https" : "http", s->client_addr,
+            s->client_tls == NULL     ? ""
+            : s->cfg.client_cert_auth ? " (client certificates required)"
+                                      : "",
             ms_server_peer_tls(&s->cfg) ? "https" : "http", s->peer_addr,
             s->cfg.data_dir, ms_codec_name(s->cfg.codec),
             ms_batch_mode_name(s->cfg.batch.mode));
@@ -652,6 +689,8 @@ int ms_server_run(const struct ms_server_config *c)
     ms_compact_api_free(s);
     ms_store_close(s->store);
     ms_fsm_free(&s->fsm);
+    ms_tls_ctx_free(s->client_tls);
+    ms_tls_ctx_free(s->fwd_tls);
     ms_buf_free(&s->scratch);
     rc = s->exit_status;
     if (rc == 0)

@@ -62,6 +62,15 @@ struct ms_server_config {
     const char *peer_trusted_ca_file;
     bool peer_client_cert_auth;       /* refuse members without a valid cert */
     const char *peer_cert_allowed_cn; /* comma-separated CNs; NULL: any */
+    /* Client TLS (--cert-file ..., etcd's meanings): with an https://
+     * --listen-client-urls every client connection is TLS (HTTP/1.1 by
+     * ALPN http/1.1); the same files make the forwarding client's TLS to
+     * the leader. */
+    const char *cert_file;
+    const char *key_file;
+    const char *trusted_ca_file; /* verifies client certificates and the
+                                    leader's certificate when forwarding */
+    bool client_cert_auth;       /* refuse clients without a valid cert */
 };
 
 /* Parses "periodic" / "revision"; returns 0 or MS_EINVAL. */
@@ -83,6 +92,9 @@ int ms_server_parse_duration_ms(const char *s, uint64_t *out);
 
 /* True when the peer TLS flags are set (peer URLs are then https://). */
 bool ms_server_peer_tls(const struct ms_server_config *c);
+
+/* True when --listen-client-urls is https:// (client TLS is on). */
+bool ms_server_client_tls(const struct ms_server_config *c);
 
 /* Fills c with the defaults: a single-node cluster "default" in
  * ./metastore.data serving clients on 127.0.0.1:2379, peers on :2380. */

@@ -78,6 +78,8 @@ struct ms_server {
     struct ms_batch_proposer bp;
     struct ms_readindex ri;
     struct ms_http_server http;
+    struct ms_tls_ctx *client_tls; /* server side of client TLS, or NULL */
+    struct ms_tls_ctx *fwd_tls;    /* forwarding to an https:// leader */
     struct ms_grpc_server grpc; /* gRPC on the client port (grpc.c) */
     bool grpc_started, grpc_closed;
     struct ms_api_grpc *gapi; /* grpc.c: per-method counters */

@@ -1,5 +1,7 @@
 /* server.c - gRPC over HTTP/2 with nghttp2 on libuv (see server.h). */
 #include "grpc/server.h"
+#include "tls/tls.h"
+#include "util/log.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -28,7 +30,9 @@ struct ms_grpc_conn {
     bool reading;
     bool dirty;
     bool goaway;
-    bool ending; /* shutdown issued: close once the last bytes are out */
+    bool ending;        /* shutdown issued: close once the last bytes are out */
+    struct ms_tls *tls; /* TLS session (handed over after the handshake by
+                           the HTTP listener), or NULL for h2c */
     char remote[64];
 };
 
@@ -41,6 +45,7 @@ struct wreq {
 static void conn_close(struct ms_grpc_conn *c);
 static void conn_end(struct ms_grpc_conn *c);
 static void conn_flush(struct ms_grpc_conn *c);
+static int tls_send(struct ms_grpc_conn *c);
 static void mark_dirty(struct ms_grpc_conn *c);
 static bool wants_more(const struct ms_grpc_call *call);
 
@@ -622,8 +627,71 @@ static void conn_end(struct ms_grpc_conn *c)
     if (c->ending || c->closing)
         return;
     c->ending = true;
+    if (c->tls != NULL) {
+        ms_tls_close_notify(c->tls); /* no wait for the client's */
+        if (tls_send(c) != 0)
+            return;
+    }
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
         conn_close(c);
+}
+
+/* Hands len bytes to uv_write (copied). Returns 0 or -1 (c closed). */
+static int conn_send(struct ms_grpc_conn *c, const void *data, size_t len)
+{
+    struct wreq *w;
+    uv_buf_t ub = uv_buf_init((char *)data, (unsigned)len);
+    /* The kernel usually takes it all at once: try that first, and queue a
+     * write request only for the rest. Every uv_write costs a copy, a
+     * completion callback and, in libuv 1.44, an epoll_ctl on the next poll
+     * (the watcher is re-armed after the write drains). */
+    int rc = len == 0      ? 0
+             : c->unsent == 0 ? uv_try_write((uv_stream_t *)&c->tcp, &ub, 1)
+                              : UV_EAGAIN; /* behind queued bytes: in order */
+    size_t done = rc > 0 ? (size_t)rc : 0;
+
+    if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS) {
+        conn_close(c);
+        return -1;
+    }
+    if (done == len)
+        return 0;
+    len -= done;
+    w = malloc(sizeof(*w) + len);
+    if (w == NULL) {
+        conn_close(c);
+        return -1;
+    }
+    memcpy(w->data, (const char *)data + done, len);
+    w->len = len;
+    ub = uv_buf_init(w->data, (unsigned)len);
+    c->unsent += len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
+        c->unsent -= len;
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends the ciphertext c's TLS session has ready. 0 or -1 (c closed). */
+static int tls_send(struct ms_grpc_conn *c)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    size_t n = ms_tls_pending(c->tls);
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (ms_buf_reserve(&b, n) != 0) {
+        conn_close(c);
+        return -1;
+    }
+    b.len = ms_tls_drain(c->tls, b.data, n);
+    rc = conn_send(c, b.data, b.len);
+    ms_buf_free(&b);
+    return rc;
 }
 
 /* Writes what nghttp2 wants to send; ends c when the session is over. */
@@ -648,43 +716,21 @@ static void conn_flush(struct ms_grpc_conn *c)
         conn_close(c);
         return;
     }
-    if (b.len > 0) {
-        /* The kernel usually takes it all at once: try that first, and
-         * queue a write request only for the rest. Every uv_write costs a
-         * copy, a completion callback and, in libuv 1.44, an epoll_ctl on
-         * the next poll (the watcher is re-armed after the write drains). */
-        uv_buf_t ub = uv_buf_init((char *)b.data, (unsigned)b.len);
-        int rc = c->unsent == 0
-                     ? uv_try_write((uv_stream_t *)&c->tcp, &ub, 1)
-                     : UV_EAGAIN; /* behind queued bytes: keep the order */
-        size_t done = rc > 0 ? (size_t)rc : 0;
-
-        if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS) {
+    if (b.len > 0 && c->tls != NULL) {
+        /* everything nghttp2 produced in one run of records */
+        if (ms_tls_write(c->tls, b.data, b.len) != 0) {
             ms_buf_free(&b);
             conn_close(c);
             return;
         }
-        if (done < b.len) {
-            size_t rest = b.len - done;
-            struct wreq *w = malloc(sizeof(*w) + rest);
-            if (w == NULL) {
-                ms_buf_free(&b);
-                conn_close(c);
-                return;
-            }
-            memcpy(w->data, b.data + done, rest);
-            w->len = rest;
-            ub = uv_buf_init(w->data, (unsigned)rest);
-            c->unsent += rest;
-            if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write) !=
-                0) {
-                c->unsent -= rest;
-                free(w);
-                ms_buf_free(&b);
-                conn_close(c);
-                return;
-            }
-        }
+        ms_buf_free(&b);
+        if (tls_send(c) != 0)
+            return;
+    } else if (b.len > 0) {
+        int rc = conn_send(c, b.data, b.len);
+        ms_buf_free(&b);
+        if (rc != 0)
+            return;
     }
     ms_buf_free(&b);
     for (struct ms_grpc_call *call = c->calls; call != NULL;
@@ -755,6 +801,32 @@ static void feed(struct ms_grpc_conn *c, const uint8_t *data, size_t len)
     conn_flush(c);
 }
 
+/* Decrypts what c's TLS session holds and feeds it to nghttp2. */
+static void tls_pump(struct ms_grpc_conn *c)
+{
+    static uint8_t plain[RBUF_SIZE]; /* one loop thread; consumed at once */
+    size_t n;
+    int rc;
+
+    while (!c->closing) {
+        rc = ms_tls_read(c->tls, plain, sizeof(plain), &n);
+        if (rc == 0 && tls_send(c) != 0)
+            return;
+        if (rc != 0) {
+            /* close_notify, or a bad record (logged at debug: the
+             * client's problem) */
+            if (rc != MS_ESHUTDOWN)
+                ms_debug("grpc: TLS from %s: %s", c->remote,
+                         ms_tls_errmsg(c->tls));
+            conn_close(c);
+            return;
+        }
+        if (n == 0)
+            return;
+        feed(c, plain, n);
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct ms_grpc_conn *c = s->data;
@@ -766,7 +838,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     c->last_active = uv_now(c->srv->loop);
-    feed(c, (const uint8_t *)buf->base, (size_t)n);
+    if (c->tls == NULL) {
+        feed(c, (const uint8_t *)buf->base, (size_t)n);
+        return;
+    }
+    if (ms_tls_feed(c->tls, buf->base, (size_t)n) != 0) {
+        conn_close(c);
+        return;
+    }
+    tls_pump(c);
 }
 
 static void on_handle_close(uv_handle_t *h)
@@ -802,6 +882,7 @@ static void conn_free(struct ms_grpc_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nconns--;
+    ms_tls_free(c->tls);
     free(c);
     server_maybe_done(s);
 }
@@ -932,7 +1013,8 @@ static nghttp2_session_callbacks *callbacks(void)
 }
 
 int ms_grpc_server_adopt(struct ms_grpc_server *s, uv_os_sock_t fd,
-                         const void *data, size_t len, const char *remote)
+                         struct ms_tls *tls, const void *data, size_t len,
+                         const char *remote)
 {
     struct ms_grpc_conn *c;
     nghttp2_option *opt = NULL;
@@ -944,12 +1026,14 @@ int ms_grpc_server_adopt(struct ms_grpc_server *s, uv_os_sock_t fd,
     int rc;
 
     if (s->stopping || s->nconns >= s->cfg.max_connections) {
+        ms_tls_free(tls);
         close(fd);
         return MS_ESHUTDOWN;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL || callbacks() == NULL || nghttp2_option_new(&opt) != 0) {
         free(c);
+        ms_tls_free(tls);
         close(fd);
         return MS_ENOMEM;
     }
@@ -960,9 +1044,11 @@ int ms_grpc_server_adopt(struct ms_grpc_server *s, uv_os_sock_t fd,
     nghttp2_option_del(opt);
     if (rc != 0) {
         free(c);
+        ms_tls_free(tls);
         close(fd);
         return MS_ENOMEM;
     }
+    c->tls = tls; /* freed with c from here on */
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
     c->srv = s;
@@ -985,6 +1071,8 @@ int ms_grpc_server_adopt(struct ms_grpc_server *s, uv_os_sock_t fd,
     nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
                                           CONN_WINDOW);
     feed(c, data, len);
+    if (c->tls != NULL && !c->closing)
+        tls_pump(c); /* records the listener had not decrypted yet */
     return 0;
 }
 

@@ -127,10 +127,16 @@ int ms_grpc_server_init(struct ms_grpc_server *server, uv_loop_t *loop,
 
 /* Takes over the connected socket fd (ownership passes in every case) on
  * which the client preface started: data[0..len) are the bytes already read
- * (at least the 24-byte preface; borrowed). remote is the peer address.
- * Returns 0, or MS_EIO / MS_ENOMEM / MS_ESHUTDOWN (fd closed). */
+ * (at least the 24-byte preface; borrowed; plaintext). tls (may be NULL:
+ * h2c) is the connection's TLS session with its handshake done; it passes
+ * here in every case too: every later byte is read and written through
+ * it, what it still buffers is decrypted at once, and the connection ends
+ * with close_notify. remote is the peer address. Returns 0, or MS_EIO /
+ * MS_ENOMEM / MS_ESHUTDOWN (fd closed, tls freed). */
+struct ms_tls;
 int ms_grpc_server_adopt(struct ms_grpc_server *server, uv_os_sock_t fd,
-                         const void *data, size_t len, const char *remote);
+                         struct ms_tls *tls, const void *data, size_t len,
+                         const char *remote);
 
 /* Shutdown: GOAWAY on every connection; new streams are refused; each
  * open call gets on_cancel (its handler ends it, e.g. with 14 "etcdserver:

@@ -1,8 +1,10 @@
 /* client.c - async HTTP/1.1 keep-alive client on libuv and http-parser. */
 #include "http/client.h"
 #include "http/wire.h"
+#include "tls/tls.h"
 #include "util/buf.h"
 
+#include <arpa/inet.h>
 #include <http_parser.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -21,8 +23,10 @@ struct ms_http_client_conn {
     uv_connect_t creq;
     http_parser parser;
     struct ms_http_client *client;
-    struct ms_buf out; /* request bytes waiting for the connection */
-    int connected, closing;
+    struct ms_buf out;  /* request bytes waiting for the connection */
+    struct ms_tls *tls; /* TLS session (cfg.tls set), else NULL */
+    int connected;      /* TCP up and, with TLS, the handshake done */
+    int closing;
     int corked; /* inside on_read: requests sent by callbacks wait */
     uint64_t connect_deadline;
     int err;                  /* MS_E code set by a failing parser callback */
@@ -58,6 +62,7 @@ static void on_conn_close(uv_handle_t *h)
     struct ms_http_client *c = conn->client;
 
     ms_buf_free(&conn->out);
+    ms_tls_free(conn->tls);
     ms_buf_free(&conn->body);
     ms_http_hdrs_free(&conn->hdrs);
     free(conn);
@@ -164,37 +169,77 @@ static void mark_sent(struct ms_http_client *c)
     c->unsent = NULL;
 }
 
-static void conn_flush(struct ms_http_client_conn *conn)
+/* Writes data[0..len) to the socket: what the kernel takes now, the rest
+ * (copied) through uv_write. Returns 0, or -1 after failing conn. */
+static int raw_send(struct ms_http_client_conn *conn, const void *data,
+                    size_t len)
 {
     uv_buf_t b;
     struct wreq *w;
     size_t done;
     int rc;
 
-    if (!conn->connected || conn->closing || conn->corked ||
-        conn->out.len == 0)
-        return;
-    b = uv_buf_init((char *)conn->out.data, (unsigned)conn->out.len);
+    if (len == 0)
+        return 0;
+    b = uv_buf_init((char *)data, (unsigned)len);
     rc = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
     if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS) {
         conn_fail(conn, MS_EIO, "write to", uv_strerror(rc));
-        return;
+        return -1;
     }
     done = rc > 0 ? (size_t)rc : 0;
-    if (done < conn->out.len) {
-        w = malloc(sizeof(*w) + conn->out.len - done);
+    if (done < len) {
+        w = malloc(sizeof(*w) + len - done);
         if (w == NULL) {
             conn_fail(conn, MS_ENOMEM, "write to", "out of memory");
-            return;
+            return -1;
         }
-        memcpy(w->data, conn->out.data + done, conn->out.len - done);
-        b = uv_buf_init(w->data, (unsigned)(conn->out.len - done));
+        memcpy(w->data, (const char *)data + done, len - done);
+        b = uv_buf_init(w->data, (unsigned)(len - done));
         rc = uv_write(&w->req, (uv_stream_t *)&conn->tcp, &b, 1, on_write);
         if (rc != 0) {
             free(w);
             conn_fail(conn, MS_EIO, "write to", uv_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sends the ciphertext the TLS session has ready. Returns 0 or -1 (conn
+ * failed). */
+static int tls_send(struct ms_http_client_conn *conn)
+{
+    size_t n = ms_tls_pending(conn->tls);
+    char *p;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    p = malloc(n);
+    if (p == NULL) {
+        conn_fail(conn, MS_ENOMEM, "write to", "out of memory");
+        return -1;
+    }
+    n = ms_tls_drain(conn->tls, p, n);
+    rc = raw_send(conn, p, n);
+    free(p);
+    return rc;
+}
+
+static void conn_flush(struct ms_http_client_conn *conn)
+{
+    if (!conn->connected || conn->closing || conn->corked || conn->out.len == 0)
+        return;
+    if (conn->tls != NULL) {
+        if (ms_tls_write(conn->tls, conn->out.data, conn->out.len) != 0) {
+            conn_fail(conn, MS_EIO, "TLS write to", ms_tls_errmsg(conn->tls));
             return;
         }
+        if (tls_send(conn) != 0)
+            return;
+    } else if (raw_send(conn, conn->out.data, conn->out.len) != 0) {
+        return;
     }
     ms_buf_reset(&conn->out);
     mark_sent(conn->client);
@@ -356,15 +401,19 @@ static void conn_parse_error(struct ms_http_client_conn *conn)
                                              : http_errno_description(e));
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* The server closed the connection (TCP EOF, or TLS close_notify). */
+static void conn_eof(struct ms_http_client_conn *conn)
 {
-    struct ms_http_client_conn *conn = stream->data;
     struct ms_http_client *c = conn->client;
 
-    if (nread == 0 || conn->closing)
-        return;
     conn->err = 0;
-    if (nread == UV_EOF) {
+    if (!conn->connected) { /* TLS: during the handshake */
+        conn_fail(conn, MS_EIO, "TLS handshake with",
+                  "server closed the connection (did it refuse our "
+                  "certificate?)");
+        return;
+    }
+    {
         /* ends a body delimited by the close, if one is in progress */
         http_parser_execute(&conn->parser, &settings, NULL, 0);
         if (conn->closing)
@@ -377,6 +426,79 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                       "server closed the connection");
         else
             conn_close(conn); /* idle keep-alive connection closed */
+    }
+}
+
+/* Parses len bytes of response (plaintext); 0, or -1 once conn failed. */
+static int conn_parse(struct ms_http_client_conn *conn, const char *data,
+                      size_t len)
+{
+    conn->err = 0;
+    http_parser_execute(&conn->parser, &settings, data, len);
+    if (conn->closing)
+        return -1;
+    if (HTTP_PARSER_ERRNO(&conn->parser) != HPE_OK || conn->parser.upgrade) {
+        conn_parse_error(conn);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ciphertext from the server: handshake, then decrypt and parse (into
+ * rbuf, free again once the session copied the ciphertext). Returns 0,
+ * or -1 once conn failed or closed. */
+static int tls_input(struct ms_http_client_conn *conn, const char *data,
+                     size_t len)
+{
+    bool done;
+    size_t n;
+    int rc;
+
+    if (ms_tls_feed(conn->tls, data, len) != 0) {
+        conn_fail(conn, MS_ENOMEM, "read from", "out of memory");
+        return -1;
+    }
+    if (!conn->connected) {
+        rc = ms_tls_handshake(conn->tls, &done);
+        if (tls_send(conn) != 0)
+            return -1;
+        if (rc != 0) {
+            conn_fail(conn, MS_EIO, "TLS handshake with",
+                      ms_tls_errmsg(conn->tls));
+            return -1;
+        }
+        if (!done)
+            return 0;
+        conn->connected = 1;
+    }
+    for (;;) {
+        rc = ms_tls_read(conn->tls, conn->rbuf, sizeof(conn->rbuf), &n);
+        if (rc == 0 && tls_send(conn) != 0)
+            return -1;
+        if (rc == MS_ESHUTDOWN) {
+            conn_eof(conn);
+            return -1;
+        }
+        if (rc != 0) {
+            conn_fail(conn, MS_EIO, "TLS read from", ms_tls_errmsg(conn->tls));
+            return -1;
+        }
+        if (n == 0)
+            return 0;
+        if (conn_parse(conn, conn->rbuf, n) != 0)
+            return -1;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ms_http_client_conn *conn = stream->data;
+    int rc;
+
+    if (nread == 0 || conn->closing)
+        return;
+    if (nread == UV_EOF) {
+        conn_eof(conn);
         return;
     }
     if (nread < 0) {
@@ -386,14 +508,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* requests the response callbacks send (a closed loop's next ones)
      * leave together in one write after the whole read is parsed */
     conn->corked = 1;
-    http_parser_execute(&conn->parser, &settings, buf->base, (size_t)nread);
-    conn->corked = 0;
-    if (conn->closing)
-        return;
-    if (HTTP_PARSER_ERRNO(&conn->parser) != HPE_OK || conn->parser.upgrade)
-        conn_parse_error(conn);
+    if (conn->tls != NULL)
+        rc = tls_input(conn, buf->base, (size_t)nread);
     else
+        rc = conn_parse(conn, buf->base, (size_t)nread);
+    conn->corked = 0;
+    if (rc == 0 && !conn->closing) {
         conn_flush(conn);
+        client_arm(conn->client);
+    }
 }
 
 /* --- connecting --- */
@@ -409,13 +532,24 @@ static void on_connect(uv_connect_t *req, int status)
         conn_fail(conn, MS_EIO, "connect", uv_strerror(status));
         return;
     }
-    conn->connected = 1;
     uv_tcp_nodelay(&conn->tcp, 1);
     rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
     if (rc != 0) {
         conn_fail(conn, MS_EIO, "read from", uv_strerror(rc));
         return;
     }
+    if (conn->tls != NULL) { /* connected once the handshake is done */
+        bool done;
+        if (ms_tls_handshake(conn->tls, &done) != 0) {
+            tls_send(conn);
+            conn_fail(conn, MS_EIO, "TLS handshake with",
+                      ms_tls_errmsg(conn->tls));
+            return;
+        }
+        tls_send(conn);
+        return;
+    }
+    conn->connected = 1;
     conn_flush(conn);
     client_arm(conn->client);
 }
@@ -433,6 +567,24 @@ static int conn_open(struct ms_http_client *c)
     c->nconns++;
     http_parser_init(&conn->parser, HTTP_RESPONSE);
     conn->parser.data = conn;
+    if (c->cfg.tls != NULL) {
+        char ip[INET6_ADDRSTRLEN] = "", err[MS_ERRMSG_SIZE];
+        const struct sockaddr_storage *sa = &c->addr;
+        if (sa->ss_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip,
+                      sizeof(ip));
+        else
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                      ip, sizeof(ip));
+        /* the server's certificate must name the IP we dial */
+        rc = ms_tls_new(c->cfg.tls, ip, &conn->tls, err, sizeof(err));
+        if (rc != 0) {
+            conn->closing = 1;
+            uv_close((uv_handle_t *)&conn->tcp, on_conn_close);
+            return ms_seterr(c->errmsg, sizeof(c->errmsg), rc, "TLS %s: %s",
+                             c->host, err);
+        }
+    }
     rc = uv_tcp_connect(&conn->creq, &conn->tcp,
                         (const struct sockaddr *)&c->addr, on_connect);
     if (rc != 0) {
@@ -456,8 +608,6 @@ int ms_http_client_init(struct ms_http_client *client, uv_loop_t *loop,
 
     if (loop == NULL || addr == NULL || ms_http_parse_addr(addr, &sa) != 0)
         return MS_EINVAL;
-    if (cfg != NULL && cfg->tls != NULL)
-        return MS_ENOTIMPL; /* client TLS comes later */
     memset(client, 0, sizeof(*client));
     client->loop = loop;
     client->addr = sa;
@@ -485,8 +635,8 @@ static int peer_gone(struct ms_http_client_conn *conn)
         uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0)
         return 0;
     n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                      errno != EINTR);
+    return n == 0 ||
+           (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static int bad_token(const char *s)

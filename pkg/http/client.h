@@ -82,11 +82,12 @@ struct ms_http_client_config {
      * not written where nobody can read it (a server that died). */
     int probe_idle;
     /* TLS towards the server (https:// client URLs, e.g. forwarding to
-     * the leader once the client port has TLS): a client-role context
-     * from ms_tls_ctx_new() (pkg/tls/tls.h), borrowed, outliving the
-     * client; the session engine there does the work at this client's
-     * read and write edges. Not implemented yet: init refuses a non-NULL
-     * one with MS_ENOTIMPL rather than speak plain HTTP. */
+     * the leader): a client-role context from ms_tls_ctx_new()
+     * (pkg/tls/tls.h), borrowed, outliving the client. When it verifies
+     * the server, the certificate must name the dialed IP (SAN IP). A
+     * connection counts as established (connect_timeout_ms, `sent`)
+     * once the handshake is done; a failed handshake fails the requests
+     * with MS_EIO and errmsg "TLS handshake with IP:port: <reason>". */
     struct ms_tls_ctx *tls;
 };
 
@@ -113,7 +114,7 @@ struct ms_http_client {
 
 /* Initializes client for server addr "IPv4:port" or "[IPv6]:port" on loop
  * (cfg copied; NULL = defaults). Does not connect yet. Returns 0,
- * MS_EINVAL (bad address) or MS_ENOTIMPL (cfg->tls set); nothing to close
+ * MS_EINVAL (bad address); nothing to close
  * on error. */
 int ms_http_client_init(struct ms_http_client *client, uv_loop_t *loop,
                         const char *addr,

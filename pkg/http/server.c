@@ -1,6 +1,8 @@
 /* server.c - HTTP/1.1 server on libuv and http-parser. */
 #include "http/server.h"
 #include "http/wire.h"
+#include "tls/tls.h"
+#include "util/log.h"
 
 #include <arpa/inet.h>
 #include <http_parser.h>
@@ -57,9 +59,9 @@ struct ms_http_conn {
     uv_shutdown_t shut;
     http_parser parser;
     struct ms_http_server *srv;
-    struct ms_http_conn *next, *prev; /* server list */
+    struct ms_http_conn *next, *prev;   /* server list */
     struct ms_http_conn *dnext, *dprev; /* answers to write (s->dirty) */
-    struct request *head, *tail;      /* in arrival order */
+    struct request *head, *tail;        /* in arrival order */
     unsigned nqueue;
     struct request *cur; /* being parsed */
     struct ms_buf in;    /* received, not yet parsed (paused at the bound) */
@@ -76,11 +78,15 @@ struct ms_http_conn {
     unsigned in_process : 1;
     unsigned reprocess : 1;
     unsigned timer_armed : 1;
-    unsigned resume : 1;    /* parse buffered input at the next timer tick */
-    unsigned counted : 1;   /* counted in nconns */
-    unsigned rejecting : 1; /* counted in nrejecting */
-    unsigned dirty : 1;     /* on the server's list of answers to write */
-    unsigned sniffing : 1;  /* first bytes may still be the HTTP/2 preface */
+    unsigned resume : 1;     /* parse buffered input at the next timer tick */
+    unsigned counted : 1;    /* counted in nconns */
+    unsigned rejecting : 1;  /* counted in nrejecting */
+    unsigned dirty : 1;      /* on the server's list of answers to write */
+    unsigned sniffing : 1;   /* first bytes may still be the HTTP/2 preface */
+    unsigned hs_done : 1;    /* TLS: handshake complete */
+    unsigned hs_counted : 1; /* TLS: counted in the server's nhandshakes */
+    struct ms_tls *tls;      /* client TLS session; NULL: plain TCP */
+    uint64_t accepted;       /* loop time of accept (handshake deadline) */
     char remote[64];
 };
 
@@ -237,6 +243,7 @@ static void conn_maybe_free(struct ms_http_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     ms_buf_free(&c->in);
+    ms_tls_free(c->tls);
     free(c);
     server_maybe_done(s);
 }
@@ -264,7 +271,7 @@ static void on_write(uv_write_t *req, int status)
  * uv_write (non-owned bytes copied, owned buffers handed over). Owned
  * buffers pass to this function in every case. Returns 0 or an MS_E code
  * (the caller closes the connection). */
-static int conn_write(struct ms_http_conn *c, struct seg *segs, int n)
+static int raw_write(struct ms_http_conn *c, struct seg *segs, int n)
 {
     uv_buf_t iov[MAX_SEGS];
     size_t total = 0, done, copy = 0, skip, off;
@@ -278,7 +285,6 @@ static int conn_write(struct ms_http_conn *c, struct seg *segs, int n)
         iov[i] = uv_buf_init(segs[i].p, (unsigned)segs[i].len);
         total += segs[i].len;
     }
-    c->srv->writes++;
     rc = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
     if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS)
         goto err;
@@ -331,6 +337,62 @@ err:
     return MS_EIO;
 }
 
+/* Sends the ciphertext c's TLS session has ready (handshake flights,
+ * alerts, records). Returns 0 or an MS_E code (the caller closes c). */
+static int tls_send(struct ms_http_conn *c)
+{
+    struct seg sg;
+    size_t n = ms_tls_pending(c->tls);
+
+    if (n == 0)
+        return 0;
+    sg.p = malloc(n);
+    if (sg.p == NULL)
+        return MS_ENOMEM;
+    sg.len = ms_tls_drain(c->tls, sg.p, n);
+    sg.owned = 1;
+    return raw_write(c, &sg, 1);
+}
+
+/* Writes segs (ownership as raw_write) as one gathered write; over TLS
+ * the segments are joined first so they leave as one run of records,
+ * not one record each. */
+static int conn_write(struct ms_http_conn *c, struct seg *segs, int n)
+{
+    size_t total = 0, off = 0;
+    char *joined = NULL;
+    const char *p;
+    int i, rc;
+
+    if (n <= 0)
+        return 0;
+    c->srv->writes++;
+    if (c->tls == NULL)
+        return raw_write(c, segs, n);
+    for (i = 0; i < n; i++)
+        total += segs[i].len;
+    p = segs[0].p;
+    if (n > 1) {
+        joined = malloc(total);
+        if (joined != NULL)
+            for (i = 0; i < n; i++) {
+                memcpy(joined + off, segs[i].p, segs[i].len);
+                off += segs[i].len;
+            }
+        p = joined;
+    }
+    rc = p == NULL ? MS_ENOMEM : ms_tls_write(c->tls, p, total);
+    free(joined);
+    for (i = 0; i < n; i++)
+        if (segs[i].owned)
+            free(segs[i].p);
+    if (rc != 0) {
+        ms_warn("client TLS to %s: %s", c->remote, ms_tls_errmsg(c->tls));
+        return rc;
+    }
+    return tls_send(c);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status);
 
 /* After the last answer: shut down our side, then linger until the client
@@ -340,6 +402,14 @@ static void conn_finish(struct ms_http_conn *c)
 {
     c->read_done = 1;
     c->shut_started = 1;
+    if (c->tls != NULL && c->hs_done) {
+        ms_tls_close_notify(c->tls); /* then shut down: no wait for the
+                                        client's close_notify */
+        if (tls_send(c) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
         conn_close(c);
 }
@@ -1008,7 +1078,9 @@ static void update_deadline(struct ms_http_conn *c)
 
     if (c->closing || c->lingering || c->shut_started)
         return;
-    if (c->cur != NULL)
+    if (c->tls != NULL && !c->hs_done)
+        set_deadline(c, c->accepted + cfg->header_timeout_ms);
+    else if (c->cur != NULL)
         set_deadline(c, c->cur->headers_done
                             ? c->last_read + cfg->idle_timeout_ms
                             : c->msg_start + cfg->header_timeout_ms);
@@ -1146,6 +1218,9 @@ static void timeout(struct ms_http_conn *c)
 {
     if (c->lingering) {
         conn_close(c);
+    } else if (c->tls != NULL && !c->hs_done) {
+        ms_warn("client TLS handshake from %s: timed out", c->remote);
+        conn_close(c);
     } else if (c->cur != NULL) {
         conn_error(c, MS_HTTP_ERR_HEADER_TIMEOUT,
                    c->cur->headers_done ? "timed out reading request body"
@@ -1197,22 +1272,17 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static int sniff(struct ms_http_conn *c);
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* Takes len bytes of the client's plaintext (read from TCP, or decrypted;
+ * base may be the shared read buffer). */
+static void on_plain(struct ms_http_conn *c, char *base, size_t len)
 {
-    struct ms_http_conn *c = stream->data;
     size_t n;
 
-    if (nread == 0 || c->closing)
-        return;
-    if (nread < 0) { /* EOF or error: the client is gone */
-        conn_close(c);
-        return;
-    }
     if (c->read_done || c->lingering)
         return; /* discard */
     c->last_read = uv_now(c->srv->loop);
     if (c->sniffing) {
-        if (ms_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+        if (ms_buf_append(&c->in, base, len) != 0) {
             conn_close(c);
             return;
         }
@@ -1223,20 +1293,119 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->in_off == c->in.len) {
         /* common case: parse straight from the shared buffer */
         c->in_process = 1;
-        n = parse(c, buf->base, (size_t)nread);
+        n = parse(c, base, len);
         c->in_process = 0;
         if (c->closing)
             return;
-        if (n < (size_t)nread && !c->read_done &&
-            ms_buf_append(&c->in, buf->base + n, (size_t)nread - n) != 0) {
+        if (n < len && !c->read_done &&
+            ms_buf_append(&c->in, base + n, len - n) != 0) {
             conn_close(c);
             return;
         }
-    } else if (ms_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+    } else if (ms_buf_append(&c->in, base, len) != 0) {
         conn_close(c);
         return;
     }
     conn_process(c, 1);
+}
+
+/* A failed handshake: log why, send the alert OpenSSL made (if any), shut
+ * down and linger (the client sees the alert rather than a reset). */
+static void tls_refuse(struct ms_http_conn *c)
+{
+    ms_warn("client TLS handshake from %s failed: %s", c->remote,
+            ms_tls_errmsg(c->tls));
+    if (c->hs_counted) { /* no longer a handshake in progress */
+        c->hs_counted = 0;
+        c->srv->nhandshakes--;
+    }
+    if (tls_send(c) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->read_done = 1;
+    conn_finish(c);
+}
+
+/* Ciphertext from the client: feeds the session, advances the handshake,
+ * then decrypts into the shared read buffer (free again: the session has
+ * copied the ciphertext) and hands the plaintext on. */
+static void tls_input(struct ms_http_conn *c, const char *data, size_t len)
+{
+    struct ms_http_server *s = c->srv;
+    bool done;
+    size_t n;
+    int rc;
+
+    if (c->read_done || c->lingering)
+        return;
+    if (ms_tls_feed(c->tls, data, len) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->hs_done) {
+        if (ms_tls_handshake(c->tls, &done) != 0) {
+            tls_refuse(c);
+            return;
+        }
+        if (tls_send(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        if (!done)
+            return;
+        c->hs_done = 1;
+        c->hs_counted = 0;
+        s->nhandshakes--;
+        ms_debug("client TLS from %s: %s, ALPN '%s', CN '%s'", c->remote,
+                 ms_tls_describe(c->tls), ms_tls_alpn(c->tls),
+                 ms_tls_peer_cn(c->tls));
+        c->last_read = uv_now(s->loop);
+        c->sniffing = s->cfg.on_h2 != NULL; /* gRPC: ALPN h2, preface */
+        update_deadline(c);
+    }
+    for (;;) {
+        rc = ms_tls_read(c->tls, s->rbuf, RBUF_SIZE, &n);
+        if (rc == 0 && tls_send(c) != 0)
+            rc = MS_EIO;
+        if (rc == MS_ESHUTDOWN) { /* close_notify: like EOF */
+            conn_close(c);
+            return;
+        }
+        if (rc != 0) {
+            ms_warn("client TLS from %s: %s", c->remote, ms_tls_errmsg(c->tls));
+            conn_close(c);
+            return;
+        }
+        if (n == 0)
+            return;
+        on_plain(c, s->rbuf, n);
+        if (c->closing || c->read_done || c->lingering)
+            return;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ms_http_conn *c = stream->data;
+
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) { /* EOF or error: the client is gone */
+        if (c->tls != NULL && !c->hs_done && !c->read_done)
+            ms_warn("client TLS handshake from %s: connection closed "
+                    "(%s)",
+                    c->remote,
+                    nread == UV_EOF ? "the client refused our certificate "
+                                      "or gave up"
+                                    : uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    if (c->tls != NULL)
+        tls_input(c, buf->base, (size_t)nread);
+    else
+        on_plain(c, buf->base, (size_t)nread);
 }
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -1248,6 +1417,7 @@ static int sniff(struct ms_http_conn *c)
 {
     size_t n = c->in.len < 24 ? c->in.len : 24;
     uv_os_fd_t fd;
+    struct ms_tls *tls;
     int dup_fd;
 
     if (memcmp(c->in.data, h2_preface, n) != 0) {
@@ -1261,8 +1431,12 @@ static int sniff(struct ms_http_conn *c)
         conn_close(c);
         return 1;
     }
-    /* the duplicate keeps the socket open once our handle closes */
-    c->srv->cfg.on_h2(dup_fd, c->in.data, c->in.len, c->remote, c->srv->data);
+    /* the duplicate keeps the socket open once our handle closes; the TLS
+     * session (if any) goes with it */
+    tls = c->tls;
+    c->tls = NULL;
+    c->srv->cfg.on_h2(dup_fd, tls, c->in.data, c->in.len, c->remote,
+                      c->srv->data);
     c->in.len = c->in_off = 0;
     conn_close(c);
     return 1;
@@ -1289,6 +1463,8 @@ static void conn_close(struct ms_http_conn *c)
     dirty_unlink(c);
     if (c->counted)
         s->nconns--;
+    if (c->hs_counted)
+        s->nhandshakes--;
     if (c->rejecting)
         s->nrejecting--;
     if (c->cur != NULL) {
@@ -1425,8 +1601,29 @@ static void on_connection(uv_stream_t *server, int status)
     ms_http_format_addr(&peer, c->remote, sizeof(c->remote));
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->last_read = uv_now(s->loop);
+    c->last_read = c->accepted = uv_now(s->loop);
     c->sniffing = s->cfg.on_h2 != NULL;
+    if (s->cfg.tls != NULL) {
+        char err[MS_ERRMSG_SIZE];
+        /* no plaintext 503 before a handshake; a handshake costs ~250 us
+         * of CPU, so only so many run at once */
+        if (s->nconns >= s->cfg.max_connections ||
+            s->nhandshakes >= s->cfg.max_handshakes) {
+            ms_warn("client TLS from %s: refused (%u connections, %u "
+                    "handshakes in progress)",
+                    c->remote, s->nconns, s->nhandshakes);
+            conn_close(c);
+            return;
+        }
+        if (ms_tls_new(s->cfg.tls, NULL, &c->tls, err, sizeof(err)) != 0) {
+            ms_warn("client TLS from %s: %s", c->remote, err);
+            conn_close(c);
+            return;
+        }
+        c->hs_counted = 1;
+        s->nhandshakes++;
+        c->sniffing = 0; /* until the handshake is done */
+    }
     if (s->nconns >= s->cfg.max_connections) {
         if (s->nrejecting >= REJECT_MAX) {
             conn_close(c);
@@ -1455,6 +1652,7 @@ void ms_http_server_config_init(struct ms_http_server_config *cfg)
     cfg->max_pipeline = 256;
     cfg->backlog = 1024;
     cfg->linger_ms = 2000;
+    cfg->max_handshakes = 128;
 }
 
 /* Copies the non-zero fields of cfg over the defaults in out. */
@@ -1477,8 +1675,11 @@ static void apply_config(struct ms_http_server_config *out,
         out->backlog = cfg->backlog;
     if (cfg->linger_ms != 0)
         out->linger_ms = cfg->linger_ms;
+    if (cfg->max_handshakes != 0)
+        out->max_handshakes = cfg->max_handshakes;
     out->on_error = cfg->on_error;
     out->on_h2 = cfg->on_h2;
+    out->tls = cfg->tls;
 }
 
 int ms_http_server_init(struct ms_http_server *server, uv_loop_t *loop,

@@ -32,6 +32,7 @@
 
 struct ms_http_server;
 struct ms_http_conn;
+struct ms_tls_ctx;
 
 /* A request as the handler sees it. Every pointer is owned by the server and
  * lives as long as the request. */
@@ -81,12 +82,18 @@ typedef void (*ms_http_request_cb)(struct ms_http_request *req, void *data);
 
 /* Called for a connection that starts with the HTTP/2 client preface
  * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", h2c with prior knowledge, as
- * gRPC clients send): fd is a duplicate of the connection's socket, which
- * passes to the hook in every case; data[0..len) are the bytes read so far
- * (the preface and maybe more; borrowed). The server then forgets the
- * connection. arg is the server's data. */
-typedef void (*ms_http_h2_cb)(uv_os_sock_t fd, const void *data, size_t len,
-                              const char *remote, void *arg);
+ * gRPC clients send; over TLS, after the handshake, whatever ALPN
+ * said): fd is a duplicate of the connection's socket, which passes to
+ * the hook in every case; tls (NULL without TLS) is the connection's TLS
+ * session, handshake done, which passes to the hook too: the hook reads
+ * and writes through it from now on (it may still buffer records);
+ * data[0..len) are the plaintext bytes read so far (the preface and maybe
+ * more; borrowed). The server then forgets the connection. arg is the
+ * server's data. */
+struct ms_tls;
+typedef void (*ms_http_h2_cb)(uv_os_sock_t fd, struct ms_tls *tls,
+                              const void *data, size_t len, const char *remote,
+                              void *arg);
 
 /* Called when the connection of a pending request closes (see
  * ms_http_request_on_cancel). The handler still has to finish req. */
@@ -109,6 +116,13 @@ struct ms_http_server_config {
                                    the client to close; 2000 */
     ms_http_error_cb on_error;  /* NULL: the default plain-text answers */
     ms_http_h2_cb on_h2;        /* NULL: HTTP/2 prefaces are bad requests */
+    /* Client TLS (borrowed; must outlive the server): every connection
+     * starts with a TLS handshake (deadline: header_timeout_ms from
+     * accept); failures are logged with the client's address and the
+     * reason. NULL: plain TCP. */
+    struct ms_tls_ctx *tls;
+    unsigned max_handshakes; /* TLS handshakes in progress; 128 (more
+                                connections are closed at accept) */
 };
 
 /* The server handle; allocate it yourself, treat fields below data and
@@ -128,6 +142,7 @@ struct ms_http_server {
     struct ms_http_conn *conns; /* every connection not yet freed */
     unsigned nconns;            /* counted against max_connections */
     unsigned nrejecting;        /* being answered 503 */
+    unsigned nhandshakes;       /* TLS handshakes in progress */
     void *free_reqs;            /* recycled requests */
     unsigned nfree;
     char *rbuf; /* read buffer shared by all connections (one loop thread) */
