@@ -102,8 +102,8 @@ static void pre_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         return;
     uv_read_stop(s);
     assert_int_equal(uv_fileno((uv_handle_t *)&p->tcp, &fd), 0);
-    assert_int_equal(ms_grpc_server_adopt(&p->fx->srv, dup(fd), p->buf, p->len,
-                                          "127.0.0.1:1"),
+    assert_int_equal(ms_grpc_server_adopt(&p->fx->srv, dup(fd), NULL, p->buf,
+                                          p->len, "127.0.0.1:1"),
                      0);
     uv_close((uv_handle_t *)&p->tcp, pre_closed);
 }
