@@ -221,6 +221,7 @@ static void snap_done(uv_work_t *w, int status)
 {
     struct admin_snap *a = w->data;
     struct ms_call *c = a->c;
+    struct ms_server *s = c->srv; /* answering c frees it */
 
     if (status != 0 || a->rc != 0) {
         ms_call_fail(c, a->rc ? a->rc : MS_EIO,
@@ -230,7 +231,7 @@ static void snap_done(uv_work_t *w, int status)
                                 "attachment; filename=\"metastore.snap\"");
         ms_call_respond(c, 200, "application/octet-stream", a->buf, a->len);
     }
-    ms_fsm_snapshot_end(&c->srv->fsm, a->job, false);
+    ms_fsm_snapshot_end(&s->fsm, a->job, false);
     free(a);
 }
 
