@@ -22,6 +22,15 @@
 #include "util/error.h"
 #include "util/log.h"
 
+void (*ms_logstore__fault)(const char *point, int fd, const void *buf,
+                           size_t len, uint64_t off);
+
+#define FAULT(point, fd, buf, len, off)                                        \
+    do {                                                                       \
+        if (ms_logstore__fault != NULL)                                        \
+            ms_logstore__fault(point, fd, buf, len, off);                      \
+    } while (0)
+
 /* a round's buffer is written out when it grows past this */
 #define WRITE_CHUNK (4u * 1024 * 1024)
 #define KEEP_SNAPSHOTS 2
@@ -302,6 +311,7 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
         return errf(errmsg, RAFT_IOERR, "create %s: %s", tpath,
                     strerror(errno));
     }
+    FAULT("snap-write", fd, hdr, sizeof hdr, 0);
     rv = pwrite_all(fd, hdr, sizeof hdr, 0);
     off = sizeof hdr;
     if (rv == 0)
@@ -321,11 +331,13 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
         return errf(errmsg, RAFT_IOERR, "write %s: %s", tpath, strerror(e));
     }
     close(fd);
+    FAULT("snap-synced", -1, NULL, 0, 0);
     if (rename(tpath, path) != 0 || sync_dir(dir) != 0) {
         int e = errno;
         unlink(tpath);
         return errf(errmsg, RAFT_IOERR, "rename %s: %s", tpath, strerror(e));
     }
+    FAULT("snap-renamed", -1, NULL, 0, 0);
 
     /* keep the newest few */
     {
@@ -357,6 +369,7 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
                             MS_LOGFMT_SNAP &&
                         i == idx[a]) {
                         path_of(path, sizeof path, dir, de->d_name);
+                        FAULT("snap-prune", -1, NULL, 0, 0);
                         unlink(path);
                     }
                 }
@@ -500,6 +513,7 @@ static int meta_write(struct ms_logstore *ls, raft_term term, raft_id vote,
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return errf(errmsg, RAFT_IOERR, "open %s: %s", path, strerror(errno));
+    FAULT("meta-write", fd, buf, sizeof buf, 0);
     rv = pwrite_all(fd, buf, sizeof buf, 0);
     if (rv == 0)
         rv = fdatasync(fd);
@@ -508,6 +522,7 @@ static int meta_write(struct ms_logstore *ls, raft_term term, raft_id vote,
         close(fd);
         return errf(errmsg, RAFT_IOERR, "write %s: %s", path, strerror(e));
     }
+    FAULT("meta-synced", fd, NULL, 0, 0);
     close(fd);
     if (created && sync_dir(ls->dir) != 0)
         return errf(errmsg, RAFT_IOERR, "sync %s: %s", ls->dir,
@@ -569,6 +584,7 @@ static int seg_create(struct ms_logstore *ls, raft_index first, uint64_t need)
     if (fd < 0)
         goto err;
     ms_logfmt_seg_header_encode(hdr, seq, first);
+    FAULT("seg-header", fd, hdr, sizeof hdr, 0);
     if (pwrite_all(fd, hdr, sizeof hdr, 0) != 0)
         goto err_fd;
     /* real blocks, so the disk cannot fill up mid-segment; where the file
@@ -579,8 +595,10 @@ static int seg_create(struct ms_logstore *ls, raft_index first, uint64_t need)
         if (ftruncate(fd, (off_t)cap) != 0)
             goto err_fd;
     }
+    FAULT("seg-alloc", fd, NULL, 0, 0);
     if (fdatasync(fd) != 0 || sync_dir(ls->dir) != 0)
         goto err_fd;
+    FAULT("seg-created", fd, NULL, 0, 0);
     if (segs_push(ls, seq, first) != 0) {
         errno = ENOMEM;
         goto err_fd;
@@ -605,6 +623,7 @@ static int write_out(struct ms_logstore *ls)
 {
     if (ls->wlen == 0)
         return 0;
+    FAULT("log-write", ls->cur_fd, ls->wbuf, ls->wlen, ls->wbuf_off);
     if (pwrite_all(ls->cur_fd, ls->wbuf, ls->wlen, ls->wbuf_off) != 0) {
         setwerr(ls, "write segment %" PRIu64 ": %s",
                 ls->segs[ls->n_segs - 1].seq, strerror(errno));
@@ -621,6 +640,7 @@ static int sync_cur(struct ms_logstore *ls)
 {
     if (ls->cur_fd < 0)
         return 0;
+    FAULT("log-sync", ls->cur_fd, NULL, 0, 0);
     if (fdatasync(ls->cur_fd) != 0) {
         /* after a failed fdatasync the page cache cannot be trusted */
         setwerr(ls, "fdatasync segment %" PRIu64 ": %s",
@@ -691,6 +711,7 @@ static void drop_last_segment(struct ms_logstore *ls)
 
     close_cur(ls);
     seg_path(ls, ls->segs[ls->n_segs - 1].seq, path, sizeof path);
+    FAULT("seg-drop", -1, NULL, 0, 0);
     unlink(path);
     ls->n_segs--;
 }
@@ -762,6 +783,7 @@ static int do_truncate(struct ms_logstore *ls, raft_index index)
     }
     free(buf);
     fd = open(path, O_RDWR | O_CLOEXEC);
+    FAULT("trunc-zero", fd, NULL, 0, rec.offset);
     if (fd < 0 || zero_range(fd, rec.offset, len) != 0 || fdatasync(fd) != 0) {
         setwerr(ls, "truncate %s: %s", path, strerror(errno));
         if (fd >= 0)
@@ -786,6 +808,7 @@ static void do_compact(struct ms_logstore *ls, raft_index index)
 
     while (n + 1 < ls->n_segs && ls->segs[n].last <= index) {
         seg_path(ls, ls->segs[n].seq, path, sizeof path);
+        FAULT("compact-unlink", -1, NULL, 0, 0);
         if (unlink(path) != 0 && errno != ENOENT) {
             ms_warn("raft log: delete %s: %s", path, strerror(errno));
             break;
@@ -805,6 +828,7 @@ static int do_install(struct ms_logstore *ls, struct req *r)
         return -1;
     if (snapshot_write(ls->dir, r->snapshot, ls->werr) != 0)
         return -1;
+    FAULT("install-written", -1, NULL, 0, 0);
     while (ls->n_segs > 0)
         drop_last_segment(ls);
     sync_dir(ls->dir);
@@ -1227,6 +1251,7 @@ static int load_segment(struct ms_logstore *ls, uint64_t seq, bool last,
                     "dropped from there on (never acknowledged)",
                     path, at, why);
             int fd = open(path, O_RDWR | O_CLOEXEC);
+            FAULT("load-zero", fd, NULL, 0, at);
             if (fd < 0 || zero_range(fd, at, len) != 0 || fdatasync(fd) != 0) {
                 int er = errno;
                 if (fd >= 0)

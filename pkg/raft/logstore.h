@@ -74,4 +74,15 @@ void ms_logstore_stats(const struct ms_logstore *ls,
 void ms_logstore_close(struct ms_logstore *ls, void (*cb)(void *arg),
                        void *arg);
 
+/* Fault injection for tests (test/test_logstore.c); NULL in the server.
+ * When set, it is called at every step of a write that a crash could cut
+ * ("log-write" before a segment write of len bytes of buf at off of fd,
+ * "log-sync" before its fdatasync, "seg-header", "seg-alloc",
+ * "seg-created", "seg-drop", "trunc-zero", "compact-unlink", "meta-write",
+ * "meta-synced", "snap-write", "snap-synced", "snap-renamed",
+ * "snap-prune", "install-written", "load-zero"): it may write a prefix of
+ * buf itself (a torn write) and _exit, as a crash at that point would. */
+extern void (*ms_logstore__fault)(const char *point, int fd, const void *buf,
+                                  size_t len, uint64_t off);
+
 #endif
