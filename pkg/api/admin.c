@@ -151,9 +151,19 @@ static void metrics(struct ms_call *c)
                        "Entries in those append requests.",
                        (double)st.disk_append_entries);
     ms_metrics_counter(&b, "metastore_raft_disk_writes_total",
-                       "Synced (O_DSYNC) log writes completed, i.e. fsyncs; "
-                       "one write carries every append queued before it.",
+                       "fdatasyncs of the Raft log; one carries every append "
+                       "queued before it.",
                        (double)st.disk_writes);
+    ms_metrics_counter(&b, "metastore_raft_log_bytes_written_total",
+                       "Record bytes written to the Raft log.",
+                       (double)st.log_bytes);
+    ms_metrics_counter(&b, "metastore_raft_log_segments_created_total",
+                       "Raft log segments opened (preallocated).",
+                       (double)st.log_segments);
+    ms_metrics_gauge(&b, "metastore_raft_log_write_max_seconds",
+                     "Longest round of the log writer (writes and fdatasync) "
+                     "since start; off the event loop.",
+                     (double)st.log_sync_max_ns / 1e9);
     ms_metrics_counter(&b, "metastore_fsm_entries_applied_total",
                        "Entries applied to the store.",
                        (double)s->fsm.stats.entries_applied);

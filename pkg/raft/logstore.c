@@ -98,6 +98,7 @@ struct ms_logstore {
     uint8_t *wbuf;
     size_t wlen, wcap;
     uint64_t wbuf_off; /* where wbuf goes in the current segment */
+    bool dirty;        /* written since the last fdatasync */
     bool broken;       /* a write or sync failed: refuse everything */
     char werr[256];
 };
@@ -564,6 +565,7 @@ static void close_cur(struct ms_logstore *ls)
         close(ls->cur_fd);
     ls->cur_fd = -1;
     ls->cur_off = ls->cur_cap = 0;
+    ls->dirty = false;
 }
 
 /* Creates the next segment for entries from first on, big enough for need
@@ -631,6 +633,7 @@ static int write_out(struct ms_logstore *ls)
         return -1;
     }
     ls->wstats.bytes += ls->wlen;
+    ls->dirty = true;
     ls->wlen = 0;
     ls->wbuf_off = ls->cur_off;
     return 0;
@@ -638,8 +641,10 @@ static int write_out(struct ms_logstore *ls)
 
 static int sync_cur(struct ms_logstore *ls)
 {
-    if (ls->cur_fd < 0)
+    if (ls->cur_fd < 0 || !ls->dirty)
         return 0;
+    ls->dirty = false;
+    ls->wstats.syncs++;
     FAULT("log-sync", ls->cur_fd, NULL, 0, 0);
     if (fdatasync(ls->cur_fd) != 0) {
         /* after a failed fdatasync the page cache cannot be trusted */
@@ -969,6 +974,7 @@ static void on_async(uv_async_t *h)
     r = ls->done_head;
     ls->done_head = ls->done_tail = NULL;
     ls->stats.writes = ls->wstats.writes;
+    ls->stats.syncs = ls->wstats.syncs;
     ls->stats.bytes = ls->wstats.bytes;
     ls->stats.segments = ls->wstats.segments;
     ls->stats.sync_ns_max = ls->wstats.sync_ns_max;

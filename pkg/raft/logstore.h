@@ -59,7 +59,8 @@ int ms_logstore_snapshot_get(struct ms_logstore *ls,
 
 /* Counters since open (read on the loop). */
 struct ms_logstore_stats {
-    uint64_t writes;      /* fdatasync rounds of the writer */
+    uint64_t writes;      /* rounds of the writer */
+    uint64_t syncs;       /* fdatasyncs of the log */
     uint64_t entries;     /* entries made durable */
     uint64_t bytes;       /* record bytes written */
     uint64_t segments;    /* segments opened */

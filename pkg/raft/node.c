@@ -622,9 +622,9 @@ static int io_random(struct raft_io *io, int min, int max)
     return min + rand() % spread;
 }
 
-/* Counts libraft's log append requests on their way to the stock uv io.
- * The uv io merges the requests queued while a write is in flight into its
- * next write, so requests are not writes: see on_wcheck. */
+/* Counts libraft's log append requests on their way to the log store,
+ * which merges the requests queued while a write is in flight into its
+ * next write: requests are not writes (ms_logstore_stats counts those). */
 static int io_append(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n,
                      raft_io_append_cb cb)
@@ -695,39 +695,14 @@ static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
     return ms_logstore_snapshot_get(priv_of_io(io)->ls, req, cb);
 }
 
-/* Once per loop iteration: the log store keeps one synced write in flight
- * and completes its appends together when it returns, so an iteration in
- * which last_stored rose saw one durable write: the fsync that the batch
- * proposer exists to share. */
-static void on_wcheck(uv_check_t *h)
-{
-    struct ms_raft_priv *p = h->data;
-    raft_index s;
-
-    if (!p->started || p->raft_closing)
-        return;
-    s = p->raft.last_stored;
-    if (s > p->seen_stored && p->seen_stored != 0)
-        p->disk_writes++;
-    p->seen_stored = s;
-}
-
-static void on_wcheck_closed(uv_handle_t *h)
-{
-    struct ms_raft_priv *p = h->data;
-
-    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
-}
-
-/* Closes our own handles (the write check, then the timer, whose close
- * callback frees p). */
+/* Closes our own handles (the timer last: its close callback frees p). */
 static void close_own_handles(struct ms_raft_priv *p)
 {
     /* libraft is closed: whatever it completed last is delivered now */
     deliver_done(p);
     uv_close((uv_handle_t *)&p->dcheck, NULL);
     uv_close((uv_handle_t *)&p->didle, NULL);
-    uv_close((uv_handle_t *)&p->wcheck, on_wcheck_closed);
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 }
 
 /* After raft_uv_close (or when raft_uv_init failed): frees the transport
@@ -1174,10 +1149,6 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
                          "raft: timer: %s", uv_strerror(rv));
     }
     p->timer.data = p;
-    uv_check_init(loop, &p->wcheck);
-    p->wcheck.data = p;
-    uv_check_start(&p->wcheck, on_wcheck);
-    uv_unref((uv_handle_t *)&p->wcheck);
     uv_check_init(loop, &p->dcheck);
     p->dcheck.data = p;
     uv_check_start(&p->dcheck, on_dcheck);
@@ -1565,7 +1536,14 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
     out->inflight = p->n_props + p->n_barriers + p->n_done;
     out->disk_appends = p->disk_appends;
     out->disk_append_entries = p->disk_append_entries;
-    out->disk_writes = p->disk_writes;
+    if (p->ls != NULL) {
+        struct ms_logstore_stats ls;
+        ms_logstore_stats(p->ls, &ls);
+        out->disk_writes = ls.syncs;
+        out->log_bytes = ls.bytes;
+        out->log_segments = ls.segments;
+        out->log_sync_max_ns = ls.sync_ns_max;
+    }
 }
 
 bool ms_raft_is_leader(struct ms_raft *node)

@@ -356,8 +356,11 @@ struct ms_raft_status {
     size_t inflight; /* proposals + barriers waiting for their callback */
     uint64_t disk_appends;        /* log append requests libraft made */
     uint64_t disk_append_entries; /* entries they carried */
-    uint64_t disk_writes;         /* synced (O_DSYNC) log writes done: the
-                                     uv io merges queued requests into one */
+    uint64_t disk_writes;         /* fdatasyncs of the log: the log store
+                                     merges queued requests into one */
+    uint64_t log_bytes;           /* record bytes written to the log */
+    uint64_t log_segments;        /* log segments opened */
+    uint64_t log_sync_max_ns;     /* longest write + fdatasync round */
 };
 
 /* Fills out with the node's current state (an unstarted or closed node

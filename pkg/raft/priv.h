@@ -55,8 +55,7 @@ struct ms_raft_priv {
     struct raft_uv_transport *rt; /* the one libraft was given */
     struct raft_fsm rfsm;
     struct ms_raft_fsm fsm;
-    uv_timer_t timer;  /* ours: state polling and close draining */
-    uv_check_t wcheck; /* ours: counts synced log writes, see on_wcheck */
+    uv_timer_t timer; /* ours: state polling and close draining */
     /* completed requests waiting for the loop, oldest first: drained by
      * dcheck (always on, unref'd) and didle (on while the queue is not
      * empty, so the loop does not block in poll meanwhile) */
@@ -84,8 +83,6 @@ struct ms_raft_priv {
     struct ms_logstore *ls;       /* the io's storage half, see io_load() */
     uint64_t disk_appends;        /* append requests libraft made */
     uint64_t disk_append_entries; /* entries in them */
-    uint64_t disk_writes;         /* synced writes that completed */
-    raft_index seen_stored;       /* last_stored at the last check */
     unsigned grace_ticks;         /* loop iterations left before freeing */
 
     /* proposals in flight, in index order */
