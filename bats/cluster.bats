@@ -131,7 +131,7 @@ catch_up_by_snapshot() {
     for i in $(seq 1 400); do
         curl -s -f -X PUT --data-binary "v$i" "$leader/kv/s$((i % 37))" >/dev/null
     done
-    ls "$DIR"/n*/raft | grep -q snapshot-
+    ls "$DIR"/n*/raft | grep -q snap-
     "$CLUSTER" restart "$DIR" "$follower"
     converge >/dev/null
     grep -q -i "snapshot" "$DIR/$follower.log"

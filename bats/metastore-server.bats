@@ -311,7 +311,7 @@ kill9_durability() {
         curl -s -f -X DELETE "$URL/kv/s7" >/dev/null
         before=$(curl -s "$URL/kv/?prefix=s")
         stop_server
-        ls "$DATA/raft" | grep -q '^snapshot-'
+        ls "$DATA/raft" | grep -q '^snap-'
         start_server snap-$storage --storage $storage --snapshot-count 64
         after=$(curl -s "$URL/kv/?prefix=s")
         [ "$before" = "$after" ]

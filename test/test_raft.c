@@ -690,7 +690,7 @@ static bool has_snapshot_file(const char *dir)
     if (d == NULL)
         return false;
     while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, "snapshot-", 9) == 0)
+        if (strncmp(e->d_name, "snap-", 5) == 0)
             found = true;
     closedir(d);
     return found;

@@ -1,5 +1,6 @@
 /* node.c - start and close a Raft node, the fsm glue, proposals, state. */
 #include "raft/priv.h"
+#include "raft/logstore.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -629,7 +630,7 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
                      raft_io_append_cb cb)
 {
     struct ms_raft_priv *p = priv_of_io(io);
-    int rv = p->uv_append_fn(io, req, entries, n, cb);
+    int rv = ms_logstore_append(p->ls, req, entries, n, cb);
 
     if (rv == 0) {
         p->disk_appends++;
@@ -638,10 +639,66 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
     return rv;
 }
 
-/* Once per loop iteration: the stock uv io keeps one synced (O_DSYNC)
- * segment write in flight and raises last_stored when it completes, so an
- * iteration in which last_stored rose saw exactly one durable write: the
- * fsync that the batch proposer exists to share. */
+/* The storage half of the io is ours (logstore.h): libraft's stock uv io
+ * closes an AIO context on the loop thread at every snapshot and segment
+ * rollover (io_destroy, 20-40 ms here). The stock io keeps the network,
+ * the tick timer and async work. */
+static int io_load(struct raft_io *io, raft_term *term, raft_id *vote,
+                   struct raft_snapshot **snapshot, raft_index *start_index,
+                   struct raft_entry *entries[], size_t *n_entries)
+{
+    return ms_logstore_load(priv_of_io(io)->ls, term, vote, snapshot,
+                            start_index, entries, n_entries, io->errmsg);
+}
+
+static int io_bootstrap(struct raft_io *io,
+                        const struct raft_configuration *conf)
+{
+    return ms_logstore_bootstrap(priv_of_io(io)->ls, conf, io->errmsg);
+}
+
+static int io_recover(struct raft_io *io, const struct raft_configuration *conf)
+{
+    (void)conf;
+    snprintf(io->errmsg, RAFT_ERRMSG_BUF_SIZE,
+             "recover: not implemented by metastore's log store");
+    return RAFT_IOERR;
+}
+
+static int io_set_term(struct raft_io *io, raft_term term)
+{
+    return ms_logstore_set_term(priv_of_io(io)->ls, term, io->errmsg);
+}
+
+static int io_set_vote(struct raft_io *io, raft_id vote)
+{
+    return ms_logstore_set_vote(priv_of_io(io)->ls, vote, io->errmsg);
+}
+
+static int io_truncate(struct raft_io *io, raft_index index)
+{
+    return ms_logstore_truncate(priv_of_io(io)->ls, index);
+}
+
+static int io_snapshot_put(struct raft_io *io, unsigned trailing,
+                           struct raft_io_snapshot_put *req,
+                           const struct raft_snapshot *snapshot,
+                           raft_io_snapshot_put_cb cb)
+{
+    return ms_logstore_snapshot_put(priv_of_io(io)->ls, trailing, req, snapshot,
+                                    cb);
+}
+
+static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                           raft_io_snapshot_get_cb cb)
+{
+    return ms_logstore_snapshot_get(priv_of_io(io)->ls, req, cb);
+}
+
+/* Once per loop iteration: the log store keeps one synced write in flight
+ * and completes its appends together when it returns, so an iteration in
+ * which last_stored rose saw one durable write: the fsync that the batch
+ * proposer exists to share. */
 static void on_wcheck(uv_check_t *h)
 {
     struct ms_raft_priv *p = h->data;
@@ -685,12 +742,25 @@ static void release_transport(struct ms_raft_priv *p)
     }
 }
 
+/* The log store first (its writer finishes and every request is called
+ * back), then the stock io. */
+static void on_logstore_closed(void *arg)
+{
+    struct ms_raft_priv *p = arg;
+
+    p->ls = NULL;
+    p->uv_close_fn(&p->io, on_io_closed);
+}
+
 static void io_close(struct raft_io *io, raft_io_close_cb cb)
 {
     struct ms_raft_priv *p = priv_of_io(io);
 
     p->raft_io_close_cb = cb;
-    p->uv_close_fn(io, on_io_closed);
+    if (p->ls != NULL)
+        ms_logstore_close(p->ls, on_logstore_closed, p);
+    else
+        p->uv_close_fn(io, on_io_closed);
 }
 
 /* CRAFT_NOTES rule 3: raft_close, then (here after the grace period)
@@ -1146,13 +1216,26 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
         release_transport(p);
         goto err;
     }
+    rc = ms_logstore_open(loop, p->data_dir, seg, &p->ls, node->errmsg,
+                          sizeof node->errmsg);
+    if (rc != 0) {
+        ms_prefixerr(node->errmsg, sizeof node->errmsg, "raft");
+        raft_uv_close(&p->io);
+        release_transport(p);
+        goto err;
+    }
     p->uv_close_fn = p->io.close;
     p->io.close = io_close;
-    p->uv_append_fn = p->io.append;
+    p->io.load = io_load;
+    p->io.bootstrap = io_bootstrap;
+    p->io.recover = io_recover;
+    p->io.set_term = io_set_term;
+    p->io.set_vote = io_set_vote;
     p->io.append = io_append;
+    p->io.truncate = io_truncate;
+    p->io.snapshot_put = io_snapshot_put;
+    p->io.snapshot_get = io_snapshot_get;
     p->io.random = io_random;
-    /* CRAFT_NOTES rule 6: large segments, fewer io_destroy stalls. */
-    raft_uv_set_segment_size(&p->io, seg);
     retry = el / 2 < 1000 ? el / 2 : 1000;
     raft_uv_set_connect_retry_delay(&p->io, retry);
 
@@ -1185,6 +1268,8 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
             ms_seterr(node->errmsg, sizeof node->errmsg,
                       rv == RAFT_NOMEM ? MS_ENOMEM : MS_EIO,
                       "raft: data dir %s: %s", p->data_dir, raft_detail(p, rv));
+        ms_logstore_close(p->ls, NULL, NULL);
+        p->ls = NULL;
         raft_uv_close(&p->io);
         release_transport(p);
         goto err;

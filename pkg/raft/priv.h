@@ -55,7 +55,7 @@ struct ms_raft_priv {
     struct raft_uv_transport *rt; /* the one libraft was given */
     struct raft_fsm rfsm;
     struct ms_raft_fsm fsm;
-    uv_timer_t timer; /* ours: state polling and close draining */
+    uv_timer_t timer;  /* ours: state polling and close draining */
     uv_check_t wcheck; /* ours: counts synced log writes, see on_wcheck */
     /* completed requests waiting for the loop, oldest first: drained by
      * dcheck (always on, unref'd) and didle (on while the queue is not
@@ -81,15 +81,12 @@ struct ms_raft_priv {
     void (*uv_close_fn)(struct raft_io *io, raft_io_close_cb cb);
     raft_io_close_cb raft_io_close_cb;
     bool io_closed;
-    /* io append interception: counts the log writes libraft asks for */
-    int (*uv_append_fn)(struct raft_io *io, struct raft_io_append *req,
-                        const struct raft_entry entries[], unsigned n,
-                        raft_io_append_cb cb);
+    struct ms_logstore *ls;       /* the io's storage half, see io_load() */
     uint64_t disk_appends;        /* append requests libraft made */
     uint64_t disk_append_entries; /* entries in them */
     uint64_t disk_writes;         /* synced writes that completed */
     raft_index seen_stored;       /* last_stored at the last check */
-    unsigned grace_ticks; /* loop iterations left before freeing */
+    unsigned grace_ticks;         /* loop iterations left before freeing */
 
     /* proposals in flight, in index order */
     struct ms_raft_prop *props_head, *props_tail;

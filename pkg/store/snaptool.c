@@ -1,6 +1,7 @@
 /* snaptool.c - snapshot file operations of metastore-snapshot: atomic save,
  * verify, status, export, rewrite and restore. */
 #include "store/snaptool.h"
+#include "raft/logfmt.h"
 #include "util/sha256.h"
 
 #include <dirent.h>
@@ -135,11 +136,14 @@ static int limited_fread(void *ctx, void *p, size_t n, size_t *got)
     return ferror(l->f) ? MS_EIO : 0;
 }
 
-/* How many bytes of the open file f are the snapshot: the length inside a
- * valid envelope, else the whole file. Rewinds f. */
+/* How many bytes of the open file f are the snapshot: the data of a Raft
+ * snapshot file from a data directory (snap-TERM-INDEX, logfmt.h; f is
+ * left at the data), the length inside a valid envelope, else the whole
+ * file (f rewound). */
 static uint64_t snapshot_extent(FILE *f)
 {
     uint8_t buf[65536], tail[ENV_TAIL], sum[MS_SHA256_SIZE];
+    struct ms_logfmt_snap rs;
     struct ms_sha256 h;
     uint64_t size, len = 0, off = 0;
     long end;
@@ -147,6 +151,15 @@ static uint64_t snapshot_extent(FILE *f)
     if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0)
         return UINT64_MAX;
     size = (uint64_t)end;
+    rewind(f);
+    if (fread(buf, 1, MS_LOGFMT_SNAP_HEADER_SIZE, f) ==
+            MS_LOGFMT_SNAP_HEADER_SIZE &&
+        ms_logfmt_snap_header_decode(buf, MS_LOGFMT_SNAP_HEADER_SIZE, &rs, NULL,
+                                     0) == 0 &&
+        MS_LOGFMT_SNAP_HEADER_SIZE + rs.conf_len + rs.data_len == size &&
+        fseek(f, (long)(MS_LOGFMT_SNAP_HEADER_SIZE + rs.conf_len), SEEK_SET) ==
+            0)
+        return rs.data_len;
     rewind(f);
     if (size < 512 + MS_SHA256_SIZE || size % 512 != MS_SHA256_SIZE)
         return size;
