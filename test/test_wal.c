@@ -1480,15 +1480,32 @@ static void test_new_corruption(void **state)
     offs[1] = offs[0] + ms_logfmt_rec_size(rr[0].len);
     ms_logfmt_rec_encode(b.data + offs[1], 6, 3, 1, rr[1].data,
                          (uint32_t)rr[1].len);
+    /* in the last segment the server drops it as a torn write; before
+     * the last, it is corruption */
     write_file(f->raft, "wal-0000000000000002", b.data, 4096);
-    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
     assert_int_equal(r.offset, offs[1]);
-    assert_non_null(strstr(r.errmsg, "record index 6, expected 5"));
+    assert_non_null(strstr(r.errmsg,
+                           "record index 6 term 3 out of sequence (expected "
+                           "index 5"));
+    assert_int_equal(it.n, 4);
+    write_nseg(f, 3, 5, rr, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "wal-0000000000000002");
+    assert_int_equal(r.offset, offs[1]);
 
-    /* a term going down */
+    /* a term going down: the same */
     ms_logfmt_rec_encode(b.data + offs[1], 5, 2, 1, rr[1].data,
                          (uint32_t)rr[1].len);
     write_file(f->raft, "wal-0000000000000002", b.data, 4096);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "out of sequence"));
+    /* across segments the server does not look; the reader does */
+    ms_logfmt_rec_encode(b.data + offs[1], 5, 3, 1, rr[1].data,
+                         (uint32_t)rr[1].len);
+    write_file(f->raft, "wal-0000000000000002", b.data, 4096);
+    rr[0].term = 2;
+    write_nseg(f, 3, 6, rr, 1, 0, NULL);
     assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
     assert_non_null(strstr(r.errmsg, "lower than the term"));
     ms_buf_free(&b);
@@ -1523,17 +1540,41 @@ static void test_new_gap(void **state)
     snprintf(a, sizeof a, "%s/wal-0000000000000002", f->raft);
     snprintf(b, sizeof b, "%s/wal-0000000000000003", f->raft);
     assert_int_equal(rename(a, b), 0);
-    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    /* the last segment: the server removes it as unfinished */
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
     assert_non_null(strstr(r.errmsg, "sequence"));
+    assert_int_equal(it.n, 3);
+    write_nseg(f, 4, 5, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "wal-0000000000000003");
+    unlink(b);
+    {
+        char c[256];
+        snprintf(c, sizeof c, "%s/wal-0000000000000004", f->raft);
+        unlink(c);
+    }
 
     /* an empty segment in the middle: its range is empty */
     write_nlog(f, &l);
-    assert_int_equal(rename(b, a), 0);
     write_nseg(f, 2, 4, NULL, 0, 64, NULL);
     write_nseg(f, 3, 4, &r1, 1, 0, NULL);
     assert_int_equal(nscan(f, &r, &it), MS_WAL_OK);
     assert_int_equal(it.n, 4);
     free_nlog(&l);
+}
+
+/* Without a snapshot, the log starts with a configuration entry. */
+static void test_new_first_conf(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_scan_result r;
+    struct items it;
+    struct rec r1 = {1, MS_WAL_BARRIER, eight, 8};
+
+    write_nseg(f, 1, 1, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "not a configuration"));
+    assert_int_equal(it.n, 0);
 }
 
 /* Entries must reach the latest valid snapshot or continue it: a first
@@ -1725,6 +1766,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_corruption, dir_setup,
                                         dir_teardown),
         cmocka_unit_test_setup_teardown(test_new_gap, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_first_conf, dir_setup,
+                                        dir_teardown),
         cmocka_unit_test_setup_teardown(test_new_snapshot, dir_setup,
                                         dir_teardown),
         cmocka_unit_test_setup_teardown(test_new_inspect, dir_setup,

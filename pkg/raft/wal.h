@@ -161,10 +161,10 @@ int ms_wal_segment_scan(const uint8_t *seg, size_t len, bool open,
  * (may be NULL) for each. The data ends at the first all-zero record
  * header or at len. res->n_batches counts records (one entry each);
  * e->offset is the offset of the payload. Problems stop the scan and are
- * described in *res: an invalid header or record (MS_ECORRUPT; tail set:
- * what a torn write leaves, if the segment is the last one; but not for
- * an invalid header followed by non-zero bytes) or an index out of
- * sequence (MS_ECORRUPT, tail not set). Returns 0 (see res) or cb's
+ * described in *res (MS_ECORRUPT, res->tail set: what the server drops
+ * as a torn write when the segment is its last one): an invalid header,
+ * an invalid record, a record whose index is out of sequence or whose
+ * term is lower than the one before it. Returns 0 (see res) or cb's
  * non-zero return. */
 int ms_wal_logfmt_segment_scan(const uint8_t *seg, size_t len,
                                ms_wal_entry_cb cb, void *arg,
@@ -348,8 +348,10 @@ struct ms_wal_scan_result {
  * tail; any other problem is corruption. In metastore's format (the
  * server's load rules): segments in sequence order, each starting where
  * the previous one ended; an invalid record (or header) in the last
- * segment is a torn tail, anywhere else corruption; the log must reach or
- * continue the latest valid snapshot (first index <= its index + 1). Returns 0
+ * segment (or an out-of-sequence one, or a bad header: the server drops
+ * them) is a torn tail, anywhere else corruption; the log must reach or
+ * continue the latest valid snapshot (first index <= its index + 1), and
+ * without a snapshot start with a configuration entry. Returns 0
  * (see res->status) or cb's non-zero return. */
 int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
                     struct ms_wal_scan_result *res);

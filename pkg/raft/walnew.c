@@ -19,34 +19,23 @@
 
 /* --- segments ------------------------------------------------------------ */
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != 0)
-            return false;
-    return true;
-}
-
 int ms_wal_logfmt_segment_scan(const uint8_t *seg, size_t len,
                                ms_wal_entry_cb cb, void *arg,
                                struct ms_wal_segment_result *res)
 {
     struct ms_logfmt_rec rec;
     struct ms_wal_entry e;
-    uint64_t next;
+    uint64_t next, term = 0;
     size_t off;
     int r, rc;
 
     memset(res, 0, sizeof *res);
     if (ms_logfmt_seg_header_decode(seg, len, &res->seq, &res->first_index,
                                     res->errmsg, sizeof res->errmsg) != 0) {
+        /* as the server: the last segment's creation was cut short */
         res->problem = MS_ECORRUPT;
         res->seq = res->first_index = 0;
-        /* a segment whose creation was cut short holds nothing after its
-         * header; records after a bad header are not a torn write */
-        res->tail = len <= MS_LOGFMT_SEG_HEADER_SIZE ||
-                    all_zero(seg + MS_LOGFMT_SEG_HEADER_SIZE,
-                             len - MS_LOGFMT_SEG_HEADER_SIZE);
+        res->tail = true;
         res->empty = true;
         return 0;
     }
@@ -64,14 +53,19 @@ int ms_wal_logfmt_segment_scan(const uint8_t *seg, size_t len,
             res->tail = true;
             break;
         }
-        if (rec.index != next) {
+        /* out of sequence: the server treats it as an invalid record */
+        if (rec.index != next || rec.term < term) {
             ms_seterr(res->errmsg, sizeof res->errmsg, MS_ECORRUPT,
-                      "record index %" PRIu64 ", expected %" PRIu64, rec.index,
-                      next);
+                      "record index %" PRIu64 " term %" PRIu64
+                      " out of sequence (expected index %" PRIu64
+                      ", term >= %" PRIu64 ")",
+                      rec.index, rec.term, next, term);
             res->problem = MS_ECORRUPT;
             res->problem_offset = rec.offset;
+            res->tail = true;
             break;
         }
+        term = rec.term;
         e.term = rec.term;
         e.type = rec.type;
         e.data = rec.payload;
@@ -430,7 +424,9 @@ int ms_wal__logfmt_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
         const struct ms_wal_segment_file *f = &d->segments[i];
         bool last = i + 1 == d->n_segments;
         char errmsg[MS_ERRMSG_SIZE];
+        struct ms_logfmt_rec rec;
         uint64_t first, seq;
+        size_t off;
         uint8_t *buf;
         size_t len;
 
@@ -451,10 +447,11 @@ int ms_wal__logfmt_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
         if (ms_logfmt_seg_header_decode(buf, len, &seq, &first, NULL, 0) == 0) {
             if (seq != f->seq) {
                 free(buf);
-                ms_wal__scan_fail(res, MS_WAL_CORRUPT, f->name, 8,
-                                  "header sequence %" PRIu64
-                                  ", the name says %" PRIu64,
-                                  seq, f->seq);
+                /* the server removes such a last segment as unfinished */
+                ms_wal__scan_fail(
+                    res, last ? MS_WAL_TORN : MS_WAL_CORRUPT, f->name, 8,
+                    "header sequence %" PRIu64 ", the name says %" PRIu64, seq,
+                    f->seq);
                 return 0;
             }
             if (i == 0)
@@ -475,6 +472,20 @@ int ms_wal__logfmt_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
                                   " (%s in the index sequence)",
                                   first, s.next,
                                   first > s.next ? "gap" : "overlap");
+                return 0;
+            }
+            /* as the server: a log without a snapshot starts with the
+             * bootstrap configuration */
+            off = MS_LOGFMT_SEG_HEADER_SIZE;
+            if (snap == NULL && res->n_entries == 0 &&
+                ms_logfmt_rec_next(buf, len, &off, &rec, NULL, 0) ==
+                    MS_LOGFMT_REC &&
+                rec.index == first && rec.type != MS_WAL_CHANGE) {
+                free(buf);
+                ms_wal__scan_fail(res, MS_WAL_CORRUPT, f->name, rec.offset,
+                                  "no snapshot, and the first entry (%" PRIu64
+                                  ") is not a configuration",
+                                  first);
                 return 0;
             }
         }
