@@ -80,7 +80,8 @@ static void config(const uint8_t *buf, size_t size)
 static void built(const uint8_t *buf, size_t size)
 {
     struct ms_wal_segment_result res;
-    uint8_t *seg = malloc(MS_LOGFMT_SEG_HEADER_SIZE + 2 * size + 64);
+    /* each record: 4 + len bytes of buf, at most 32 + len + 7 bytes */
+    uint8_t *seg = malloc(MS_LOGFMT_SEG_HEADER_SIZE + 16 * size + 64);
     size_t off = MS_LOGFMT_SEG_HEADER_SIZE, i = 1;
     uint64_t index;
 
