@@ -938,6 +938,27 @@ void ms_wal__scan_fail(struct ms_wal_scan_result *res, enum ms_wal_status st,
     va_end(ap);
 }
 
+bool ms_wal__scan_count(struct ms_wal_scan_result *res,
+                        const struct ms_wal__scan *s, uint64_t first,
+                        const char *file)
+{
+    res->n_entries += s->next - first;
+    if (s->next > first) {
+        if (res->first_index == 0)
+            res->first_index = first;
+        res->last_index = s->next - 1;
+    }
+    if (!s->term_error)
+        return false;
+    ms_wal__scan_fail(res, MS_WAL_CORRUPT, file, s->term_offset,
+                      "entry %llu has term %llu, lower than the term %llu "
+                      "before it",
+                      (unsigned long long)s->next,
+                      (unsigned long long)s->bad_term,
+                      (unsigned long long)s->prev_term);
+    return true;
+}
+
 /* Index of the segment to read after a fresh listing: the first one not
  * yet read (closed ones ending before next, open ones up to the last open
  * counter read are). */
@@ -1045,21 +1066,8 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
         rc = ms_wal_segment_scan(buf, len, f->id.open, ms_wal__scan_entry, &s,
                                  &sr);
         free(buf);
-        res->n_entries += s.next - first;
-        if (s.next > first) {
-            if (res->first_index == 0)
-                res->first_index = first;
-            res->last_index = s.next - 1;
-        }
-        if (s.term_error) {
-            ms_wal__scan_fail(
-                res, MS_WAL_CORRUPT, f->name, s.term_offset,
-                "entry %llu has term %llu, lower than the term %llu "
-                "before it",
-                (unsigned long long)s.next, (unsigned long long)s.bad_term,
-                (unsigned long long)s.prev_term);
+        if (ms_wal__scan_count(res, &s, first, f->name))
             return 0;
-        }
         if (rc != 0)
             return rc;
         if (sr.empty) {

@@ -493,19 +493,8 @@ int ms_wal__logfmt_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
         s.segment = f->name;
         rc = ms_wal_logfmt_segment_scan(buf, len, ms_wal__scan_entry, &s, &sr);
         free(buf);
-        res->n_entries += s.next - first;
-        if (s.next > first) {
-            if (res->first_index == 0)
-                res->first_index = first;
-            res->last_index = s.next - 1;
-        }
-        if (s.term_error) {
-            ms_wal__scan_fail(res, MS_WAL_CORRUPT, f->name, s.term_offset,
-                              "entry %" PRIu64 " has term %" PRIu64
-                              ", lower than the term %" PRIu64 " before it",
-                              s.next, s.bad_term, s.prev_term);
+        if (ms_wal__scan_count(res, &s, first, f->name))
             return 0;
-        }
         if (rc != 0)
             return rc;
         res->n_segments++;

@@ -39,6 +39,12 @@ struct ms_wal__scan {
 
 int ms_wal__scan_entry(void *arg, const struct ms_wal_entry *e);
 
+/* Adds the entries a segment scan numbered from first on to res; true
+ * (and res says corruption in file) when a term went down. */
+bool ms_wal__scan_count(struct ms_wal_scan_result *res,
+                        const struct ms_wal__scan *s, uint64_t first,
+                        const char *file);
+
 /* Sets res's status, file, offset and message. */
 void ms_wal__scan_fail(struct ms_wal_scan_result *res, enum ms_wal_status st,
                        const char *file, size_t offset, const char *fmt, ...)
