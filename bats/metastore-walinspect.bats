@@ -1,14 +1,15 @@
 #!/usr/bin/env bats
 # metastore-walinspect.bats - the offline log reader against real data
 # directories: a known sequence of writes (both codecs) is listed exactly,
-# as JSON and as statistics; a flipped byte in a closed segment fails
-# --verify naming the segment; a cut open segment is a torn tail (exit 3).
+# as JSON and as statistics; a flipped byte in a segment before the last
+# fails --verify naming the segment; a cut last segment is a torn tail
+# (exit 3).
 #
-# Closed segments: the server's segments are 32 MiB, so a small test never
-# fills one. C-Raft closes the open segment when it takes a snapshot (here
-# every 50 entries: --snapshot-count 50) and when the server stops cleanly,
-# so writing more than 50 entries and stopping leaves closed segments only.
-# An open segment with data is left by a crash: kill -9.
+# The server writes metastore's own format (wal-S segments, snap-T-I
+# snapshots, meta1/meta2; see pkg/raft/logfmt.h). Its segments are 64 MiB,
+# so a small test never fills one: to get a segment that is not the last,
+# add_segment appends one after the server stopped, as the server would
+# have when the first one filled up.
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
@@ -70,6 +71,32 @@ b64() {
     printf '%s' "$1" | base64 -w0
 }
 
+# add_segment DIR: appends segment wal-(last+1) to DIR, starting where the
+# last segment's data ends, holding one barrier entry (term = the last
+# entry's). The last segment is found with walinspect --json.
+add_segment() {
+    "$WAL" --json "$1" | python3 -c '
+import json, struct, sys
+def crc32c(b, crc=0):
+    crc ^= 0xffffffff
+    for x in b:
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+d = sys.argv[1]
+lines = [json.loads(l) for l in sys.stdin]
+segs = lines[0]["segments"]
+last = [o for o in lines if o["kind"] == "entry"][-1]
+seq = segs[-1]["seq"] + 1
+h = b"MSRWAL01" + struct.pack("<QQI", seq, last["index"] + 1, 1)
+body = struct.pack("<IQQB7x", 8, last["index"] + 1, last["term"], 2) + bytes(8)
+rec = struct.pack("<I", crc32c(body)) + body
+with open("%s/wal-%016x" % (d, seq), "wb") as f:
+    f.write(h + struct.pack("<I", crc32c(h)) + rec + bytes(4096))
+' "$1"
+}
+
 # write_known: 60 REST puts k01..k60 (more than --snapshot-count, so a
 # snapshot closes a segment), a REST delete of k02, a v3 put of v3key and
 # a v3 txn (compare k01 version = 1, then put txkey, else delete k03).
@@ -116,16 +143,18 @@ known_log() {
     write_known
     stop
 
-    # closed segments only, and snapshots, after a clean stop
+    # metastore's format: segments, a snapshot, no tmp- file left
     run ls "$DATA/raft"
-    assert_output --regexp '0000000000000001-0000000000000001'
-    assert_output --partial 'snapshot-'
-    refute_output --partial 'open-'
+    assert_output --regexp 'wal-0000000000000001'
+    assert_output --partial 'snap-'
+    assert_output --partial 'meta'
+    refute_output --partial 'tmp-'
 
     # plain listing: every command in order, codec from the entry header
     run "$WAL" "$DATA"
     assert_success
     assert_output --partial "# dir $DATA/raft"
+    assert_output --partial "# format metastore-1"
     assert_output --regexp '# metadata term=[0-9]+ vote=[0-9]+'
     assert_output --regexp '# snapshot term=1 index=50 size=[0-9]+'
     assert_output --regexp '1 term=1 config size=[0-9]+ servers: [0-9]+ 127\.0\.0\.1:[0-9]+ voter'
@@ -141,7 +170,7 @@ known_log() {
     # JSON: a meta object first, every line valid JSON, ops exactly as written
     run "$WAL" --json "$DATA"
     assert_success
-    [ "$(head -1 <<<"$output" | python3 -c 'import json,sys; print(json.load(sys.stdin)["kind"])')" = meta ]
+    [ "$(head -1 <<<"$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["kind"], d["format"])')" = "meta metastore-1" ]
     while IFS= read -r line; do
         python3 -m json.tool <<<"$line" >/dev/null || fail "bad JSON: $line"
     done <<<"$output"
@@ -194,18 +223,21 @@ known_log() {
     [ "$("$WAL" --key v3 --json "$DATA" | ops_of)" = "put v3key" ]
 }
 
-@test "a flipped byte in a closed segment fails --verify naming the segment" {
+@test "a flipped byte in a segment before the last fails --verify naming the segment" {
     local seg off
     start json
     write_known
     stop
-    # the data offset of entry 10 and its (closed) segment
+    add_segment "$DATA/raft"
+    run "$WAL" --verify "$DATA"
+    assert_success
+    # the data offset of entry 10 and its segment (not the last now)
     read -r seg off < <("$WAL" --json --from 10 --to 10 "$DATA" |
         python3 -c 'import json,sys
 for l in sys.stdin:
     o = json.loads(l)
     if o["kind"] == "entry": print(o["segment"], o["offset"])')
-    [[ "$seg" =~ ^[0-9]{16}-[0-9]{16}$ ]]
+    [[ "$seg" =~ ^wal-[0-9a-f]{16}$ ]]
     printf '\xff' | dd of="$DATA/raft/$seg" bs=1 seek=$((off + 3)) conv=notrunc 2>/dev/null
     run "$WAL" --verify "$DATA"
     [ "$status" -eq 1 ]
@@ -217,11 +249,11 @@ for l in sys.stdin:
     assert_output --partial "$seg"
 }
 
-@test "an open segment cut inside its last batch is a torn tail (exit 3 with --verify)" {
+@test "the last segment cut inside its last record is a torn tail (exit 3 with --verify)" {
     local seg off size last
     start protobuf
     for i in $(seq 1 8); do put "t$i" "v$i"; done
-    # a crash: the open segment keeps its data
+    # a crash: the last segment keeps its data
     kill -KILL "$PID"
     wait "$PID" || true
     run "$WAL" --verify "$DATA"
@@ -229,7 +261,7 @@ for l in sys.stdin:
     read -r seg off size last < <("$WAL" --json "$DATA" | python3 -c 'import json,sys
 e = [json.loads(l) for l in sys.stdin][-1]
 print(e["segment"], e["offset"], e["size"], e["index"])')
-    [[ "$seg" == open-* ]]
+    [[ "$seg" == wal-* ]]
     truncate -s $((off + size / 2)) "$DATA/raft/$seg"
     run "$WAL" "$DATA"
     assert_success

@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "raft/logfmt.h"
 #include "raft/wal.h"
 #include "util/buf.h"
+#include "util/crc32c.h"
 
 /* --- real C-Raft 0.15 output (from a metastore-server data directory) --- */
 
@@ -1198,6 +1200,526 @@ static void test_inspect_members(void **state)
     ms_buf_free(&p);
 }
 
+/* --- metastore's format (logfmt.h) ---------------------------------------
+ */
+
+/* One record of a new-format segment. */
+struct rec {
+    uint64_t term;
+    uint8_t type;
+    const uint8_t *data;
+    size_t len;
+};
+
+/* Writes segment wal-SEQ starting at first with records r[0..n) (indexes
+ * first, first + 1, ...), then pad zero bytes (preallocation). Returns the
+ * offset of each record in offs (may be NULL) and the end of the data. */
+static size_t write_nseg(const struct dirfix *f, uint64_t seq, uint64_t first,
+                         const struct rec *r, size_t n, size_t pad,
+                         size_t *offs)
+{
+    struct ms_buf b = MS_BUF_INIT;
+    char name[MS_LOGFMT_NAME_SIZE];
+    size_t end;
+
+    assert_int_equal(ms_buf_reserve(&b, MS_LOGFMT_SEG_HEADER_SIZE), 0);
+    ms_logfmt_seg_header_encode(b.data, seq, first);
+    b.len = MS_LOGFMT_SEG_HEADER_SIZE;
+    for (size_t i = 0; i < n; i++) {
+        size_t size = ms_logfmt_rec_size(r[i].len);
+
+        if (offs != NULL)
+            offs[i] = b.len;
+        assert_int_equal(ms_buf_reserve(&b, size), 0);
+        ms_logfmt_rec_encode(b.data + b.len, first + i, r[i].term, r[i].type,
+                             r[i].data, (uint32_t)r[i].len);
+        b.len += size;
+    }
+    end = b.len;
+    add_zeros(&b, pad);
+    ms_logfmt_segment_name(name, seq);
+    write_file(f->raft, name, b.data, b.len);
+    ms_buf_free(&b);
+    return end;
+}
+
+static void write_nmeta(const struct dirfix *f, const char *name, uint64_t seq,
+                        uint64_t term, uint64_t vote)
+{
+    struct ms_logfmt_meta m = {seq, term, vote};
+    uint8_t buf[MS_LOGFMT_META_SIZE];
+
+    ms_logfmt_meta_encode(buf, &m);
+    write_file(f->raft, name, buf, sizeof buf);
+}
+
+/* Writes snap-TERM-INDEX with one voter and data bytes of data. */
+static void write_nsnap(const struct dirfix *f, uint64_t term, uint64_t index,
+                        const char *data)
+{
+    static const struct ms_logfmt_server srv = {77, 1, "127.0.0.1:2380", 14};
+    struct ms_logfmt_snap h = {term, index, 1, 0, strlen(data), 0};
+    uint8_t buf[512];
+    char name[MS_LOGFMT_NAME_SIZE];
+
+    h.conf_len = ms_logfmt_conf_size(&srv, 1);
+    ms_logfmt_conf_encode(buf + MS_LOGFMT_SNAP_HEADER_SIZE, &srv, 1);
+    memcpy(buf + MS_LOGFMT_SNAP_HEADER_SIZE + h.conf_len, data, h.data_len);
+    h.body_crc =
+        ms_crc32c(buf + MS_LOGFMT_SNAP_HEADER_SIZE, h.conf_len + h.data_len, 0);
+    ms_logfmt_snap_header_encode(buf, &h);
+    ms_logfmt_snap_name(name, term, index);
+    write_file(f->raft, name, buf,
+               MS_LOGFMT_SNAP_HEADER_SIZE + h.conf_len + h.data_len);
+}
+
+/* The payloads of write_nlog, kept for the test's life. */
+struct nlog {
+    struct ms_buf c1, c2, c3;
+    size_t offs1[3], offs2[2];
+    size_t end1, end2;
+};
+
+/* A new-format log of 5 entries: wal-1 from 1 (config in C-Raft's
+ * encoding, barrier, command put a=1 protobuf), wal-2 from 4 (command
+ * put b/x + delete c json, command put a2 protobuf; then 4096 zero bytes);
+ * meta1 at sequence 3 (term 3), meta2 at 2. */
+static void write_nlog(const struct dirfix *f, struct nlog *l)
+{
+    static const uint8_t zeros[8];
+    struct ms_op ops[2];
+    struct rec r[3];
+
+    memset(l, 0, sizeof *l);
+    ops[0] = put_op("a", "1");
+    command(&l->c1, MS_CODEC_PROTOBUF, ops, 1);
+    ops[0] = put_op("b/x", "hello");
+    memset(&ops[1], 0, sizeof ops[1]);
+    ops[1].type = MS_OP_DELETE_RANGE;
+    ops[1].u.delete_range.key.data = (const uint8_t *)"c";
+    ops[1].u.delete_range.key.len = 1;
+    command(&l->c2, MS_CODEC_JSON, ops, 2);
+    ops[0] = put_op("a2", "22");
+    command(&l->c3, MS_CODEC_PROTOBUF, ops, 1);
+
+    r[0] = (struct rec){1, MS_WAL_CHANGE, real_segment + 40, 40};
+    r[1] = (struct rec){2, MS_WAL_BARRIER, zeros, 8};
+    r[2] = (struct rec){2, MS_WAL_COMMAND, l->c1.data, l->c1.len};
+    l->end1 = write_nseg(f, 1, 1, r, 3, 0, l->offs1);
+    r[0] = (struct rec){3, MS_WAL_COMMAND, l->c2.data, l->c2.len};
+    r[1] = (struct rec){3, MS_WAL_COMMAND, l->c3.data, l->c3.len};
+    l->end2 = write_nseg(f, 2, 4, r, 2, 4096, l->offs2);
+    write_nmeta(f, "meta1", 3, 3, 1);
+    write_nmeta(f, "meta2", 2, 2, 1);
+}
+
+static void free_nlog(struct nlog *l)
+{
+    ms_buf_free(&l->c1);
+    ms_buf_free(&l->c2);
+    ms_buf_free(&l->c3);
+}
+
+/* Flips one byte of file name at off. */
+static void flip(const struct dirfix *f, const char *name, size_t off)
+{
+    char path[256];
+    uint8_t c;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/%s", f->raft, name);
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    c ^= 0x40;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+}
+
+static void cut(const struct dirfix *f, const char *name, size_t len)
+{
+    char path[256];
+
+    snprintf(path, sizeof path, "%s/%s", f->raft, name);
+    assert_int_equal(truncate(path, (off_t)len), 0);
+}
+
+/* Opens and scans f's directory; returns the status. */
+static enum ms_wal_status nscan(const struct dirfix *f,
+                                struct ms_wal_scan_result *r, struct items *it)
+{
+    struct ms_wal_dir d;
+    char errmsg[MS_ERRMSG_SIZE];
+
+    assert_int_equal(ms_wal_dir_open(&d, f->root, errmsg, sizeof errmsg), 0);
+    assert_int_equal(d.format, MS_WAL_FORMAT_METASTORE);
+    memset(it, 0, sizeof *it);
+    assert_int_equal(ms_wal_dir_scan(&d, collect_items, it, r), 0);
+    ms_wal_dir_close(&d);
+    return r->status;
+}
+
+/* A clean new-format directory is told from the names and read in log
+ * order across segments, the meta file with the higher sequence wins,
+ * segment headers give first/last; the preallocated zeros end the data. */
+static void test_new_dir_clean(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_scan_result r;
+    struct ms_wal_dir d;
+    struct items it;
+    struct nlog l;
+    char errmsg[MS_ERRMSG_SIZE];
+
+    write_nlog(f, &l);
+    write_file(f->raft, "tmp-meta1", "junk", 4);
+    assert_int_equal(ms_wal_dir_open(&d, f->root, errmsg, sizeof errmsg), 0);
+    assert_int_equal(d.format, MS_WAL_FORMAT_METASTORE);
+    assert_false(d.mixed);
+    assert_int_equal(d.meta_error, 0);
+    assert_int_equal(d.meta.term, 3);
+    assert_int_equal(d.meta.version, 3);
+    assert_int_equal(d.n_segments, 2);
+    assert_string_equal(d.segments[0].name, "wal-0000000000000001");
+    assert_true(d.segments[0].has_first && d.segments[0].has_last);
+    assert_int_equal(d.segments[0].id.first, 1);
+    assert_int_equal(d.segments[0].id.last, 3);
+    assert_false(d.segments[0].id.open);
+    assert_true(d.segments[1].id.open);
+    assert_int_equal(d.segments[1].id.first, 4);
+    assert_false(d.segments[1].has_last);
+    ms_wal_dir_close(&d);
+
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_OK);
+    assert_int_equal(it.n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(it.index[i], i + 1);
+    assert_int_equal(it.type[0], MS_WAL_CHANGE);
+    assert_int_equal(it.type[1], MS_WAL_BARRIER);
+    assert_int_equal(r.first_index, 1);
+    assert_int_equal(r.last_index, 5);
+    assert_int_equal(r.n_segments, 2);
+    assert_int_equal(r.n_batches, 5);
+    assert_int_equal(r.bytes, l.end1 + l.end2);
+    free_nlog(&l);
+}
+
+/* A record cut short or with a flipped byte in the last segment is a torn
+ * tail: the scan stops there with the entries before it. */
+static void test_new_torn_tail(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_scan_result r;
+    struct items it;
+    struct nlog l;
+
+    write_nlog(f, &l);
+    flip(f, "wal-0000000000000002", l.offs2[1] + 40);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_int_equal(it.n, 4);
+    assert_int_equal(r.last_index, 4);
+    assert_string_equal(r.file, "wal-0000000000000002");
+    assert_int_equal(r.offset, l.offs2[1]);
+    assert_non_null(strstr(r.errmsg, "checksum"));
+
+    write_nlog(f, &l);
+    cut(f, "wal-0000000000000002", l.end2 - 5);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_int_equal(it.n, 4);
+    assert_int_equal(r.offset, l.offs2[1]);
+
+    /* the header of the first record of the last segment */
+    write_nlog(f, &l);
+    flip(f, "wal-0000000000000002", l.offs2[0] + 9);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_int_equal(it.n, 3);
+    free_nlog(&l);
+}
+
+/* The same problems in a segment that is not the last are corruption,
+ * naming the segment and the record's offset; so is a bad segment header
+ * there, and an index out of sequence even in the last segment. */
+static void test_new_corruption(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_scan_result r;
+    struct items it;
+    struct nlog l;
+    struct rec rr[2];
+
+    write_nlog(f, &l);
+    flip(f, "wal-0000000000000001", l.offs1[2] + 33);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_int_equal(it.n, 2);
+    assert_string_equal(r.file, "wal-0000000000000001");
+    assert_int_equal(r.offset, l.offs1[2]);
+
+    write_nlog(f, &l);
+    cut(f, "wal-0000000000000001", l.end1 - 1);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "wal-0000000000000001");
+
+    write_nlog(f, &l);
+    flip(f, "wal-0000000000000001", 3);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_int_equal(r.offset, 0);
+    assert_non_null(strstr(r.errmsg, "magic"));
+
+    /* the last segment: records 4, 6 (checksums fine) */
+    write_nlog(f, &l);
+    rr[0] = (struct rec){3, MS_WAL_COMMAND, l.c2.data, l.c2.len};
+    rr[1] = rr[0];
+    size_t offs[2];
+    struct ms_buf b = MS_BUF_INIT;
+    assert_int_equal(ms_buf_reserve(&b, 4096), 0);
+    memset(b.data, 0, 4096);
+    ms_logfmt_seg_header_encode(b.data, 2, 4);
+    offs[0] = MS_LOGFMT_SEG_HEADER_SIZE;
+    ms_logfmt_rec_encode(b.data + offs[0], 4, 3, 1, rr[0].data,
+                         (uint32_t)rr[0].len);
+    offs[1] = offs[0] + ms_logfmt_rec_size(rr[0].len);
+    ms_logfmt_rec_encode(b.data + offs[1], 6, 3, 1, rr[1].data,
+                         (uint32_t)rr[1].len);
+    /* in the last segment the server drops it as a torn write; before
+     * the last, it is corruption */
+    write_file(f->raft, "wal-0000000000000002", b.data, 4096);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_int_equal(r.offset, offs[1]);
+    assert_non_null(strstr(r.errmsg,
+                           "record index 6 term 3 out of sequence (expected "
+                           "index 5"));
+    assert_int_equal(it.n, 4);
+    write_nseg(f, 3, 5, rr, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "wal-0000000000000002");
+    assert_int_equal(r.offset, offs[1]);
+
+    /* a term going down: the same */
+    ms_logfmt_rec_encode(b.data + offs[1], 5, 2, 1, rr[1].data,
+                         (uint32_t)rr[1].len);
+    write_file(f->raft, "wal-0000000000000002", b.data, 4096);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "out of sequence"));
+    /* across segments the server does not look; the reader does */
+    ms_logfmt_rec_encode(b.data + offs[1], 5, 3, 1, rr[1].data,
+                         (uint32_t)rr[1].len);
+    write_file(f->raft, "wal-0000000000000002", b.data, 4096);
+    rr[0].term = 2;
+    write_nseg(f, 3, 6, rr, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "lower than the term"));
+    ms_buf_free(&b);
+    free_nlog(&l);
+}
+
+/* A gap or an overlap between segments is corruption; so is a header
+ * whose sequence is not its name's. */
+static void test_new_gap(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_scan_result r;
+    struct items it;
+    struct nlog l;
+    struct rec r1 = {3, MS_WAL_BARRIER, eight, 8};
+
+    write_nlog(f, &l);
+    write_nseg(f, 2, 5, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "wal-0000000000000002");
+    assert_non_null(strstr(r.errmsg, "gap"));
+    assert_int_equal(it.n, 3);
+
+    write_nseg(f, 2, 3, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "overlap"));
+
+    /* wal-3 holding seq 2's header: the name says another */
+    write_nlog(f, &l);
+    write_nseg(f, 2, 4, &r1, 1, 0, NULL);
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s/wal-0000000000000002", f->raft);
+    snprintf(b, sizeof b, "%s/wal-0000000000000003", f->raft);
+    assert_int_equal(rename(a, b), 0);
+    /* the last segment: the server removes it as unfinished */
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_non_null(strstr(r.errmsg, "sequence"));
+    assert_int_equal(it.n, 3);
+    write_nseg(f, 4, 5, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_string_equal(r.file, "wal-0000000000000003");
+    unlink(b);
+    {
+        char c[256];
+        snprintf(c, sizeof c, "%s/wal-0000000000000004", f->raft);
+        unlink(c);
+    }
+
+    /* an empty segment in the middle: its range is empty */
+    write_nlog(f, &l);
+    write_nseg(f, 2, 4, NULL, 0, 64, NULL);
+    write_nseg(f, 3, 4, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_OK);
+    assert_int_equal(it.n, 4);
+    free_nlog(&l);
+}
+
+/* Without a snapshot, the log starts with a configuration entry. */
+static void test_new_first_conf(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_scan_result r;
+    struct items it;
+    struct rec r1 = {1, MS_WAL_BARRIER, eight, 8};
+
+    write_nseg(f, 1, 1, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "not a configuration"));
+    assert_int_equal(it.n, 0);
+}
+
+/* Entries must reach the latest valid snapshot or continue it: a first
+ * segment starting after snapshot index + 1 is corruption; one starting
+ * at or before it is fine; a snapshot alone is a log. Invalid snapshot
+ * files are not the latest, and are reported. */
+static void test_new_snapshot(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_scan_result r;
+    struct ms_wal_dir d;
+    struct items it;
+    struct rec r1 = {3, MS_WAL_COMMAND, eight, 8};
+    char errmsg[MS_ERRMSG_SIZE];
+
+    write_nsnap(f, 2, 10, "snapshot data");
+    write_nseg(f, 5, 12, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "entries 11..11 are missing"));
+    assert_non_null(strstr(r.errmsg, "snap-0000000000000002-000000000000000a"));
+
+    write_nseg(f, 5, 11, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_OK);
+    assert_int_equal(it.index[0], 11);
+    write_nseg(f, 5, 8, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_OK);
+
+    assert_int_equal(ms_wal_dir_open(&d, f->root, errmsg, sizeof errmsg), 0);
+    assert_int_equal(d.n_snapshots, 1);
+    assert_int_equal(d.snapshots[0].error, 0);
+    assert_int_equal(d.snapshots[0].meta.conf.n, 1);
+    assert_int_equal(d.snapshots[0].meta.conf.servers[0].id, 77);
+    assert_string_equal(d.snapshots[0].meta.conf.servers[0].address,
+                        "127.0.0.1:2380");
+    ms_wal_dir_close(&d);
+
+    /* a later snapshot whose data is damaged is not the latest valid */
+    write_nsnap(f, 3, 20, "newer data");
+    flip(f, "snap-0000000000000003-0000000000000014",
+         MS_LOGFMT_SNAP_HEADER_SIZE + 4 + 12 + 14 + 2);
+    write_nseg(f, 5, 12, &r1, 1, 0, NULL);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
+    assert_non_null(strstr(r.errmsg, "snap-0000000000000002-"));
+    assert_int_equal(ms_wal_dir_open(&d, f->root, errmsg, sizeof errmsg), 0);
+    assert_int_equal(d.n_snapshots, 2);
+    assert_int_equal(d.snapshots[1].error, MS_ECHECKSUM);
+    ms_wal_dir_close(&d);
+    cut(f, "snap-0000000000000003-0000000000000014", 70);
+    assert_int_equal(ms_wal_dir_open(&d, f->root, errmsg, sizeof errmsg), 0);
+    assert_int_equal(d.snapshots[1].error, MS_ECORRUPT);
+    ms_wal_dir_close(&d);
+}
+
+/* --verify and the listing on new-format directories: ok / torn (3) /
+ * corrupt (1), the format named in the header and the JSON meta object;
+ * an empty directory is an empty log; both formats: the new one, said. */
+static void test_new_inspect(void **state)
+{
+    struct dirfix *f = *state;
+    struct ms_wal_options o;
+    struct nlog l;
+    char *out, *err;
+
+    memset(&o, 0, sizeof o);
+    o.dir = f->root;
+    o.verify = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_string_equal(out, "ok: 0 entries (0..0) in 0 segments\n");
+    free(out);
+    free(err);
+
+    write_nlog(f, &l);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_string_equal(out, "ok: 5 entries (1..5) in 2 segments\n");
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+
+    o.verify = false;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(out, "# format metastore-1\n"));
+    assert_non_null(strstr(out, "# metadata term=3 vote=1 version=3\n"));
+    assert_non_null(
+        strstr(out, "# segment wal-0000000000000002 open first=4 bytes="));
+    assert_non_null(strstr(out, "\n1 term=1 config size=40 servers: "));
+    assert_non_null(strstr(out, "\n3 term=2 command size="));
+    assert_non_null(strstr(out, "codec=protobuf ops=1: put key=a value=1 "));
+    assert_non_null(strstr(out, "\n5 term=3 command size="));
+    free(out);
+    free(err);
+    o.json = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(out, "\"format\":\"metastore-1\""));
+    assert_non_null(strstr(out, "\"segment\":\"wal-0000000000000002\""));
+    free(out);
+    free(err);
+    o.json = false;
+
+    flip(f, "wal-0000000000000002", l.offs2[1] + 40);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(err, "warning: torn tail: "));
+    assert_null(strstr(out, "\n5 term"));
+    free(out);
+    free(err);
+    o.verify = true;
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_TORN);
+    assert_string_equal(out, "torn_tail: 4 entries (1..4) in 2 segments\n");
+    free(out);
+    free(err);
+
+    write_nlog(f, &l);
+    flip(f, "wal-0000000000000001", l.offs1[1] + 5);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
+    assert_non_null(strstr(out, "corrupt: 1 entries"));
+    char want[128];
+    snprintf(want, sizeof want,
+             "/wal-0000000000000001: offset %zu: ", l.offs1[1]);
+    assert_non_null(strstr(err, want));
+    free(out);
+    free(err);
+
+    /* a C-Raft file beside: the new format is read, and said */
+    write_nlog(f, &l);
+    write_metadata(f->raft, "metadata1", 3, 3, 1);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_string_equal(out, "ok: 5 entries (1..5) in 2 segments\n");
+    assert_non_null(strstr(err, "both"));
+    free(out);
+    free(err);
+
+    /* one bad meta file beside a good one: a warning; both bad: corrupt */
+    flip(f, "meta2", 20);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
+    assert_non_null(strstr(err, "warning: "));
+    assert_non_null(strstr(err, "meta2: checksum mismatch (ignored"));
+    free(out);
+    free(err);
+    flip(f, "meta1", 20);
+    assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
+    assert_non_null(strstr(err, "/meta1: checksum mismatch"));
+    free(out);
+    free(err);
+    free_nlog(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1236,6 +1758,19 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_verify, dir_setup,
                                         dir_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_members, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_dir_clean, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_torn_tail, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_corruption, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_gap, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_first_conf, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_snapshot, dir_setup,
+                                        dir_teardown),
+        cmocka_unit_test_setup_teardown(test_new_inspect, dir_setup,
                                         dir_teardown),
     };
 

@@ -1,5 +1,6 @@
 /* wal.c - reads C-Raft 0.15's segments, metadata and snapshot metadata
- * offline, and prints them for metastore-walinspect. */
+ * offline, opens a directory of either format (walnew.c reads metastore's),
+ * and prints them for metastore-walinspect. */
 #include "raft/wal.h"
 
 #include <dirent.h>
@@ -15,14 +16,12 @@
 
 #include "codec/codec.h"
 #include "fsm/fsm.h"
+#include "raft/logfmt.h"
 #include "raft/node.h"
 #include "util/base64.h"
 #include "util/buf.h"
+#include "raft/walpriv.h"
 
-/* Largest file read whole (segments are tens of MiB). */
-#define MAX_FILE_SIZE ((uint64_t)4 << 30)
-/* Largest .meta or metadata file read. */
-#define MAX_SMALL_FILE (2u * 1024 * 1024)
 /* Checksummed bytes the search for a valid batch after a problem may
  * spend before it gives up (and calls the problem corruption). */
 #define RESYNC_BUDGET ((uint64_t)256 << 20)
@@ -86,6 +85,11 @@ uint32_t ms_wal_crc32(const void *buf, size_t len, uint32_t crc)
     for (size_t i = 0; i < len; i++)
         crc = (crc << 8) ^ table[((crc >> 24) ^ p[i]) & 0xff];
     return crc;
+}
+
+const char *ms_wal_format_name(enum ms_wal_format f)
+{
+    return f == MS_WAL_FORMAT_METASTORE ? "metastore-1" : "c-raft-0.15";
 }
 
 const char *ms_wal_type_name(unsigned type)
@@ -542,11 +546,8 @@ int ms_wal_snapshot_meta_parse(const uint8_t *buf, size_t len,
 
 /* --- files ---------------------------------------------------------------- */
 
-/* Reads dir/name whole into a malloc'd *buf (never NULL on success).
- * Returns 0, MS_ENOTFOUND (no such file), MS_ETOOLARGE, MS_EIO, MS_ENOMEM
- * with errmsg naming the file. */
-static int read_file(const char *dir, const char *name, uint64_t max,
-                     uint8_t **buf, size_t *len, char *errmsg, size_t size)
+int ms_wal__read_file(const char *dir, const char *name, uint64_t max,
+                      uint8_t **buf, size_t *len, char *errmsg, size_t size)
 {
     char path[4096 + MS_WAL_NAME_SIZE + 2];
     struct stat st;
@@ -646,7 +647,7 @@ static int cmp_snapshot(const void *a, const void *b)
     return x->timestamp < y->timestamp ? -1 : x->timestamp > y->timestamp;
 }
 
-static void free_snapshots(struct ms_wal_dir *d)
+void ms_wal__free_snapshots(struct ms_wal_dir *d)
 {
     for (size_t i = 0; i < d->n_snapshots; i++)
         ms_wal_config_free(&d->snapshots[i].meta.conf);
@@ -655,8 +656,7 @@ static void free_snapshots(struct ms_wal_dir *d)
     d->n_snapshots = 0;
 }
 
-/* Appends one zeroed element to *arr (of *n, elem bytes each). */
-static void *grow(void *arr_p, size_t *n, size_t *cap, size_t elem)
+void *ms_wal__grow(void *arr_p, size_t *n, size_t *cap, size_t elem)
 {
     void **arr = arr_p;
     void *p;
@@ -701,7 +701,7 @@ static int list_dir(struct ms_wal_dir *d, bool segments_only, char *errmsg,
         if (ms_wal_segment_name_parse(de->d_name, &id)) {
             struct ms_wal_segment_file *f;
 
-            f = grow(&segs, &n_segs, &cap_segs, sizeof *segs);
+            f = ms_wal__grow(&segs, &n_segs, &cap_segs, sizeof *segs);
             if (f == NULL)
                 goto oom;
             memcpy(f->name, de->d_name, strlen(de->d_name) + 1);
@@ -710,7 +710,7 @@ static int list_dir(struct ms_wal_dir *d, bool segments_only, char *errmsg,
                    snapshot_name_parse(de->d_name, &t, &i, &ts)) {
             struct ms_wal_snapshot *s;
 
-            s = grow(&snaps, &n_snaps, &cap_snaps, sizeof *snaps);
+            s = ms_wal__grow(&snaps, &n_snaps, &cap_snaps, sizeof *snaps);
             if (s == NULL)
                 goto oom;
             memcpy(s->name, de->d_name, strlen(de->d_name) + 1);
@@ -741,7 +741,7 @@ static int list_dir(struct ms_wal_dir *d, bool segments_only, char *errmsg,
     if (!segments_only) {
         if (n_snaps > 0)
             qsort(snaps, n_snaps, sizeof *snaps, cmp_snapshot);
-        free_snapshots(d);
+        ms_wal__free_snapshots(d);
         d->snapshots = snaps;
         d->n_snapshots = n_snaps;
     }
@@ -768,8 +768,8 @@ static void load_snapshot(struct ms_wal_dir *d, struct ms_wal_snapshot *s)
         s->size = (uint64_t)st.st_size;
         s->has_data = st.st_size > 0;
     }
-    s->error = read_file(d->path, s->name, MAX_SMALL_FILE, &buf, &len,
-                         s->errmsg, sizeof s->errmsg);
+    s->error = ms_wal__read_file(d->path, s->name, MS_WAL__MAX_SMALL_FILE, &buf,
+                                 &len, s->errmsg, sizeof s->errmsg);
     if (s->error != 0)
         return;
     s->error = ms_wal_snapshot_meta_parse(buf, len, &s->meta, s->errmsg,
@@ -788,8 +788,8 @@ static void load_metadata(struct ms_wal_dir *d)
         size_t len;
         int rc;
 
-        rc = read_file(d->path, name, MAX_SMALL_FILE, &buf, &len,
-                       d->meta_errmsg, sizeof d->meta_errmsg);
+        rc = ms_wal__read_file(d->path, name, MS_WAL__MAX_SMALL_FILE, &buf,
+                               &len, d->meta_errmsg, sizeof d->meta_errmsg);
         if (rc == MS_ENOTFOUND) {
             d->meta_errmsg[0] = '\0';
             continue;
@@ -817,6 +817,48 @@ static void load_metadata(struct ms_wal_dir *d)
     d->meta = d->meta1.version > d->meta2.version ? d->meta1 : d->meta2;
 }
 
+/* Tells d->path's format from its file names (ms_wal_dir_open). */
+static int detect_format(struct ms_wal_dir *d, char *errmsg, size_t size)
+{
+    bool craft = false, ours = false;
+    struct dirent *de;
+    DIR *dir;
+
+    dir = opendir(d->path);
+    if (dir == NULL)
+        return ms_seterr(errmsg, size, MS_EIO, "%s: %s", d->path,
+                         strerror(errno));
+    while ((errno = 0, de = readdir(dir)) != NULL) {
+        struct ms_wal_segment_name id;
+        uint64_t a, b, c;
+
+        switch (ms_logfmt_parse_name(de->d_name, &a, &b)) {
+        case MS_LOGFMT_META:
+        case MS_LOGFMT_SEGMENT:
+        case MS_LOGFMT_SNAP:
+            ours = true;
+            continue;
+        default:
+            break;
+        }
+        if (strcmp(de->d_name, "metadata1") == 0 ||
+            strcmp(de->d_name, "metadata2") == 0 ||
+            ms_wal_segment_name_parse(de->d_name, &id) ||
+            snapshot_name_parse(de->d_name, &a, &b, &c))
+            craft = true;
+    }
+    if (errno != 0) {
+        int rc = ms_seterr(errmsg, size, MS_EIO, "%s: readdir: %s", d->path,
+                           strerror(errno));
+        closedir(dir);
+        return rc;
+    }
+    closedir(dir);
+    d->format = craft && !ours ? MS_WAL_FORMAT_CRAFT : MS_WAL_FORMAT_METASTORE;
+    d->mixed = craft && ours;
+    return 0;
+}
+
 int ms_wal_dir_open(struct ms_wal_dir *d, const char *path, char *errmsg,
                     size_t size)
 {
@@ -836,6 +878,15 @@ int ms_wal_dir_open(struct ms_wal_dir *d, const char *path, char *errmsg,
         snprintf(d->path, sizeof d->path, "%s", sub);
     else
         snprintf(d->path, sizeof d->path, "%s", path);
+    rc = detect_format(d, errmsg, size);
+    if (rc != 0)
+        return rc;
+    if (d->format == MS_WAL_FORMAT_METASTORE) {
+        rc = ms_wal__logfmt_open(d, errmsg, size);
+        if (rc != 0)
+            ms_wal_dir_close(d);
+        return rc;
+    }
     rc = list_dir(d, false, errmsg, size);
     if (rc != 0)
         return rc;
@@ -847,26 +898,14 @@ int ms_wal_dir_open(struct ms_wal_dir *d, const char *path, char *errmsg,
 
 void ms_wal_dir_close(struct ms_wal_dir *d)
 {
-    free_snapshots(d);
+    ms_wal__free_snapshots(d);
     free(d->segments);
     memset(d, 0, sizeof *d);
 }
 
-/* State of ms_wal_dir_scan while one segment is scanned. */
-struct scan {
-    ms_wal_item_cb cb;
-    void *arg;
-    const char *segment;
-    uint64_t next; /* index of the next entry */
-    uint64_t prev_term;
-    bool term_error; /* a term went backwards */
-    size_t term_offset;
-    uint64_t bad_term;
-};
-
-static int scan_entry(void *arg, const struct ms_wal_entry *e)
+int ms_wal__scan_entry(void *arg, const struct ms_wal_entry *e)
 {
-    struct scan *s = arg;
+    struct ms_wal__scan *s = arg;
     struct ms_wal_item it;
     int rc;
 
@@ -886,12 +925,8 @@ static int scan_entry(void *arg, const struct ms_wal_entry *e)
     return 0;
 }
 
-static void scan_fail(struct ms_wal_scan_result *res, enum ms_wal_status st,
-                      const char *file, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void scan_fail(struct ms_wal_scan_result *res, enum ms_wal_status st,
-                      const char *file, size_t offset, const char *fmt, ...)
+void ms_wal__scan_fail(struct ms_wal_scan_result *res, enum ms_wal_status st,
+                       const char *file, size_t offset, const char *fmt, ...)
 {
     va_list ap;
 
@@ -901,6 +936,27 @@ static void scan_fail(struct ms_wal_scan_result *res, enum ms_wal_status st,
     va_start(ap, fmt);
     vsnprintf(res->errmsg, sizeof res->errmsg, fmt, ap);
     va_end(ap);
+}
+
+bool ms_wal__scan_count(struct ms_wal_scan_result *res,
+                        const struct ms_wal__scan *s, uint64_t first,
+                        const char *file)
+{
+    res->n_entries += s->next - first;
+    if (s->next > first) {
+        if (res->first_index == 0)
+            res->first_index = first;
+        res->last_index = s->next - 1;
+    }
+    if (!s->term_error)
+        return false;
+    ms_wal__scan_fail(res, MS_WAL_CORRUPT, file, s->term_offset,
+                      "entry %llu has term %llu, lower than the term %llu "
+                      "before it",
+                      (unsigned long long)s->next,
+                      (unsigned long long)s->bad_term,
+                      (unsigned long long)s->prev_term);
+    return true;
 }
 
 /* Index of the segment to read after a fresh listing: the first one not
@@ -928,13 +984,15 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
 {
     const struct ms_wal_snapshot *snap = NULL;
     struct ms_wal_segment_result sr;
-    struct scan s;
+    struct ms_wal__scan s;
     bool had_open = false;
     uint64_t open_counter = 0;
     unsigned relists = 0;
     size_t i = 0;
     int rc = 0;
 
+    if (d->format == MS_WAL_FORMAT_METASTORE)
+        return ms_wal__logfmt_scan(d, cb, arg, res);
     memset(res, 0, sizeof *res);
     memset(&s, 0, sizeof s);
     s.cb = cb;
@@ -952,11 +1010,12 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
         s.next = snap->index + 1;
     if (snap != NULL && d->n_segments > 0 && !d->segments[0].id.open &&
         s.next > snap->index + 1) {
-        scan_fail(res, MS_WAL_CORRUPT, d->segments[0].name, 0,
-                  "entries %llu..%llu are missing between snapshot %s and "
-                  "the first segment",
-                  (unsigned long long)snap->index + 1,
-                  (unsigned long long)s.next - 1, snap->name);
+        ms_wal__scan_fail(
+            res, MS_WAL_CORRUPT, d->segments[0].name, 0,
+            "entries %llu..%llu are missing between snapshot %s and "
+            "the first segment",
+            (unsigned long long)snap->index + 1, (unsigned long long)s.next - 1,
+            snap->name);
         return 0;
     }
     while (i < d->n_segments) {
@@ -966,14 +1025,14 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
         uint8_t *buf;
         size_t len;
 
-        rc = read_file(d->path, f->name, MAX_FILE_SIZE, &buf, &len, errmsg,
-                       sizeof errmsg);
+        rc = ms_wal__read_file(d->path, f->name, MS_WAL__MAX_FILE, &buf, &len,
+                               errmsg, sizeof errmsg);
         if (rc == MS_ENOTFOUND && relists < MAX_RELISTS) {
             /* renamed or removed by a running server: look again */
             relists++;
             rc = list_dir(d, true, errmsg, sizeof errmsg);
             if (rc != 0) {
-                scan_fail(res, MS_WAL_CORRUPT, "", 0, "%s", errmsg);
+                ms_wal__scan_fail(res, MS_WAL_CORRUPT, "", 0, "%s", errmsg);
                 return 0;
             }
             i = resume_at(d, s.next, had_open, open_counter);
@@ -982,44 +1041,33 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
                 i = d->n_segments + 1; /* the rest vanished */
             if (i <= d->n_segments)
                 continue;
-            scan_fail(res, MS_WAL_CORRUPT, "", 0,
-                      "segments with entries from %llu on vanished while "
-                      "reading (a running server compacted its log?)",
-                      (unsigned long long)s.next);
+            ms_wal__scan_fail(
+                res, MS_WAL_CORRUPT, "", 0,
+                "segments with entries from %llu on vanished while "
+                "reading (a running server compacted its log?)",
+                (unsigned long long)s.next);
             return 0;
         }
         if (rc != 0) {
-            scan_fail(res, MS_WAL_CORRUPT, f->name, 0, "%s", errmsg);
+            ms_wal__scan_fail(res, MS_WAL_CORRUPT, f->name, 0, "%s", errmsg);
             return 0;
         }
         if (!f->id.open && f->id.first != s.next) {
             free(buf);
-            scan_fail(res, MS_WAL_CORRUPT, f->name, 0,
-                      "first index %llu, expected %llu (%s in the index "
-                      "sequence)",
-                      (unsigned long long)f->id.first,
-                      (unsigned long long)s.next,
-                      f->id.first > s.next ? "gap" : "overlap");
+            ms_wal__scan_fail(
+                res, MS_WAL_CORRUPT, f->name, 0,
+                "first index %llu, expected %llu (%s in the index "
+                "sequence)",
+                (unsigned long long)f->id.first, (unsigned long long)s.next,
+                f->id.first > s.next ? "gap" : "overlap");
             return 0;
         }
         s.segment = f->name;
-        rc = ms_wal_segment_scan(buf, len, f->id.open, scan_entry, &s, &sr);
+        rc = ms_wal_segment_scan(buf, len, f->id.open, ms_wal__scan_entry, &s,
+                                 &sr);
         free(buf);
-        res->n_entries += s.next - first;
-        if (s.next > first) {
-            if (res->first_index == 0)
-                res->first_index = first;
-            res->last_index = s.next - 1;
-        }
-        if (s.term_error) {
-            scan_fail(res, MS_WAL_CORRUPT, f->name, s.term_offset,
-                      "entry %llu has term %llu, lower than the term %llu "
-                      "before it",
-                      (unsigned long long)s.next,
-                      (unsigned long long)s.bad_term,
-                      (unsigned long long)s.prev_term);
+        if (ms_wal__scan_count(res, &s, first, f->name))
             return 0;
-        }
         if (rc != 0)
             return rc;
         if (sr.empty) {
@@ -1039,14 +1087,15 @@ int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
             for (size_t k = i + 1; tail && k < d->n_segments; k++)
                 if (has_data(d->path, d->segments[k].name))
                     tail = false;
-            scan_fail(res, tail ? MS_WAL_TORN : MS_WAL_CORRUPT, f->name,
-                      sr.problem_offset, "%s", sr.errmsg);
+            ms_wal__scan_fail(res, tail ? MS_WAL_TORN : MS_WAL_CORRUPT, f->name,
+                              sr.problem_offset, "%s", sr.errmsg);
             return 0;
         }
         if (!f->id.open && sr.n_entries != f->id.last - f->id.first + 1) {
-            scan_fail(res, MS_WAL_CORRUPT, f->name, sr.end,
-                      "holds %zu entries, its name says %llu", sr.n_entries,
-                      (unsigned long long)(f->id.last - f->id.first + 1));
+            ms_wal__scan_fail(
+                res, MS_WAL_CORRUPT, f->name, sr.end,
+                "holds %zu entries, its name says %llu", sr.n_entries,
+                (unsigned long long)(f->id.last - f->id.first + 1));
             return 0;
         }
         i++;
@@ -1668,6 +1717,7 @@ static void print_header(struct inspect *in, const struct ms_wal_dir *d)
         }
         cJSON_AddStringToObject(o, "kind", "meta");
         cJSON_AddStringToObject(o, "dir", d->path);
+        cJSON_AddStringToObject(o, "format", ms_wal_format_name(d->format));
         json_u64(o, "term", d->meta.term);
         json_u64(o, "vote", d->meta.vote);
         json_u64(o, "metadata_version", d->meta.version);
@@ -1688,7 +1738,8 @@ static void print_header(struct inspect *in, const struct ms_wal_dir *d)
             cJSON_AddStringToObject(so, "file", s->name);
             json_u64(so, "term", s->term);
             json_u64(so, "index", s->index);
-            json_u64(so, "timestamp", s->timestamp);
+            if (d->format == MS_WAL_FORMAT_CRAFT)
+                json_u64(so, "timestamp", s->timestamp);
             json_u64(so, "size", s->size);
             if (!s->has_data)
                 cJSON_AddStringToObject(so, "warning", "no data file");
@@ -1712,7 +1763,13 @@ static void print_header(struct inspect *in, const struct ms_wal_dir *d)
             }
             cJSON_AddStringToObject(so, "file", f->name);
             cJSON_AddBoolToObject(so, "open", f->id.open);
-            if (!f->id.open) {
+            if (d->format == MS_WAL_FORMAT_METASTORE) {
+                json_u64(so, "seq", f->seq);
+                if (f->has_first)
+                    json_u64(so, "first", f->id.first);
+                if (f->has_last)
+                    json_u64(so, "last", f->id.last);
+            } else if (!f->id.open) {
                 json_u64(so, "first", f->id.first);
                 json_u64(so, "last", f->id.last);
             }
@@ -1722,6 +1779,7 @@ static void print_header(struct inspect *in, const struct ms_wal_dir *d)
         return;
     }
     fprintf(in->out, "# dir %s\n", d->path);
+    fprintf(in->out, "# format %s\n", ms_wal_format_name(d->format));
     if (d->meta_error != 0)
         fprintf(in->out, "# metadata: error: %s: %s\n", d->meta_file,
                 d->meta_errmsg);
@@ -1751,10 +1809,19 @@ static void print_header(struct inspect *in, const struct ms_wal_dir *d)
         fwrite(in->line.data, 1, in->line.len, in->out);
         fputc('\n', in->out);
     }
-    for (size_t i = 0; i < d->n_segments; i++)
-        fprintf(in->out, "# segment %s %s bytes=%llu\n", d->segments[i].name,
-                d->segments[i].id.open ? "open" : "closed",
-                (unsigned long long)d->segments[i].bytes);
+    for (size_t i = 0; i < d->n_segments; i++) {
+        const struct ms_wal_segment_file *f = &d->segments[i];
+
+        if (f->has_first)
+            fprintf(in->out, "# segment %s %s first=%llu bytes=%llu\n", f->name,
+                    f->id.open ? "open" : "closed",
+                    (unsigned long long)f->id.first,
+                    (unsigned long long)f->bytes);
+        else
+            fprintf(in->out, "# segment %s %s bytes=%llu\n", f->name,
+                    f->id.open ? "open" : "closed",
+                    (unsigned long long)f->bytes);
+    }
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -1946,6 +2013,16 @@ int ms_wal_inspect(const struct ms_wal_options *o, FILE *out, FILE *err)
         fprintf(err, "metastore-walinspect: %s\n", errmsg);
         return MS_WAL_EXIT_CORRUPT;
     }
+    if (d.mixed)
+        fprintf(err,
+                "metastore-walinspect: note: %s holds files of both "
+                "C-Raft 0.15's format and metastore's; reading metastore's "
+                "(the others are left over from before the server moved to "
+                "it)\n",
+                d.path);
+    if (d.meta_warning[0] != '\0')
+        fprintf(err, "metastore-walinspect: warning: %s/%s\n", d.path,
+                d.meta_warning);
     if (!o->verify)
         print_header(&in, &d);
     rc = ms_wal_dir_scan(&d, on_item, &in, &r);

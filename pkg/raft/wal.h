@@ -1,10 +1,18 @@
-/* wal.h - offline reader of C-Raft 0.15's data directory (segments,
- * metadata files, snapshot metadata) and the inspector built on it. */
+/* wal.h - offline reader of a metastore raft directory, in metastore's own
+ * format (raft/logfmt.h, read by walnew.c) or C-Raft 0.15's (read here),
+ * and the inspector built on it. */
 #ifndef MS_RAFT_WAL_H
 #define MS_RAFT_WAL_H
 
 /*
- * The on-disk format is C-Raft's (src/uv_segment.c, uv_encoding.c,
+ * Two on-disk formats: metastore's own ("metastore-1", raft/logfmt.h; the
+ * server writes it since it stopped using C-Raft's libuv storage) and
+ * C-Raft 0.15's ("c-raft-0.15", older data directories), described here.
+ * ms_wal_dir_open tells them apart by the file names; every other function
+ * of this header takes either (where it says so) and reports both through
+ * the same structs, so the inspector prints both the same way.
+ *
+ * C-Raft's format is its own (src/uv_segment.c, uv_encoding.c,
  * uv_metadata.c, uv_snapshot.c, configuration.c of C-Raft 0.15); this file
  * reads it with its own code and never links libraft's private API.
  * All integers are little endian.
@@ -52,6 +60,15 @@
 #define MS_WAL_SNAPSHOT_HEADER_SIZE 32
 #define MS_WAL_MAX_CONF_SIZE (1024u * 1024)
 #define MS_WAL_NAME_SIZE 128
+
+/* The format of a raft directory. */
+enum ms_wal_format {
+    MS_WAL_FORMAT_CRAFT = 0,     /* C-Raft 0.15 */
+    MS_WAL_FORMAT_METASTORE = 1, /* raft/logfmt.h */
+};
+
+/* Static name of a format: "c-raft-0.15" or "metastore-1". */
+const char *ms_wal_format_name(enum ms_wal_format f);
 
 /* Entry types, as C-Raft's RAFT_COMMAND, RAFT_BARRIER, RAFT_CHANGE. */
 enum ms_wal_type {
@@ -119,6 +136,8 @@ struct ms_wal_segment_result {
      * torn by a crash, or one in progress, leaves). */
     bool tail;
     char errmsg[MS_ERRMSG_SIZE]; /* the problem, "" if none */
+    /* metastore format only: from the segment header (0 when unread) */
+    uint64_t seq, first_index;
 };
 
 /* Scans the bytes of one segment file: the format header, then every
@@ -135,6 +154,21 @@ struct ms_wal_segment_result {
 int ms_wal_segment_scan(const uint8_t *seg, size_t len, bool open,
                         ms_wal_entry_cb cb, void *arg,
                         struct ms_wal_segment_result *res);
+
+/* Scans the bytes of one segment of metastore's format (logfmt.h): the
+ * header (into res->seq, res->first_index), then every record, checking
+ * that the indexes run first_index, first_index + 1, ... and calling cb
+ * (may be NULL) for each. The data ends at the first all-zero record
+ * header or at len. res->n_batches counts records (one entry each);
+ * e->offset is the offset of the payload. Problems stop the scan and are
+ * described in *res (MS_ECORRUPT, res->tail set: what the server drops
+ * as a torn write when the segment is its last one): an invalid header,
+ * an invalid record, a record whose index is out of sequence or whose
+ * term is lower than the one before it. Returns 0 (see res) or cb's
+ * non-zero return. */
+int ms_wal_logfmt_segment_scan(const uint8_t *seg, size_t len,
+                               ms_wal_entry_cb cb, void *arg,
+                               struct ms_wal_segment_result *res);
 
 /* A segment file name: "FIRST-LAST" (closed) or "open-N". */
 struct ms_wal_segment_name {
@@ -193,6 +227,13 @@ struct ms_wal_config {
 int ms_wal_config_decode(const uint8_t *buf, size_t len,
                          struct ms_wal_config *out, char *errmsg, size_t size);
 
+/* Decodes metastore's configuration encoding (logfmt.h, as in its snapshot
+ * files) from buf[0..len) into out, as ms_wal_config_decode: 0 (out owns
+ * its memory) or MS_ECORRUPT / MS_ENOMEM with out left empty. */
+int ms_wal_logfmt_config_decode(const uint8_t *buf, size_t len,
+                                struct ms_wal_config *out, char *errmsg,
+                                size_t size);
+
 /* Frees the servers and zeroes c. */
 void ms_wal_config_free(struct ms_wal_config *c);
 
@@ -210,12 +251,22 @@ int ms_wal_snapshot_meta_parse(const uint8_t *buf, size_t len,
 
 /* --- a data directory ---------------------------------------------------- */
 
+/* A segment file. In metastore's format: id.open marks the last segment
+ * (the one appended to), id.first is its header's first index (when
+ * has_first), id.last the next segment's first index - 1 (when has_last:
+ * not for the last segment), seq the sequence number of its name. */
 struct ms_wal_segment_file {
     char name[MS_WAL_NAME_SIZE];
     struct ms_wal_segment_name id;
     uint64_t bytes; /* file size when listed */
+    uint64_t seq;
+    bool has_first, has_last;
 };
 
+/* A snapshot. In metastore's format: name is the snap-T-I file, timestamp
+ * 0, size the bytes of that file, has_data set when it is valid, and the
+ * checks of error cover the header, the size, the body's checksum and the
+ * configuration. */
 struct ms_wal_snapshot {
     char name[MS_WAL_NAME_SIZE]; /* of the .meta file */
     uint64_t term, index, timestamp;
@@ -226,24 +277,35 @@ struct ms_wal_snapshot {
     struct ms_wal_snapshot_meta meta; /* valid when error == 0 */
 };
 
-/* A listed data directory. Caller-allocated; ms_wal_dir_close frees it. */
+/* A listed data directory. Caller-allocated; ms_wal_dir_close frees it.
+ * In metastore's format the metadata's version is the meta file's sequence
+ * number, and an invalid meta file next to a valid one (which the server
+ * would use) is only a warning (meta_warning). */
 struct ms_wal_dir {
-    char path[4096];             /* the directory read (…/raft) */
+    char path[4096]; /* the directory read (…/raft) */
+    enum ms_wal_format format;
+    bool mixed;                  /* files of both formats (metastore read) */
     struct ms_wal_metadata meta; /* the current one (higher version) */
     struct ms_wal_metadata meta1, meta2;
     int meta_error;     /* 0, or why metadata is unreadable */
     char meta_file[16]; /* the file meta_error is about */
     char meta_errmsg[MS_ERRMSG_SIZE];
-    struct ms_wal_snapshot *snapshots; /* oldest first */
+    char meta_warning[MS_ERRMSG_SIZE + 32]; /* "" or a file ignored */
+    struct ms_wal_snapshot
+        *snapshots; /* oldest first (by index in metastore's format) */
     size_t n_snapshots;
     struct ms_wal_segment_file *segments; /* closed by index, then open */
     size_t n_segments;
 };
 
 /* Opens path for reading: a server's --data-dir (its raft/ subdirectory
- * is used when present) or the raft directory itself. Lists segments and
- * snapshots, reads the metadata files and every snapshot's .meta file
- * (their problems are kept in meta_error / snapshots[i].error, not
+ * is used when present) or the raft directory itself. Tells the format
+ * from the names (meta1, meta2, wal-*, snap-*: metastore's; metadata1,
+ * metadata2, open-*, FIRST-LAST, snapshot-*: C-Raft's; both: metastore's,
+ * with d->mixed set; none: metastore's). Lists segments and snapshots,
+ * reads the metadata files and every snapshot's .meta file (or, in
+ * metastore's format, each segment's header and every snapshot file
+ * whole) (their problems are kept in meta_error / snapshots[i].error, not
  * returned). Returns 0, or MS_EIO (directory unreadable, errmsg names it)
  * / MS_ENOMEM; d needs ms_wal_dir_close only after 0. */
 int ms_wal_dir_open(struct ms_wal_dir *d, const char *path, char *errmsg,
@@ -283,8 +345,14 @@ struct ms_wal_scan_result {
  * NULL) with each entry. An open segment renamed or removed by a running
  * server while reading is looked up again in a fresh listing. A problem
  * in the last written batch of the last open segment with data is a torn
- * tail; any other problem is corruption. Returns 0 (see res->status) or
- * cb's non-zero return. */
+ * tail; any other problem is corruption. In metastore's format (the
+ * server's load rules): segments in sequence order, each starting where
+ * the previous one ended; an invalid record (or header) in the last
+ * segment (or an out-of-sequence one, or a bad header: the server drops
+ * them) is a torn tail, anywhere else corruption; the log must reach or
+ * continue the latest valid snapshot (first index <= its index + 1), and
+ * without a snapshot start with a configuration entry. Returns 0
+ * (see res->status) or cb's non-zero return. */
 int ms_wal_dir_scan(struct ms_wal_dir *d, ms_wal_item_cb cb, void *arg,
                     struct ms_wal_scan_result *res);
 
