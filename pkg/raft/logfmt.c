@@ -141,6 +141,8 @@ int ms_logfmt_meta_decode(const uint8_t *buf, size_t len,
         return bad(why, n, "not a metastore metadata file (magic)");
     if (get32(buf + 32) != ms_crc32c(buf, 32, 0))
         return bad(why, n, "checksum mismatch");
+    if (get32(buf + 36) != 0)
+        return bad(why, n, "reserved bytes not zero");
     m->seq = get64(buf + 8);
     m->term = get64(buf + 16);
     m->vote = get64(buf + 24);
@@ -178,14 +180,14 @@ int ms_logfmt_seg_header_decode(const uint8_t *buf, size_t len, uint64_t *seq,
     return 0;
 }
 
-static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload,
-                        uint32_t len)
+/* Over bytes 4..32 of the header, the payload and the padding as they
+ * are (ms_logfmt_rec_encode zeroes the padding first). */
+static uint32_t rec_crc(const uint8_t *hdr, uint32_t len)
 {
-    size_t pad = ((len + 7) & ~(size_t)7) - len;
+    size_t padded = (len + 7) & ~(size_t)7;
     uint32_t c = ms_crc32c(hdr + 4, MS_LOGFMT_REC_HEADER_SIZE - 4, 0);
 
-    c = ms_crc32c(payload, len, c);
-    return ms_crc32c(ZEROS, pad, c);
+    return ms_crc32c(hdr + MS_LOGFMT_REC_HEADER_SIZE, padded, c);
 }
 
 void ms_logfmt_rec_encode(uint8_t *out, uint64_t index, uint64_t term,
@@ -201,7 +203,7 @@ void ms_logfmt_rec_encode(uint8_t *out, uint64_t index, uint64_t term,
     if (len > 0)
         memcpy(out + MS_LOGFMT_REC_HEADER_SIZE, payload, len);
     memset(out + MS_LOGFMT_REC_HEADER_SIZE + len, 0, pad);
-    put32(out, rec_crc(out, out + MS_LOGFMT_REC_HEADER_SIZE, len));
+    put32(out, rec_crc(out, len));
 }
 
 int ms_logfmt_rec_next(const uint8_t *seg, size_t size, size_t *off,
@@ -237,7 +239,7 @@ int ms_logfmt_rec_next(const uint8_t *seg, size_t size, size_t *off,
         bad(why, n, "record of %u bytes runs past the end of the file", len);
         return MS_LOGFMT_BAD;
     }
-    if (get32(h) != rec_crc(h, h + MS_LOGFMT_REC_HEADER_SIZE, len)) {
+    if (get32(h) != rec_crc(h, len)) {
         bad(why, n, "record checksum mismatch");
         return MS_LOGFMT_BAD;
     }
@@ -282,6 +284,8 @@ int ms_logfmt_snap_header_decode(const uint8_t *buf, size_t len,
         return bad(why, n, "not a metastore snapshot (magic)");
     if (get32(buf + 60) != ms_crc32c(buf, 60, 0))
         return bad(why, n, "snapshot header checksum mismatch");
+    if (memcmp(buf + 52, ZEROS, 8) != 0)
+        return bad(why, n, "snapshot header: reserved bytes not zero");
     s->term = get64(buf + 8);
     s->index = get64(buf + 16);
     s->conf_index = get64(buf + 24);
