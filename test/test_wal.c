@@ -1404,8 +1404,10 @@ static void test_new_dir_clean(void **state)
     free_nlog(&l);
 }
 
-/* A record cut short or with a flipped byte in the last segment is a torn
- * tail: the scan stops there with the entries before it. */
+/* A record cut short in the last segment is a torn tail: the scan stops
+ * there with the entries before it. A flipped byte in a record whose
+ * bytes are all there (no unwritten, all-zero sector) is damage, even in
+ * the last segment: the records before it were acknowledged. */
 static void test_new_torn_tail(void **state)
 {
     struct dirfix *f = *state;
@@ -1415,9 +1417,8 @@ static void test_new_torn_tail(void **state)
 
     write_nlog(f, &l);
     flip(f, "wal-0000000000000002", l.offs2[1] + 40);
-    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
     assert_int_equal(it.n, 4);
-    assert_int_equal(r.last_index, 4);
     assert_string_equal(r.file, "wal-0000000000000002");
     assert_int_equal(r.offset, l.offs2[1]);
     assert_non_null(strstr(r.errmsg, "checksum"));
@@ -1431,7 +1432,7 @@ static void test_new_torn_tail(void **state)
     /* the header of the first record of the last segment */
     write_nlog(f, &l);
     flip(f, "wal-0000000000000002", l.offs2[0] + 9);
-    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
     assert_int_equal(it.n, 3);
     free_nlog(&l);
 }
@@ -1480,10 +1481,10 @@ static void test_new_corruption(void **state)
     offs[1] = offs[0] + ms_logfmt_rec_size(rr[0].len);
     ms_logfmt_rec_encode(b.data + offs[1], 6, 3, 1, rr[1].data,
                          (uint32_t)rr[1].len);
-    /* in the last segment the server drops it as a torn write; before
-     * the last, it is corruption */
+    /* valid checksums out of sequence are damage, in the last segment
+     * too */
     write_file(f->raft, "wal-0000000000000002", b.data, 4096);
-    assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
+    assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
     assert_int_equal(r.offset, offs[1]);
     assert_non_null(strstr(r.errmsg,
                            "record index 6 term 3 out of sequence (expected "
@@ -1673,7 +1674,7 @@ static void test_new_inspect(void **state)
     free(err);
     o.json = false;
 
-    flip(f, "wal-0000000000000002", l.offs2[1] + 40);
+    cut(f, "wal-0000000000000002", l.end2 - 5);
     assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
     assert_non_null(strstr(err, "warning: torn tail: "));
     assert_null(strstr(out, "\n5 term"));

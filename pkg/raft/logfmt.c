@@ -258,6 +258,37 @@ int ms_logfmt_rec_next(const uint8_t *seg, size_t size, size_t *off,
     return MS_LOGFMT_REC;
 }
 
+bool ms_logfmt_torn(const uint8_t *seg, size_t size, size_t at)
+{
+    uint32_t len;
+    size_t end;
+
+    if (at >= size || size - at < MS_LOGFMT_REC_HEADER_SIZE)
+        return true;
+    len = get32(seg + at + 4);
+    if (len > MS_LOGFMT_MAX_PAYLOAD || ms_logfmt_rec_size(len) > size - at)
+        return true;
+    end = at + ms_logfmt_rec_size(len);
+    for (size_t s = at & ~(size_t)(MS_LOGFMT_SECTOR - 1); s < end;
+         s += MS_LOGFMT_SECTOR) {
+        size_t n = size - s < MS_LOGFMT_SECTOR ? size - s : MS_LOGFMT_SECTOR;
+        size_t i = 0;
+        while (i < n && seg[s + i] == 0)
+            i++;
+        if (i == n)
+            return true;
+    }
+    return false;
+}
+
+bool ms_logfmt_seg_unwritten(const uint8_t *buf, size_t len)
+{
+    size_t n =
+        len < MS_LOGFMT_SEG_HEADER_SIZE ? len : MS_LOGFMT_SEG_HEADER_SIZE;
+
+    return memcmp(buf, ZEROS, n) == 0;
+}
+
 /* --- snapshots ---------------------------------------------------------- */
 
 void ms_logfmt_snap_header_encode(uint8_t out[MS_LOGFMT_SNAP_HEADER_SIZE],

@@ -131,6 +131,19 @@ enum {
 int ms_logfmt_rec_next(const uint8_t *seg, size_t size, size_t *off,
                        struct ms_logfmt_rec *rec, char *why, size_t n);
 
+/* Segments are zero-filled ahead of writing and a crash leaves whole
+ * sectors unwritten, so a record cut short by a crash has an all-zero
+ * sector within it (or a header whose length runs past the bytes); one
+ * whose bytes are all there but fail the checksum is damage. Whether the
+ * invalid record at seg[at] reads as cut short (etcd's WAL tells torn
+ * writes from damage the same way). */
+#define MS_LOGFMT_SECTOR 512
+bool ms_logfmt_torn(const uint8_t *seg, size_t size, size_t at);
+
+/* Whether a segment's header was never written (all zeros, or the file is
+ * shorter than a header): a segment whose creation a crash cut short. */
+bool ms_logfmt_seg_unwritten(const uint8_t *buf, size_t len);
+
 /* --- snapshots ---------------------------------------------------------- */
 
 struct ms_logfmt_snap {

@@ -1218,8 +1218,8 @@ static int load_segment(struct ms_logstore *ls, uint64_t seq, bool last,
     if (ms_logfmt_seg_header_decode(buf, len, &hseq, &first, why, sizeof why) !=
             0 ||
         hseq != seq) {
-        free(buf);
-        if (last) {
+        if (last && ms_logfmt_seg_unwritten(buf, len)) {
+            free(buf);
             /* created but never written to: its header was synced before
              * any record went into it */
             ms_warn("raft log: %s: %s: an unfinished new segment, removed",
@@ -1227,6 +1227,7 @@ static int load_segment(struct ms_logstore *ls, uint64_t seq, bool last,
             unlink(path);
             return 1;
         }
+        free(buf);
         return errf(errmsg, RAFT_CORRUPT, "%s: %s", path,
                     hseq != seq ? "sequence differs from its name" : why);
     }
@@ -1239,6 +1240,7 @@ static int load_segment(struct ms_logstore *ls, uint64_t seq, bool last,
     }
     for (;;) {
         size_t at = off;
+        bool unordered = false;
         rv = ms_logfmt_rec_next(buf, len, &off, &rec, why, sizeof why);
         if (rv == MS_LOGFMT_REC &&
             (rec.index != first + (e->n - n0) || rec.term < term)) {
@@ -1246,9 +1248,13 @@ static int load_segment(struct ms_logstore *ls, uint64_t seq, bool last,
                      "entry %" PRIu64 " term %" PRIu64 " out of sequence",
                      rec.index, rec.term);
             rv = MS_LOGFMT_BAD;
+            unordered = true;
         }
         if (rv == MS_LOGFMT_BAD) {
-            if (!last) {
+            /* only a write cut short in the last segment is expected;
+             * out-of-sequence records and damaged bytes are not: the log
+             * before them was acknowledged */
+            if (!last || unordered || !ms_logfmt_torn(buf, len, at)) {
                 free(buf);
                 return errf(errmsg, RAFT_CORRUPT, "%s at offset %zu: %s", path,
                             at, why);

@@ -32,10 +32,11 @@ int ms_wal_logfmt_segment_scan(const uint8_t *seg, size_t len,
     memset(res, 0, sizeof *res);
     if (ms_logfmt_seg_header_decode(seg, len, &res->seq, &res->first_index,
                                     res->errmsg, sizeof res->errmsg) != 0) {
-        /* as the server: the last segment's creation was cut short */
+        /* as the server: a header never written is a last segment's
+         * creation cut short; a damaged one is damage */
         res->problem = MS_ECORRUPT;
         res->seq = res->first_index = 0;
-        res->tail = true;
+        res->tail = ms_logfmt_seg_unwritten(seg, len);
         res->empty = true;
         return 0;
     }
@@ -48,12 +49,13 @@ int ms_wal_logfmt_segment_scan(const uint8_t *seg, size_t len,
         if (r == MS_LOGFMT_END)
             break;
         if (r == MS_LOGFMT_BAD) {
+            /* as the server: a torn tail has an unwritten sector */
             res->problem = MS_ECORRUPT;
             res->problem_offset = off;
-            res->tail = true;
+            res->tail = ms_logfmt_torn(seg, len, off);
             break;
         }
-        /* out of sequence: the server treats it as an invalid record */
+        /* out of sequence: damage (the server refuses to start) */
         if (rec.index != next || rec.term < term) {
             ms_seterr(res->errmsg, sizeof res->errmsg, MS_ECORRUPT,
                       "record index %" PRIu64 " term %" PRIu64
@@ -62,7 +64,7 @@ int ms_wal_logfmt_segment_scan(const uint8_t *seg, size_t len,
                       rec.index, rec.term, next, term);
             res->problem = MS_ECORRUPT;
             res->problem_offset = rec.offset;
-            res->tail = true;
+            res->tail = false;
             break;
         }
         term = rec.term;
