@@ -118,7 +118,7 @@ snapshot)
     echo "snapshot: ${STORAGE:-memory}, RSS $(ps -o rss= -p "$SPID") KiB, keys $(metric metastore_store_keys)"
     n0=$(metric metastore_snapshots_taken_total)
     mark
-    strace -T -e trace=io_destroy,clone,clone3,fork -p "$SPID" -o "$OUT/strace.txt" &
+    strace -T -e trace=io_destroy,clone,clone3,fork,munmap,fdatasync,fsync,unlink,rename -p "$SPID" -o "$OUT/strace.txt" &
     TPID=$!
     sleep 0.5
     load --op put --clients 1 --duration 20 --key-space 1000000 --val-size 64 >"$OUT/snap-probe.txt"
@@ -127,7 +127,7 @@ snapshot)
     report snapshot
     awk '/max_ms/ {print; getline; print}' "$OUT/snap-probe.txt" | sed 's/^/snapshot probe: /'
     echo "snapshot: loop-thread syscalls, slowest first:"
-    grep -E "io_destroy|clone|fork" "$OUT/strace.txt" | sed -E 's/.*(io_destroy|clone3?|fork)\(.*<([0-9.]+)>$/\1 \2/' |
+    grep -E "io_destroy|clone|fork|munmap|fdatasync|fsync|unlink|rename" "$OUT/strace.txt" | sed -E 's/.*(io_destroy|clone3?|fork|munmap|fdatasync|fsync|unlink|rename)\(.*<([0-9.]+)>$/\1 \2/' |
         sort -k2 -rn | head -5 | sed 's/^/  /'
     echo "snapshot: io_destroy calls $(grep -c io_destroy "$OUT/strace.txt"), total $(grep io_destroy "$OUT/strace.txt" | sed -E 's/.*<([0-9.]+)>$/\1/' | awk '{s+=$1} END {print s+0}') s"
     stop
