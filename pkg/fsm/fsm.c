@@ -480,18 +480,33 @@ bool ms_fsm_snapjob_forked(const struct ms_fsm_snapjob *job)
     return job->dump != NULL;
 }
 
-void ms_fsm_snapshot_end(struct ms_fsm *fsm, struct ms_fsm_snapjob *job,
-                         bool taken)
+struct ms_fsm_snapjob *ms_fsm_snapshot_release(struct ms_fsm *fsm,
+                                               struct ms_fsm_snapjob *job,
+                                               bool taken)
+{
+    if (job == NULL)
+        return NULL;
+    if (taken)
+        fsm->stats.snapshots_taken++;
+    ms_store_close(job->view);
+    job->view = NULL;
+    ms_buf_free(&job->extra);
+    return job;
+}
+
+void ms_fsm_snapjob_free(struct ms_fsm_snapjob *job)
 {
     if (job == NULL)
         return;
-    if (taken)
-        fsm->stats.snapshots_taken++;
     ms_cowdump_free(job->dump);
-    ms_store_close(job->view);
-    ms_buf_free(&job->extra);
     ms_buf_free(&job->bytes);
     free(job);
+}
+
+void ms_fsm_snapshot_end(struct ms_fsm *fsm, struct ms_fsm_snapjob *job,
+                         bool taken)
+{
+    ms_fsm_snapjob_free(ms_fsm_snapshot_release(fsm, job, taken));
 }
 
 struct mem_reader {
@@ -534,9 +549,9 @@ int ms_fsm_restore(struct ms_fsm *fsm, const uint8_t *buf, size_t len)
                            "snapshot: malformed auth state");
     }
     if (rc == 0) {
-        cJSON *o = mlen > 0 ? cJSON_ParseWithLength(
-                                  (const char *)extra.members, mlen)
-                            : NULL;
+        cJSON *o =
+            mlen > 0 ? cJSON_ParseWithLength((const char *)extra.members, mlen)
+                     : NULL;
         if (ms_alarms_decode(&fsm->alarms, cJSON_GetObjectItemCaseSensitive(
                                                o, "alarms")) != 0)
             rc = ms_seterr(fsm->errmsg, sizeof(fsm->errmsg), MS_ECORRUPT,

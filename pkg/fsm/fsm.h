@@ -172,6 +172,16 @@ bool ms_fsm_snapjob_forked(const struct ms_fsm_snapjob *job);
 void ms_fsm_snapshot_end(struct ms_fsm *fsm, struct ms_fsm_snapjob *job,
                          bool taken);
 
+/* ms_fsm_snapshot_end in two halves, so that the bytes (a snapshot of the
+ * whole store: freeing them takes milliseconds of munmap) can be freed off
+ * the loop: release (loop thread) counts the snapshot and lets go of the
+ * store (the view); it returns job, which then holds memory only, for
+ * ms_fsm_snapjob_free on any thread. */
+struct ms_fsm_snapjob *ms_fsm_snapshot_release(struct ms_fsm *fsm,
+                                               struct ms_fsm_snapjob *job,
+                                               bool taken);
+void ms_fsm_snapjob_free(struct ms_fsm_snapjob *job);
+
 /* Replaces the state with the snapshot in buf[0..len) (borrowed). When the
  * store already holds this snapshot's applied index or later (a rocksdb
  * store that survived a restart) the load is skipped: the log replay that
