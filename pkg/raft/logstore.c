@@ -1289,6 +1289,7 @@ static int load_segment(struct ms_logstore *ls, uint64_t seq, bool last,
                         strerror(errno));
         }
         ls->cur_off = end;
+        ls->wbuf_off = end; /* the first round after load writes here */
         ls->cur_cap = len;
     }
     if (e->n == n0) {
