@@ -1069,7 +1069,9 @@ static int load_meta(struct ms_logstore *ls, char *errmsg)
         rv = meta_read(ls->dir, 2, &m2, &e2, errmsg);
     if (rv != 0)
         return rv;
-    if ((e1 || e2) && m1.seq == 0 && m2.seq == 0)
+    /* one file, unreadable: the first write (bootstrap's) was cut short,
+     * so the store was never bootstrapped */
+    if (e1 && e2 && m1.seq == 0 && m2.seq == 0)
         return errf(errmsg, RAFT_CORRUPT,
                     "%s: meta1 and meta2 are both unreadable", ls->dir);
     if (m1.seq != 0 && m1.seq == m2.seq)
