@@ -1144,7 +1144,8 @@ static int list_dir(struct ms_logstore *ls, struct dirlist *l, char *errmsg)
         }
     }
     closedir(d);
-    qsort(l->segs, l->n_segs, sizeof *l->segs, cmp_u64);
+    if (l->n_segs > 1) /* l->segs is NULL when there are none */
+        qsort(l->segs, l->n_segs, sizeof *l->segs, cmp_u64);
     return 0;
 }
 
