@@ -848,6 +848,42 @@ static void test_term_vote(void **state)
     close_store(&f->loop, ls);
 }
 
+/* close completes every request once, in order: the written ones with 0,
+ * the rest with RAFT_CANCELED; a reload has exactly the written ones */
+static void test_close_cancels(void **state)
+{
+    struct fx *f = *state;
+    struct ms_logstore *ls = fresh_log(f, 10);
+    struct app *apps[40];
+    raft_index ok_last = 10;
+    bool canceled = false;
+    struct loaded l;
+    int done = 0;
+
+    for (unsigned i = 0; i < 40; i++) {
+        apps[i] = append_start(ls, func_sizes, 7, 11 + 2 * i, 2, 1, -1);
+        assert_non_null(apps[i]);
+    }
+    ms_logstore_close(ls, on_closed, &done);
+    run_until(&f->loop, &done);
+    for (unsigned i = 0; i < 40; i++) {
+        assert_true(apps[i]->done);
+        if (apps[i]->status == 0) {
+            assert_false(canceled); /* in order */
+            ok_last = apps[i]->first + 1;
+        } else {
+            assert_int_equal(apps[i]->status, RAFT_CANCELED);
+            canceled = true;
+        }
+        app_free(apps[i]);
+    }
+    ls = open_load(&f->loop, f->dir, &l);
+    assert_int_equal(loaded_last(&l), ok_last);
+    check_entries(&l, func_sizes, 7);
+    loaded_free(&l);
+    close_store(&f->loop, ls);
+}
+
 /* a directory of C-Raft's own format is refused with a message */
 static void test_old_format(void **state)
 {
@@ -1402,6 +1438,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_install, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_term_vote, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_cancels, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_old_format, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_segment, fx_setup,
                                         fx_teardown),
