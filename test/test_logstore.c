@@ -951,8 +951,8 @@ static void test_torn_tail(void **state)
         struct seginfo segs[256], *s;
         char path[PATH_MAX];
         struct loaded l;
-        uint8_t junk[64];
-        size_t n, cut;
+        static const uint8_t zeros[512];
+        size_t n, cut, end;
 
         close_store(&f->loop, ls);
         n = list_segs(f->dir, segs, 256);
@@ -960,12 +960,18 @@ static void test_torn_tail(void **state)
         assert_int_equal(s->last, last);
         assert_true(s->last_size >= MS_LOGFMT_REC_HEADER_SIZE + 8);
         seg_path(f->dir, s->seq, path, sizeof path);
-        /* zero the second half of the record, or overwrite some of it */
+        /* as a crash leaves it: the sectors of the record's second half
+         * never written, or the file cut short inside the record (where
+         * the file system has no fallocate) */
         cut = s->last_off + s->last_size / 2;
-        memset(junk, variant ? 0xab : 0, sizeof junk);
-        for (size_t o = cut; o < s->last_off + s->last_size; o += 64) {
-            size_t k = s->last_off + s->last_size - o;
-            write_at(path, junk, k < 64 ? k : 64, o);
+        end = s->last_off + s->last_size;
+        if (variant == 0) {
+            cut = (cut + 511) / 512 * 512;
+            assert_true(cut < end);
+            for (size_t o = cut; o < end; o += 512)
+                write_at(path, zeros, end - o < 512 ? end - o : 512, o);
+        } else {
+            assert_int_equal(truncate(path, (off_t)cut), 0);
         }
 
         ls = open_load(&f->loop, f->dir, &l);
@@ -1026,27 +1032,33 @@ static bool is_write_point(const char *point)
            strcmp(point, "meta-write") == 0 || strcmp(point, "snap-write") == 0;
 }
 
-/* How much of a write a crash lets through: half of it (variant 0), or
- * (variant 1) every record but the last and part of the last one. */
-static size_t torn_prefix(const char *point, const void *buf, size_t len)
+/* How much of a write a crash lets through. Meta and snapshot files: half,
+ * or all but the last byte. A segment write stops at a sector boundary of
+ * the file (a killed process's write stops at a page, a power cut keeps
+ * whole sectors; logfmt's torn-tail rule relies on it): about half of it
+ * (variant 0), or (variant 1) inside the last record that crosses a
+ * boundary. */
+static size_t torn_prefix(const char *point, const void *buf, size_t len,
+                          uint64_t at)
 {
-    size_t off = 0, last = 0, size = len;
+    const uint64_t sector = 512;
+    uint64_t b = (at + len / 2) / sector * sector;
+    size_t off = 0, cut = b > at ? (size_t)(b - at) : 0;
     struct ms_logfmt_rec rec;
     char why[128];
 
-    if (fault_variant == 0)
-        return len / 2;
     if (strcmp(point, "log-write") != 0)
-        return len - 1;
+        return fault_variant == 0 ? len / 2 : len - 1;
+    if (fault_variant == 0)
+        return cut;
     while (ms_logfmt_rec_next(buf, len, &off, &rec, why, sizeof why) ==
            MS_LOGFMT_REC) {
-        last = rec.offset;
-        size = rec.size;
+        uint64_t start = at + rec.offset;
+        b = (start + rec.size - 1) / sector * sector;
+        if (b > start)
+            cut = (size_t)(b - at);
     }
-    return last + (size > MS_LOGFMT_REC_HEADER_SIZE
-                       ? MS_LOGFMT_REC_HEADER_SIZE +
-                             (size - MS_LOGFMT_REC_HEADER_SIZE) / 2
-                       : size / 2);
+    return cut;
 }
 
 static void note(int fd, const char *fmt, ...)
@@ -1077,7 +1089,7 @@ static void crash_hook(const char *point, int fd, const void *buf, size_t len,
         return;
     note(fault_ackfd, "c %s\n", point);
     if (buf != NULL && fd >= 0 && is_write_point(point)) {
-        size_t cut = torn_prefix(point, buf, len);
+        size_t cut = torn_prefix(point, buf, len, off);
         if (pwrite(fd, buf, cut, (off_t)off) != (ssize_t)cut)
             _exit(6);
     }
