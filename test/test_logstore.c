@@ -798,6 +798,7 @@ static void test_snapshot_install(void **state)
     struct fx *f = *state;
     struct ms_logstore *ls = fresh_log(f, 40);
     struct seginfo segs[256];
+    struct get g = {0};
     struct loaded l;
     size_t n;
 
@@ -818,6 +819,28 @@ static void test_snapshot_install(void **state)
     assert_true(snap_ok(l.snap));
     assert_int_equal(l.start, 101);
     assert_int_equal(l.n, 10);
+    check_entries(&l, func_sizes, 7);
+    loaded_free(&l);
+
+    /* and one below the end of the log (a follower's conflicting tail) */
+    assert_int_equal(ms_logstore_set_term(ls, 4, NULL), 0);
+    assert_int_equal(put_snapshot(&f->loop, ls, 0, 105, 4), 0);
+    g.req.data = &g;
+    assert_int_equal(ms_logstore_snapshot_get(ls, &g.req, on_get), 0);
+    run_until(&f->loop, &g.done);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.snap->index, 105);
+    assert_int_equal(g.snap->term, 4);
+    assert_true(snap_ok(g.snap));
+    snap_free_loaded(g.snap);
+    assert_int_equal(
+        append_range(&f->loop, ls, func_sizes, 7, 106, 107, 4, 8, -1), 0);
+    close_store(&f->loop, ls);
+    ls = open_load(&f->loop, f->dir, &l);
+    assert_int_equal(l.snap->index, 105);
+    assert_int_equal(l.start, 106);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(term_at(&l, 107), 4);
     check_entries(&l, func_sizes, 7);
     loaded_free(&l);
     close_store(&f->loop, ls);
