@@ -301,7 +301,8 @@ static void on_busy_timer(uv_timer_t *t)
 }
 
 /* A 30 ms callback shows up as a stall of at least 30 ms; the 200 ms wait
- * for the timer does not count as busy; the metrics name both. */
+ * for the timer does not count as busy, nor do the 100 ms of start-up work
+ * before the loop runs; the metrics name both. */
 static void test_loopstat_stall(void **state)
 {
     uv_loop_t loop;
@@ -316,17 +317,27 @@ static void test_loopstat_stall(void **state)
     uv_timer_init(&loop, &t);
     t.data = &phase;
     uv_timer_start(&t, on_busy_timer, 0, 0);
+    {
+        struct timespec a, z;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &z);
+        while ((z.tv_sec - a.tv_sec) * 1000000000L + (z.tv_nsec - a.tv_nsec) <
+               100000000L);
+    }
     uv_run(&loop, UV_RUN_DEFAULT); /* the unreferenced prepare ends too */
     assert_int_equal(phase, 2);
     assert_true(ls.max_ns >= 30000000u);
-    assert_true(ls.max_ns < 200000000u);
-    assert_true(ls.busy.count >= 2);
+    assert_true(ls.max_ns < 100000000u);
+    assert_true(ls.busy.count >= 1);
     ms_loopstat_close(&ls, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     assert_int_equal(ms_loopstat_metrics(&ls, &b), 0);
-    assert_non_null(strstr((char *)b.data, "metastore_loop_stall_max_seconds 0.0"));
-    assert_non_null(strstr((char *)b.data, "metastore_loop_busy_seconds_bucket"));
+    assert_non_null(
+        strstr((char *)b.data, "metastore_loop_stall_max_seconds 0.0"));
+    assert_non_null(
+        strstr((char *)b.data, "metastore_loop_busy_seconds_bucket"));
     ms_buf_free(&b);
 }
 

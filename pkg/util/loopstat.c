@@ -10,9 +10,16 @@ static void on_prepare(uv_prepare_t *h)
     uint64_t idle = uv_metrics_idle_time(h->loop);
     uint64_t busy = now - ls->last_ns;
 
+    if (ls->last_ns == 0) {
+        /* the first: everything before it is start-up, not an iteration */
+        ls->last_ns = now;
+        ls->last_idle_ns = idle;
+        return;
+    }
+
     /* idle time only grows; it can lag behind our clock by a hair */
-    busy = idle - ls->last_idle_ns < busy ? busy - (idle - ls->last_idle_ns)
-                                          : 0;
+    busy =
+        idle - ls->last_idle_ns < busy ? busy - (idle - ls->last_idle_ns) : 0;
     ls->last_ns = now;
     ls->last_idle_ns = idle;
     if (busy > ls->max_ns)
@@ -28,8 +35,8 @@ int ms_loopstat_init(struct ms_loopstat *ls, uv_loop_t *loop)
     ls->prepare.data = ls;
     if (uv_loop_configure(loop, UV_METRICS_IDLE_TIME) != 0)
         return MS_EINVAL; /* the handle is there to close; it never runs */
-    ls->last_ns = uv_hrtime();
-    ls->last_idle_ns = uv_metrics_idle_time(loop);
+    ls->last_ns = 0;
+    ls->last_idle_ns = 0;
     uv_prepare_start(&ls->prepare, on_prepare);
     uv_unref((uv_handle_t *)&ls->prepare);
     return 0;
