@@ -961,6 +961,54 @@ static void test_corrupt_segment(void **state)
     close_store(&f->loop, ls);
 }
 
+/* Segments older than the snapshot with a gap after them (a compaction
+ * whose deletions reached the disk out of order) are dropped at load; a
+ * gap the snapshot does not cover is corruption. */
+static void test_compaction_gap(void **state)
+{
+    struct fx *f = *state;
+    struct ms_logstore *ls = fresh_log(f, 60);
+    struct seginfo segs[256];
+    char path[PATH_MAX], errmsg[RAFT_ERRMSG_BUF_SIZE];
+    struct loaded l;
+    raft_index snap;
+    size_t n;
+
+    close_store(&f->loop, ls);
+    n = list_segs(f->dir, segs, 256);
+    assert_true(n >= 6);
+    /* a snapshot past the third segment, trailing entries kept, so that
+     * nothing is compacted by the put itself */
+    snap = segs[3].last;
+    ls = open_load(&f->loop, f->dir, &l);
+    loaded_free(&l);
+    assert_int_equal(put_snapshot(&f->loop, ls, 1000, snap, 1), 0);
+    close_store(&f->loop, ls);
+    assert_int_equal(list_segs(f->dir, segs, 256), n);
+
+    /* the second segment's deletion reached the disk, the first's not */
+    seg_path(f->dir, segs[1].seq, path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    ls = open_load(&f->loop, f->dir, &l);
+    assert_non_null(l.snap);
+    assert_int_equal(l.snap->index, snap);
+    assert_int_equal(l.start, segs[2].first);
+    assert_int_equal(loaded_last(&l), segs[n - 1].last);
+    loaded_free(&l);
+    close_store(&f->loop, ls);
+    /* and the first segment is gone with it */
+    seg_path(f->dir, segs[0].seq, path, sizeof path);
+    assert_int_equal(access(path, F_OK), -1);
+
+    /* a gap after the snapshot: corruption */
+    seg_path(f->dir, segs[n - 2].seq, path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    ls = open_store(&f->loop, f->dir);
+    assert_int_equal(do_load(ls, &l, errmsg), RAFT_CORRUPT);
+    assert_non_null(strstr(errmsg, "gap"));
+    close_store(&f->loop, ls);
+}
+
 /* the last segment's torn last record is dropped; the log goes on after
  * it and survives another reload */
 static void test_torn_tail(void **state)
@@ -1477,6 +1525,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_old_format, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_segment, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_gap, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_crash, fx_setup, fx_teardown),
