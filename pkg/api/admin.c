@@ -164,6 +164,11 @@ static void metrics(struct ms_call *c)
                      "Longest round of the log writer (writes and fdatasync) "
                      "since start; off the event loop.",
                      (double)st.log_sync_max_ns / 1e9);
+    ms_metrics_histogram(&b, "metastore_raft_log_write_seconds",
+                         "Rounds of the log writer: one write of every entry "
+                         "queued and one fdatasync (the disk's part of a "
+                         "write's latency).",
+                         "", &st.log_rounds);
     ms_metrics_counter(&b, "metastore_fsm_entries_applied_total",
                        "Entries applied to the store.",
                        (double)s->fsm.stats.entries_applied);

@@ -956,6 +956,7 @@ static void *writer_main(void *arg)
             ls->wstats.writes++;
             if (dt > ls->wstats.sync_ns_max)
                 ls->wstats.sync_ns_max = dt;
+            ms_histogram_observe(&ls->wstats.round_seconds, (double)dt / 1e9);
             pthread_mutex_unlock(&ls->mu);
         }
         /* the rest of the round's work comes after the answers */
@@ -1015,6 +1016,7 @@ static void on_async(uv_async_t *h)
     ls->stats.bytes = ls->wstats.bytes;
     ls->stats.segments = ls->wstats.segments;
     ls->stats.sync_ns_max = ls->wstats.sync_ns_max;
+    ls->stats.round_seconds = ls->wstats.round_seconds;
     pthread_mutex_unlock(&ls->mu);
     for (; r != NULL; r = next) {
         next = r->next;
@@ -1080,6 +1082,9 @@ int ms_logstore_open(uv_loop_t *loop, const char *dir, uint64_t segment_size,
         segment_size ? segment_size : MS_LOGSTORE_DEFAULT_SEGMENT;
     ls->cur_fd = -1;
     ls->next_index = 1;
+    ms_histogram_init(&ls->wstats.round_seconds, ms_latency_bounds,
+                      ms_latency_n_bounds);
+    ls->stats.round_seconds = ls->wstats.round_seconds;
     pthread_mutex_init(&ls->mu, NULL);
     pthread_cond_init(&ls->cond, NULL);
     uv_async_init(loop, &ls->async, on_async);

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "util/metrics.h"
+
 struct ms_logstore;
 
 #define MS_LOGSTORE_DEFAULT_SEGMENT (64u * 1024 * 1024)
@@ -59,12 +61,13 @@ int ms_logstore_snapshot_get(struct ms_logstore *ls,
 
 /* Counters since open (read on the loop). */
 struct ms_logstore_stats {
-    uint64_t writes;      /* rounds of the writer */
-    uint64_t syncs;       /* fdatasyncs of the log */
-    uint64_t entries;     /* entries made durable */
-    uint64_t bytes;       /* record bytes written */
-    uint64_t segments;    /* segments opened */
-    uint64_t sync_ns_max; /* the longest write + fdatasync */
+    uint64_t writes;                   /* rounds of the writer */
+    uint64_t syncs;                    /* fdatasyncs of the log */
+    uint64_t entries;                  /* entries made durable */
+    uint64_t bytes;                    /* record bytes written */
+    uint64_t segments;                 /* segments opened */
+    uint64_t sync_ns_max;              /* the longest write + fdatasync */
+    struct ms_histogram round_seconds; /* every round's write + fdatasync */
 };
 void ms_logstore_stats(const struct ms_logstore *ls,
                        struct ms_logstore_stats *out);

@@ -1543,6 +1543,7 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
         out->log_bytes = ls.bytes;
         out->log_segments = ls.segments;
         out->log_sync_max_ns = ls.sync_ns_max;
+        out->log_rounds = ls.round_seconds;
     }
 }
 

@@ -79,6 +79,7 @@
 #include "tls/tls.h"
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/metrics.h"
 
 /* Room for an "a.b.c.d:port" address (and for longer ones from peers). */
 #define MS_RAFT_ADDR_SIZE 64
@@ -354,13 +355,14 @@ struct ms_raft_status {
     int fsm_error;   /* non-zero once fsm->apply failed: the node is stuck */
     unsigned voters; /* voters in the latest known configuration */
     size_t inflight; /* proposals + barriers waiting for their callback */
-    uint64_t disk_appends;        /* log append requests libraft made */
-    uint64_t disk_append_entries; /* entries they carried */
-    uint64_t disk_writes;         /* fdatasyncs of the log: the log store
-                                     merges queued requests into one */
-    uint64_t log_bytes;           /* record bytes written to the log */
-    uint64_t log_segments;        /* log segments opened */
-    uint64_t log_sync_max_ns;     /* longest write + fdatasync round */
+    uint64_t disk_appends;          /* log append requests libraft made */
+    uint64_t disk_append_entries;   /* entries they carried */
+    uint64_t disk_writes;           /* fdatasyncs of the log: the log store
+                                       merges queued requests into one */
+    uint64_t log_bytes;             /* record bytes written to the log */
+    uint64_t log_segments;          /* log segments opened */
+    uint64_t log_sync_max_ns;       /* longest write + fdatasync round */
+    struct ms_histogram log_rounds; /* seconds per write + fdatasync round */
 };
 
 /* Fills out with the node's current state (an unstarted or closed node
