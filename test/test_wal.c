@@ -1423,6 +1423,7 @@ static void test_new_torn_tail(void **state)
     assert_int_equal(r.offset, l.offs2[1]);
     assert_non_null(strstr(r.errmsg, "checksum"));
 
+    free_nlog(&l);
     write_nlog(f, &l);
     cut(f, "wal-0000000000000002", l.end2 - 5);
     assert_int_equal(nscan(f, &r, &it), MS_WAL_TORN);
@@ -1430,6 +1431,7 @@ static void test_new_torn_tail(void **state)
     assert_int_equal(r.offset, l.offs2[1]);
 
     /* the header of the first record of the last segment */
+    free_nlog(&l);
     write_nlog(f, &l);
     flip(f, "wal-0000000000000002", l.offs2[0] + 9);
     assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
@@ -1455,11 +1457,13 @@ static void test_new_corruption(void **state)
     assert_string_equal(r.file, "wal-0000000000000001");
     assert_int_equal(r.offset, l.offs1[2]);
 
+    free_nlog(&l);
     write_nlog(f, &l);
     cut(f, "wal-0000000000000001", l.end1 - 1);
     assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
     assert_string_equal(r.file, "wal-0000000000000001");
 
+    free_nlog(&l);
     write_nlog(f, &l);
     flip(f, "wal-0000000000000001", 3);
     assert_int_equal(nscan(f, &r, &it), MS_WAL_CORRUPT);
@@ -1467,6 +1471,7 @@ static void test_new_corruption(void **state)
     assert_non_null(strstr(r.errmsg, "magic"));
 
     /* the last segment: records 4, 6 (checksums fine) */
+    free_nlog(&l);
     write_nlog(f, &l);
     rr[0] = (struct rec){3, MS_WAL_COMMAND, l.c2.data, l.c2.len};
     rr[1] = rr[0];
@@ -1535,6 +1540,7 @@ static void test_new_gap(void **state)
     assert_non_null(strstr(r.errmsg, "overlap"));
 
     /* wal-3 holding seq 2's header: the name says another */
+    free_nlog(&l);
     write_nlog(f, &l);
     write_nseg(f, 2, 4, &r1, 1, 0, NULL);
     char a[256], b[256];
@@ -1556,6 +1562,7 @@ static void test_new_gap(void **state)
     }
 
     /* an empty segment in the middle: its range is empty */
+    free_nlog(&l);
     write_nlog(f, &l);
     write_nseg(f, 2, 4, NULL, 0, 64, NULL);
     write_nseg(f, 3, 4, &r1, 1, 0, NULL);
@@ -1686,6 +1693,7 @@ static void test_new_inspect(void **state)
     free(out);
     free(err);
 
+    free_nlog(&l);
     write_nlog(f, &l);
     flip(f, "wal-0000000000000001", l.offs1[1] + 5);
     assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_CORRUPT);
@@ -1698,6 +1706,7 @@ static void test_new_inspect(void **state)
     free(err);
 
     /* a C-Raft file beside: the new format is read, and said */
+    free_nlog(&l);
     write_nlog(f, &l);
     write_metadata(f->raft, "metadata1", 3, 3, 1);
     assert_int_equal(run(&o, &out, &err), MS_WAL_EXIT_OK);
