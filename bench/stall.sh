@@ -53,13 +53,22 @@ start() {
 
 stop() { kill -TERM "$SPID"; wait "$SPID" || true; }
 
+# sched: the loop thread's CPU time and its time runnable but waiting for a
+# CPU (ns, /proc schedstat): a long iteration with the waiting grown is
+# the machine's doing, not the loop's work
+sched() { cat "/proc/$SPID/task/$SPID/schedstat" 2>/dev/null || echo "0 0 0"; }
+
 report() { # label
     echo "$1: loop iterations > 5 ms: $(($(over 0.005) - O5)), > 10 ms: $(($(over 0.01) - O10)), > 25 ms: $(($(over 0.025) - O25)); longest since start: before $S0 s, after $(metric metastore_loop_stall_max_seconds) s"
+    set -- "$1" $(sched)
+    echo "$1: loop thread meanwhile: $(( ($2 - C0) / 1000000 )) ms on a CPU, $(( ($3 - W0) / 1000000 )) ms runnable but waiting for one; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 mark() {
     O5=$(over 0.005); O10=$(over 0.01); O25=$(over 0.025)
     S0=$(metric metastore_loop_stall_max_seconds)
+    set -- $(sched)
+    C0=$1 W0=$2
 }
 
 load() {
