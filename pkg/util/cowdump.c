@@ -133,6 +133,11 @@ static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx)
     if (getppid() != parent) /* the parent died before the line above */
         _exit(MS_ECANCELED);
     prctl(PR_SET_NAME, "ms-cowdump", 0, 0, 0);
+    /* background work: on a small machine the server's loop and log
+     * writer come first (measured on 2 cores: the loop waited for a CPU
+     * 2.7 s of 20 s while 1M-key snapshots were serialised) */
+    if (nice(10) == -1 && errno != 0)
+        errno = 0;
     child_close_fds(fd);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
