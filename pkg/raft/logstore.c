@@ -31,6 +31,13 @@ void (*ms_logstore__fault)(const char *point, int fd, const void *buf,
             ms_logstore__fault(point, fd, buf, len, off);                      \
     } while (0)
 
+/* A file of this size kept in the directory and deleted at every start
+ * before anything else is written there: a member stopped on a disk that
+ * then filled up completely still finds the blocks it needs to start (C-Raft's
+ * stock io writes a probe file in raft_init) and serve reads. */
+#define BALLAST_NAME "reserve"
+#define BALLAST_SIZE (256u * 1024)
+
 /* a round's buffer is written out when it grows past this */
 #define WRITE_CHUNK (4u * 1024 * 1024)
 #define KEEP_SNAPSHOTS 2
@@ -100,6 +107,7 @@ struct ms_logstore {
     uint64_t wbuf_off; /* where wbuf goes in the current segment */
     bool dirty;        /* written since the last fdatasync */
     bool broken;       /* a write or sync failed: refuse everything */
+    int wfail;         /* then: RAFT_NOSPACE (disk full) or RAFT_IOERR */
     char werr[256];
 };
 
@@ -213,6 +221,8 @@ static void setwerr(struct ms_logstore *ls, const char *fmt, ...)
 {
     va_list ap;
 
+    /* called right after the failing call: errno is still its */
+    ls->wfail = errno == ENOSPC || errno == EDQUOT ? RAFT_NOSPACE : RAFT_IOERR;
     va_start(ap, fmt);
     vsnprintf(ls->werr, sizeof ls->werr, fmt, ap);
     va_end(ap);
@@ -580,7 +590,8 @@ static int seg_create(struct ms_logstore *ls, raft_index first, uint64_t need)
 
     if (cap < ls->segment_size)
         cap = ls->segment_size;
-    close_cur(ls);
+    /* the full one stays current until this one exists (a failure leaves
+     * the log as it was; ms_logstore_close trims it) */
     seg_path(ls, seq, path, sizeof path);
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -605,6 +616,7 @@ static int seg_create(struct ms_logstore *ls, raft_index first, uint64_t need)
         errno = ENOMEM;
         goto err_fd;
     }
+    close_cur(ls);
     ls->cur_fd = fd;
     ls->cur_off = MS_LOGFMT_SEG_HEADER_SIZE;
     ls->cur_cap = cap;
@@ -868,8 +880,11 @@ static int do_install(struct ms_logstore *ls, struct req *r)
 {
     if (write_out(ls) != 0 || sync_cur(ls) != 0)
         return -1;
-    if (snapshot_write(ls->dir, r->snapshot, ls->werr) != 0)
+    if (snapshot_write(ls->dir, r->snapshot, ls->werr) != 0) {
+        ls->wfail =
+            errno == ENOSPC || errno == EDQUOT ? RAFT_NOSPACE : RAFT_IOERR;
         return -1;
+    }
     FAULT("install-written", -1, NULL, 0, 0);
     while (ls->n_segs > 0)
         drop_last_segment(ls);
@@ -916,7 +931,7 @@ static void *writer_main(void *arg)
         for (r = batch; r != NULL; r = r->next) {
             int rv = 0;
             if (ls->broken) {
-                r->status = RAFT_IOERR;
+                r->status = ls->wfail;
                 continue;
             }
             switch (r->kind) {
@@ -939,7 +954,7 @@ static void *writer_main(void *arg)
                  * write, and its next appends would leave a gap: this log
                  * accepts nothing more until the server restarts */
                 ls->broken = true;
-                r->status = RAFT_IOERR;
+                r->status = ls->wfail;
                 ms_error("raft log: %s; refusing every write until a "
                          "restart",
                          ls->werr);
@@ -949,7 +964,7 @@ static void *writer_main(void *arg)
             ms_error("raft log: %s", ls->werr);
         for (r = batch; r != NULL; r = r->next)
             if (ls->broken && r->kind == REQ_APPEND)
-                r->status = RAFT_IOERR;
+                r->status = ls->wfail;
         {
             uint64_t dt = now_ns() - t0;
             pthread_mutex_lock(&ls->mu);
@@ -1072,6 +1087,11 @@ int ms_logstore_open(uv_loop_t *loop, const char *dir, uint64_t segment_size,
             "the old server, then `metastore-snapshot restore` into a new "
             "--data-dir (see metastore-snapshot(1))",
             dir);
+    {
+        char path[PATH_MAX];
+        path_of(path, sizeof path, dir, BALLAST_NAME);
+        unlink(path);
+    }
     ls = calloc(1, sizeof *ls);
     if (ls == NULL || (ls->dir = strdup(dir)) == NULL) {
         free(ls);
@@ -1081,6 +1101,7 @@ int ms_logstore_open(uv_loop_t *loop, const char *dir, uint64_t segment_size,
     ls->segment_size =
         segment_size ? segment_size : MS_LOGSTORE_DEFAULT_SEGMENT;
     ls->cur_fd = -1;
+    ls->wfail = RAFT_IOERR;
     ls->next_index = 1;
     ms_histogram_init(&ls->wstats.round_seconds, ms_latency_bounds,
                       ms_latency_n_bounds);
@@ -1092,6 +1113,27 @@ int ms_logstore_open(uv_loop_t *loop, const char *dir, uint64_t segment_size,
     ls->async_open = true;
     *out = ls;
     return 0;
+}
+
+/* The ballast file again, once started (best effort: a full disk has
+ * none to give). */
+static void make_ballast(struct ms_logstore *ls)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    path_of(path, sizeof path, ls->dir, BALLAST_NAME);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (fallocate(fd, 0, 0, BALLAST_SIZE) != 0 && errno != EOPNOTSUPP) {
+        ms_warn("raft log: %s: cannot keep %u bytes in reserve: %s", path,
+                BALLAST_SIZE, strerror(errno));
+        close(fd);
+        unlink(path);
+        return;
+    }
+    close(fd);
 }
 
 static int start_writer(struct ms_logstore *ls, char *errmsg)
@@ -1356,6 +1398,13 @@ static int load_segment(struct ms_logstore *ls, uint64_t seq, bool last,
         ls->cur_off = end;
         ls->wbuf_off = end; /* the first round after load writes here */
         ls->cur_cap = size;
+        /* a clean stop gave the unused rest back (ms_logstore_close):
+         * take it again, so the disk cannot fill up under this segment */
+        if (size > end &&
+            fallocate(ls->cur_fd, 0, (off_t)end, (off_t)(size - end)) != 0 &&
+            errno != EOPNOTSUPP)
+            ms_warn("raft log: %s: cannot reserve its unused %zu bytes: %s",
+                    path, size - end, strerror(errno));
     }
     if (e->n == n0) {
         free(buf);
@@ -1483,6 +1532,7 @@ int ms_logstore_load(struct ms_logstore *ls, raft_term *term, raft_id *vote,
         raft_free(e.v);
     ls->next_index = *start_index + e.n;
     ls->loaded = true;
+    make_ballast(ls);
     return start_writer(ls, errmsg);
 err:
     free(l.segs);
@@ -1808,5 +1858,12 @@ void ms_logstore_close(struct ms_logstore *ls, void (*cb)(void *arg), void *arg)
     }
     /* what the writer finished, and the cancelled rest, in order */
     on_async(&ls->async);
+    /* the last segment's unused, preallocated rest goes back to the file
+     * system (load takes it again): a member stopped on a disk that then
+     * filled up still finds the few blocks it needs to start and serve
+     * reads */
+    if (ls->cur_fd >= 0 && ls->cur_cap > ls->cur_off)
+        fallocate(ls->cur_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)ls->cur_off, (off_t)(ls->cur_cap - ls->cur_off));
     uv_close((uv_handle_t *)&ls->async, on_async_closed);
 }
