@@ -1607,19 +1607,28 @@ int ms_logstore_set_vote(struct ms_logstore *ls, raft_id vote, char *errmsg)
     return meta_write(ls, ls->term, vote, errmsg);
 }
 
+/* A request for the writer, once the log is loaded and until it closes. */
+static int new_req(struct ms_logstore *ls, enum req_kind kind, struct req **out)
+{
+    if (ls->closing || !ls->loaded)
+        return RAFT_CANCELED;
+    *out = calloc(1, sizeof **out);
+    if (*out == NULL)
+        return RAFT_NOMEM;
+    (*out)->kind = kind;
+    return 0;
+}
+
 int ms_logstore_append(struct ms_logstore *ls, struct raft_io_append *req,
                        const struct raft_entry entries[], unsigned n,
                        raft_io_append_cb cb)
 {
     struct req *r;
+    int rv = new_req(ls, REQ_APPEND, &r);
 
-    if (ls->closing || !ls->loaded)
-        return RAFT_CANCELED;
-    r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return RAFT_NOMEM;
+    if (rv != 0)
+        return rv;
     req->cb = cb;
-    r->kind = REQ_APPEND;
     r->append = req;
     r->entries = entries;
     r->n = n;
@@ -1632,13 +1641,10 @@ int ms_logstore_append(struct ms_logstore *ls, struct raft_io_append *req,
 int ms_logstore_truncate(struct ms_logstore *ls, raft_index index)
 {
     struct req *r;
+    int rv = new_req(ls, REQ_TRUNCATE, &r);
 
-    if (ls->closing || !ls->loaded)
-        return RAFT_CANCELED;
-    r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return RAFT_NOMEM;
-    r->kind = REQ_TRUNCATE;
+    if (rv != 0)
+        return rv;
     r->index = index;
     if (index < ls->next_index)
         ls->next_index = index;
@@ -1708,10 +1714,9 @@ int ms_logstore_snapshot_put(struct ms_logstore *ls, unsigned trailing,
     req->cb = cb;
     if (trailing == 0) {
         /* installed from the leader: in order with the log's writes */
-        r = calloc(1, sizeof *r);
-        if (r == NULL)
-            return RAFT_NOMEM;
-        r->kind = REQ_INSTALL;
+        rv = new_req(ls, REQ_INSTALL, &r);
+        if (rv != 0)
+            return rv;
         r->put = req;
         r->snapshot = snapshot;
         ls->next_index = snapshot->index + 1;
