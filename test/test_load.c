@@ -810,6 +810,36 @@ static void test_run_conns_threads(void **state)
     fake_free(&f);
 }
 
+/* A worker whose clients all find the preload done at their first op
+ * (here: one key, four workers of one client) ends its phase before its
+ * loop runs; its next phase still runs every op it starts to the end. */
+static void test_run_preload_done_early(void **state)
+{
+    struct fake f;
+    struct ms_load_config c;
+    struct ms_load_result r;
+    char url[64], err[MS_ERRMSG_SIZE];
+
+    (void)state;
+    fake_start(&f);
+    fake_config(&f, &c, url, sizeof(url));
+    c.clients = 4;
+    c.conns = 4;
+    c.threads = 4;
+    c.key_space = 1;
+    c.op = MS_LOAD_OP_RANGE;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ms_load_run(&c, &r, err, sizeof(err)), 0);
+        assert_true(r.preloaded >= 1);
+        assert_int_equal(r.ops, 100);
+        assert_int_equal(r.reads, 100);
+        assert_int_equal(r.errors, 0);
+    }
+    fake_stop(&f);
+    assert_int_equal(f.gets, 300);
+    fake_free(&f);
+}
+
 /* A duration run stops on time; without batch counters ops/entry is
  * unknown and the JSON says null. */
 static void test_run_duration_no_metrics(void **state)
@@ -1151,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_run_txn),
         cmocka_unit_test(test_run_errors_by_kind),
         cmocka_unit_test(test_run_conns_threads),
+        cmocka_unit_test(test_run_preload_done_early),
         cmocka_unit_test(test_run_duration_no_metrics),
         cmocka_unit_test(test_run_unreachable),
         cmocka_unit_test(test_tune_grid),

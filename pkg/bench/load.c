@@ -635,6 +635,7 @@ struct worker {
     struct lclient **cl;
     size_t n_cl;
     unsigned n_active;
+    bool in_run; /* inside worker_phase's uv_run */
     uint64_t end_ns;
     /* results of the measured phase */
     uint64_t ops, requests, reads, writes, errors, preload_ok;
@@ -682,7 +683,12 @@ static void finish_client(struct lclient *c)
     c->active = false;
     if (--w->n_active == 0) {
         w->end_ns = uv_hrtime();
-        uv_stop(&w->loop);
+        /* Only a running loop is stopped: a uv_stop before uv_run (every
+         * client done at its first start_op, e.g. the other worker took
+         * all of the preload) would stay pending and end the next phase's
+         * uv_run at once, with its first ops still in flight. */
+        if (w->in_run)
+            uv_stop(&w->loop);
     }
 }
 
@@ -1312,8 +1318,11 @@ static void worker_phase(struct worker *w)
         uv_timer_start(&w->tick, on_tick, 1000, 1000);
     for (size_t i = 0; i < w->n_cl; i++)
         start_op(w->cl[i]);
-    if (w->n_active > 0)
+    if (w->n_active > 0) {
+        w->in_run = true;
         uv_run(&w->loop, UV_RUN_DEFAULT);
+        w->in_run = false;
+    }
     if (w->id == 0)
         uv_timer_stop(&w->tick);
 }
