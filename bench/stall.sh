@@ -12,6 +12,9 @@
 # metastore_loop_busy_seconds histogram), and the longest loop iteration
 # since start before and after. snapshot also straces the loop thread
 # (io_destroy, and the fork of the snapshot child).
+#
+# HOG=N (compact only) runs N busy-looping processes (nice 0, at most 10 s)
+# during the event, to reproduce a loaded machine the same way every time.
 set -euo pipefail
 
 BUILD=$1
@@ -101,6 +104,11 @@ compact)
     rev=$(curl -s -X POST "$URL/v3/kv/range" -d '{"key":"eA=="}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
     echo "compact: revision $rev, RSS $(ps -o rss= -p "$SPID") KiB, store bytes $(metric metastore_store_bytes)"
     mark
+    HPIDS=()
+    for _ in $(seq 1 "${HOG:-0}"); do
+        timeout 10 sh -c 'while :; do :; done' &
+        HPIDS+=($!)
+    done
     # probe: serializable gets on one connection for 6 s; compaction at 1 s
     load --op range --consistency s --clients 1 --duration 6 --key-space 100 >"$OUT/compact-probe.txt" &
     LPID=$!
@@ -112,6 +120,7 @@ compact)
         sleep 0.05
     done
     wait "$LPID"
+    for p in "${HPIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     report compact
     awk '/max_ms/ {print; getline; print}' "$OUT/compact-probe.txt" | sed 's/^/compact probe: /'
     grep -E "swept" "$OUT/server.log" | tail -1 | sed 's/^/compact: /' || true

@@ -50,10 +50,14 @@ struct ms_api_stats {
 /* compact.c: the sweep driver and the auto-compactor. */
 struct ms_api_compact {
     bool started;
-    uv_idle_t sweep;         /* runs while the store has a sweep under way */
-    uv_timer_t timer;        /* auto-compaction */
-    uint64_t sweep_steps_ns; /* loop time of the current sweep */
+    uv_idle_t sweep;            /* runs while the store has a sweep under way */
+    uv_timer_t pause;           /* the loop's rest between two sweep slices */
+    uint64_t sweep_start_ns;    /* first slice of the current sweep (0: none) */
+    uint64_t sweep_slice_waits; /* slices of the current sweep put off */
+    uv_timer_t timer;           /* auto-compaction */
+    uint64_t sweep_steps_ns;    /* loop time of the current sweep */
     uint64_t sweeps_done;
+    uint64_t sweep_waits; /* slices put off while the engine caught up */
     uint64_t auto_compactions;
     /* the auto-compactor (etcd's periodic / revision compactors) */
     bool auto_on;
@@ -80,7 +84,7 @@ struct ms_server {
     struct ms_http_server http;
     struct ms_tls_ctx *client_tls; /* server side of client TLS, or NULL */
     struct ms_tls_ctx *fwd_tls;    /* forwarding to an https:// leader */
-    struct ms_grpc_server grpc; /* gRPC on the client port (grpc.c) */
+    struct ms_grpc_server grpc;    /* gRPC on the client port (grpc.c) */
     bool grpc_started, grpc_closed;
     struct ms_api_grpc *gapi; /* grpc.c: per-method counters */
     struct ms_raft_barrier_req barrier;
@@ -96,26 +100,26 @@ struct ms_server {
     uint64_t started_ns;
 
     /* cluster.c */
-    uv_timer_t tick;               /* publish retries, parked-call expiry */
-    struct ms_http_client *fwd;    /* keep-alive connection to the leader */
+    uv_timer_t tick;            /* publish retries, parked-call expiry */
+    struct ms_http_client *fwd; /* keep-alive connection to the leader */
     char fwd_addr[64];
-    char leader_url[128];          /* leader's client URL, as published */
-    char leader_addr[64];          /* ... as IP:port */
+    char leader_url[128]; /* leader's client URL, as published */
+    char leader_addr[64]; /* ... as IP:port */
     struct ms_call *waiting, *waiting_tail; /* parked until a leader */
     bool publishing;
     bool fresh; /* started on an empty data directory */
     uint64_t forwarded;
     uint64_t fwd_warned_ns; /* last "forward failed" log line */
-    struct ms_call *live; /* calls with a proposal or read in flight */
+    struct ms_call *live;   /* calls with a proposal or read in flight */
     uint64_t timeouts;
 
     struct ms_api_compact compact;
     bool alarm_raising; /* alarm.c: a NOSPACE activation in flight */
 
     /* space.c: the disk-space alarm */
-    bool nospace;              /* below --space-reserve: writes refused */
-    uint64_t space_free;       /* bytes free at the last check */
-    uint64_t space_checked_ns; /* when */
+    bool nospace;               /* below --space-reserve: writes refused */
+    uint64_t space_free;        /* bytes free at the last check */
+    uint64_t space_checked_ns;  /* when */
     uint64_t space_handover_ns; /* when the alarm last moved leadership */
     bool space_xfer_busy;
     struct ms_raft_change_req space_xfer;
@@ -153,7 +157,7 @@ struct ms_call {
     /* grpc.c: a member operation as cluster.c's gateway code takes it */
     const char *member_verb; /* "add", "remove", "promote" */
     const char *member_json; /* its arguments, NUL-terminated, in arena */
-    void *stream; /* grpc.c: a server stream's state (Snapshot) */
+    void *stream;            /* grpc.c: a server stream's state (Snapshot) */
     enum ms_api_kind kind;
     uint64_t start_ns;
     struct ms_arena arena; /* the parsed operation's memory */
@@ -167,7 +171,7 @@ struct ms_call {
     void (*run)(struct ms_call *c);
     struct ms_call *wait_next;
     uint64_t deadline_ns;
-    bool reforward; /* may be forwarded again (leadership moved away) */
+    bool reforward;  /* may be forwarded again (leadership moved away) */
     bool retry_safe; /* running it twice is harmless (reads): a forward
                         that failed after sending is retried */
     /* router.c: a proposal or read in flight on this leader, bounded by

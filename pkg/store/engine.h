@@ -67,6 +67,13 @@ struct ms_engine_ops {
      * as that takes. It may run on another thread while e is used on its
      * own. */
     int (*defragment)(struct ms_engine *e);
+
+    /* Optional (NULL: never busy). True while the engine's own background
+     * work lags behind the writes (rocksdb: a full memtable waits for its
+     * flush, or writes are being slowed or stopped), so that a write now
+     * could block the caller. Work that can wait (the compaction sweep)
+     * waits. Cheap: no I/O. */
+    bool (*busy)(struct ms_engine *e);
 };
 
 /* Common head of every engine object. */

@@ -455,6 +455,26 @@ static uint64_t rocks_bytes(struct ms_engine *base)
     return live + mem;
 }
 
+/* Background work is behind when a full memtable still waits for its
+ * flush or RocksDB slows or stops writes (too many level-0 files or too
+ * much pending compaction): a write now could block the caller. Three
+ * property reads, no I/O. */
+static bool rocks_busy(struct ms_engine *base)
+{
+    struct rocks_engine *e = (struct rocks_engine *)base;
+    uint64_t imm = 0, delayed = 0, stopped = 0;
+
+    if (rocksdb_property_int(e->db, "rocksdb.num-immutable-mem-table", &imm) !=
+        0)
+        imm = 0;
+    if (rocksdb_property_int(e->db, "rocksdb.actual-delayed-write-rate",
+                             &delayed) != 0)
+        delayed = 0;
+    if (rocksdb_property_int(e->db, "rocksdb.is-write-stopped", &stopped) != 0)
+        stopped = 0;
+    return imm > 0 || delayed > 0 || stopped > 0;
+}
+
 static void rocks_close(struct ms_engine *base)
 {
     struct rocks_engine *e = (struct rocks_engine *)base;
@@ -623,6 +643,7 @@ static const struct ms_engine_ops rocks_ops = {
     .close = rocks_close,
     .view = rocks_view,
     .defragment = rocks_defragment,
+    .busy = rocks_busy,
 };
 
 /* Options for the database; the caller destroys them (and the cache) after

@@ -1697,6 +1697,11 @@ bool ms_store_compact_pending(const struct ms_store *s)
     return s->sw.at != 0;
 }
 
+bool ms_store_compact_should_wait(struct ms_store *s)
+{
+    return s->eng->ops->busy != NULL && s->eng->ops->busy(s->eng);
+}
+
 int ms_store_compact_finish(struct ms_store *s, char *errmsg,
                             size_t errmsg_size)
 {

@@ -160,6 +160,12 @@ int ms_store_compact_step(struct ms_store *s, size_t max_records, bool *more,
 /* True while a sweep is under way. */
 bool ms_store_compact_pending(const struct ms_store *s);
 
+/* True while the engine's background work lags behind the writes (rocksdb:
+ * a memtable waits for its flush, or writes are slowed or stopped): a step
+ * now could block in its commit and would add to the backlog, so the
+ * caller should let the sweep wait. Always false for memory. */
+bool ms_store_compact_should_wait(struct ms_store *s);
+
 /* Runs the sweep to its end, in steps (tools and tests). Same returns. */
 int ms_store_compact_finish(struct ms_store *s, char *errmsg,
                             size_t errmsg_size);
