@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +84,6 @@ struct ms_logstore {
     bool async_open;
     bool loaded;
     bool closing;
-    atomic_bool cancel; /* set with closing: snapshot writes stop early */
     void (*close_cb)(void *arg);
     void *close_arg;
     struct ms_logstore_stats stats;
@@ -237,15 +235,10 @@ static void setwerr(struct ms_logstore *ls, const char *fmt, ...)
  * fdatasync, instead of all of it at its own final fdatasync. */
 #define SNAP_CHUNK (4u * 1024 * 1024)
 
-static int write_paced(int fd, const uint8_t *p, size_t len, uint64_t off,
-                       const atomic_bool *cancel)
+static int write_paced(int fd, const uint8_t *p, size_t len, uint64_t off)
 {
     while (len > 0) {
         size_t n = len < SNAP_CHUNK ? len : SNAP_CHUNK;
-        if (cancel != NULL && atomic_load(cancel)) {
-            errno = ECANCELED;
-            return -1;
-        }
         if (pwrite_all(fd, p, n, off) != 0)
             return -1;
         /* best effort: the final fdatasync is what makes it durable */
@@ -318,10 +311,8 @@ static int conf_decode(const uint8_t *buf, size_t len,
 
 /* Writes snapshot s as snap-T-I (tmp- file, fdatasync, rename, directory
  * sync), then deletes all but the newest KEEP_SNAPSHOTS. Any thread. */
-/* cancel (may be NULL): when it turns true, the write stops between
- * chunks and fails (a closing store does not wait for a whole snapshot). */
 static int snapshot_write(const char *dir, const struct raft_snapshot *s,
-                          const atomic_bool *cancel, char *errmsg)
+                          char *errmsg)
 {
     char name[MS_LOGFMT_NAME_SIZE], tmp[MS_LOGFMT_NAME_SIZE + 8];
     char path[PATH_MAX], tpath[PATH_MAX];
@@ -362,7 +353,7 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
         rv = pwrite_all(fd, conf, conf_len, off);
     off += conf_len;
     for (unsigned i = 0; rv == 0 && i < s->n_bufs; i++) {
-        rv = write_paced(fd, s->bufs[i].base, s->bufs[i].len, off, cancel);
+        rv = write_paced(fd, s->bufs[i].base, s->bufs[i].len, off);
         off += s->bufs[i].len;
     }
     if (rv == 0)
@@ -913,7 +904,7 @@ static int do_install(struct ms_logstore *ls, struct req *r)
 {
     if (write_out(ls) != 0 || sync_cur(ls) != 0)
         return -1;
-    if (snapshot_write(ls->dir, r->snapshot, NULL, ls->werr) != 0) {
+    if (snapshot_write(ls->dir, r->snapshot, ls->werr) != 0) {
         ls->wfail =
             errno == ENOSPC || errno == EDQUOT ? RAFT_NOSPACE : RAFT_IOERR;
         return -1;
@@ -1719,8 +1710,7 @@ static void put_work(uv_work_t *w)
     struct put_work *pw = w->data;
 
     pool_thread_background();
-    pw->status =
-        snapshot_write(pw->ls->dir, pw->snapshot, &pw->ls->cancel, pw->errmsg);
+    pw->status = snapshot_write(pw->ls->dir, pw->snapshot, pw->errmsg);
 }
 
 static void put_after(uv_work_t *w, int status)
@@ -1743,9 +1733,6 @@ static void put_after(uv_work_t *w, int status)
                 enqueue(ls, r);
             }
         }
-    } else if (ls->closing) {
-        ms_info("raft log: snapshot %" PRIu64 " not written: closing",
-                (uint64_t)pw->snapshot->index);
     } else {
         ms_error("raft log: snapshot %" PRIu64 ": %s",
                  (uint64_t)pw->snapshot->index, pw->errmsg);
@@ -1898,7 +1885,6 @@ void ms_logstore_close(struct ms_logstore *ls, void (*cb)(void *arg), void *arg)
     struct req *r, *next;
 
     ls->closing = true;
-    atomic_store(&ls->cancel, true);
     ls->close_cb = cb;
     ls->close_arg = arg;
     if (ls->thread_started) {
