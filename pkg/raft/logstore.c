@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1687,29 +1686,10 @@ struct put_work {
     char errmsg[RAFT_ERRMSG_BUF_SIZE];
 };
 
-/* Snapshot files are background work: the pool thread that writes one
- * runs at nice +10 from then on (a thread may raise its own niceness
- * without privileges, not lower it again; this server's pool work is all
- * background: snapshots, password hashing, frees), so the loop and the
- * log writer get the CPU first on a small machine. */
-static void pool_thread_background(void)
-{
-    static _Thread_local bool done;
-
-    if (!done) {
-        done = true;
-        errno = 0;
-        int prio = getpriority(PRIO_PROCESS, (id_t)gettid());
-        if (errno == 0 && prio < 10)
-            setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-    }
-}
-
 static void put_work(uv_work_t *w)
 {
     struct put_work *pw = w->data;
 
-    pool_thread_background();
     pw->status = snapshot_write(pw->ls->dir, pw->snapshot, pw->errmsg);
 }
 
