@@ -228,29 +228,6 @@ static void setwerr(struct ms_logstore *ls, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Writes like pwrite_all, handing the written pages to the disk every
- * SNAP_CHUNK bytes and waiting for them (sync_file_range): a snapshot of
- * tens of MB then never queues more than a chunk ahead of the log's
- * fdatasync, instead of all of it at its own final fdatasync. */
-#define SNAP_CHUNK (4u * 1024 * 1024)
-
-static int write_paced(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        size_t n = len < SNAP_CHUNK ? len : SNAP_CHUNK;
-        if (pwrite_all(fd, p, n, off) != 0)
-            return -1;
-        /* best effort: the final fdatasync is what makes it durable */
-        sync_file_range(fd, (off_t)off, (off_t)n,
-                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                            SYNC_FILE_RANGE_WAIT_AFTER);
-        p += n;
-        off += n;
-        len -= n;
-    }
-    return 0;
-}
-
 /* --- configurations ------------------------------------------------------- */
 
 static int conf_encode(const struct raft_configuration *conf, uint8_t **out,
@@ -352,7 +329,7 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
         rv = pwrite_all(fd, conf, conf_len, off);
     off += conf_len;
     for (unsigned i = 0; rv == 0 && i < s->n_bufs; i++) {
-        rv = write_paced(fd, s->bufs[i].base, s->bufs[i].len, off);
+        rv = pwrite_all(fd, s->bufs[i].base, s->bufs[i].len, off);
         off += s->bufs[i].len;
     }
     if (rv == 0)
