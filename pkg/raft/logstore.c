@@ -733,30 +733,6 @@ static void drop_last_segment(struct ms_logstore *ls)
     ls->n_segs--;
 }
 
-/* Reads a whole segment file (malloc'd; caller frees). */
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    struct stat st;
-    uint8_t *buf;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return NULL;
-    if (fstat(fd, &st) != 0 ||
-        (buf = malloc(st.st_size ? st.st_size : 1)) == NULL) {
-        close(fd);
-        return NULL;
-    }
-    if (pread_all(fd, buf, (size_t)st.st_size, 0) != 0) {
-        close(fd);
-        free(buf);
-        return NULL;
-    }
-    close(fd);
-    *len = (size_t)st.st_size;
-    return buf;
-}
-
 /* Reads a segment's written part (malloc'd; caller frees) into *buf,
  * *len bytes, and its size into *size: up to the first hole, where the
  * file system reports unwritten (preallocated) ranges as holes (ext4, xfs
@@ -798,7 +774,7 @@ static int do_truncate(struct ms_logstore *ls, raft_index index)
     char path[PATH_MAX], why[128];
     struct seg *s;
     uint8_t *buf;
-    size_t len, off = MS_LOGFMT_SEG_HEADER_SIZE;
+    size_t len, size, off = MS_LOGFMT_SEG_HEADER_SIZE;
     struct ms_logfmt_rec rec = {0};
     int fd;
 
@@ -817,7 +793,7 @@ static int do_truncate(struct ms_logstore *ls, raft_index index)
     s = &ls->segs[ls->n_segs - 1];
     close_cur(ls);
     seg_path(ls, s->seq, path, sizeof path);
-    buf = slurp(path, &len);
+    buf = slurp_written(path, &len, &size);
     if (buf == NULL) {
         setwerr(ls, "read %s: %s", path, strerror(errno));
         ls->broken = true;
@@ -836,7 +812,7 @@ static int do_truncate(struct ms_logstore *ls, raft_index index)
     free(buf);
     fd = open(path, O_RDWR | O_CLOEXEC);
     FAULT("trunc-zero", fd, NULL, 0, rec.offset);
-    if (fd < 0 || zero_range(fd, rec.offset, len) != 0 || fdatasync(fd) != 0) {
+    if (fd < 0 || zero_range(fd, rec.offset, size) != 0 || fdatasync(fd) != 0) {
         setwerr(ls, "truncate %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -845,7 +821,7 @@ static int do_truncate(struct ms_logstore *ls, raft_index index)
     }
     ls->cur_fd = fd;
     ls->cur_off = rec.offset;
-    ls->cur_cap = len;
+    ls->cur_cap = size;
     ls->wbuf_off = ls->cur_off;
     s->last = index - 1;
     return 0;
