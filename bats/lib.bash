@@ -54,9 +54,11 @@ wait_healthy() {
     return 1
 }
 
-# stop_server [PID]: SIGTERM, then wait (at most 10 s); returns the exit status.
+# stop_server [PID]: SIGTERM, then wait (at most 10 s); returns the exit
+# status. A failed stop prints the end of the server's log (LOG, when the
+# PID is the last server started) on stderr, shown with the failing test.
 stop_server() {
-    local pid=${1:-$PID} i
+    local pid=${1:-$PID} i rc=0
     kill -TERM "$pid" 2>/dev/null || return 0
     for i in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || break
@@ -64,9 +66,15 @@ stop_server() {
     done
     if kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid"
-        return 99
+        rc=99
+    else
+        wait "$pid" || rc=$?
     fi
-    wait "$pid"
+    if [ "$rc" -ne 0 ] && [ "$pid" = "${PID:-}" ] && [ -f "${LOG:-}" ]; then
+        echo "# server $pid stopped with status $rc; the end of $LOG:" >&2
+        tail -n 40 "$LOG" >&2
+    fi
+    return "$rc"
 }
 
 # b64 STRING: base64 of the string.

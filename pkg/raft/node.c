@@ -318,6 +318,7 @@ static int fsm_snapshot_begin(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     p->snap_index = p->raft.last_applied;
     p->snap_began_ns = uv_hrtime();
     p->snap_rc = -1;
+    p->snap_put_rc = -1;
     p->snap_len = 0;
     p->snap_ready_ns = 0;
     p->snap_errmsg[0] = '\0';
@@ -366,7 +367,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
     if (p->snap_job != NULL) {
         /* version 3: the bytes belong to the job, the array to us */
         void *job = p->snap_job;
-        bool taken = p->snap_rc == 0;
+        bool taken = p->snap_rc == 0 && p->snap_put_rc == 0;
 
         p->snap_job = NULL;
         free(*bufs);
@@ -382,16 +383,24 @@ static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
                     (double)(p->snap_began_ns - p->snap_begin_ns) / 1e6,
                     (double)(p->snap_ready_ns - p->snap_begin_ns) / 1e6,
                     (unsigned long long)(p->raft.last_applied - p->snap_index));
-        } else if (p->closing) {
-            ms_info("raft: snapshot at index %llu dropped while closing: %s",
-                    (unsigned long long)p->snap_index,
-                    p->snap_rc > 0 ? p->snap_errmsg : "not collected");
         } else {
-            if (!p->snapshot_failing)
-                ms_warn("raft: snapshot at index %llu failed: %s; will retry",
-                        (unsigned long long)p->snap_index,
-                        p->snap_rc > 0 ? p->snap_errmsg : "not collected");
-            p->snapshot_failing = true;
+            /* the collect's error, or the log store's (logged there) */
+            const char *why = p->snap_rc > 0    ? p->snap_errmsg
+                              : p->snap_rc != 0 ? "not collected"
+                              : p->snap_put_rc > 0
+                                  ? raft_strerror(p->snap_put_rc)
+                                  : "not written";
+            if (p->closing) {
+                ms_info("raft: snapshot at index %llu dropped while "
+                        "closing: %s",
+                        (unsigned long long)p->snap_index, why);
+            } else {
+                if (!p->snapshot_failing)
+                    ms_warn("raft: snapshot at index %llu failed: %s; will "
+                            "retry",
+                            (unsigned long long)p->snap_index, why);
+                p->snapshot_failing = true;
+            }
         }
         p->in_fsm++;
         p->fsm.snapshot_end(p->fsm.data, job, taken);
@@ -630,7 +639,8 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
                      raft_io_append_cb cb)
 {
     struct ms_raft_priv *p = priv_of_io(io);
-    int rv = ms_logstore_append(p->ls, req, entries, n, cb);
+    int rv = p->ls != NULL ? ms_logstore_append(p->ls, req, entries, n, cb)
+                           : RAFT_CANCELED;
 
     if (rv == 0) {
         p->disk_appends++;
@@ -667,17 +677,43 @@ static int io_recover(struct raft_io *io, const struct raft_configuration *conf)
 
 static int io_set_term(struct raft_io *io, raft_term term)
 {
-    return ms_logstore_set_term(priv_of_io(io)->ls, term, io->errmsg);
+    struct ms_raft_priv *p = priv_of_io(io);
+
+    if (p->ls == NULL)
+        return RAFT_CANCELED;
+    return ms_logstore_set_term(p->ls, term, io->errmsg);
 }
 
 static int io_set_vote(struct raft_io *io, raft_id vote)
 {
-    return ms_logstore_set_vote(priv_of_io(io)->ls, vote, io->errmsg);
+    struct ms_raft_priv *p = priv_of_io(io);
+
+    if (p->ls == NULL)
+        return RAFT_CANCELED;
+    return ms_logstore_set_vote(p->ls, vote, io->errmsg);
 }
 
 static int io_truncate(struct raft_io *io, raft_index index)
 {
-    return ms_logstore_truncate(priv_of_io(io)->ls, index);
+    struct ms_raft_priv *p = priv_of_io(io);
+
+    if (p->ls == NULL)
+        return RAFT_CANCELED;
+    return ms_logstore_truncate(p->ls, index);
+}
+
+/* libraft can still write a snapshot after the log store has closed:
+ * raft_close waits for the fsm's collect (stock io async work) only after
+ * the log store is gone, and a collect that succeeds anyway (it finished
+ * as it was cancelled) leads straight to snapshot_put. Refused, the
+ * snapshot is dropped and finalized like any failed one. */
+static void on_snapshot_put(struct raft_io_snapshot_put *req, int status)
+{
+    struct raft *r = req->data; /* libraft's own req: data is the raft */
+    struct ms_raft_priv *p = r->data;
+
+    p->snap_put_rc = status;
+    p->snap_put_cb(req, status);
 }
 
 static int io_snapshot_put(struct raft_io *io, unsigned trailing,
@@ -685,14 +721,35 @@ static int io_snapshot_put(struct raft_io *io, unsigned trailing,
                            const struct raft_snapshot *snapshot,
                            raft_io_snapshot_put_cb cb)
 {
-    return ms_logstore_snapshot_put(priv_of_io(io)->ls, trailing, req, snapshot,
-                                    cb);
+    struct ms_raft_priv *p = priv_of_io(io);
+    int rv;
+
+    if (trailing == 0) /* installed from the leader */
+        return p->ls != NULL
+                   ? ms_logstore_snapshot_put(p->ls, 0, req, snapshot, cb)
+                   : RAFT_CANCELED;
+    /* one taken here: finalize reports whether it reached the disk */
+    p->snap_put_rc = RAFT_CANCELED;
+    if (p->ls == NULL)
+        return RAFT_CANCELED;
+    p->snap_put_cb = cb;
+    rv = ms_logstore_snapshot_put(p->ls, trailing, req, snapshot,
+                                  on_snapshot_put);
+    if (rv != 0)
+        p->snap_put_rc = rv;
+    else
+        p->snap_put_rc = -1;
+    return rv;
 }
 
 static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
                            raft_io_snapshot_get_cb cb)
 {
-    return ms_logstore_snapshot_get(priv_of_io(io)->ls, req, cb);
+    struct ms_raft_priv *p = priv_of_io(io);
+
+    if (p->ls == NULL)
+        return RAFT_CANCELED;
+    return ms_logstore_snapshot_get(p->ls, req, cb);
 }
 
 /* Closes our own handles (the timer last: its close callback frees p). */

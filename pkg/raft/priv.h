@@ -124,6 +124,10 @@ struct ms_raft_priv {
     size_t snap_len;
     uint64_t snap_ready_ns; /* when collect returned */
     char snap_errmsg[MS_ERRMSG_SIZE];
+    /* the log store's answer to writing the snapshot (libraft's put
+     * callback passes through io_snapshot_put's); -1: not answered */
+    int snap_put_rc;
+    raft_io_snapshot_put_cb snap_put_cb;
 };
 
 /* Maps a libraft error code to ours. */
