@@ -9,10 +9,12 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +85,7 @@ struct ms_logstore {
     bool async_open;
     bool loaded;
     bool closing;
+    atomic_bool cancel; /* set with closing: snapshot writes stop early */
     void (*close_cb)(void *arg);
     void *close_arg;
     struct ms_logstore_stats stats;
@@ -228,6 +231,34 @@ static void setwerr(struct ms_logstore *ls, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Writes like pwrite_all, handing the written pages to the disk every
+ * SNAP_CHUNK bytes and waiting for them (sync_file_range): a snapshot of
+ * tens of MB then never queues more than a chunk ahead of the log's
+ * fdatasync, instead of all of it at its own final fdatasync. */
+#define SNAP_CHUNK (4u * 1024 * 1024)
+
+static int write_paced(int fd, const uint8_t *p, size_t len, uint64_t off,
+                       const atomic_bool *cancel)
+{
+    while (len > 0) {
+        size_t n = len < SNAP_CHUNK ? len : SNAP_CHUNK;
+        if (cancel != NULL && atomic_load(cancel)) {
+            errno = ECANCELED;
+            return -1;
+        }
+        if (pwrite_all(fd, p, n, off) != 0)
+            return -1;
+        /* best effort: the final fdatasync is what makes it durable */
+        sync_file_range(fd, (off_t)off, (off_t)n,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER);
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
 /* --- configurations ------------------------------------------------------- */
 
 static int conf_encode(const struct raft_configuration *conf, uint8_t **out,
@@ -287,8 +318,10 @@ static int conf_decode(const uint8_t *buf, size_t len,
 
 /* Writes snapshot s as snap-T-I (tmp- file, fdatasync, rename, directory
  * sync), then deletes all but the newest KEEP_SNAPSHOTS. Any thread. */
+/* cancel (may be NULL): when it turns true, the write stops between
+ * chunks and fails (a closing store does not wait for a whole snapshot). */
 static int snapshot_write(const char *dir, const struct raft_snapshot *s,
-                          char *errmsg)
+                          const atomic_bool *cancel, char *errmsg)
 {
     char name[MS_LOGFMT_NAME_SIZE], tmp[MS_LOGFMT_NAME_SIZE + 8];
     char path[PATH_MAX], tpath[PATH_MAX];
@@ -329,7 +362,7 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
         rv = pwrite_all(fd, conf, conf_len, off);
     off += conf_len;
     for (unsigned i = 0; rv == 0 && i < s->n_bufs; i++) {
-        rv = pwrite_all(fd, s->bufs[i].base, s->bufs[i].len, off);
+        rv = write_paced(fd, s->bufs[i].base, s->bufs[i].len, off, cancel);
         off += s->bufs[i].len;
     }
     if (rv == 0)
@@ -856,7 +889,7 @@ static int do_install(struct ms_logstore *ls, struct req *r)
 {
     if (write_out(ls) != 0 || sync_cur(ls) != 0)
         return -1;
-    if (snapshot_write(ls->dir, r->snapshot, ls->werr) != 0) {
+    if (snapshot_write(ls->dir, r->snapshot, NULL, ls->werr) != 0) {
         ls->wfail =
             errno == ENOSPC || errno == EDQUOT ? RAFT_NOSPACE : RAFT_IOERR;
         return -1;
@@ -1639,11 +1672,31 @@ struct put_work {
     char errmsg[RAFT_ERRMSG_BUF_SIZE];
 };
 
+/* Snapshot files are background work: the pool thread that writes one
+ * runs at nice +10 from then on (a thread may raise its own niceness
+ * without privileges, not lower it again; this server's pool work is all
+ * background: snapshots, password hashing, frees), so the loop and the
+ * log writer get the CPU first on a small machine. */
+static void pool_thread_background(void)
+{
+    static _Thread_local bool done;
+
+    if (!done) {
+        done = true;
+        errno = 0;
+        int prio = getpriority(PRIO_PROCESS, (id_t)gettid());
+        if (errno == 0 && prio < 10)
+            setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+    }
+}
+
 static void put_work(uv_work_t *w)
 {
     struct put_work *pw = w->data;
 
-    pw->status = snapshot_write(pw->ls->dir, pw->snapshot, pw->errmsg);
+    pool_thread_background();
+    pw->status =
+        snapshot_write(pw->ls->dir, pw->snapshot, &pw->ls->cancel, pw->errmsg);
 }
 
 static void put_after(uv_work_t *w, int status)
@@ -1666,6 +1719,9 @@ static void put_after(uv_work_t *w, int status)
                 enqueue(ls, r);
             }
         }
+    } else if (ls->closing) {
+        ms_info("raft log: snapshot %" PRIu64 " not written: closing",
+                (uint64_t)pw->snapshot->index);
     } else {
         ms_error("raft log: snapshot %" PRIu64 ": %s",
                  (uint64_t)pw->snapshot->index, pw->errmsg);
@@ -1818,6 +1874,7 @@ void ms_logstore_close(struct ms_logstore *ls, void (*cb)(void *arg), void *arg)
     struct req *r, *next;
 
     ls->closing = true;
+    atomic_store(&ls->cancel, true);
     ls->close_cb = cb;
     ls->close_arg = arg;
     if (ls->thread_started) {
