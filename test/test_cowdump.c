@@ -7,6 +7,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -132,6 +136,44 @@ static int probe_fd(void *ctx, ms_cowdump_write_fn write, void *wctx,
     return write(wctx, "open", 4);
 }
 
+/* Writes the child's scheduling policy and nice value ("P N"). */
+static int report_priority(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                           char *errmsg, size_t errmsg_size)
+{
+    char out[32];
+    (void)ctx;
+    (void)errmsg;
+    (void)errmsg_size;
+    errno = 0;
+    int n = snprintf(out, sizeof out, "%d %d", sched_getscheduler(0),
+                     getpriority(PRIO_PROCESS, 0));
+    return write(wctx, out, (size_t)n);
+}
+
+/* Burns 100 ms of its own CPU time before it writes anything. */
+static int burn_then_write(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                           char *errmsg, size_t errmsg_size)
+{
+    struct timespec ts;
+    (void)ctx;
+    (void)errmsg;
+    (void)errmsg_size;
+    do
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    while (ts.tv_sec == 0 && ts.tv_nsec < 100000000);
+    return write(wctx, "done", 4);
+}
+
+static atomic_bool spin_stop;
+
+static void *spin(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&spin_stop))
+        ;
+    return NULL;
+}
+
 /* --- tests --------------------------------------------------------------- */
 
 /* The bytes the child writes are exactly those the serialiser produces in
@@ -147,7 +189,7 @@ static void test_bytes_identical(void **state)
     (void)state;
 
     assert_int_equal(write_pattern(&pt, buf_write, &want, err, sizeof err), 0);
-    assert_int_equal(ms_cowdump_start(write_pattern, &pt, &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(write_pattern, &pt, 0, &d, err, sizeof err),
                      0);
     assert_true(ms_cowdump_pid(d) > 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
@@ -171,7 +213,7 @@ static void test_image_of_fork_time(void **state)
     (void)state;
 
     value_now = 1;
-    assert_int_equal(ms_cowdump_start(write_value, NULL, &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(write_value, NULL, 0, &d, err, sizeof err),
                      0);
     value_now = 2; /* after the fork: the child must not see it */
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
@@ -192,7 +234,7 @@ static void test_child_error(void **state)
     char err[MS_ERRMSG_SIZE];
     (void)state;
 
-    assert_int_equal(ms_cowdump_start(fail_corrupt, NULL, &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(fail_corrupt, NULL, 0, &d, err, sizeof err),
                      0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
                      MS_ECORRUPT);
@@ -227,7 +269,7 @@ static void test_child_signal_default(void **state)
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
     usr1_seen = 0;
-    assert_int_equal(ms_cowdump_start(raise_usr1, NULL, &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(raise_usr1, NULL, 0, &d, err, sizeof err),
                      0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), MS_EIO);
     assert_non_null(strstr(err, "killed by signal"));
@@ -248,7 +290,7 @@ static void test_child_closes_fds(void **state)
     (void)state;
 
     assert_int_equal(pipe(fds), 0);
-    assert_int_equal(ms_cowdump_start(probe_fd, &fds[1], &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(probe_fd, &fds[1], 0, &d, err, sizeof err),
                      0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
     assert_int_equal(len, 6);
@@ -268,7 +310,7 @@ static void test_cancel(void **state)
     struct timespec t0;
     (void)state;
 
-    assert_int_equal(ms_cowdump_start(sleep_long, NULL, &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(sleep_long, NULL, 0, &d, err, sizeof err),
                      0);
     ms_cowdump_cancel(d); /* before the wait: the wait still honours it */
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -289,7 +331,7 @@ static void test_free_running(void **state)
     pid_t pid;
     (void)state;
 
-    assert_int_equal(ms_cowdump_start(sleep_long, NULL, &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(sleep_long, NULL, 0, &d, err, sizeof err),
                      0);
     pid = ms_cowdump_pid(d);
     assert_true(pid > 0);
@@ -311,12 +353,89 @@ static void test_wait_twice(void **state)
     (void)state;
 
     value_now = 3;
-    assert_int_equal(ms_cowdump_start(write_value, NULL, &d, err, sizeof err),
+    assert_int_equal(ms_cowdump_start(write_value, NULL, 0, &d, err, sizeof err),
                      0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
                      MS_EINVAL);
     ms_cowdump_free(d);
+}
+
+/* The child runs at nice +10 by default, in SCHED_IDLE when asked. */
+static void test_priority(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE], got[32];
+    int policy, nice_child, nice_self;
+    (void)state;
+
+    errno = 0;
+    nice_self = getpriority(PRIO_PROCESS, 0);
+    for (unsigned idle = 0; idle <= 1; idle++) {
+        assert_int_equal(ms_cowdump_start(report_priority, NULL,
+                                          idle ? MS_COWDUMP_IDLE : 0, &d,
+                                          err, sizeof err),
+                         0);
+        assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+        assert_true(len < sizeof got);
+        memcpy(got, data, len);
+        got[len] = '\0';
+        assert_int_equal(sscanf(got, "%d %d", &policy, &nice_child), 2);
+        assert_int_equal(policy, idle ? SCHED_IDLE : SCHED_OTHER);
+        assert_int_equal(nice_child, nice_self + 10 > 19 ? 19 : nice_self + 10);
+        assert_false(ms_cowdump_starved(d));
+        ms_cowdump_free(d);
+    }
+}
+
+/* With every CPU kept busy by normal threads, a child in SCHED_IDLE gets
+ * (almost) no CPU: it is killed after MS_COWDUMP_STARVE_MS without
+ * progress and the wait says so; the same child at nice +10 finishes. */
+static void test_idle_child_starved(void **state)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    pthread_t th[64];
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    struct timespec t0;
+    (void)state;
+
+    if (ncpu < 1)
+        ncpu = 1;
+    if (ncpu > 64)
+        ncpu = 64;
+    atomic_store(&spin_stop, false);
+    for (long i = 0; i < ncpu; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, spin, NULL), 0);
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(ms_cowdump_start(burn_then_write, NULL, MS_COWDUMP_IDLE,
+                                      &d, err, sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
+                     MS_ETIMEOUT);
+    assert_true(ms_cowdump_starved(d));
+    assert_non_null(strstr(err, "starved"));
+    assert_true(ms_since(&t0) >= MS_COWDUMP_STARVE_MS);
+    assert_int_equal(ms_cowdump_pid(d), 0);
+    ms_cowdump_free(d);
+
+    assert_int_equal(ms_cowdump_start(burn_then_write, NULL, 0, &d, err,
+                                      sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+    assert_int_equal(len, 4);
+    assert_false(ms_cowdump_starved(d));
+    ms_cowdump_free(d);
+
+    atomic_store(&spin_stop, true);
+    for (long i = 0; i < ncpu; i++)
+        pthread_join(th[i], NULL);
+    assert_true(no_children());
 }
 
 int main(void)
@@ -330,6 +449,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_free_running),
         cmocka_unit_test(test_wait_twice),
+        cmocka_unit_test(test_priority),
+        cmocka_unit_test(test_idle_child_starved),
     };
     alarm(60); /* hard stop should a wait hang */
     return cmocka_run_group_tests(tests, NULL, NULL);

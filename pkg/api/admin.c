@@ -181,6 +181,10 @@ static void metrics(struct ms_call *c)
     ms_metrics_counter(&b, "metastore_snapshots_taken_total",
                        "Snapshots taken.",
                        (double)s->fsm.stats.snapshots_taken);
+    ms_metrics_counter(&b, "metastore_snapshots_starved_total",
+                       "Snapshot children that got no CPU at idle priority "
+                       "(killed; the retry runs at nice +10).",
+                       (double)s->fsm.stats.snapshots_starved);
     ms_metrics_counter(&b, "metastore_read_barriers_total",
                        "Raft barriers issued for linearizable reads.",
                        (double)s->ri.barriers);

@@ -405,8 +405,11 @@ int ms_fsm_snapshot_begin(struct ms_fsm *fsm, struct ms_fsm_snapjob **out)
                          "snapshot: out of memory");
     if (!fsm->snapshot_inline &&
         ms_store_backend(fsm->store) == MS_BACKEND_MEMORY) {
-        rc = ms_cowdump_start(dump_fn, fsm, &job->dump, fsm->errmsg,
-                              sizeof(fsm->errmsg));
+        /* idle priority, unless the last child got no CPU that way */
+        rc = ms_cowdump_start(dump_fn, fsm,
+                              fsm->snapshot_starved ? 0 : MS_COWDUMP_IDLE,
+                              &job->dump, fsm->errmsg, sizeof(fsm->errmsg));
+        fsm->snapshot_starved = false;
         if (rc == 0) {
             *out = job;
             return 0;
@@ -488,6 +491,10 @@ struct ms_fsm_snapjob *ms_fsm_snapshot_release(struct ms_fsm *fsm,
         return NULL;
     if (taken)
         fsm->stats.snapshots_taken++;
+    if (job->dump != NULL && ms_cowdump_starved(job->dump)) {
+        fsm->snapshot_starved = true;
+        fsm->stats.snapshots_starved++;
+    }
     ms_store_close(job->view);
     job->view = NULL;
     ms_buf_free(&job->extra);

@@ -51,6 +51,7 @@ struct ms_fsm_stats {
     uint64_t entries_rejected; /* payload failed to decode */
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
+    uint64_t snapshots_starved; /* children killed for no CPU at idle */
 };
 
 struct ms_fsm {
@@ -67,6 +68,9 @@ struct ms_fsm {
     struct ms_auth auth;       /* replicated auth state (ms_fsm_free) */
     uint8_t codec;             /* recorded in snapshots */
     bool snapshot_inline;      /* never fork in ms_fsm_snapshot_begin */
+    /* the last forked child starved at idle priority: the next one runs
+     * at nice +10 (util/cowdump.h, MS_COWDUMP_IDLE); loop thread only */
+    bool snapshot_starved;
     struct ms_fsm_stats stats;
     int fatal; /* the store failed: MS_EIO / MS_ENOMEM, 0 while healthy */
     char errmsg[256];

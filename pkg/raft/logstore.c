@@ -234,8 +234,12 @@ static void setwerr(struct ms_logstore *ls, const char *fmt, ...)
 /* Writes like pwrite_all, handing the written pages to the disk every
  * SNAP_CHUNK bytes and waiting for them (sync_file_range): a snapshot of
  * tens of MB then never queues more than a chunk ahead of the log's
- * fdatasync, instead of all of it at its own final fdatasync. */
-#define SNAP_CHUNK (4u * 1024 * 1024)
+ * fdatasync, instead of all of it at its own final fdatasync. A chunk is
+ * about 1 ms of this machine's disk (294 MB/s): one-connection puts with
+ * 40 MB snapshots every second had p99 9.7-12.9 ms with 4 MiB chunks,
+ * 4.1-6.9 ms with 256 KiB ones, and 4.1 ms with no snapshot file written
+ * at all. */
+#define SNAP_CHUNK (256u * 1024)
 
 static int write_paced(int fd, const uint8_t *p, size_t len, uint64_t off,
                        const atomic_bool *cancel)

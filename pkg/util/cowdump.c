@@ -3,6 +3,7 @@
 #include "util/error.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,6 +30,8 @@ struct ms_cowdump {
     size_t len;
     atomic_bool cancel;
     bool waited;
+    bool idle;    /* the child runs in SCHED_IDLE */
+    bool starved; /* and was killed for getting no CPU */
 };
 
 /* --- the child ----------------------------------------------------------- */
@@ -121,7 +124,8 @@ static void child_fail(int fd, int rc, const char *msg)
     _exit(rc > 0 && rc < 126 ? rc : MS_EIO);
 }
 
-static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx)
+static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx,
+                       unsigned flags)
 {
     struct child_writer w = {.fd = fd};
     char msg[MS_ERRMSG_SIZE] = "";
@@ -138,6 +142,10 @@ static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx)
      * 2.7 s of 20 s while 1M-key snapshots were serialised) */
     if (nice(10) == -1 && errno != 0)
         errno = 0;
+    if (flags & MS_COWDUMP_IDLE) {
+        struct sched_param sp = {0};
+        sched_setscheduler(0, SCHED_IDLE, &sp); /* else nice +10 it is */
+    }
     child_close_fds(fd);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -155,8 +163,8 @@ static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx)
 
 /* --- the parent ---------------------------------------------------------- */
 
-int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, struct ms_cowdump **out,
-                     char *errmsg, size_t errmsg_size)
+int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, unsigned flags,
+                     struct ms_cowdump **out, char *errmsg, size_t errmsg_size)
 {
     struct ms_cowdump *d;
     sigset_t all, old;
@@ -168,6 +176,7 @@ int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, struct ms_cowdump **out,
     if (d == NULL)
         return ms_seterr(errmsg, errmsg_size, MS_ENOMEM, "out of memory");
     atomic_init(&d->cancel, false);
+    d->idle = (flags & MS_COWDUMP_IDLE) != 0;
     d->fd = memfd_create("metastore-cowdump", MFD_CLOEXEC);
     if (d->fd < 0) {
         e = errno;
@@ -180,7 +189,7 @@ int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, struct ms_cowdump **out,
     pthread_sigmask(SIG_SETMASK, &all, &old);
     d->pid = fork();
     if (d->pid == 0)
-        child_main(d->fd, parent, fn, ctx); /* does not return */
+        child_main(d->fd, parent, fn, ctx, flags); /* does not return */
     e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (d->pid < 0) {
@@ -270,6 +279,13 @@ int ms_cowdump_wait(struct ms_cowdump *d, const uint8_t **data, size_t *len,
         if (size != last_size) {
             last_size = size;
             last_change = now_ms();
+        } else if (d->idle && now_ms() - last_change > MS_COWDUMP_STARVE_MS) {
+            kill_child(d, NULL);
+            d->starved = true;
+            return ms_seterr(errmsg, errmsg_size, MS_ETIMEOUT,
+                             "snapshot child: starved of CPU at idle "
+                             "priority (no progress for %d ms), killed",
+                             MS_COWDUMP_STARVE_MS);
         } else if (now_ms() - last_change > MS_COWDUMP_STALL_MS) {
             kill_child(d, NULL);
             return ms_seterr(errmsg, errmsg_size, MS_ETIMEOUT,
@@ -313,6 +329,11 @@ void ms_cowdump_cancel(struct ms_cowdump *d)
 {
     if (d != NULL)
         atomic_store(&d->cancel, true);
+}
+
+bool ms_cowdump_starved(const struct ms_cowdump *d)
+{
+    return d->starved;
 }
 
 pid_t ms_cowdump_pid(const struct ms_cowdump *d)
