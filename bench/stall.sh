@@ -11,7 +11,9 @@
 # longer than 5 / 10 / 25 ms during the event (from the
 # metastore_loop_busy_seconds histogram), and the longest loop iteration
 # since start before and after. snapshot also straces the loop thread
-# (io_destroy, and the fork of the snapshot child).
+# (io_destroy, and the fork of the snapshot child); NOSTRACE=1 leaves the
+# tracer out (it stops the loop thread at every system call it traces and
+# so adds to the iterations it measures).
 #
 # HOG=N (compact only) runs N busy-looping processes (nice 0, at most 10 s)
 # during the event, to reproduce a loaded machine the same way every time.
@@ -136,11 +138,15 @@ snapshot)
     echo "snapshot: ${STORAGE:-memory}, RSS $(ps -o rss= -p "$SPID") KiB, keys $(metric metastore_store_keys)"
     n0=$(metric metastore_snapshots_taken_total)
     mark
-    strace -T -e trace=io_destroy,clone,clone3,fork,munmap,fdatasync,fsync,unlink,rename -p "$SPID" -o "$OUT/strace.txt" &
-    TPID=$!
-    sleep 0.5
+    : >"$OUT/strace.txt"
+    TPID=
+    if [ -z "${NOSTRACE:-}" ]; then
+        strace -T -e trace=io_destroy,clone,clone3,fork,munmap,fdatasync,fsync,unlink,rename -p "$SPID" -o "$OUT/strace.txt" &
+        TPID=$!
+        sleep 0.5
+    fi
     load --op put --clients 1 --duration 20 --key-space 1000000 --val-size 64 >"$OUT/snap-probe.txt"
-    kill -INT "$TPID"; wait "$TPID" || true
+    if [ -n "$TPID" ]; then kill -INT "$TPID"; wait "$TPID" || true; fi
     echo "snapshot: snapshots taken during the probe: $(( $(metric metastore_snapshots_taken_total | cut -d. -f1) - ${n0%.*} ))"
     report snapshot
     awk '/max_ms/ {print; getline; print}' "$OUT/snap-probe.txt" | sed 's/^/snapshot probe: /'
