@@ -410,7 +410,7 @@ setup_auth() {
     local storage
     for storage in memory rocksdb; do
         PORT=$(free_port)
-        start_server "r-$storage" --storage "$storage" --snapshot-count 5
+        start_server "r-$storage" --storage "$storage" --snapshot-count 5 --snapshot-log-percent 0
         EP=127.0.0.1:$PORT
         setup_auth
         for i in 1 2 3 4 5 6 7 8; do ectl --user root:rootpw put "/cfg/$i" x >/dev/null; done
@@ -418,7 +418,7 @@ setup_auth() {
         run ectl --user root:rootpw role grant-permission cfg read /late
         assert_success
         stop_server "$PID"
-        start_server "r-$storage" --storage "$storage" --snapshot-count 5
+        start_server "r-$storage" --storage "$storage" --snapshot-count 5 --snapshot-log-percent 0
         run ectl get /cfg/1
         assert_output --partial "etcdserver: user name is empty"
         run ectl --user alice:alicepw get /cfg/1 --print-value-only

@@ -123,7 +123,7 @@ converge() {
 # catch_up_by_snapshot STORAGE: a follower killed while the others take
 # snapshots past its log restarts and converges by snapshot install.
 catch_up_by_snapshot() {
-    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --snapshot-count 100 --storage "$1"
+    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --snapshot-count 100 --snapshot-log-percent 0 --storage "$1"
     urls
     leader=$(leader_url "$U1")
     follower=n1; [ "$leader" = "$U1" ] && follower=n2
@@ -213,7 +213,7 @@ catch_up_by_snapshot() {
 }
 
 @test "kill -9 of every member, restart: the same state (rocksdb, json codec)" {
-    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --storage rocksdb --codec json --snapshot-count 200
+    "$CLUSTER" start "$DIR" -n 3 -- "${TIMING[@]}" --storage rocksdb --codec json --snapshot-count 200 --snapshot-log-percent 0
     urls
     US=("$U1" "$U2" "$U3")
     for i in $(seq 1 300); do

@@ -27,6 +27,9 @@ teardown() {
     run "$SERVER" --heartbeat-interval 500 --election-timeout 600
     [ "$status" -eq 2 ]
     assert_output --partial "election-timeout"
+    run "$SERVER" --snapshot-log-percent 2000
+    [ "$status" -eq 2 ]
+    assert_output --partial "--snapshot-log-percent: '2000'"
 }
 
 @test "with no flags: single node on 127.0.0.1:2379 in ./metastore.data" {
@@ -304,7 +307,7 @@ kill9_durability() {
 @test "restart after snapshots restores the same state (both storage modes)" {
     for storage in memory rocksdb; do
         PORT=
-        start_server snap-$storage --storage $storage --snapshot-count 64
+        start_server snap-$storage --storage $storage --snapshot-count 64 --snapshot-log-percent 0
         for i in $(seq 1 300); do
             curl -s -f -X PUT --data-binary "v$i" "$URL/kv/s$((i % 50))" >/dev/null
         done
@@ -312,11 +315,42 @@ kill9_durability() {
         before=$(curl -s "$URL/kv/?prefix=s")
         stop_server
         ls "$DATA/raft" | grep -q '^snap-'
-        start_server snap-$storage --storage $storage --snapshot-count 64
+        start_server snap-$storage --storage $storage --snapshot-count 64 --snapshot-log-percent 0
         after=$(curl -s "$URL/kv/?prefix=s")
         [ "$before" = "$after" ]
         stop_server
     done
+}
+
+# metric NAME: a value from /metrics (integer part)
+metric() {
+    curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {split($2, a, "."); print a[1]}'
+}
+
+# --snapshot-log-percent: past --snapshot-count entries, a snapshot still
+# waits until the log since the last one holds that share of its bytes; 0
+# snapshots by count alone. 600 puts of 1 KiB to distinct keys, the state
+# growing with the log, --snapshot-count 20: by count about 30 snapshots,
+# at 100% about log2(30).
+@test "--snapshot-log-percent: snapshots wait for the log to grow by that share of the last one" {
+    local taken=()
+    for pct in 0 100; do
+        PORT=
+        start_server pct-$pct --snapshot-count 20 --snapshot-log-percent $pct
+        "$MS_BUILD/metastore-bench" load --endpoints "$URL" --clients 1 --op put \
+            --val-size 1024 --key-space 100000000 --total 600 --quiet >/dev/null
+        sleep 0.5
+        taken+=("$(metric metastore_snapshots_taken_total)")
+        deferred=$(metric metastore_snapshots_deferred_total)
+        last=$(metric metastore_snapshot_last_bytes)
+        echo "# --snapshot-log-percent $pct: ${taken[-1]} snapshots, $deferred deferred, last $last bytes" >&3
+        [ "$last" -gt 0 ]
+        if [ "$pct" = 0 ]; then [ "$deferred" -eq 0 ]; else [ "$deferred" -gt 0 ]; fi
+        stop_server
+    done
+    [ "${taken[0]}" -ge 10 ]
+    [ "${taken[1]}" -ge 2 ]
+    [ "${taken[1]}" -le 8 ]
 }
 
 # Each restart resumes writing in the log's last segment (where the previous

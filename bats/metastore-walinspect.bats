@@ -41,7 +41,7 @@ start() {
     DATA=$BATS_TEST_TMPDIR/data
     "$SERVER" --data-dir "$DATA" --listen-client-urls "$URL" \
         --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" \
-        --snapshot-count 50 --codec "$1" >>"$BATS_TEST_TMPDIR/log" 2>&1 &
+        --snapshot-count 50 --snapshot-log-percent 0 --codec "$1" >>"$BATS_TEST_TMPDIR/log" 2>&1 &
     PID=$!
     for i in $(seq 1 100); do
         [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \

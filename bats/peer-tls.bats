@@ -264,7 +264,7 @@ writes_while_running() {
     # one entry per put, so 6000 puts leave the follower well behind the
     # 2048 entries kept after a snapshot: it must install one (~12 MB,
     # more than the pump's high-water mark)
-    start_tls_cluster --snapshot-count 500 --batch-mode off
+    start_tls_cluster --snapshot-count 500 --snapshot-log-percent 0 --batch-mode off
     leader=$(leader_url)
     follower=n1; [ "$leader" = "$U1" ] && follower=n2
     "$CLUSTER" kill "$DIR" "$follower"

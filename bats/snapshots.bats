@@ -6,7 +6,7 @@
 # leave no process behind.
 #
 # The store is preloaded (metastore-bench, keys load/...) so that each
-# snapshot takes the child tens of ms, with --snapshot-count 50 so that
+# snapshot takes the child tens of ms, with --snapshot-count 50 --snapshot-log-percent 0 so that
 # one is being taken most of the time under load. Probe writers (curl,
 # keys w/J/I) record each acknowledged write with its mod revision.
 
@@ -157,7 +157,7 @@ EOF
 }
 
 @test "a snapshot taken under concurrent writes holds exactly the state at its index" {
-    start_server s --snapshot-count 50
+    start_server s --snapshot-count 50 --snapshot-log-percent 0
     preload 30000
     BG=()
     background_load 60
@@ -190,7 +190,7 @@ EOF
 }
 
 @test "kill -9 while snapshots are serialised loses no acknowledged write and leaves no child" {
-    start_server k --snapshot-count 50
+    start_server k --snapshot-count 50 --snapshot-log-percent 0
     preload 30000
     BG=()
     background_load 6
@@ -204,7 +204,7 @@ EOF
     n=$(wc -l <"$BATS_TEST_TMPDIR/acked")
     [ "$n" -gt 20 ]
     ls "$DATA/raft" | grep -q '^snap-'
-    start_server k --snapshot-count 50
+    start_server k --snapshot-count 50 --snapshot-log-percent 0
     missing=0
     while read -r k v r; do
         [ "$(curl -s "$URL/kv/$k")" = "$v" ] || missing=$((missing + 1))
@@ -215,7 +215,7 @@ EOF
 }
 
 @test "SIGTERM while a snapshot child runs: exit 0, no process left, restart serves every write" {
-    start_server t --snapshot-count 50
+    start_server t --snapshot-count 50 --snapshot-log-percent 0
     preload 30000
     BG=()
     background_load 8
@@ -230,7 +230,7 @@ EOF
     echo "# $(grep -c 'dropped while closing' "$LOG") snapshot(s) dropped by the stop" >&3
     wait "${BG[@]}" || true
     cat "$BATS_TEST_TMPDIR"/acked.* >"$BATS_TEST_TMPDIR/acked"
-    start_server t --snapshot-count 50
+    start_server t --snapshot-count 50 --snapshot-log-percent 0
     missing=0
     while read -r k v r; do
         [ "$(curl -s "$URL/kv/$k")" = "$v" ] || missing=$((missing + 1))

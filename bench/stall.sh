@@ -133,7 +133,7 @@ snapshot)
     # 1,000,000 keys (64-byte values), then puts on one connection for 20 s
     # with --snapshot-count 5000: a snapshot of the 1M-key store every
     # 5000 entries
-    start --snapshot-count 5000
+    start --snapshot-count 5000 --snapshot-log-percent 0
     load --op put --clients 32 --total 1000000 --key-space 1000000 --val-size 64 >"$OUT/snap-load.txt"
     echo "snapshot: ${STORAGE:-memory}, RSS $(ps -o rss= -p "$SPID") KiB, keys $(metric metastore_store_keys)"
     n0=$(metric metastore_snapshots_taken_total)

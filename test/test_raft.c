@@ -767,6 +767,70 @@ static void snapshot_restore(struct fx *f, bool async)
     free(b);
 }
 
+/* snapshot_log_percent: with 100, a snapshot waits, past the threshold,
+ * until the log since the last one is as large as that snapshot; the toy's
+ * state grows with every entry, so the snapshots come at doubling
+ * intervals instead of every 8 entries; with 0, every 8 entries. */
+static unsigned snapshots_taken_with(struct fx *f, unsigned percent,
+                                     uint64_t *deferred)
+{
+    struct tnode *a = calloc(1, sizeof *a);
+    struct prop props[160];
+    struct ms_raft_config c;
+    struct ms_raft_status st;
+    unsigned port, taken;
+    int order = 0, i;
+    char v[101];
+
+    free_ports(&port, 1);
+    a->id = 5;
+    dir_path(f, a->dir, sizeof a->dir, percent ? "logpct" : "logpct0");
+    snprintf(a->addr, sizeof a->addr, "127.0.0.1:%u", port);
+    fast_config(&c, a);
+    c.snapshot_threshold = 8;
+    c.snapshot_trailing = 2;
+    c.snapshot_log_percent = percent;
+    tnode_start_cfg(f, a, &c);
+    assert_true(run_until(f, node_leads, a, 3000));
+    memset(v, 'v', 100);
+    v[100] = '\0';
+    for (i = 0; i < 160; i++) {
+        assert_int_equal(propose_str(&a->node, &props[i], &order, v), 0);
+        if (i % 8 == 7) { /* in waves: libraft looks after each apply */
+            struct all_done wave = {props, i + 1};
+            assert_true(run_until(f, props_done, &wave, 5000));
+            run_for(f, 30); /* a snapshot being written ends */
+        }
+    }
+    ms_raft_get_status(&a->node, &st);
+    *deferred = st.snapshots_deferred;
+    assert_true(st.snapshot_last_bytes > 100);
+    taken = (unsigned)a->toy.snapshots;
+    tnode_close(f, a);
+    toy_clear(&a->toy);
+    free(a);
+    return taken;
+}
+
+static void test_snapshot_log_percent(void **state)
+{
+    uint64_t deferred0, deferred100;
+    unsigned every = snapshots_taken_with(*state, 0, &deferred0);
+    unsigned doubling = snapshots_taken_with(*state, 100, &deferred100);
+
+    print_message("every 8: %u snapshots, %llu deferred; doubling: %u, "
+                  "%llu deferred\n",
+                  every, (unsigned long long)deferred0, doubling,
+                  (unsigned long long)deferred100);
+
+    /* 160 entries: every 8 is about 20 snapshots; doubling from the
+     * first (8, 16, 32, 64, 128 entries) about 5 */
+    assert_true(every >= 12); /* fewer if a write outlasts a wave */
+    assert_int_equal(deferred0, 0);
+    assert_true(doubling >= 3 && doubling <= 7);
+    assert_true(deferred100 > 0);
+}
+
 static void test_snapshot_restore(void **state)
 {
     snapshot_restore(*state, false);
@@ -1930,6 +1994,8 @@ int main(void)
         cmocka_unit_test(test_normalize_address),
         cmocka_unit_test_setup_teardown(test_single_node_apply_and_restart,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_log_percent, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_async_snapshot_restore, fx_setup,

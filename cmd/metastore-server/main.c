@@ -49,6 +49,9 @@ static const char usage[] =
     "  --heartbeat-interval MS           heartbeat interval (100)\n"
     "  --election-timeout MS             election timeout (1000)\n"
     "  --snapshot-count N                entries between snapshots (10000)\n"
+    "  --snapshot-log-percent P          and not before the log since the\n"
+    "                                    last one holds P% of its bytes\n"
+    "                                    (25; 0: by --snapshot-count only)\n"
     "storage and encoding:\n"
     "  --storage memory|rocksdb          state machine backend (memory)\n"
     "  --codec protobuf|json             entry encoding (protobuf)\n"
@@ -96,6 +99,7 @@ enum {
     OPT_HEARTBEAT,
     OPT_ELECTION,
     OPT_SNAPSHOT_COUNT,
+    OPT_SNAPSHOT_LOG_PERCENT,
     OPT_STORAGE,
     OPT_CODEC,
     OPT_BATCH_MODE,
@@ -138,6 +142,8 @@ static const struct option options[] = {
     {"heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT},
     {"election-timeout", required_argument, NULL, OPT_ELECTION},
     {"snapshot-count", required_argument, NULL, OPT_SNAPSHOT_COUNT},
+    {"snapshot-log-percent", required_argument, NULL,
+     OPT_SNAPSHOT_LOG_PERCENT},
     {"storage", required_argument, NULL, OPT_STORAGE},
     {"codec", required_argument, NULL, OPT_CODEC},
     {"batch-mode", required_argument, NULL, OPT_BATCH_MODE},
@@ -354,6 +360,13 @@ int main(int argc, char **argv)
                                  "1..100000000",
                                  optarg);
             c.snapshot_count = (unsigned)v;
+            break;
+        case OPT_SNAPSHOT_LOG_PERCENT:
+            if (parse_num(optarg, 0, 1000, &v) != 0)
+                return bad_usage("--snapshot-log-percent: '%s': expected a "
+                                 "percentage 0..1000",
+                                 optarg);
+            c.snapshot_log_percent = (unsigned)v;
             break;
         case OPT_STORAGE:
             if (ms_store_parse_backend(optarg, &c.backend) != 0)

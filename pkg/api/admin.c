@@ -154,6 +154,18 @@ static void metrics(struct ms_call *c)
                        "fdatasyncs of the Raft log; one carries every append "
                        "queued before it.",
                        (double)st.disk_writes);
+    ms_metrics_gauge(&b, "metastore_snapshot_log_bytes",
+                     "Entry bytes applied since the last snapshot.",
+                     (double)st.snapshot_log_bytes);
+    ms_metrics_gauge(&b, "metastore_snapshot_last_bytes",
+                     "Bytes of the last snapshot taken or restored since "
+                     "start.",
+                     (double)st.snapshot_last_bytes);
+    ms_metrics_counter(&b, "metastore_snapshots_deferred_total",
+                       "Snapshots due by --snapshot-count put off because "
+                       "the log since the last one is under "
+                       "--snapshot-log-percent of its size.",
+                       (double)st.snapshots_deferred);
     ms_metrics_counter(&b, "metastore_raft_log_bytes_written_total",
                        "Record bytes written to the Raft log.",
                        (double)st.log_bytes);

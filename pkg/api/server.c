@@ -21,6 +21,7 @@ void ms_server_config_default(struct ms_server_config *c)
         .heartbeat_ms = 100,
         .election_ms = 1000,
         .snapshot_count = 10000,
+        .snapshot_log_percent = 25,
         .max_request_bytes = 1572864,
         .max_connections = 1024,
         .backend = MS_BACKEND_MEMORY,
@@ -479,6 +480,7 @@ static int start(struct ms_server *s)
     rc.heartbeat_ms = s->cfg.heartbeat_ms;
     rc.election_ms = s->cfg.election_ms;
     rc.snapshot_threshold = s->cfg.snapshot_count;
+    rc.snapshot_log_percent = s->cfg.snapshot_log_percent;
     rc.servers = servers;
     rc.n_servers = n_servers;
     rc.join = s->cfg.join_existing;

@@ -38,6 +38,7 @@ struct ms_server_config {
     unsigned heartbeat_ms;
     unsigned election_ms;
     unsigned snapshot_count; /* entries between snapshots */
+    unsigned snapshot_log_percent; /* ms_raft_config.snapshot_log_percent */
     size_t max_request_bytes;
     unsigned max_connections;
     enum ms_store_backend backend;

@@ -220,6 +220,7 @@ static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf,
                 (unsigned long long)index, buf->len);
         len = buf->len;
     }
+    p->log_bytes_since_snap += buf->len;
     p->in_fsm++;
     rc = p->fsm.apply(p->fsm.data, index, buf->base, len, &res);
     if (rc != 0) {
@@ -241,6 +242,29 @@ static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf,
     return 0;
 }
 
+/* The log-size condition: true while the log since the last snapshot is
+ * under snapshot_log_percent of that snapshot's bytes. libraft then
+ * hears RAFT_BUSY and asks again after its next apply. */
+static bool snapshot_deferred(struct ms_raft_priv *p)
+{
+    if (p->snapshot_log_percent == 0 || p->last_snap_bytes == 0 ||
+        p->log_bytes_since_snap * 100 >=
+            p->last_snap_bytes * p->snapshot_log_percent)
+        return false;
+    p->snapshots_deferred++;
+    return true;
+}
+
+/* A snapshot of len bytes was taken (begun when mark bytes had been
+ * applied since the last one) or restored (mark: all of them). */
+static void snapshot_taken(struct ms_raft_priv *p, size_t len, uint64_t mark)
+{
+    p->last_snap_bytes = len;
+    p->log_bytes_since_snap -= mark < p->log_bytes_since_snap
+                                   ? mark
+                                   : p->log_bytes_since_snap;
+}
+
 /* fsm version 2: libraft hands the buffers back to snapshot_finalize
  * instead of freeing them itself, so they are ours from end to end. */
 static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
@@ -252,6 +276,10 @@ static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     size_t len;
     int rc;
 
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (snapshot_deferred(p))
+        return RAFT_BUSY;
     p->in_fsm++;
     rc = p->fsm.snapshot(p->fsm.data, &out);
     p->in_fsm--;
@@ -275,6 +303,7 @@ static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     *bufs = b;
     *n_bufs = 1;
     p->snapshot_failing = false;
+    snapshot_taken(p, len, p->log_bytes_since_snap);
     ms_info("raft: node %llu: snapshot at index %llu: %zu bytes",
             (unsigned long long)p->raft.id,
             (unsigned long long)p->raft.last_applied, len);
@@ -302,6 +331,8 @@ static int fsm_snapshot_begin(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
     *n_bufs = 0;
     if (p->snap_job != NULL)
         return RAFT_BUSY; /* cannot happen: libraft runs one at a time */
+    if (snapshot_deferred(p))
+        return RAFT_BUSY;
     p->snap_begin_ns = uv_hrtime();
     p->in_fsm++;
     rc = p->fsm.snapshot_begin(p->fsm.data, &job);
@@ -315,6 +346,7 @@ static int fsm_snapshot_begin(struct raft_fsm *rfsm, struct raft_buffer *bufs[],
         return RAFT_BUSY; /* libraft retries after the next apply */
     }
     p->snap_job = job;
+    p->snap_log_mark = p->log_bytes_since_snap;
     p->snap_index = p->raft.last_applied;
     p->snap_began_ns = uv_hrtime();
     p->snap_rc = -1;
@@ -375,6 +407,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *rfsm,
         *n_bufs = 0;
         if (taken) {
             p->snapshot_failing = false;
+            snapshot_taken(p, p->snap_len, p->snap_log_mark);
             ms_info("raft: node %llu: snapshot at index %llu: %zu bytes "
                     "(%.1f ms on the loop, serialised after %.1f ms; "
                     "%llu entries applied since)",
@@ -435,6 +468,7 @@ static int fsm_restore(struct raft_fsm *rfsm, struct raft_buffer *buf)
     }
     ms_info("raft: node %llu: restored a snapshot of %zu bytes",
             (unsigned long long)p->raft.id, buf->len);
+    snapshot_taken(p, buf->len, p->log_bytes_since_snap);
     raft_free(buf->base);
     buf->base = NULL;
     return 0;
@@ -1315,6 +1349,7 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
                                 config->snapshot_threshold
                                     ? config->snapshot_threshold
                                     : MS_RAFT_DEFAULT_SNAPSHOT_THRESHOLD);
+    p->snapshot_log_percent = config->snapshot_log_percent;
     raft_set_snapshot_trailing(&p->raft,
                                config->snapshot_trailing
                                    ? config->snapshot_trailing
@@ -1593,6 +1628,9 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
     out->inflight = p->n_props + p->n_barriers + p->n_done;
     out->disk_appends = p->disk_appends;
     out->disk_append_entries = p->disk_append_entries;
+    out->snapshot_log_bytes = p->log_bytes_since_snap;
+    out->snapshot_last_bytes = p->last_snap_bytes;
+    out->snapshots_deferred = p->snapshots_deferred;
     if (p->ls != NULL) {
         struct ms_logstore_stats ls;
         ms_logstore_stats(p->ls, &ls);

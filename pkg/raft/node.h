@@ -203,6 +203,13 @@ struct ms_raft_config {
     unsigned install_snapshot_ms;
     unsigned snapshot_threshold; /* entries between snapshots (kept in RAM) */
     unsigned snapshot_trailing;  /* entries kept in the log after one */
+    /* and, once snapshot_threshold entries are applied, not before the
+     * log since the last snapshot holds this percentage of that
+     * snapshot's bytes (0: by entries only). Bounds the bytes written in
+     * snapshots to 100 / percent times the log's, where a store much
+     * larger than snapshot_threshold entries would otherwise be rewritten
+     * whole every few thousand puts. */
+    unsigned snapshot_log_percent;
     size_t segment_size;         /* bytes per open log segment */
     bool pre_vote;               /* default true */
     /* Initial cluster, used to bootstrap a fresh data directory. All are
@@ -363,6 +370,10 @@ struct ms_raft_status {
     uint64_t log_segments;          /* log segments opened */
     uint64_t log_sync_max_ns;       /* longest write + fdatasync round */
     struct ms_histogram log_rounds; /* seconds per write + fdatasync round */
+    uint64_t snapshot_log_bytes;    /* entry bytes applied since the last
+                                       snapshot */
+    uint64_t snapshot_last_bytes;   /* its size (0: none since start) */
+    uint64_t snapshots_deferred;    /* asks put off by the log-size rule */
 };
 
 /* Fills out with the node's current state (an unstarted or closed node

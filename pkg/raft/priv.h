@@ -110,6 +110,15 @@ struct ms_raft_priv {
 
     int fsm_error;
     bool snapshot_failing; /* log a failing snapshot once per streak */
+    /* the log-size condition (ms_raft_config.snapshot_log_percent):
+     * entry bytes applied since the last snapshot was begun and taken,
+     * the bytes of the last snapshot taken or restored (0: none yet since
+     * start), and the applied bytes counted at the current one's begin */
+    unsigned snapshot_log_percent;
+    uint64_t log_bytes_since_snap;
+    uint64_t last_snap_bytes;
+    uint64_t snap_log_mark;
+    uint64_t snapshots_deferred;
 
     /* The asynchronous snapshot in progress (fsm version 3), NULL when
      * none. Set on the loop in fsm_snapshot before libraft queues the
