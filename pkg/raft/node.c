@@ -1,5 +1,6 @@
 /* node.c - start and close a Raft node, the fsm glue, proposals, state. */
 #include "raft/priv.h"
+#include "raft/heap.h"
 #include "raft/logstore.h"
 
 #include <errno.h>
@@ -747,7 +748,11 @@ static void on_snapshot_put(struct raft_io_snapshot_put *req, int status)
     struct ms_raft_priv *p = r->data;
 
     p->snap_put_rc = status;
+    /* libraft now frees the entries the snapshot covers: off the loop
+     * (heap.h says why) */
+    ms_raft_heap_defer_begin();
     p->snap_put_cb(req, status);
+    ms_raft_heap_defer_end(p->loop);
 }
 
 static int io_snapshot_put(struct raft_io *io, unsigned trailing,
@@ -1162,6 +1167,7 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
 
     if (node == NULL)
         return MS_EINVAL;
+    ms_raft_heap_install();
     node->errmsg[0] = '\0';
     node->priv = NULL;
     if (loop == NULL || config == NULL || fsm == NULL)
