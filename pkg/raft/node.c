@@ -737,11 +737,8 @@ static int io_truncate(struct raft_io *io, raft_index index)
     return ms_logstore_truncate(p->ls, index);
 }
 
-/* libraft can still write a snapshot after the log store has closed:
- * raft_close waits for the fsm's collect (stock io async work) only after
- * the log store is gone, and a collect that succeeds anyway (it finished
- * as it was cancelled) leads straight to snapshot_put. Refused, the
- * snapshot is dropped and finalized like any failed one. */
+/* The log store's answer to a snapshot taken here, on its way to
+ * libraft's callback. */
 static void on_snapshot_put(struct raft_io_snapshot_put *req, int status)
 {
     struct raft *r = req->data; /* libraft's own req: data is the raft */
@@ -755,6 +752,11 @@ static void on_snapshot_put(struct raft_io_snapshot_put *req, int status)
     ms_raft_heap_defer_end(p->loop);
 }
 
+/* libraft can still write a snapshot after the log store has closed:
+ * raft_close waits for the fsm's collect (stock io async work) only after
+ * the log store is gone, and a collect that succeeds anyway (it finished
+ * as it was cancelled) leads straight to snapshot_put. Refused, the
+ * snapshot is dropped and finalized like any failed one. */
 static int io_snapshot_put(struct raft_io *io, unsigned trailing,
                            struct raft_io_snapshot_put *req,
                            const struct raft_snapshot *snapshot,
