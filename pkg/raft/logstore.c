@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "raft/heap.h"
 #include "raft/logfmt.h"
 #include "util/crc32c.h"
 #include "util/error.h"
@@ -1022,7 +1023,11 @@ static void complete(struct ms_logstore *ls, struct req *r)
             ls->snap_term = r->snapshot->term;
             ls->snap_index = r->snapshot->index;
         }
+        /* libraft drops its whole log here (logRestore): those frees go
+         * to the pool, as for a snapshot taken (raft/heap.h) */
+        ms_raft_heap_defer_begin();
         r->put->cb(r->put, r->status);
+        ms_raft_heap_defer_end(ls->loop);
         break;
     case REQ_TRUNCATE:
     case REQ_COMPACT:
