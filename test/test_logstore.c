@@ -907,6 +907,49 @@ static void test_close_cancels(void **state)
     close_store(&f->loop, ls);
 }
 
+/* closing stops a snapshot file being written between its chunks instead
+ * of waiting for all of it: the put fails with RAFT_CANCELED, no tmp- or
+ * snap- file is left, and the log reloads as it was. A 64 MiB snapshot,
+ * closed right after it is queued: written whole, its status would be 0. */
+static void test_close_cancels_snapshot_write(void **state)
+{
+    struct fx *f = *state;
+    struct ms_logstore *ls = fresh_log(f, 100);
+    struct raft_snapshot *s = snap_make(80, 1);
+    struct put p = {0};
+    struct loaded l;
+    struct dirent *de;
+    DIR *d;
+    int done = 0;
+
+    raft_free(s->bufs[0].base);
+    s->bufs[0].len = 64u << 20;
+    s->bufs[0].base = raft_calloc(1, s->bufs[0].len);
+    assert_non_null(s->bufs[0].base);
+    p.req.data = &p;
+    assert_int_equal(ms_logstore_snapshot_put(ls, 20, &p.req, s, on_put), 0);
+    ms_logstore_close(ls, on_closed, &done);
+    run_until(&f->loop, &done);
+    assert_true(p.done);
+    assert_int_equal(p.status, RAFT_CANCELED);
+    snap_free_made(s);
+
+    d = opendir(f->dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "tmp-", 4) == 0 ||
+            strncmp(de->d_name, "snap-", 5) == 0)
+            fail_msg("%s left behind by a cancelled snapshot", de->d_name);
+    }
+    closedir(d);
+    ls = open_load(&f->loop, f->dir, &l);
+    assert_null(l.snap);
+    assert_int_equal(loaded_last(&l), 100);
+    check_entries(&l, func_sizes, 7);
+    loaded_free(&l);
+    close_store(&f->loop, ls);
+}
+
 /* a directory of C-Raft's own format is refused with a message */
 static void test_old_format(void **state)
 {
@@ -1521,6 +1564,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_install, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_term_vote, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_cancels_snapshot_write,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_cancels, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_old_format, fx_setup, fx_teardown),

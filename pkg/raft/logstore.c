@@ -85,8 +85,9 @@ struct ms_logstore {
     uv_async_t async;
     bool async_open;
     bool loaded;
-    bool closing;
-    atomic_bool cancel; /* set with closing: snapshot writes stop early */
+    /* set by ms_logstore_close; also read by snapshot writes on the pool,
+     * which stop between chunks when it turns true */
+    atomic_bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
     struct ms_logstore_stats stats;
@@ -377,7 +378,8 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
         int e = errno;
         close(fd);
         unlink(tpath);
-        return errf(errmsg, RAFT_IOERR, "write %s: %s", tpath, strerror(e));
+        return errf(errmsg, e == ECANCELED ? RAFT_CANCELED : RAFT_IOERR,
+                    "write %s: %s", tpath, strerror(e));
     }
     close(fd);
     FAULT("snap-synced", -1, NULL, 0, 0);
@@ -1705,7 +1707,7 @@ static void put_work(uv_work_t *w)
 
     pool_thread_background();
     pw->status =
-        snapshot_write(pw->ls->dir, pw->snapshot, &pw->ls->cancel, pw->errmsg);
+        snapshot_write(pw->ls->dir, pw->snapshot, &pw->ls->closing, pw->errmsg);
 }
 
 static void put_after(uv_work_t *w, int status)
@@ -1882,8 +1884,7 @@ void ms_logstore_close(struct ms_logstore *ls, void (*cb)(void *arg), void *arg)
 {
     struct req *r, *next;
 
-    ls->closing = true;
-    atomic_store(&ls->cancel, true);
+    atomic_store(&ls->closing, true);
     ls->close_cb = cb;
     ls->close_arg = arg;
     if (ls->thread_started) {
