@@ -4,6 +4,7 @@
 #include "raft/logstore.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -244,15 +245,28 @@ static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf,
 }
 
 /* The log-size condition: true while the log since the last snapshot is
- * under snapshot_log_percent of that snapshot's bytes. libraft then
- * hears RAFT_BUSY and asks again after its next apply. */
+ * under snapshot_log_percent of that snapshot's bytes. libraft then hears
+ * RAFT_BUSY; it would ask again after every apply (copying its
+ * configuration each time), so its threshold is raised to about the entry
+ * count at which the bytes will be there, at the average entry size so
+ * far; snapshot_taken puts it back. */
 static bool snapshot_deferred(struct ms_raft_priv *p)
 {
-    if (p->snapshot_log_percent == 0 || p->last_snap_bytes == 0 ||
-        p->log_bytes_since_snap * 100 >=
-            p->last_snap_bytes * p->snapshot_log_percent)
+    uint64_t want, entries, more;
+
+    if (p->snapshot_log_percent == 0 || p->last_snap_bytes == 0)
+        return false;
+    want = p->last_snap_bytes * p->snapshot_log_percent / 100;
+    if (p->log_bytes_since_snap >= want)
         return false;
     p->snapshots_deferred++;
+    entries = p->raft.last_applied - p->raft.log.snapshot.last_index;
+    more = (want - p->log_bytes_since_snap) /
+               (p->log_bytes_since_snap / (entries ? entries : 1) + 1) +
+           1;
+    raft_set_snapshot_threshold(
+        &p->raft, entries + more < UINT_MAX ? (unsigned)(entries + more)
+                                            : UINT_MAX);
     return true;
 }
 
@@ -264,6 +278,7 @@ static void snapshot_taken(struct ms_raft_priv *p, size_t len, uint64_t mark)
     p->log_bytes_since_snap -= mark < p->log_bytes_since_snap
                                    ? mark
                                    : p->log_bytes_since_snap;
+    raft_set_snapshot_threshold(&p->raft, p->snapshot_threshold);
 }
 
 /* fsm version 2: libraft hands the buffers back to snapshot_finalize
@@ -770,16 +785,11 @@ static int io_snapshot_put(struct raft_io *io, unsigned trailing,
                    ? ms_logstore_snapshot_put(p->ls, 0, req, snapshot, cb)
                    : RAFT_CANCELED;
     /* one taken here: finalize reports whether it reached the disk */
-    p->snap_put_rc = RAFT_CANCELED;
-    if (p->ls == NULL)
-        return RAFT_CANCELED;
     p->snap_put_cb = cb;
-    rv = ms_logstore_snapshot_put(p->ls, trailing, req, snapshot,
-                                  on_snapshot_put);
-    if (rv != 0)
-        p->snap_put_rc = rv;
-    else
-        p->snap_put_rc = -1;
+    rv = p->ls != NULL ? ms_logstore_snapshot_put(p->ls, trailing, req,
+                                                  snapshot, on_snapshot_put)
+                       : RAFT_CANCELED;
+    p->snap_put_rc = rv != 0 ? rv : -1;
     return rv;
 }
 
@@ -1353,10 +1363,10 @@ int ms_raft_start(struct ms_raft *node, uv_loop_t *loop,
         &p->raft, config->install_snapshot_ms
                       ? config->install_snapshot_ms
                       : MS_RAFT_DEFAULT_INSTALL_SNAPSHOT_MS);
-    raft_set_snapshot_threshold(&p->raft,
-                                config->snapshot_threshold
-                                    ? config->snapshot_threshold
-                                    : MS_RAFT_DEFAULT_SNAPSHOT_THRESHOLD);
+    p->snapshot_threshold = config->snapshot_threshold
+                                ? config->snapshot_threshold
+                                : MS_RAFT_DEFAULT_SNAPSHOT_THRESHOLD;
+    raft_set_snapshot_threshold(&p->raft, p->snapshot_threshold);
     p->snapshot_log_percent = config->snapshot_log_percent;
     raft_set_snapshot_trailing(&p->raft,
                                config->snapshot_trailing

@@ -113,7 +113,10 @@ struct ms_raft_priv {
     /* the log-size condition (ms_raft_config.snapshot_log_percent):
      * entry bytes applied since the last snapshot was begun and taken,
      * the bytes of the last snapshot taken or restored (0: none yet since
-     * start), and the applied bytes counted at the current one's begin */
+     * start), and the applied bytes counted at the current one's begin;
+     * snapshot_threshold is the configured one (libraft's is raised while
+     * a snapshot is put off) */
+    unsigned snapshot_threshold;
     unsigned snapshot_log_percent;
     uint64_t log_bytes_since_snap;
     uint64_t last_snap_bytes;
