@@ -861,6 +861,15 @@ static void test_heap_deferred_frees(void **state)
     run_for(f, 50); /* the pool frees them, the after-callback the list */
     ms_raft_heap_defer_begin();
     assert_int_equal(ms_raft_heap_defer_end(&f->loop), 0);
+    /* nested: the inner end keeps collecting, the outer one hands on */
+    ms_raft_heap_defer_begin();
+    raft_free(raft_malloc(8));
+    ms_raft_heap_defer_begin();
+    raft_free(raft_malloc(8));
+    assert_int_equal(ms_raft_heap_defer_end(&f->loop), 0);
+    raft_free(raft_malloc(8));
+    assert_int_equal(ms_raft_heap_defer_end(&f->loop), 3);
+    run_for(f, 50);
     raft_free(raft_malloc(16)); /* straight through */
     void *a = raft_aligned_alloc(64, 100);
     assert_non_null(a);

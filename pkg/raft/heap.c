@@ -13,6 +13,7 @@ struct ms_raft_freelist {
 };
 
 static _Thread_local struct ms_raft_freelist *collecting;
+static _Thread_local unsigned depth; /* begin/end pairs open */
 
 /* Adds p to the list; false (free it now) when the list cannot grow. */
 static bool collect(struct ms_raft_freelist *l, void *p)
@@ -90,7 +91,8 @@ void ms_raft_heap_install(void)
 
 void ms_raft_heap_defer_begin(void)
 {
-    collecting = calloc(1, sizeof *collecting);
+    if (depth++ == 0)
+        collecting = calloc(1, sizeof *collecting);
     /* out of memory: frees go straight through */
 }
 
@@ -124,6 +126,8 @@ size_t ms_raft_heap_defer_end(uv_loop_t *loop)
     struct ms_raft_freelist *l = collecting;
     size_t n;
 
+    if (depth == 0 || --depth > 0)
+        return 0;
     collecting = NULL;
     if (l == NULL)
         return 0;

@@ -18,10 +18,8 @@
 /* Makes libraft allocate through this module (once; idempotent). */
 void ms_raft_heap_install(void);
 
-struct ms_raft_freelist;
-
 /* From now on, libraft's frees on the calling thread go to a list (until
- * _end). Not nested. */
+ * the matching _end; pairs may nest, the outermost end hands them on). */
 void ms_raft_heap_defer_begin(void);
 
 /* Ends the collection: the collected pointers are freed on loop's
