@@ -79,6 +79,8 @@ static const char usage[] =
     "auth:\n"
     "  --auth-token-ttl SECONDS          simple tokens expire this long after\n"
     "                                    their last use (300)\n"
+    "  --auth-fail-interval MS           after 5 failed authentications from\n"
+    "                                    one address, one more every MS (1000)\n"
     "other:\n"
     "  --log-level debug|info|warn|error (info)\n"
     "  --version                         print the version and exit\n"
@@ -111,6 +113,7 @@ enum {
     OPT_MAX_CONNECTIONS,
     OPT_REQUEST_TIMEOUT,
     OPT_AUTH_TOKEN_TTL,
+    OPT_AUTH_FAIL_INTERVAL,
     OPT_SPACE_RESERVE,
     OPT_LOG_LEVEL,
     OPT_VERSION,
@@ -155,6 +158,7 @@ static const struct option options[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"auth-token-ttl", required_argument, NULL, OPT_AUTH_TOKEN_TTL},
+    {"auth-fail-interval", required_argument, NULL, OPT_AUTH_FAIL_INTERVAL},
     {"space-reserve", required_argument, NULL, OPT_SPACE_RESERVE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"quota-backend-bytes", required_argument, NULL, OPT_QUOTA},
@@ -439,6 +443,13 @@ int main(int argc, char **argv)
                                  "seconds 1..31536000",
                                  optarg);
             c.auth_token_ttl_s = (unsigned)v;
+            break;
+        case OPT_AUTH_FAIL_INTERVAL:
+            if (parse_num(optarg, 1, 3600000, &v) != 0)
+                return bad_usage("--auth-fail-interval: '%s': expected "
+                                 "milliseconds 1..3600000",
+                                 optarg);
+            c.auth_fail_interval_ms = (unsigned)v;
             break;
         case OPT_SPACE_RESERVE:
             if (parse_num(optarg, 0, 1ull << 50, &v) != 0)

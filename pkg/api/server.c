@@ -28,6 +28,7 @@ void ms_server_config_default(struct ms_server_config *c)
         .codec = MS_CODEC_PROTOBUF,
         .request_timeout_ms = 5000,
         .auth_token_ttl_s = 300,
+        .auth_fail_interval_ms = MS_AUTH_LIMIT_REFILL_MS,
         .space_reserve_bytes = MS_SERVER_DEFAULT_SPACE_RESERVE,
     };
     ms_batch_config_default(&c->batch);
@@ -453,6 +454,8 @@ static int start(struct ms_server *s)
             (unsigned long long)ms_store_applied_index(s->store));
     ms_fsm_init(&s->fsm, s->store, s->member_id, (uint8_t)s->cfg.codec);
     s->fsm.auth.token_ttl_ns = (uint64_t)s->cfg.auth_token_ttl_s * 1000000000;
+    s->fsm.auth.limit_refill_ns =
+        (uint64_t)s->cfg.auth_fail_interval_ms * 1000000;
     s->fsm.deliver = deliver;
     s->fsm.deliver_data = s;
     if ((r = ms_watch_api_init(s)) != 0 || (r = ms_lease_api_init(s)) != 0) {

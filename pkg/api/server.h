@@ -52,6 +52,7 @@ struct ms_server_config {
     uint64_t auto_compaction_interval_ms; /* revision mode; 0: 5 minutes */
     uint64_t quota_backend_bytes;         /* 0: the default (2 GiB) */
     unsigned auth_token_ttl_s; /* simple tokens live this long unused */
+    unsigned auth_fail_interval_ms; /* a failed authentication's refill */
     /* Disk-space alarm: writes are refused while a data directory has
      * fewer free bytes than this (0: never). See space.c. */
     uint64_t space_reserve_bytes;

@@ -66,6 +66,7 @@ void ms_auth_init(struct ms_auth *a)
 {
     memset(a, 0, sizeof(*a));
     a->token_ttl_ns = 300ull * 1000000000ull;
+    a->limit_refill_ns = MS_AUTH_LIMIT_REFILL_MS * 1000000ull;
 }
 
 static void user_free(struct ms_auth_user *u)
@@ -472,7 +473,7 @@ static struct ms_auth_limit_slot *slot(struct ms_auth *a, const char *client,
                                        uint64_t now, bool create)
 {
     struct ms_auth_limit_slot *oldest = &a->limit[0];
-    double per = MS_AUTH_LIMIT_REFILL_MS * 1e6;
+    double per = (double)a->limit_refill_ns;
 
     for (size_t i = 0; i < MS_AUTH_LIMIT_SLOTS; i++) {
         struct ms_auth_limit_slot *s = &a->limit[i];
@@ -978,6 +979,7 @@ int ms_auth_decode(struct ms_auth *a, const uint8_t *buf, size_t len)
 
     ms_auth_init(&n);
     n.token_ttl_ns = a->token_ttl_ns;
+    n.limit_refill_ns = a->limit_refill_ns;
     if (len == 0)
         goto done;
     o = cJSON_ParseWithLength((const char *)buf, len);

@@ -81,7 +81,8 @@ struct ms_auth_token {
 #define MS_AUTH_LIMIT_SLOTS 64
 
 /* The failed-authentication limiter: a bucket of MS_AUTH_LIMIT_BURST
- * failures per client, refilled by one every MS_AUTH_LIMIT_REFILL_MS. */
+ * failures per client, refilled by one every limit_refill_ns (default
+ * MS_AUTH_LIMIT_REFILL_MS, as --auth-fail-interval). */
 #define MS_AUTH_LIMIT_BURST 5
 #define MS_AUTH_LIMIT_REFILL_MS 1000
 struct ms_auth_limit_slot {
@@ -109,6 +110,7 @@ struct ms_auth {
     struct ms_auth_token *tokens;
     size_t n_tokens;
     uint64_t token_ttl_ns; /* default 300 s, as --auth-token-ttl */
+    uint64_t limit_refill_ns;
     struct ms_auth_limit_slot limit[MS_AUTH_LIMIT_SLOTS];
 };
 
