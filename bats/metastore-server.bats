@@ -353,6 +353,61 @@ metric() {
     [ "${taken[1]}" -le 8 ]
 }
 
+# env_of PID NAME: prints NAME=value from the process's environment. glibc
+# puts NULs between the tunables it parsed in the original copy that
+# /proc shows: those are read as ':'.
+env_of() {
+    tr '\0' '\n' <"/proc/$1/environ" | awk -v n="$2=" '
+        index($0, n) == 1 { v = $0; on = 1; next }
+        on && /^glibc\./ { v = v ":" $0; next }
+        { on = 0 }
+        END { if (v == "") exit 1; print v }'
+}
+
+# --huge-pages (default on): the server runs with glibc's huge-page heap
+# (it re-executes itself with the tunable, keeping its PID, its name and
+# the user's other tunables), and merges the heap back into huge pages
+# after each snapshot child has exited.
+@test "--huge-pages: the heap in huge pages, merged back after snapshots" {
+    grep -qE '\[(always|madvise)\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null ||
+        skip "the kernel gives no transparent huge pages on request"
+    start_server hp --snapshot-count 200 --snapshot-log-percent 0 --log-level debug
+    run env_of "$PID" GLIBC_TUNABLES
+    assert_output "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+    run cat "/proc/$PID/comm"
+    assert_output "metastore-serve"
+    grep -q "store: malloc's heap in 2 MiB (--huge-pages) pages" "$LOG"
+    "$MS_BUILD/metastore-bench" load --endpoints "$URL" --clients 1 --op put \
+        --val-size 4096 --key-space 100000000 --total 3000 --quiet >/dev/null
+    sleep 0.5
+    [ "$(metric metastore_snapshots_taken_total)" -ge 2 ]
+    if ! ldd "$SERVER" | grep -q libasan; then # ASan's heap is not malloc's
+        run grep -c "heap back in huge pages" "$LOG"
+        [ "$output" -ge 1 ]
+        huge=$(awk '$1 == "AnonHugePages:" {print $2}' "/proc/$PID/smaps_rollup")
+        echo "# AnonHugePages: $huge kB" >&3
+        [ "$huge" -ge 4096 ]
+    fi
+    stop_server
+
+    PORT=
+    GLIBC_TUNABLES=glibc.malloc.arena_max=4 start_server hp2
+    run env_of "$PID" GLIBC_TUNABLES
+    assert_output "GLIBC_TUNABLES=glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1"
+    stop_server
+
+    PORT=
+    start_server hp3 --huge-pages=false
+    run env_of "$PID" GLIBC_TUNABLES
+    assert_failure
+    grep -q "store: malloc's heap in 4 KiB pages" "$LOG"
+    stop_server
+
+    run "$SERVER" --huge-pages=maybe
+    assert_failure 2
+    assert_output --partial "--huge-pages: 'maybe': expected true or false"
+}
+
 # Each restart resumes writing in the log's last segment (where the previous
 # run stopped, not over its header), including after a kill -9; a segment
 # fills and the next one opens; the old C-Raft format is refused.

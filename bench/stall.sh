@@ -15,6 +15,10 @@
 # tracer out (it stops the loop thread at every system call it traces and
 # so adds to the iterations it measures).
 #
+# SERVER_FLAGS="..." adds flags to every server started (e.g.
+# --huge-pages=false). The snapshot phase also prints the time each
+# snapshot kept the loop (the fork, from the server's log).
+#
 # HOG=N (compact only) runs N busy-looping processes (nice 0, at most 10 s)
 # during the event, to reproduce a loaded machine the same way every time.
 set -euo pipefail
@@ -29,10 +33,12 @@ mkdir -p "$OUT"
 
 metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-# over LE: loop iterations longer than LE seconds so far (one scrape)
+# over LE [HIST]: loop iterations longer than LE seconds so far (one
+# scrape); HIST metastore_loop_busy_cpu_seconds counts their CPU time
 over() {
-    curl -s "$URL/metrics" | awk -v b="metastore_loop_busy_seconds_bucket{le=\"$1\"}" '
-        $1 == b {le = $2} $1 == "metastore_loop_busy_seconds_count" {n = $2}
+    local h=${2:-metastore_loop_busy_seconds}
+    curl -s "$URL/metrics" | awk -v b="${h}_bucket{le=\"$1\"}" -v c="${h}_count" '
+        $1 == b {le = $2} $1 == c {n = $2}
         END {printf "%d\n", n - le}'
 }
 
@@ -40,7 +46,7 @@ start() {
     rm -rf "$OUT/data"
     "$BUILD/metastore-server" --data-dir "$OUT/data" --listen-client-urls "$URL" \
         --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" --storage "${STORAGE:-memory}" \
-        "$@" >"$OUT/server.log" 2>&1 &
+        "$@" ${SERVER_FLAGS:-} >"$OUT/server.log" 2>&1 &
     SPID=$!
     trap 'kill "$SPID" 2>/dev/null || true' EXIT
     for _ in $(seq 1 100); do
@@ -63,15 +69,24 @@ stop() { kill -TERM "$SPID"; wait "$SPID" || true; }
 # the machine's doing, not the loop's work
 sched() { cat "/proc/$SPID/task/$SPID/schedstat" 2>/dev/null || echo "0 0 0"; }
 
+# steal: CPU time the hypervisor took from this machine's CPUs (all of
+# them, ms; /proc/stat): on a virtual machine a loop iteration can be long
+# with the loop thread "running" and doing nothing
+steal() { awk '$1 == "cpu" {print $9 * 1000 / '"$(getconf CLK_TCK)"'}' /proc/stat; }
+
 report() { # label
-    echo "$1: loop iterations > 5 ms: $(($(over 0.005) - O5)), > 10 ms: $(($(over 0.01) - O10)), > 25 ms: $(($(over 0.025) - O25)); longest since start: before $S0 s, after $(metric metastore_loop_stall_max_seconds) s"
+    echo "$1: loop iterations > 5 ms: $(($(over 0.005) - O5)), > 10 ms: $(($(over 0.01) - O10)), > 25 ms: $(($(over 0.025) - O25)); with > 5 ms of CPU: $(($(over 0.005 metastore_loop_busy_cpu_seconds) - K5)), > 10 ms: $(($(over 0.01 metastore_loop_busy_cpu_seconds) - K10)); longest since start: before $S0 s, after $(metric metastore_loop_stall_max_seconds) s; most CPU in one iteration: before $K0 s, after $(metric metastore_loop_stall_max_cpu_seconds) s"
     set -- "$1" $(sched)
-    echo "$1: loop thread meanwhile: $(( ($2 - C0) / 1000000 )) ms on a CPU, $(( ($3 - W0) / 1000000 )) ms runnable but waiting for one; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "$1: loop thread meanwhile: $(( ($2 - C0) / 1000000 )) ms on a CPU, $(( ($3 - W0) / 1000000 )) ms runnable but waiting for one; hypervisor steal $(( $(steal) - ST0 )) ms (all CPUs); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 mark() {
     O5=$(over 0.005); O10=$(over 0.01); O25=$(over 0.025)
+    K5=$(over 0.005 metastore_loop_busy_cpu_seconds)
+    K10=$(over 0.01 metastore_loop_busy_cpu_seconds)
+    ST0=$(steal)
     S0=$(metric metastore_loop_stall_max_seconds)
+    K0=$(metric metastore_loop_stall_max_cpu_seconds)
     set -- $(sched)
     C0=$1 W0=$2
 }
@@ -137,6 +152,7 @@ snapshot)
     load --op put --clients 32 --total 1000000 --key-space 1000000 --val-size 64 >"$OUT/snap-load.txt"
     echo "snapshot: ${STORAGE:-memory}, RSS $(ps -o rss= -p "$SPID") KiB, keys $(metric metastore_store_keys)"
     n0=$(metric metastore_snapshots_taken_total)
+    L0=$(wc -l <"$OUT/server.log")
     mark
     : >"$OUT/strace.txt"
     TPID=
@@ -150,6 +166,9 @@ snapshot)
     echo "snapshot: snapshots taken during the probe: $(( $(metric metastore_snapshots_taken_total | cut -d. -f1) - ${n0%.*} ))"
     report snapshot
     awk '/max_ms/ {print; getline; print}' "$OUT/snap-probe.txt" | sed 's/^/snapshot probe: /'
+    tail -n +$((L0 + 1)) "$OUT/server.log" | grep -oE '\(([0-9.]+) ms on the loop' | tr -d '(' | awk '
+        {n++; s += $1; if ($1 > m) m = $1}
+        END {if (n) printf "snapshot: on the loop per snapshot (fork): mean %.2f ms, max %.2f ms, %d snapshots\n", s / n, m, n}'
     echo "snapshot: loop-thread syscalls, slowest first:"
     grep -E "io_destroy|clone|fork|munmap|fdatasync|fsync|unlink|rename" "$OUT/strace.txt" | sed -E 's/.*(io_destroy|clone3?|fork|munmap|fdatasync|fsync|unlink|rename)\(.*<([0-9.]+)>$/\1 \2/' |
         sort -k2 -rn | head -5 | sed 's/^/  /'

@@ -3,6 +3,7 @@
 #include "api/server_priv.h"
 #include "store/snapshot.h"
 #include "util/error.h"
+#include "util/hugepages.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -452,6 +453,9 @@ static int start(struct ms_server *s)
             ms_store_backend_name(s->cfg.backend),
             (long long)ms_store_revision(s->store),
             (unsigned long long)ms_store_applied_index(s->store));
+    if (s->cfg.backend == MS_BACKEND_MEMORY)
+        ms_info("store: malloc's heap in %s pages",
+                ms_hugepages_tunable_set() ? "2 MiB (--huge-pages)" : "4 KiB");
     ms_fsm_init(&s->fsm, s->store, s->member_id, (uint8_t)s->cfg.codec);
     s->fsm.auth.token_ttl_ns = (uint64_t)s->cfg.auth_token_ttl_s * 1000000000;
     s->fsm.auth.limit_refill_ns =

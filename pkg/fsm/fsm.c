@@ -3,7 +3,9 @@
 #include "codec/codec.h"
 #include "util/cowdump.h"
 #include "util/error.h"
+#include "util/hugepages.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -452,8 +454,18 @@ int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
         return ms_seterr(errmsg, errmsg_size, MS_EINVAL,
                          "snapshot: already collected");
     job->collected = true;
-    if (job->dump != NULL)
-        return ms_cowdump_wait(job->dump, buf, len, errmsg, errmsg_size);
+    if (job->dump != NULL) {
+        int rc = ms_cowdump_wait(job->dump, buf, len, errmsg, errmsg_size);
+        /* the child is gone: what the loop wrote meanwhile split the heap's
+         * huge pages; put them back before the next fork (we are on a
+         * worker thread) */
+        uint64_t t0 = ms_now_ns();
+        long n = ms_hugepages_collapse();
+        if (n > 0)
+            ms_debug("fsm: heap back in huge pages: %ld MiB in %.1f ms",
+                     n >> 20, (double)(ms_now_ns() - t0) / 1e6);
+        return rc;
+    }
     if (job->view != NULL) {
         int rc = save_store(job->view, job->codec, &job->extra, view_write, job,
                             errmsg, errmsg_size);

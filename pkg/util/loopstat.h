@@ -17,12 +17,20 @@
  * with UV_METRICS_IDLE_TIME before it runs (ms_loopstat_init does it).
  * Loop thread only. The handle is unreferenced: it never keeps the loop
  * alive.
+ *
+ * The loop thread's CPU clock is read at the same points: an iteration
+ * whose wall time is far above its CPU time spent the difference not
+ * running (waiting for a CPU, blocked in the kernel, or a virtual CPU the
+ * hypervisor did not run), not working.
  */
 struct ms_loopstat {
     uv_prepare_t prepare;
     uint64_t last_ns;      /* uv_hrtime at the previous prepare */
     uint64_t last_idle_ns; /* uv_metrics_idle_time then */
     uint64_t max_ns;       /* longest busy iteration since start */
+    uint64_t last_cpu_ns;  /* the loop thread's CPU clock then */
+    uint64_t cpu_max_ns;   /* most CPU time one iteration took */
+    struct ms_histogram busy_cpu; /* seconds of CPU per iteration */
     struct ms_histogram busy; /* seconds */
 };
 
@@ -34,8 +42,9 @@ int ms_loopstat_init(struct ms_loopstat *ls, uv_loop_t *loop);
 /* Closes the handle (cb may be NULL); ls must live until it has run. */
 void ms_loopstat_close(struct ms_loopstat *ls, uv_close_cb cb);
 
-/* Appends metastore_loop_busy_seconds (histogram) and
- * metastore_loop_stall_max_seconds (gauge) to out. */
+/* Appends metastore_loop_busy_seconds and metastore_loop_busy_cpu_seconds
+ * (histograms), metastore_loop_stall_max_seconds and
+ * metastore_loop_stall_max_cpu_seconds (gauges) to out. */
 int ms_loopstat_metrics(const struct ms_loopstat *ls, struct ms_buf *out);
 
 #endif /* MS_UTIL_LOOPSTAT_H */
