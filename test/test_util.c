@@ -9,6 +9,7 @@
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -356,6 +357,7 @@ static void test_hugepages_collapse(void **state)
     unsetenv("GLIBC_TUNABLES");
     assert_false(ms_hugepages_tunable_set());
     assert_int_equal(ms_hugepages_collapse(), 0); /* not asked for */
+    assert_int_equal(ms_hugepages_prefault_top(1u << 20), 0);
 
     setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1",
            1);
@@ -369,6 +371,28 @@ static void test_hugepages_collapse(void **state)
     assert_true(heap_huge_kb() >= 14 * 1024);
     for (size_t i = 0; i < n; i += 4096)
         assert_int_equal(p[i], 0x5a);
+
+    /* prefault_top: of 16 MiB more heap, never touched, the last 8 MiB
+     * become resident, what is below them stays as it was */
+    {
+        const size_t m = 16u << 20, pad = 8u << 20;
+        unsigned char vec[(16u << 20) / 4096];
+        char *q = sbrk((intptr_t)m);
+        size_t res_hi = 0, res_lo = 0;
+        assert_true(q != (void *)-1);
+        assert_true(ms_hugepages_prefault_top(pad) >= (long)pad);
+        assert_int_equal(mincore(q, m, vec), 0);
+        for (size_t i = 0; i < m / 4096; i++) {
+            if (i >= (m - pad) / 4096)
+                res_hi += vec[i] & 1;
+            else if (i < (m - pad - (2u << 20)) / 4096) /* below alignment */
+                res_lo += vec[i] & 1;
+        }
+        assert_int_equal(res_hi, pad / 4096);
+        assert_int_equal(res_lo, 0);
+        assert_int_equal(q[m - 1], 0); /* zero-filled, as from the kernel */
+        assert_true(sbrk(-(intptr_t)m) != (void *)-1);
+    }
 
     if (old != NULL)
         setenv("GLIBC_TUNABLES", old, 1);

@@ -335,8 +335,36 @@ static void on_raft_state(struct ms_raft *node)
     ms_lease_api_tick(node->data); /* lease deadlines follow leadership */
 }
 
+static void prefault_work(uv_work_t *w)
+{
+    (void)w;
+    ms_hugepages_prefault_top(MS_HUGEPAGES_TOP_PAD);
+}
+
+static void prefault_done(uv_work_t *w, int status)
+{
+    struct ms_server *s = w->data;
+    (void)status;
+    s->prefault_busy = false;
+}
+
+/* Every 200 ms, when the heap is in huge pages: the next ones it will
+ * hand out are faulted in by a pool thread, not by the loop. */
+static void prefault_tick(struct ms_server *s)
+{
+    if (s->prefault_busy || ++s->prefault_ticks < 4 ||
+        !ms_hugepages_tunable_set())
+        return;
+    s->prefault_ticks = 0;
+    s->prefault.data = s;
+    if (uv_queue_work(&s->loop, &s->prefault, prefault_work, prefault_done) ==
+        0)
+        s->prefault_busy = true;
+}
+
 static void on_tick(uv_timer_t *t)
 {
+    prefault_tick(t->data);
     ms_api_sweep(t->data);
     ms_space_check(t->data, false);
     ms_cluster_on_state(t->data);

@@ -101,6 +101,11 @@ struct ms_server {
 
     /* cluster.c */
     uv_timer_t tick;            /* publish retries, parked-call expiry */
+    /* faults in the heap's reserved top off the loop (util/hugepages.h),
+     * every few ticks */
+    uv_work_t prefault;
+    bool prefault_busy;
+    unsigned prefault_ticks;
     struct ms_http_client *fwd; /* keep-alive connection to the leader */
     char fwd_addr[64];
     char leader_url[128]; /* leader's client URL, as published */

@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25 /* Linux 6.1 */
 #endif
@@ -68,29 +71,44 @@ void ms_hugepages_reexec(char **argv)
         unsetenv("GLIBC_TUNABLES");
 }
 
+#define HUGE (2ul << 20)
+#define MAX_HEAP_MAPS 64
+
+/* The [heap] mappings of /proc/self/maps, in address order (contiguous:
+ * glibc adds one per stretch it madvises). Returns how many, or -1. */
+static int heap_maps(unsigned long (*r)[2], int max)
+{
+    char line[512];
+    int n = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+
+    if (f == NULL)
+        return -1;
+    while (n < max && fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+        if (len > 7 && strcmp(line + len - 7, "[heap]\n") == 0 &&
+            sscanf(line, "%lx-%lx", &r[n][0], &r[n][1]) == 2)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
 long ms_hugepages_collapse(void)
 {
-    const unsigned long huge = 2ul << 20;
-    char line[512];
+    unsigned long r[MAX_HEAP_MAPS][2];
     long done = 0;
-    int err = 0;
-    FILE *f;
+    int err = 0, n;
 
     if (!ms_hugepages_tunable_set())
         return 0;
-    if ((f = fopen("/proc/self/maps", "r")) == NULL)
+    if ((n = heap_maps(r, MAX_HEAP_MAPS)) < 0)
         return -1;
-    /* the heap is one mapping per stretch glibc added with its own
-     * madvise, and the kernel collapses one mapping per call (it refuses
-     * the whole call at the first that holds no aligned 2 MiB) */
-    while (fgets(line, sizeof(line), f) != NULL) {
-        size_t n = strlen(line);
-        unsigned long a, b;
-        if (n <= 7 || strcmp(line + n - 7, "[heap]\n") != 0 ||
-            sscanf(line, "%lx-%lx", &a, &b) != 2)
-            continue;
-        a = (a + huge - 1) & ~(huge - 1);
-        b &= ~(huge - 1);
+    /* the kernel collapses one mapping per call (it refuses the whole
+     * call at the first that holds no aligned 2 MiB) */
+    for (int i = 0; i < n; i++) {
+        unsigned long a = (r[i][0] + HUGE - 1) & ~(HUGE - 1);
+        unsigned long b = r[i][1] & ~(HUGE - 1);
         if (a >= b)
             continue;
         /* EAGAIN/ENOMEM: some 2 MiB ranges could not be collapsed now
@@ -102,10 +120,42 @@ long ms_hugepages_collapse(void)
         }
         done += (long)(b - a);
     }
-    fclose(f);
     if (done == 0 && err != 0) {
         errno = err;
         return -1;
     }
     return done;
+}
+
+long ms_hugepages_prefault_top(size_t pad)
+{
+    const unsigned long huge = HUGE;
+    unsigned long r[MAX_HEAP_MAPS][2];
+    unsigned long lo, hi, a, b;
+    int n;
+
+    if (!ms_hugepages_tunable_set())
+        return 0;
+    if ((n = heap_maps(r, MAX_HEAP_MAPS)) < 0)
+        return -1;
+    if (n == 0)
+        return 0;
+    lo = r[0][0];
+    hi = r[n - 1][1];
+    a = hi - lo > pad ? (hi - pad) & ~(huge - 1) : lo;
+    if (a < lo)
+        a = lo;
+    /* One huge page per call, lowest (next handed out) first: the call
+     * holds the address space's lock for reading, and the loop's brk()
+     * waits for it, so no more than one page's fault at a time. The loop
+     * may move the break meanwhile: a range gone is ENOMEM, harmless,
+     * and nothing beyond the break can be mapped by this. */
+    for (b = a; b < hi; b = (b + huge) & ~(huge - 1)) {
+        unsigned long e = ((b + huge) & ~(huge - 1)) < hi
+                              ? (b + huge) & ~(huge - 1)
+                              : hi;
+        if (madvise((void *)b, e - b, MADV_POPULATE_WRITE) != 0)
+            return -1;
+    }
+    return (long)(hi - a);
 }
