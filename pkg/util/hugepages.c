@@ -40,13 +40,14 @@ bool ms_hugepages_tunable_set(void)
 void ms_hugepages_reexec(char **argv)
 {
     const char *old = getenv("GLIBC_TUNABLES");
+    bool had = old != NULL, had_value = had && old[0] != '\0';
     char self[4096];
     char *val;
 
     if (!ms_hugepages_available() || ms_hugepages_tunable_set())
         return;
     /* other tunables the user set are kept, ours goes last */
-    if (old != NULL && old[0] != '\0') {
+    if (had_value) {
         size_t n = strlen(old) + sizeof(":" TUNABLE "=1");
         if ((val = malloc(n)) == NULL)
             return;
@@ -63,12 +64,17 @@ void ms_hugepages_reexec(char **argv)
             execv(self, argv);
     }
     /* exec failed: go on as we are, without the tunable (it would claim a
-     * huge-page heap this process does not have) */
-    free(val);
-    if (old != NULL)
-        setenv("GLIBC_TUNABLES", old, 1);
-    else
+     * huge-page heap this process does not have); old's storage may have
+     * gone with the setenv, so the value is rebuilt from val */
+    if (had_value) {
+        val[strlen(val) - sizeof(":" TUNABLE "=1") + 1] = '\0';
+        setenv("GLIBC_TUNABLES", val, 1);
+    } else if (had) {
+        setenv("GLIBC_TUNABLES", "", 1);
+    } else {
         unsetenv("GLIBC_TUNABLES");
+    }
+    free(val);
 }
 
 #define HUGE (2ul << 20)
