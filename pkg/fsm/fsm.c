@@ -456,15 +456,18 @@ int ms_fsm_snapshot_collect(struct ms_fsm_snapjob *job, const uint8_t **buf,
     job->collected = true;
     if (job->dump != NULL) {
         int rc = ms_cowdump_wait(job->dump, buf, len, errmsg, errmsg_size);
+        uint64_t t0 = ms_now_ns();
+        long n;
         /* the child is gone: what the loop wrote meanwhile split the heap's
          * huge pages; put them back before the next fork (we are on a
-         * worker thread) */
-        uint64_t t0 = ms_now_ns();
-        long n = ms_hugepages_collapse();
-        if (n > 0)
+         * worker thread). Not after a failed or cancelled child: a close
+         * would wait for it, and the next snapshot's collect does it. */
+        if (rc != 0)
+            return rc;
+        if ((n = ms_hugepages_collapse()) > 0)
             ms_debug("fsm: heap back in huge pages: %ld MiB in %.1f ms",
                      n >> 20, (double)(ms_now_ns() - t0) / 1e6);
-        return rc;
+        return 0;
     }
     if (job->view != NULL) {
         int rc = save_store(job->view, job->codec, &job->extra, view_write, job,
