@@ -577,21 +577,19 @@ int main(int argc, char **argv)
      * arenas with 10 kB in use, half the RSS of a 1M-key server). A fixed
      * threshold keeps them mmapped. */
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    /* Each apply's scratch arena comes from the top of the heap and goes
-     * back to it; with the default trim threshold (128 KiB) glibc gave the
-     * top back to the kernel after most applies and faulted it in again
-     * at the next, zeroing a fresh 2 MiB huge page on the loop each time
-     * (perf at 50 connections: 3-4% of the loop thread in clear_page).
-     * Up to 32 MiB of free top now stays. */
-    mallopt(M_TRIM_THRESHOLD, 32 << 20);
-    /* a heap in huge pages makes the snapshot fork ~15x shorter
+    /* a heap in huge pages makes the snapshot fork about 10x shorter
      * (util/hugepages.h); glibc reads the setting only at start */
     if (huge_pages)
         ms_hugepages_reexec(argv);
-    /* the heap grows 32 MiB ahead of its use, and a pool thread faults
-     * that in (util/hugepages.h: a fresh huge page's first fault can take
-     * milliseconds on a virtual machine) */
-    if (ms_hugepages_tunable_set())
+    /* The heap grows 32 MiB ahead of its use and a pool thread faults that
+     * in (util/hugepages.h: a fresh huge page's first fault zeroed on the
+     * loop took milliseconds on a virtual machine; perf at 50 connections:
+     * clear_page 3.6% of the loop thread, 0.3% with the reserve). Up to
+     * 32 MiB of free top is kept too, so glibc does not give the reserve
+     * back to the kernel after an apply's scratch memory is freed. */
+    if (ms_hugepages_tunable_set()) {
         mallopt(M_TOP_PAD, MS_HUGEPAGES_TOP_PAD);
+        mallopt(M_TRIM_THRESHOLD, MS_HUGEPAGES_TOP_PAD);
+    }
     return ms_server_run(&c);
 }
