@@ -353,6 +353,31 @@ metric() {
     [ "${taken[1]}" -le 8 ]
 }
 
+# Old snapshots and log segments are renamed to tmp-del-NAME and shrunk
+# 4 MiB at a time before their unlink (a whole-file unlink on a file system
+# with online discard holds every fdatasync behind it). 3,000 puts of 4
+# KiB: snapshots of up to 12 MB every 200 entries, all but two deleted.
+@test "old snapshots are deleted in 4 MiB steps, and nothing is left under a tmp- name" {
+    start_server del --snapshot-count 200 --snapshot-log-percent 0
+    "$MS_BUILD/metastore-bench" load --endpoints "$URL" --clients 4 --op put \
+        --val-size 4096 --key-space 100000000 --total 3000 --quiet >/dev/null
+    for _ in $(seq 1 100); do
+        [ "$(metric metastore_raft_file_delete_pending_bytes)" = 0 ] && break
+        sleep 0.1
+    done
+    [ "$(metric metastore_raft_file_delete_pending_bytes)" = 0 ]
+    [ "$(metric metastore_snapshots_taken_total)" -ge 10 ]
+    deleted=$(metric metastore_raft_files_deleted_total)
+    steps=$(metric metastore_raft_file_delete_steps_total)
+    echo "# $deleted files deleted in $steps steps" >&3
+    [ "$deleted" -ge 8 ]
+    [ "$steps" -ge 1 ]
+    run ls "$DATA/raft"
+    refute_output --partial tmp-
+    [ "$(ls "$DATA/raft" | grep -c '^snap-')" -le 2 ]
+    stop_server
+}
+
 # env_of PID NAME: prints NAME=value from the process's environment. glibc
 # puts NULs between the tunables it parsed in the original copy that
 # /proc shows: those are read as ':'.

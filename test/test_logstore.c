@@ -720,13 +720,37 @@ static void on_get(struct raft_io_snapshot_get *req,
 /* a snapshot with trailing entries deletes the segments wholly before
  * index - trailing (not the others); load returns the snapshot and the log
  * from there; snapshot_get returns the newest */
+/* The log store hands deleted files to its reaper (util/reaper.h): wait
+ * (at most 10 s) until it has deleted n of them; none is left under a tmp-
+ * name. */
+static void wait_deleted(const char *dir, struct ms_logstore *ls, size_t n)
+{
+    struct ms_logstore_stats st;
+    struct dirent *de;
+    DIR *d;
+
+    for (int i = 0; i < 1000; i++) {
+        ms_logstore_stats(ls, &st);
+        if (st.files_deleted >= n)
+            break;
+        usleep(10000);
+    }
+    assert_true(st.files_deleted >= n);
+    d = opendir(dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "tmp-", 4) == 0)
+            fail_msg("%s left behind by a deletion", de->d_name);
+    closedir(d);
+}
+
 static void test_snapshot_trailing(void **state)
 {
     struct fx *f = *state;
     struct ms_logstore *ls = fresh_log(f, 100);
     struct seginfo before[256], after[256];
     struct get g = {0};
-    size_t nb = list_segs(f->dir, before, 256), na, k = 0;
+    size_t nb = list_segs(f->dir, before, 256), na, k = 0, ngone = 0;
     const raft_index index = 80;
     const unsigned trailing = 20;
     struct loaded l;
@@ -748,7 +772,10 @@ static void test_snapshot_trailing(void **state)
                      (unsigned long long)before[i].last,
                      gone ? "kept" : "deleted");
         k += found;
+        ngone += gone;
     }
+    assert_true(ngone > 0);
+    wait_deleted(f->dir, ls, ngone);
     assert_true(after[0].first > 1);
     assert_true(after[0].first <= index - trailing + 1);
 

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,6 +22,7 @@
 #include "util/error.h"
 #include "util/hugepages.h"
 #include "util/loopstat.h"
+#include "util/reaper.h"
 
 #include <time.h>
 
@@ -343,8 +346,8 @@ static void test_hugepages_collapse(void **state)
 {
     (void)state;
     const size_t n = 16u << 20;
-    char *old = getenv("GLIBC_TUNABLES") ? strdup(getenv("GLIBC_TUNABLES"))
-                                         : NULL;
+    char *old =
+        getenv("GLIBC_TUNABLES") ? strdup(getenv("GLIBC_TUNABLES")) : NULL;
     char *p;
     long r;
 
@@ -453,10 +456,81 @@ static void test_loopstat_stall(void **state)
     ms_buf_free(&b);
 }
 
+/* A sparse file of size bytes at dir/name; its path in out. */
+static void make_sized(const char *dir, const char *name, off_t size, char *out,
+                       size_t n)
+{
+    int fd;
+
+    snprintf(out, n, "%s/%s", dir, name);
+    fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, size), 0);
+    close(fd);
+}
+
+/* A file over MS_REAPER_STEP is shrunk a step at a time before its
+ * unlink: 2 steps for 2.5 steps' worth, none for a small one; a symlink is
+ * unlinked itself (its target kept); stop unlinks what is still queued,
+ * without pacing. */
+static void test_reaper(void **state)
+{
+    char dir[] = "/tmp/ms_reaper_XXXXXX", big[256], small[256], link[256],
+         target[256], q[4][256];
+    struct ms_reaper *r;
+    struct ms_reaper_stats st;
+    struct stat sb;
+    char err[256];
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    make_sized(dir, "big", (off_t)MS_REAPER_STEP * 5 / 2, big, sizeof big);
+    make_sized(dir, "small", 4096, small, sizeof small);
+    make_sized(dir, "target", 8192, target, sizeof target);
+    snprintf(link, sizeof link, "%s/link", dir);
+    assert_int_equal(symlink(target, link), 0);
+
+    assert_int_equal(ms_reaper_start(&r, err, sizeof err), 0);
+    ms_reaper_unlink(r, big);
+    ms_reaper_unlink(r, small);
+    ms_reaper_unlink(r, link);
+    ms_reaper_drain(r);
+    ms_reaper_stats(r, &st);
+    assert_int_equal(st.files, 2); /* the symlink went straight away */
+    assert_int_equal(st.steps, 2);
+    assert_int_equal(st.pending_bytes, 0);
+    assert_int_equal(lstat(big, &sb), -1);
+    assert_int_equal(lstat(small, &sb), -1);
+    assert_int_equal(lstat(link, &sb), -1);
+    assert_int_equal(stat(target, &sb), 0);
+    assert_int_equal(sb.st_size, 8192);
+    /* a name that is not there: nothing to do, nothing counted */
+    ms_reaper_unlink(r, big);
+    ms_reaper_drain(r);
+    ms_reaper_stats(r, &st);
+    assert_int_equal(st.files, 2);
+
+    /* 4 x 64 MiB would take 4 x 16 paced steps: stop does not wait */
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "q%d", i);
+        make_sized(dir, name, (off_t)64 << 20, q[i], sizeof q[i]);
+        ms_reaper_unlink(r, q[i]);
+    }
+    ms_reaper_stats(r, &st);
+    assert_true(st.pending_bytes > 0);
+    ms_reaper_stop(r);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(lstat(q[i], &sb), -1);
+    assert_int_equal(unlink(target), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loopstat_stall),
+        cmocka_unit_test(test_reaper),
         cmocka_unit_test(test_hugepages_collapse),
         cmocka_unit_test(test_base64_encode_vectors),
         cmocka_unit_test(test_base64_decode_vectors),

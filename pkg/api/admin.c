@@ -172,6 +172,18 @@ static void metrics(struct ms_call *c)
     ms_metrics_counter(&b, "metastore_raft_log_segments_created_total",
                        "Raft log segments opened (preallocated).",
                        (double)st.log_segments);
+    ms_metrics_counter(&b, "metastore_raft_files_deleted_total",
+                       "Old log segments and snapshots deleted, each shrunk "
+                       "a few MiB at a time first.",
+                       (double)st.log_files_deleted);
+    ms_metrics_counter(&b, "metastore_raft_file_delete_steps_total",
+                       "Truncations of those files: 4 MiB each, synced, "
+                       "10 ms apart.",
+                       (double)st.log_delete_steps);
+    ms_metrics_gauge(&b, "metastore_raft_file_delete_pending_bytes",
+                     "Bytes of old log segments and snapshots still to "
+                     "delete.",
+                     (double)st.log_delete_pending_bytes);
     ms_metrics_gauge(&b, "metastore_raft_log_write_max_seconds",
                      "Longest round of the log writer (writes and fdatasync) "
                      "since start; off the event loop.",

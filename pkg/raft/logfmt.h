@@ -36,7 +36,9 @@
  *                  Configuration: u32 n, then n times u64 id, u8 role
  *                  (0 standby, 1 voter, 2 spare), u8 zero, u16 address
  *                  length, the address bytes (no NUL).
- *   tmp-*          files being written; removed at start.
+ *   tmp-*          files being written, or being deleted (tmp-del-NAME:
+ *                  renamed at once, then shrunk in steps and unlinked by
+ *                  the reaper, util/reaper.h); removed at start.
  *
  * Durability rules (logstore.c): a record is acknowledged only after the
  * fdatasync that follows its write; a segment is full and synced before the

@@ -24,6 +24,7 @@
 #include "util/crc32c.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/reaper.h"
 
 void (*ms_logstore__fault)(const char *point, int fd, const void *buf,
                            size_t len, uint64_t off);
@@ -74,6 +75,9 @@ struct ms_logstore {
     uv_loop_t *loop;
     char *dir;
     uint64_t segment_size;
+    /* deletes old segments and snapshots in steps (util/reaper.h); any
+     * thread, from open to free */
+    struct ms_reaper *reaper;
 
     /* loop side */
     raft_index next_index; /* of the next appended entry */
@@ -136,6 +140,26 @@ static int errf(char *errmsg, int code, const char *fmt, ...)
 static void path_of(char *out, size_t n, const char *dir, const char *name)
 {
     snprintf(out, n, "%s/%s", dir, name);
+}
+
+/* Deletes dir/name: renamed to tmp-del-NAME at once, so the name is gone
+ * (and the loader, which removes tmp- files, never meets a half-deleted
+ * file under its own name), then shrunk and unlinked in steps by reaper.
+ * A NULL reaper, or a failed rename, unlinks at once. Any thread. */
+static int trash(struct ms_reaper *reaper, const char *dir, const char *name)
+{
+    char from[PATH_MAX], to[PATH_MAX], tname[MS_LOGFMT_NAME_SIZE + 8];
+
+    path_of(from, sizeof from, dir, name);
+    if (reaper != NULL) {
+        snprintf(tname, sizeof tname, "tmp-del-%s", name);
+        path_of(to, sizeof to, dir, tname);
+        if (rename(from, to) == 0) {
+            ms_reaper_unlink(reaper, to);
+            return 0;
+        }
+    }
+    return unlink(from);
 }
 
 static int sync_dir(const char *dir)
@@ -327,7 +351,8 @@ static int conf_decode(const uint8_t *buf, size_t len,
 /* cancel (may be NULL): when it turns true, the write stops between
  * chunks and fails (a closing store does not wait for a whole snapshot). */
 static int snapshot_write(const char *dir, const struct raft_snapshot *s,
-                          const atomic_bool *cancel, char *errmsg)
+                          const atomic_bool *cancel, struct ms_reaper *reaper,
+                          char *errmsg)
 {
     char name[MS_LOGFMT_NAME_SIZE], tmp[MS_LOGFMT_NAME_SIZE + 8];
     char path[PATH_MAX], tpath[PATH_MAX];
@@ -419,9 +444,8 @@ static int snapshot_write(const char *dir, const struct raft_snapshot *s,
                     if (ms_logfmt_parse_name(de->d_name, &t, &i) ==
                             MS_LOGFMT_SNAP &&
                         i == idx[a]) {
-                        path_of(path, sizeof path, dir, de->d_name);
                         FAULT("snap-prune", -1, NULL, 0, 0);
-                        unlink(path);
+                        trash(reaper, dir, de->d_name);
                     }
                 }
                 closedir(d);
@@ -764,12 +788,12 @@ static int do_append(struct ms_logstore *ls, struct req *r)
  * first, so a crash in between leaves a log without a gap. */
 static void drop_last_segment(struct ms_logstore *ls)
 {
-    char path[PATH_MAX];
+    char name[MS_LOGFMT_NAME_SIZE];
 
     close_cur(ls);
-    seg_path(ls, ls->segs[ls->n_segs - 1].seq, path, sizeof path);
+    ms_logfmt_segment_name(name, ls->segs[ls->n_segs - 1].seq);
     FAULT("seg-drop", -1, NULL, 0, 0);
-    unlink(path);
+    trash(ls->reaper, ls->dir, name);
     ls->n_segs--;
 }
 
@@ -871,14 +895,15 @@ static int do_truncate(struct ms_logstore *ls, raft_index index)
  * the last one). */
 static void do_compact(struct ms_logstore *ls, raft_index index)
 {
-    char path[PATH_MAX];
+    char name[MS_LOGFMT_NAME_SIZE];
     size_t n = 0;
 
     while (n + 1 < ls->n_segs && ls->segs[n].last <= index) {
-        seg_path(ls, ls->segs[n].seq, path, sizeof path);
+        ms_logfmt_segment_name(name, ls->segs[n].seq);
         FAULT("compact-unlink", -1, NULL, 0, 0);
-        if (unlink(path) != 0 && errno != ENOENT) {
-            ms_warn("raft log: delete %s: %s", path, strerror(errno));
+        if (trash(ls->reaper, ls->dir, name) != 0 && errno != ENOENT) {
+            ms_warn("raft log: delete %s/%s: %s", ls->dir, name,
+                    strerror(errno));
             break;
         }
         n++;
@@ -896,7 +921,7 @@ static int do_install(struct ms_logstore *ls, struct req *r)
 {
     if (write_out(ls) != 0 || sync_cur(ls) != 0)
         return -1;
-    if (snapshot_write(ls->dir, r->snapshot, NULL, ls->werr) != 0) {
+    if (snapshot_write(ls->dir, r->snapshot, NULL, ls->reaper, ls->werr) != 0) {
         ls->wfail =
             errno == ENOSPC || errno == EDQUOT ? RAFT_NOSPACE : RAFT_IOERR;
         return -1;
@@ -1117,6 +1142,14 @@ int ms_logstore_open(uv_loop_t *loop, const char *dir, uint64_t segment_size,
         free(ls);
         return ms_seterr(errmsg, n, MS_ENOMEM, "out of memory");
     }
+    {
+        int rc = ms_reaper_start(&ls->reaper, errmsg, n);
+        if (rc != 0) {
+            free(ls->dir);
+            free(ls);
+            return rc;
+        }
+    }
     ls->loop = loop;
     ls->segment_size =
         segment_size ? segment_size : MS_LOGSTORE_DEFAULT_SEGMENT;
@@ -1246,8 +1279,9 @@ static int list_dir(struct ms_logstore *ls, struct dirlist *l, char *errmsg)
             }
             break;
         case MS_LOGFMT_TMP:
+            /* an interrupted write, or a deletion (tmp-del-) */
             path_of(path, sizeof path, ls->dir, de->d_name);
-            unlink(path);
+            ms_reaper_unlink(ls->reaper, path);
             break;
         default:
             break;
@@ -1706,8 +1740,8 @@ static void put_work(uv_work_t *w)
     struct put_work *pw = w->data;
 
     pool_thread_background();
-    pw->status =
-        snapshot_write(pw->ls->dir, pw->snapshot, &pw->ls->closing, pw->errmsg);
+    pw->status = snapshot_write(pw->ls->dir, pw->snapshot, &pw->ls->closing,
+                                pw->ls->reaper, pw->errmsg);
 }
 
 static void put_after(uv_work_t *w, int status)
@@ -1847,7 +1881,13 @@ int ms_logstore_snapshot_get(struct ms_logstore *ls,
 void ms_logstore_stats(const struct ms_logstore *ls,
                        struct ms_logstore_stats *out)
 {
+    struct ms_reaper_stats rs;
+
     *out = ls->stats;
+    ms_reaper_stats(ls->reaper, &rs);
+    out->files_deleted = rs.files;
+    out->delete_steps = rs.steps;
+    out->delete_pending_bytes = rs.pending_bytes;
 }
 
 static void free_store(struct ms_logstore *ls)
@@ -1856,6 +1896,7 @@ static void free_store(struct ms_logstore *ls)
     void *arg = ls->close_arg;
 
     close_cur(ls);
+    ms_reaper_stop(ls->reaper);
     pthread_mutex_destroy(&ls->mu);
     pthread_cond_destroy(&ls->cond);
     free(ls->segs);

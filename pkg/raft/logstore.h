@@ -68,6 +68,10 @@ struct ms_logstore_stats {
     uint64_t segments;                 /* segments opened */
     uint64_t sync_ns_max;              /* the longest write + fdatasync */
     struct ms_histogram round_seconds; /* every round's write + fdatasync */
+    /* old segments and snapshots, deleted in steps (util/reaper.h) */
+    uint64_t files_deleted;
+    uint64_t delete_steps;
+    uint64_t delete_pending_bytes;
 };
 void ms_logstore_stats(const struct ms_logstore *ls,
                        struct ms_logstore_stats *out);

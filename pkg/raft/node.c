@@ -264,9 +264,9 @@ static bool snapshot_deferred(struct ms_raft_priv *p)
     more = (want - p->log_bytes_since_snap) /
                (p->log_bytes_since_snap / (entries ? entries : 1) + 1) +
            1;
-    raft_set_snapshot_threshold(
-        &p->raft, entries + more < UINT_MAX ? (unsigned)(entries + more)
-                                            : UINT_MAX);
+    raft_set_snapshot_threshold(&p->raft, entries + more < UINT_MAX
+                                              ? (unsigned)(entries + more)
+                                              : UINT_MAX);
     return true;
 }
 
@@ -275,9 +275,8 @@ static bool snapshot_deferred(struct ms_raft_priv *p)
 static void snapshot_taken(struct ms_raft_priv *p, size_t len, uint64_t mark)
 {
     p->last_snap_bytes = len;
-    p->log_bytes_since_snap -= mark < p->log_bytes_since_snap
-                                   ? mark
-                                   : p->log_bytes_since_snap;
+    p->log_bytes_since_snap -=
+        mark < p->log_bytes_since_snap ? mark : p->log_bytes_since_snap;
     raft_set_snapshot_threshold(&p->raft, p->snapshot_threshold);
 }
 
@@ -1657,6 +1656,9 @@ void ms_raft_get_status(struct ms_raft *node, struct ms_raft_status *out)
         out->log_segments = ls.segments;
         out->log_sync_max_ns = ls.sync_ns_max;
         out->log_rounds = ls.round_seconds;
+        out->log_files_deleted = ls.files_deleted;
+        out->log_delete_steps = ls.delete_steps;
+        out->log_delete_pending_bytes = ls.delete_pending_bytes;
     }
 }
 

@@ -210,8 +210,8 @@ struct ms_raft_config {
      * larger than snapshot_threshold entries would otherwise be rewritten
      * whole every few thousand puts. */
     unsigned snapshot_log_percent;
-    size_t segment_size;         /* bytes per open log segment */
-    bool pre_vote;               /* default true */
+    size_t segment_size; /* bytes per open log segment */
+    bool pre_vote;       /* default true */
     /* Initial cluster, used to bootstrap a fresh data directory. All are
      * voters and the list must contain this node. NULL/0: a cluster of
      * this node alone. Ignored when join is set or the directory already
@@ -362,18 +362,21 @@ struct ms_raft_status {
     int fsm_error;   /* non-zero once fsm->apply failed: the node is stuck */
     unsigned voters; /* voters in the latest known configuration */
     size_t inflight; /* proposals + barriers waiting for their callback */
-    uint64_t disk_appends;          /* log append requests libraft made */
-    uint64_t disk_append_entries;   /* entries they carried */
-    uint64_t disk_writes;           /* fdatasyncs of the log: the log store
-                                       merges queued requests into one */
-    uint64_t log_bytes;             /* record bytes written to the log */
-    uint64_t log_segments;          /* log segments opened */
-    uint64_t log_sync_max_ns;       /* longest write + fdatasync round */
-    struct ms_histogram log_rounds; /* seconds per write + fdatasync round */
-    uint64_t snapshot_log_bytes;    /* entry bytes applied since the last
-                                       snapshot */
-    uint64_t snapshot_last_bytes;   /* its size (0: none since start) */
-    uint64_t snapshots_deferred;    /* asks put off by the log-size rule */
+    uint64_t disk_appends;             /* log append requests libraft made */
+    uint64_t disk_append_entries;      /* entries they carried */
+    uint64_t disk_writes;              /* fdatasyncs of the log: the log store
+                                          merges queued requests into one */
+    uint64_t log_bytes;                /* record bytes written to the log */
+    uint64_t log_segments;             /* log segments opened */
+    uint64_t log_sync_max_ns;          /* longest write + fdatasync round */
+    struct ms_histogram log_rounds;    /* seconds per write + fdatasync round */
+    uint64_t log_files_deleted;        /* old segments and snapshots deleted */
+    uint64_t log_delete_steps;         /* the truncations that deleted them */
+    uint64_t log_delete_pending_bytes; /* bytes still to delete */
+    uint64_t snapshot_log_bytes;       /* entry bytes applied since the last
+                                          snapshot */
+    uint64_t snapshot_last_bytes;      /* its size (0: none since start) */
+    uint64_t snapshots_deferred;       /* asks put off by the log-size rule */
 };
 
 /* Fills out with the node's current state (an unstarted or closed node
