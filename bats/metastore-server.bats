@@ -354,10 +354,10 @@ metric() {
 }
 
 # Old snapshots and log segments are renamed to tmp-del-NAME and shrunk
-# 4 MiB at a time before their unlink (a whole-file unlink on a file system
+# 1 MiB at a time before their unlink (a whole-file unlink on a file system
 # with online discard holds every fdatasync behind it). 3,000 puts of 4
 # KiB: snapshots of up to 12 MB every 200 entries, all but two deleted.
-@test "old snapshots are deleted in 4 MiB steps, and nothing is left under a tmp- name" {
+@test "old snapshots are deleted in 1 MiB steps, and nothing is left under a tmp- name" {
     start_server del --snapshot-count 200 --snapshot-log-percent 0
     "$MS_BUILD/metastore-bench" load --endpoints "$URL" --clients 4 --op put \
         --val-size 4096 --key-space 100000000 --total 3000 --quiet >/dev/null

@@ -510,7 +510,7 @@ static void test_reaper(void **state)
     ms_reaper_stats(r, &st);
     assert_int_equal(st.files, 2);
 
-    /* 4 x 64 MiB would take 4 x 16 paced steps: stop does not wait */
+    /* 4 x 64 MiB would take 4 x 64 paced steps: stop does not wait */
     for (int i = 0; i < 4; i++) {
         char name[16];
         snprintf(name, sizeof name, "q%d", i);

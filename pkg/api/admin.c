@@ -177,8 +177,8 @@ static void metrics(struct ms_call *c)
                        "a few MiB at a time first.",
                        (double)st.log_files_deleted);
     ms_metrics_counter(&b, "metastore_raft_file_delete_steps_total",
-                       "Truncations of those files: 4 MiB each, synced, "
-                       "10 ms apart.",
+                       "Truncations of those files: 1 MiB each, synced, "
+                       "2.5 ms apart.",
                        (double)st.log_delete_steps);
     ms_metrics_gauge(&b, "metastore_raft_file_delete_pending_bytes",
                      "Bytes of old log segments and snapshots still to "

@@ -30,12 +30,12 @@ struct ms_reaper {
     struct ms_reaper_stats st;
 };
 
-static void sleep_ms(struct ms_reaper *r, unsigned ms)
+static void sleep_us(struct ms_reaper *r, unsigned us)
 {
     struct timespec until;
 
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)ms * 1000000L;
+    until.tv_nsec += (long)us * 1000L;
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&r->mu);
@@ -71,7 +71,7 @@ static void reap(struct ms_reaper *r, struct item *it)
         r->st.steps++;
         r->st.pending_bytes -= MS_REAPER_STEP;
         pthread_mutex_unlock(&r->mu);
-        sleep_ms(r, MS_REAPER_PAUSE_MS);
+        sleep_us(r, MS_REAPER_PAUSE_US);
     }
     if (fd >= 0)
         close(fd);
