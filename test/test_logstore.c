@@ -744,6 +744,29 @@ static void wait_deleted(const char *dir, struct ms_logstore *ls, size_t n)
     closedir(d);
 }
 
+/* A deletion cut by a crash leaves tmp-del-NAME, half shrunk: the next
+ * start hands it to the reaper, which deletes it; the log loads whole. */
+static void test_leftover_deletion(void **state)
+{
+    struct fx *f = *state;
+    struct ms_logstore *ls = fresh_log(f, 20);
+    char path[PATH_MAX];
+    struct loaded l;
+    int fd;
+
+    close_store(&f->loop, ls);
+    snprintf(path, sizeof path, "%s/tmp-del-wal-0000000000000001", f->dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 3 << 20), 0);
+    close(fd);
+    ls = open_load(&f->loop, f->dir, &l);
+    assert_int_equal(loaded_last(&l), 20);
+    loaded_free(&l);
+    wait_deleted(f->dir, ls, 1);
+    close_store(&f->loop, ls);
+}
+
 static void test_snapshot_trailing(void **state)
 {
     struct fx *f = *state;
@@ -1586,6 +1609,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_reload, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_truncate, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_leftover_deletion, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_trailing, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_install, fx_setup,
