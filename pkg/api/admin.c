@@ -173,8 +173,8 @@ static void metrics(struct ms_call *c)
                        "Raft log segments opened (preallocated).",
                        (double)st.log_segments);
     ms_metrics_counter(&b, "metastore_raft_files_deleted_total",
-                       "Old log segments and snapshots deleted, each shrunk "
-                       "a few MiB at a time first.",
+                       "Old log segments and snapshots deleted (those over "
+                       "1 MiB shrunk in steps first).",
                        (double)st.log_files_deleted);
     ms_metrics_counter(&b, "metastore_raft_file_delete_steps_total",
                        "Truncations of those files: 1 MiB each, synced, "
