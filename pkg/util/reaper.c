@@ -64,9 +64,12 @@ static void reap(struct ms_reaper *r, struct item *it)
     int fd = open(it->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 
     while (fd >= 0 && left > MS_REAPER_STEP && !stopping(r)) {
-        left -= MS_REAPER_STEP;
-        if (ftruncate(fd, (off_t)left) != 0 || fdatasync(fd) != 0)
+        /* left moves only with a step done: what it drops from
+         * pending_bytes here and after the unlink adds up to the size */
+        if (ftruncate(fd, (off_t)(left - MS_REAPER_STEP)) != 0 ||
+            fdatasync(fd) != 0)
             break;
+        left -= MS_REAPER_STEP;
         pthread_mutex_lock(&r->mu);
         r->st.steps++;
         r->st.pending_bytes -= MS_REAPER_STEP;
