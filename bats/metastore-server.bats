@@ -361,11 +361,19 @@ metric() {
     start_server del --snapshot-count 200 --snapshot-log-percent 0
     "$MS_BUILD/metastore-bench" load --endpoints "$URL" --clients 4 --op put \
         --val-size 4096 --key-space 100000000 --total 3000 --quiet >/dev/null
-    for _ in $(seq 1 100); do
-        [ "$(metric metastore_raft_file_delete_pending_bytes)" = 0 ] && break
-        sleep 0.1
+    # snapshots may still start after the load ends (applies lag), and
+    # each prunes the oldest: wait (at most 30 s) until two polls 0.5 s
+    # apart see the same snapshot count, nothing pending, no tmp- file
+    prev=
+    for i in $(seq 1 60); do
+        cur="$(metric metastore_raft_file_delete_pending_bytes) $(metric metastore_snapshots_taken_total) $(ls "$DATA/raft" | grep -c '^tmp-' || true)"
+        [ "$cur" = "$prev" ] && [[ $cur == "0 "*" 0" ]] && break
+        prev=$cur
+        sleep 0.5
     done
-    [ "$(metric metastore_raft_file_delete_pending_bytes)" = 0 ]
+    pending=$(metric metastore_raft_file_delete_pending_bytes)
+    echo "# after $i polls: pending $pending bytes; $(ls "$DATA/raft" | tr '\n' ' ')" >&3
+    [ "$pending" = 0 ]
     [ "$(metric metastore_snapshots_taken_total)" -ge 10 ]
     deleted=$(metric metastore_raft_files_deleted_total)
     steps=$(metric metastore_raft_file_delete_steps_total)
