@@ -10,13 +10,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,8 +36,9 @@ static uint64_t ms_since(const struct timespec *t0)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000 +
-           (uint64_t)(t.tv_nsec - t0->tv_nsec) / 1000000;
+    return (uint64_t)(((int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 +
+                       (t.tv_nsec - t0->tv_nsec)) /
+                      1000000);
 }
 
 static int buf_write(void *wctx, const void *p, size_t n)
@@ -189,8 +190,8 @@ static void test_bytes_identical(void **state)
     (void)state;
 
     assert_int_equal(write_pattern(&pt, buf_write, &want, err, sizeof err), 0);
-    assert_int_equal(ms_cowdump_start(write_pattern, &pt, 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(write_pattern, &pt, 0, 0, &d, err, sizeof err), 0);
     assert_true(ms_cowdump_pid(d) > 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_pid(d), 0);
@@ -213,8 +214,8 @@ static void test_image_of_fork_time(void **state)
     (void)state;
 
     value_now = 1;
-    assert_int_equal(ms_cowdump_start(write_value, NULL, 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(write_value, NULL, 0, 0, &d, err, sizeof err), 0);
     value_now = 2; /* after the fork: the child must not see it */
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
     assert_int_equal(len, sizeof seen);
@@ -234,8 +235,8 @@ static void test_child_error(void **state)
     char err[MS_ERRMSG_SIZE];
     (void)state;
 
-    assert_int_equal(ms_cowdump_start(fail_corrupt, NULL, 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(fail_corrupt, NULL, 0, 0, &d, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
                      MS_ECORRUPT);
     assert_null(data);
@@ -269,8 +270,8 @@ static void test_child_signal_default(void **state)
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
     usr1_seen = 0;
-    assert_int_equal(ms_cowdump_start(raise_usr1, NULL, 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(raise_usr1, NULL, 0, 0, &d, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), MS_EIO);
     assert_non_null(strstr(err, "killed by signal"));
     assert_int_equal(usr1_seen, 0);
@@ -290,8 +291,8 @@ static void test_child_closes_fds(void **state)
     (void)state;
 
     assert_int_equal(pipe(fds), 0);
-    assert_int_equal(ms_cowdump_start(probe_fd, &fds[1], 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(probe_fd, &fds[1], 0, 0, &d, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
     assert_int_equal(len, 6);
     assert_memory_equal(data, "closed", 6);
@@ -310,8 +311,8 @@ static void test_cancel(void **state)
     struct timespec t0;
     (void)state;
 
-    assert_int_equal(ms_cowdump_start(sleep_long, NULL, 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(sleep_long, NULL, 0, 0, &d, err, sizeof err), 0);
     ms_cowdump_cancel(d); /* before the wait: the wait still honours it */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
@@ -331,8 +332,8 @@ static void test_free_running(void **state)
     pid_t pid;
     (void)state;
 
-    assert_int_equal(ms_cowdump_start(sleep_long, NULL, 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(sleep_long, NULL, 0, 0, &d, err, sizeof err), 0);
     pid = ms_cowdump_pid(d);
     assert_true(pid > 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -353,8 +354,8 @@ static void test_wait_twice(void **state)
     (void)state;
 
     value_now = 3;
-    assert_int_equal(ms_cowdump_start(write_value, NULL, 0, &d, err, sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(write_value, NULL, 0, 0, &d, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
                      MS_EINVAL);
@@ -375,7 +376,7 @@ static void test_priority(void **state)
     nice_self = getpriority(PRIO_PROCESS, 0);
     for (unsigned idle = 0; idle <= 1; idle++) {
         assert_int_equal(ms_cowdump_start(report_priority, NULL,
-                                          idle ? MS_COWDUMP_IDLE : 0, &d,
+                                          idle ? MS_COWDUMP_IDLE : 0, 0, &d,
                                           err, sizeof err),
                          0);
         assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
@@ -413,7 +414,7 @@ static void test_idle_child_starved(void **state)
         assert_int_equal(pthread_create(&th[i], NULL, spin, NULL), 0);
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(ms_cowdump_start(burn_then_write, NULL, MS_COWDUMP_IDLE,
+    assert_int_equal(ms_cowdump_start(burn_then_write, NULL, MS_COWDUMP_IDLE, 0,
                                       &d, err, sizeof err),
                      0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err),
@@ -424,9 +425,8 @@ static void test_idle_child_starved(void **state)
     assert_int_equal(ms_cowdump_pid(d), 0);
     ms_cowdump_free(d);
 
-    assert_int_equal(ms_cowdump_start(burn_then_write, NULL, 0, &d, err,
-                                      sizeof err),
-                     0);
+    assert_int_equal(
+        ms_cowdump_start(burn_then_write, NULL, 0, 0, &d, err, sizeof err), 0);
     assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
     assert_int_equal(len, 4);
     assert_false(ms_cowdump_starved(d));
@@ -435,6 +435,67 @@ static void test_idle_child_starved(void **state)
     atomic_store(&spin_stop, true);
     for (long i = 0; i < ncpu; i++)
         pthread_join(th[i], NULL);
+    assert_true(no_children());
+}
+
+/* Burns about 150 ms of CPU, writing 16 KiB after each 0.5 ms of it
+ * (the pacing checks at every 64 KiB written). */
+static int burn_and_write(void *ctx, ms_cowdump_write_fn write, void *wctx,
+                          char *errmsg, size_t errmsg_size)
+{
+    static uint8_t block[16384];
+    struct timespec t;
+    (void)ctx;
+    (void)errmsg;
+    (void)errmsg_size;
+
+    for (int i = 0; i < 300; i++) {
+        uint64_t end;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        end = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec + 500000;
+        do {
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        } while ((uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec < end);
+        int rc = write(wctx, block, sizeof block);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A child asked for 20% of a CPU takes at least 4/5 of five times its CPU
+ * time in wall time (it may take more on a busy machine, never less); the
+ * bytes are all there. */
+static void test_cpu_percent(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    struct rusage r0, r1;
+    struct timespec t0;
+    double wall_ms, cpu_ms;
+    (void)state;
+
+    getrusage(RUSAGE_CHILDREN, &r0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(
+        ms_cowdump_start(burn_and_write, NULL, 0, 20, &d, err, sizeof err), 0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+    wall_ms = (double)ms_since(&t0);
+    getrusage(RUSAGE_CHILDREN, &r1);
+    cpu_ms = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
+                      r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) *
+                 1e3 +
+             (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+                      r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) /
+                 1e3;
+    assert_int_equal(len, 300 * 16384);
+    print_message("cpu_percent 20: child CPU %.1f ms in %.1f ms\n", cpu_ms,
+                  wall_ms);
+    assert_true(cpu_ms >= 100);
+    assert_true(wall_ms >= cpu_ms * 5 * 0.8);
+    ms_cowdump_free(d);
     assert_true(no_children());
 }
 
@@ -451,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_wait_twice),
         cmocka_unit_test(test_priority),
         cmocka_unit_test(test_idle_child_starved),
+        cmocka_unit_test(test_cpu_percent),
     };
     alarm(60); /* hard stop should a wait hang */
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,8 @@ static const char usage[] =
     "  --snapshot-log-percent P          and not before the log since the\n"
     "                                    last one holds P% of its bytes\n"
     "                                    (25; 0: by --snapshot-count only)\n"
+    "  --snapshot-cpu-percent P          the snapshot child uses at most P%\n"
+    "                                    of one CPU (50; 100: no cap)\n"
     "storage and encoding:\n"
     "  --storage memory|rocksdb          state machine backend (memory)\n"
     "  --codec protobuf|json             entry encoding (protobuf)\n"
@@ -105,6 +107,7 @@ enum {
     OPT_ELECTION,
     OPT_SNAPSHOT_COUNT,
     OPT_SNAPSHOT_LOG_PERCENT,
+    OPT_SNAPSHOT_CPU_PERCENT,
     OPT_STORAGE,
     OPT_CODEC,
     OPT_BATCH_MODE,
@@ -151,6 +154,8 @@ static const struct option options[] = {
     {"snapshot-count", required_argument, NULL, OPT_SNAPSHOT_COUNT},
     {"snapshot-log-percent", required_argument, NULL,
      OPT_SNAPSHOT_LOG_PERCENT},
+    {"snapshot-cpu-percent", required_argument, NULL,
+     OPT_SNAPSHOT_CPU_PERCENT},
     {"storage", required_argument, NULL, OPT_STORAGE},
     {"codec", required_argument, NULL, OPT_CODEC},
     {"batch-mode", required_argument, NULL, OPT_BATCH_MODE},
@@ -377,6 +382,13 @@ int main(int argc, char **argv)
                                  "percentage 0..1000",
                                  optarg);
             c.snapshot_log_percent = (unsigned)v;
+            break;
+        case OPT_SNAPSHOT_CPU_PERCENT:
+            if (parse_num(optarg, 1, 100, &v) != 0)
+                return bad_usage("--snapshot-cpu-percent: '%s': expected a "
+                                 "percentage 1..100",
+                                 optarg);
+            c.snapshot_cpu_percent = (unsigned)v;
             break;
         case OPT_STORAGE:
             if (ms_store_parse_backend(optarg, &c.backend) != 0)

@@ -23,6 +23,7 @@ void ms_server_config_default(struct ms_server_config *c)
         .election_ms = 1000,
         .snapshot_count = 10000,
         .snapshot_log_percent = 25,
+        .snapshot_cpu_percent = 50,
         .max_request_bytes = 1572864,
         .max_connections = 1024,
         .backend = MS_BACKEND_MEMORY,
@@ -488,6 +489,7 @@ static int start(struct ms_server *s)
     s->fsm.auth.token_ttl_ns = (uint64_t)s->cfg.auth_token_ttl_s * 1000000000;
     s->fsm.auth.limit_refill_ns =
         (uint64_t)s->cfg.auth_fail_interval_ms * 1000000;
+    s->fsm.snapshot_cpu_percent = s->cfg.snapshot_cpu_percent;
     s->fsm.deliver = deliver;
     s->fsm.deliver_data = s;
     if ((r = ms_watch_api_init(s)) != 0 || (r = ms_lease_api_init(s)) != 0) {

@@ -39,6 +39,7 @@ struct ms_server_config {
     unsigned election_ms;
     unsigned snapshot_count; /* entries between snapshots */
     unsigned snapshot_log_percent; /* ms_raft_config.snapshot_log_percent */
+    unsigned snapshot_cpu_percent; /* ms_fsm.snapshot_cpu_percent */
     size_t max_request_bytes;
     unsigned max_connections;
     enum ms_store_backend backend;

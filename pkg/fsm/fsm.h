@@ -68,6 +68,9 @@ struct ms_fsm {
     struct ms_auth auth;       /* replicated auth state (ms_fsm_free) */
     uint8_t codec;             /* recorded in snapshots */
     bool snapshot_inline;      /* never fork in ms_fsm_snapshot_begin */
+    /* the forked child uses at most this share of one CPU (util/cowdump.h;
+     * 0 or 100: no cap) */
+    unsigned snapshot_cpu_percent;
     /* the last forked child starved at idle priority: the next one runs
      * at nice +10 (util/cowdump.h, MS_COWDUMP_IDLE); loop thread only */
     bool snapshot_starved;

@@ -19,6 +19,13 @@
 
 /* The child gathers small writes into chunks of this size. */
 #define CHUNK (1u << 20)
+/* The child checks its CPU use every PACE_BYTES of output (a few hundred
+ * µs of work) and may run ahead of its share by at most PACE_BURST_NS. */
+#define PACE_BYTES (64u << 10)
+#define PACE_BURST_NS 2000000
+/* ms_cowdump_free unmaps the bytes this much at a time. */
+#define UNMAP_STEP (2u << 20)
+#define UNMAP_PAUSE_US 100
 /* Poll interval of ms_cowdump_wait: starts small, grows to the maximum. */
 #define POLL_MIN_US 200
 #define POLL_MAX_US 5000
@@ -41,7 +48,50 @@ struct child_writer {
     off_t off;
     uint8_t *buf;
     size_t n;
+    /* pacing (cpu_percent < 100): CPU used beyond the share, in ns (a
+     * negative debt is credit, at most PACE_BURST_NS), and the clocks at
+     * the last check, taken every PACE_BYTES of output */
+    unsigned cpu_percent;
+    int64_t debt_ns;
+    uint64_t last_wall_ns, last_cpu_ns;
+    size_t since_check;
 };
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+
+    if (clock_gettime(id, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Keeps the child's CPU use at cpu_percent of one CPU, measured over a few
+ * ms: CPU time it used beyond that share is paid back by sleeping. A
+ * share it could not use (the machine was busy) is not saved up beyond
+ * PACE_BURST_NS, so it never runs flat out to catch up. */
+static void child_pace(struct child_writer *w)
+{
+    uint64_t wall = clock_ns(CLOCK_MONOTONIC);
+    uint64_t cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    int64_t allowed =
+        (int64_t)((wall - w->last_wall_ns) * w->cpu_percent / 100);
+
+    w->debt_ns += (int64_t)(cpu - w->last_cpu_ns) - allowed;
+    if (w->debt_ns < -PACE_BURST_NS)
+        w->debt_ns = -PACE_BURST_NS;
+    w->last_wall_ns = wall;
+    w->last_cpu_ns = cpu;
+    if (w->debt_ns > 0) {
+        /* sleeping s earns s * cpu_percent / 100 of CPU time */
+        uint64_t s = (uint64_t)w->debt_ns * 100 / w->cpu_percent;
+        struct timespec ts = {(time_t)(s / 1000000000u),
+                              (long)(s % 1000000000u)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        /* the sleep itself is accounted at the next check */
+    }
+}
 
 static int put_all(int fd, const void *p, size_t n, off_t off)
 {
@@ -75,6 +125,11 @@ static int child_write(void *wctx, const void *p, size_t n)
 {
     struct child_writer *w = wctx;
     int rc;
+
+    if (w->cpu_percent > 0 && (w->since_check += n) >= PACE_BYTES) {
+        w->since_check = 0;
+        child_pace(w);
+    }
 
     if (w->n + n > CHUNK && (rc = child_flush(w)) != 0)
         return rc;
@@ -125,7 +180,7 @@ static void child_fail(int fd, int rc, const char *msg)
 }
 
 static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx,
-                       unsigned flags)
+                       unsigned flags, unsigned cpu_percent)
 {
     struct child_writer w = {.fd = fd};
     char msg[MS_ERRMSG_SIZE] = "";
@@ -153,6 +208,11 @@ static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx,
     w.buf = malloc(CHUNK);
     if (w.buf == NULL)
         child_fail(fd, MS_ENOMEM, "out of memory");
+    if (cpu_percent > 0 && cpu_percent < 100) {
+        w.cpu_percent = cpu_percent;
+        w.last_wall_ns = clock_ns(CLOCK_MONOTONIC);
+        w.last_cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    }
     rc = fn(ctx, child_write, &w, msg, sizeof msg);
     if (rc == 0 && (rc = child_flush(&w)) != 0)
         snprintf(msg, sizeof msg, "write to memory file: %s", strerror(errno));
@@ -164,7 +224,8 @@ static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx,
 /* --- the parent ---------------------------------------------------------- */
 
 int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, unsigned flags,
-                     struct ms_cowdump **out, char *errmsg, size_t errmsg_size)
+                     unsigned cpu_percent, struct ms_cowdump **out,
+                     char *errmsg, size_t errmsg_size)
 {
     struct ms_cowdump *d;
     sigset_t all, old;
@@ -189,7 +250,8 @@ int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, unsigned flags,
     pthread_sigmask(SIG_SETMASK, &all, &old);
     d->pid = fork();
     if (d->pid == 0)
-        child_main(d->fd, parent, fn, ctx, flags); /* does not return */
+        child_main(d->fd, parent, fn, ctx, flags,
+                   cpu_percent); /* does not return */
     e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (d->pid < 0) {
@@ -341,13 +403,37 @@ pid_t ms_cowdump_pid(const struct ms_cowdump *d)
     return d->pid;
 }
 
+/* Unmaps [p, p + len) UNMAP_STEP at a time. An munmap holds the
+ * process's mmap lock for writing while it tears down the page tables, and
+ * fork() needs that lock: one munmap of a 100 MB snapshot kept the next
+ * snapshot's fork (on the event loop) waiting 5-10 ms; a 2 MiB step holds
+ * it for a fraction of a millisecond. */
+static void unmap_in_steps(void *p, size_t len)
+{
+    uint8_t *c = p;
+
+    while (len > 0) {
+        size_t n = len < UNMAP_STEP ? len : UNMAP_STEP;
+        munmap(c, n);
+        c += n;
+        len -= n;
+        if (len > 0) {
+            /* a thread woken to take the lock must get it before this
+             * one takes it again (the kernel lets a running thread
+             * steal it from a sleeping waiter for up to 4 ms) */
+            struct timespec ts = {0, UNMAP_PAUSE_US * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 void ms_cowdump_free(struct ms_cowdump *d)
 {
     if (d == NULL)
         return;
     kill_child(d, NULL);
     if (d->map != NULL)
-        munmap(d->map, d->len);
+        unmap_in_steps(d->map, d->len);
     close(d->fd);
     free(d);
 }

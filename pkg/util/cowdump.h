@@ -62,12 +62,15 @@ typedef int (*ms_cowdump_fn)(void *ctx, ms_cowdump_write_fn write, void *wctx,
 struct ms_cowdump;
 
 /* Creates the memory file and forks a child that runs fn(ctx, ...) on its
- * copy of memory, at the priority flags ask for. Returns 0 and *out (owned
+ * copy of memory, at the priority flags ask for, using at most
+ * cpu_percent of one CPU (1-99; 0 or 100 and more: as much as the
+ * scheduler gives it). Returns 0 and *out (owned
  * by the caller until ms_cowdump_free), or MS_EIO / MS_ENOMEM with errmsg
  * ("fork: Cannot allocate memory"); then no child exists and fn was not
  * run. */
 int ms_cowdump_start(ms_cowdump_fn fn, void *ctx, unsigned flags,
-                     struct ms_cowdump **out, char *errmsg, size_t errmsg_size);
+                     unsigned cpu_percent, struct ms_cowdump **out,
+                     char *errmsg, size_t errmsg_size);
 
 /* Waits (blocking, polling every few ms) for the child to exit and reaps
  * it. Returns 0 with *data and *len set to the bytes written, mapped read-only

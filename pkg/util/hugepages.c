@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -78,6 +79,8 @@ void ms_hugepages_reexec(char **argv)
 }
 
 #define HUGE (2ul << 20)
+/* ms_hugepages_collapse pauses this long after each 2 MiB page */
+#define COLLAPSE_PAUSE_US 100
 #define MAX_HEAP_MAPS 64
 
 /* The [heap] mappings of /proc/self/maps, in address order (contiguous:
@@ -110,21 +113,27 @@ long ms_hugepages_collapse(void)
         return 0;
     if ((n = heap_maps(r, MAX_HEAP_MAPS)) < 0)
         return -1;
-    /* the kernel collapses one mapping per call (it refuses the whole
-     * call at the first that holds no aligned 2 MiB) */
+    /* One 2 MiB page per call, with a pause between calls: a collapse
+     * holds the process's mmap lock for writing while it copies the page,
+     * and the event loop's page faults and fork() wait for that lock; one
+     * call over the whole heap let this thread take the lock again and
+     * again before a waiter got it (the kernel lets a running thread
+     * steal it from a sleeping waiter for up to 4 ms). */
     for (int i = 0; i < n; i++) {
         unsigned long a = (r[i][0] + HUGE - 1) & ~(HUGE - 1);
         unsigned long b = r[i][1] & ~(HUGE - 1);
-        if (a >= b)
-            continue;
-        /* EAGAIN/ENOMEM: some 2 MiB ranges could not be collapsed now
-         * (pages locked, no huge page free); the others were */
-        if (madvise((void *)a, b - a, MADV_COLLAPSE) != 0 &&
-            errno != EAGAIN && errno != ENOMEM) {
-            err = errno;
-            continue;
+        for (; a < b; a += HUGE) {
+            /* EAGAIN/ENOMEM: this page could not be collapsed now (pages
+             * locked, no huge page free); the others may be */
+            if (madvise((void *)a, HUGE, MADV_COLLAPSE) != 0 &&
+                errno != EAGAIN && errno != ENOMEM) {
+                err = errno;
+                continue;
+            }
+            done += (long)HUGE;
+            struct timespec ts = {0, COLLAPSE_PAUSE_US * 1000};
+            nanosleep(&ts, NULL);
         }
-        done += (long)(b - a);
     }
     if (done == 0 && err != 0) {
         errno = err;
@@ -157,9 +166,8 @@ long ms_hugepages_prefault_top(size_t pad)
      * may move the break meanwhile: a range gone is ENOMEM, harmless,
      * and nothing beyond the break can be mapped by this. */
     for (b = a; b < hi; b = (b + huge) & ~(huge - 1)) {
-        unsigned long e = ((b + huge) & ~(huge - 1)) < hi
-                              ? (b + huge) & ~(huge - 1)
-                              : hi;
+        unsigned long e =
+            ((b + huge) & ~(huge - 1)) < hi ? (b + huge) & ~(huge - 1) : hi;
         if (madvise((void *)b, e - b, MADV_POPULATE_WRITE) != 0)
             return -1;
     }
