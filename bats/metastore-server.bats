@@ -30,6 +30,11 @@ teardown() {
     run "$SERVER" --snapshot-log-percent 2000
     [ "$status" -eq 2 ]
     assert_output --partial "--snapshot-log-percent: '2000'"
+    for bad in 0 101 half; do
+        run "$SERVER" --snapshot-cpu-percent "$bad"
+        [ "$status" -eq 2 ]
+        assert_output --partial "--snapshot-cpu-percent: '$bad': expected a percentage 1..100"
+    done
 }
 
 @test "with no flags: single node on 127.0.0.1:2379 in ./metastore.data" {
@@ -320,6 +325,26 @@ kill9_durability() {
         [ "$before" = "$after" ]
         stop_server
     done
+}
+
+# --snapshot-cpu-percent: a child held to 5% of a CPU still finishes its
+# snapshots, and they restore (the pacing itself: test_cowdump)
+@test "--snapshot-cpu-percent 5: paced snapshots complete and restore" {
+    start_server paced --snapshot-count 64 --snapshot-log-percent 0 --snapshot-cpu-percent 5
+    for i in $(seq 1 300); do
+        curl -s -f -X PUT --data-binary "v$i" "$URL/kv/p$((i % 50))" >/dev/null
+    done
+    for _ in $(seq 1 100); do
+        [ "$(curl -s "$URL/metrics" | awk '$1 == "metastore_snapshots_taken_total" {print int($2)}')" -ge 3 ] && break
+        sleep 0.1
+    done
+    [ "$(curl -s "$URL/metrics" | awk '$1 == "metastore_snapshots_taken_total" {print int($2)}')" -ge 3 ]
+    grep -q 'snapshot at index' "$LOG"
+    before=$(curl -s "$URL/kv/?prefix=p")
+    stop_server
+    start_server paced --snapshot-count 64 --snapshot-log-percent 0 --snapshot-cpu-percent 5
+    [ "$(curl -s "$URL/kv/?prefix=p")" = "$before" ]
+    stop_server
 }
 
 # metric NAME: a value from /metrics (integer part)
