@@ -438,18 +438,18 @@ static void test_idle_child_starved(void **state)
     assert_true(no_children());
 }
 
-/* Burns about 150 ms of CPU, writing 16 KiB after each 0.5 ms of it
- * (the pacing checks at every 64 KiB written). */
+/* Writes *ctx blocks of 16 KiB (300 if ctx is NULL), burning 0.5 ms of
+ * CPU before each (the pacing checks at every 64 KiB written). */
 static int burn_and_write(void *ctx, ms_cowdump_write_fn write, void *wctx,
                           char *errmsg, size_t errmsg_size)
 {
     static uint8_t block[16384];
     struct timespec t;
-    (void)ctx;
+    int blocks = ctx != NULL ? *(const int *)ctx : 300;
     (void)errmsg;
     (void)errmsg_size;
 
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < blocks; i++) {
         uint64_t end;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
         end = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec + 500000;
@@ -499,6 +499,29 @@ static void test_cpu_percent(void **state)
     assert_true(no_children());
 }
 
+/* A child in SCHED_IDLE held to 1% of a CPU writes 1 MiB (the chunk the
+ * parent sees the file grow by) only every ~3 s, past
+ * MS_COWDUMP_STARVE_MS: it flushes before each sleep, so the parent sees
+ * progress and does not kill it as starved. */
+static void test_paced_idle_child_not_starved(void **state)
+{
+    struct ms_cowdump *d;
+    const uint8_t *data;
+    size_t len;
+    char err[MS_ERRMSG_SIZE];
+    int blocks = 80; /* 1.25 MiB, 40 ms of CPU: about 4 s at 1% */
+    (void)state;
+
+    assert_int_equal(ms_cowdump_start(burn_and_write, &blocks, MS_COWDUMP_IDLE,
+                                      1, &d, err, sizeof err),
+                     0);
+    assert_int_equal(ms_cowdump_wait(d, &data, &len, err, sizeof err), 0);
+    assert_int_equal(len, 80 * 16384);
+    assert_false(ms_cowdump_starved(d));
+    ms_cowdump_free(d);
+    assert_true(no_children());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_priority),
         cmocka_unit_test(test_idle_child_starved),
         cmocka_unit_test(test_cpu_percent),
+        cmocka_unit_test(test_paced_idle_child_not_starved),
     };
     alarm(60); /* hard stop should a wait hang */
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -410,7 +410,8 @@ int ms_fsm_snapshot_begin(struct ms_fsm *fsm, struct ms_fsm_snapjob **out)
         /* idle priority, unless the last child got no CPU that way */
         rc = ms_cowdump_start(dump_fn, fsm,
                               fsm->snapshot_starved ? 0 : MS_COWDUMP_IDLE,
-                              fsm->snapshot_cpu_percent, &job->dump, fsm->errmsg, sizeof(fsm->errmsg));
+                              fsm->snapshot_cpu_percent, &job->dump,
+                              fsm->errmsg, sizeof(fsm->errmsg));
         fsm->snapshot_starved = false;
         if (rc == 0) {
             *out = job;

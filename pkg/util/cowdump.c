@@ -1,6 +1,7 @@
 /* cowdump.c - fork a copy-on-write child that serialises into a memfd. */
 #include "util/cowdump.h"
 #include "util/error.h"
+#include "util/metrics.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -57,14 +58,17 @@ struct child_writer {
     size_t since_check;
 };
 
-static uint64_t clock_ns(clockid_t id)
+/* The child's CPU time (it has one thread), ns; 0 if unreadable. */
+static uint64_t cpu_ns(void)
 {
     struct timespec ts;
 
-    if (clock_gettime(id, &ts) != 0)
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+static int child_flush(struct child_writer *w);
 
 /* Keeps the child's CPU use at cpu_percent of one CPU, measured over a few
  * ms: CPU time it used beyond that share is paid back by sleeping. A
@@ -72,8 +76,8 @@ static uint64_t clock_ns(clockid_t id)
  * PACE_BURST_NS, so it never runs flat out to catch up. */
 static void child_pace(struct child_writer *w)
 {
-    uint64_t wall = clock_ns(CLOCK_MONOTONIC);
-    uint64_t cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    uint64_t wall = ms_now_ns();
+    uint64_t cpu = cpu_ns();
     int64_t allowed =
         (int64_t)((wall - w->last_wall_ns) * w->cpu_percent / 100);
 
@@ -87,6 +91,10 @@ static void child_pace(struct child_writer *w)
         uint64_t s = (uint64_t)w->debt_ns * 100 / w->cpu_percent;
         struct timespec ts = {(time_t)(s / 1000000000u),
                               (long)(s % 1000000000u)};
+        /* what is written so far goes out first: the parent takes a child
+         * in SCHED_IDLE whose file stops growing for a while as starved */
+        if (child_flush(w) != 0)
+            return; /* the next write fails the same way and says so */
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
         /* the sleep itself is accounted at the next check */
@@ -210,8 +218,8 @@ static void child_main(int fd, pid_t parent, ms_cowdump_fn fn, void *ctx,
         child_fail(fd, MS_ENOMEM, "out of memory");
     if (cpu_percent > 0 && cpu_percent < 100) {
         w.cpu_percent = cpu_percent;
-        w.last_wall_ns = clock_ns(CLOCK_MONOTONIC);
-        w.last_cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+        w.last_wall_ns = ms_now_ns();
+        w.last_cpu_ns = cpu_ns();
     }
     rc = fn(ctx, child_write, &w, msg, sizeof msg);
     if (rc == 0 && (rc = child_flush(&w)) != 0)
