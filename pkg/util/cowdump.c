@@ -1,6 +1,7 @@
 /* cowdump.c - fork a copy-on-write child that serialises into a memfd. */
 #include "util/cowdump.h"
 #include "util/error.h"
+#include "util/hugepages.h"
 #include "util/metrics.h"
 
 #include <errno.h>
@@ -26,7 +27,6 @@
 #define PACE_BURST_NS 2000000
 /* ms_cowdump_free unmaps the bytes this much at a time. */
 #define UNMAP_STEP (2u << 20)
-#define UNMAP_PAUSE_US 100
 /* Poll interval of ms_cowdump_wait: starts small, grows to the maximum. */
 #define POLL_MIN_US 200
 #define POLL_MAX_US 5000
@@ -411,11 +411,10 @@ pid_t ms_cowdump_pid(const struct ms_cowdump *d)
     return d->pid;
 }
 
-/* Unmaps [p, p + len) UNMAP_STEP at a time. An munmap holds the
- * process's mmap lock for writing while it tears down the page tables, and
- * fork() needs that lock: one munmap of a 100 MB snapshot kept the next
- * snapshot's fork (on the event loop) waiting 5-10 ms; a 2 MiB step holds
- * it for a fraction of a millisecond. */
+/* Unmaps [p, p + len) UNMAP_STEP at a time, yielding the mmap lock
+ * between steps (util/hugepages.h): an munmap holds it while it tears down
+ * the page tables, and one munmap of a 100 MB snapshot kept the next
+ * snapshot's fork (on the event loop) waiting 4-10 ms. */
 static void unmap_in_steps(void *p, size_t len)
 {
     uint8_t *c = p;
@@ -425,13 +424,8 @@ static void unmap_in_steps(void *p, size_t len)
         munmap(c, n);
         c += n;
         len -= n;
-        if (len > 0) {
-            /* a thread woken to take the lock must get it before this
-             * one takes it again (the kernel lets a running thread
-             * steal it from a sleeping waiter for up to 4 ms) */
-            struct timespec ts = {0, UNMAP_PAUSE_US * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (len > 0)
+            ms_mmap_lock_yield();
     }
 }
 

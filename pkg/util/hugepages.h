@@ -31,8 +31,9 @@ bool ms_hugepages_tunable_set(void);
 
 /* If huge pages are available and the tunable is not set, sets it (kept
  * with any other tunables in GLIBC_TUNABLES) and executes this program
- * again (the path /proc/self/exe names) with argv: returns only if nothing was done or exec failed (errno then
- * says why; the process goes on with a 4 KiB heap). */
+ * again (the path /proc/self/exe names) with argv: returns only if nothing was
+ * done or exec failed (errno then says why; the process goes on with a 4 KiB
+ * heap). */
 void ms_hugepages_reexec(char **argv);
 
 /* Puts the resident parts of the heap ([heap] in /proc/self/maps) back
@@ -56,5 +57,14 @@ long ms_hugepages_collapse(void);
  * Blocking: a worker thread only. Returns the bytes of the range, 0 if
  * the tunable is not set or there is no heap, -1 with errno. */
 long ms_hugepages_prefault_top(size_t pad);
+
+/* Worker threads that change the address space a step at a time (unmap,
+ * collapse, populate: each step holds the process's mmap lock) call this
+ * between steps. It sleeps 100 µs so that a thread woken to take the lock
+ * (the event loop's page fault, the snapshot fork) gets it: the kernel
+ * lets a running thread take the lock again ahead of a sleeping waiter for
+ * up to 4 ms, and one call over a 100 MB range kept the fork waiting
+ * 4-10 ms. */
+void ms_mmap_lock_yield(void);
 
 #endif
