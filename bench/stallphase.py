@@ -18,12 +18,15 @@ Recording (a build with frame pointers gives readable stacks):
     perf probe -x /tmp/fpb/metastore-server -a loopiter=on_prepare
     perf record -o perf.data -p SERVER_PID -F 4000 -g -e cpu-clock \\
         -e probe_metastore:loopiter -e syscalls:sys_exit_epoll_wait \\
-        -e sched:sched_switch -- sleep 20
+        -e syscalls:sys_exit_epoll_pwait -e sched:sched_switch -- sleep 20
     perf script -i perf.data | bench/stallphase.py SERVER_PID [THRESHOLD_MS [HZ]]
 
 The loop thread's id is the server's pid. One iteration runs from the
 return of epoll_wait to the next prepare callback, as the server's
 metastore_loop_busy_seconds counts it.
+
+Exit status: 0; 1 when the input holds no loop-iteration events of that
+thread; 2 on a bad argument.
 """
 import collections
 import re
@@ -76,9 +79,16 @@ def main():
         sys.stdout.write(__doc__)
         return 0 if len(sys.argv) > 1 else 2
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    tid = int(sys.argv[1])
-    threshold = float(sys.argv[2]) / 1e3 if len(sys.argv) > 2 else 0.010
-    hz = int(sys.argv[3]) if len(sys.argv) > 3 else SAMPLE_HZ
+    try:
+        tid = int(sys.argv[1])
+        threshold = float(sys.argv[2]) / 1e3 if len(sys.argv) > 2 else 0.010
+        hz = int(sys.argv[3]) if len(sys.argv) > 3 else SAMPLE_HZ
+        if tid <= 0 or threshold <= 0 or hz <= 0:
+            raise ValueError
+    except ValueError:
+        sys.stderr.write('stallphase: SERVER_PID, THRESHOLD_MS and HZ must be '
+                         'positive numbers (see --help)\n')
+        return 2
     evs = events(sys.stdin, tid)
     if not any(is_iter(e[1]) for e in evs):
         sys.stderr.write('stallphase: no loop-iteration probe events for '
